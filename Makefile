@@ -1,0 +1,39 @@
+# kiln: `make` builds bin/kiln; `make test` runs every test (as root); `make demo` shows a build.
+GO      ?= go
+export GOFLAGS ?= -mod=mod
+BIN     := bin/kiln
+# Debian packages the tests need: busybox for base images, skopeo and umoci to check what kiln writes.
+TEST_PKGS := busybox-static skopeo umoci
+TEST_BINS := /bin/busybox /usr/bin/skopeo /usr/bin/umoci
+
+.PHONY: all build test deps demo clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/kiln
+
+# deps installs what the tests need from Debian's packages, when missing.
+deps:
+	@missing=""; for b in $(TEST_BINS); do [ -x $$b ] || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing $(TEST_PKGS) from Debian"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PKGS) >/dev/null; \
+	fi
+
+test: deps build
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+# demo: import a busybox base image, build testdata/demo, show its history.
+DEMO_ROOT ?= /var/lib/kiln
+demo: deps build
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	sh testdata/mkbase.sh "$$tmp/base"; \
+	tar -C "$$tmp/base" -cf "$$tmp/base.tar" .; \
+	$(BIN) --root $(DEMO_ROOT) import "$$tmp/base.tar" localhost/busybox:latest; \
+	$(BIN) --root $(DEMO_ROOT) build -t kiln-demo:latest testdata/demo; \
+	$(BIN) --root $(DEMO_ROOT) history kiln-demo:latest
+
+clean:
+	rm -rf bin

@@ -1,0 +1,118 @@
+// Package builder turns a Dockerfile and its context into an image in the
+// store, with BuildKit's semantics: every RUN executes in a sandbox over the
+// parent layers' snapshots and every filesystem change becomes a layer.
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/layer"
+)
+
+// Options are the settings of one build.
+type Options struct {
+	ContextDir string
+	// Dockerfile is the Dockerfile's path; "-" reads it from Stdin; empty
+	// means ContextDir/Dockerfile.
+	Dockerfile string
+	Stdin      io.Reader
+	Tags       []string
+	BuildArgs  map[string]string
+	NoCache    bool
+	// Compression is used when the image's new layers are first exported.
+	Compression layer.Compression
+	// Progress receives one line as each step starts and ends, and the
+	// output of RUN steps; nil builds silently.
+	Progress io.Writer
+	Log      *slog.Logger
+}
+
+// Build builds the Dockerfile and returns the image ID. The image is tagged
+// only when every step succeeded.
+func Build(ctx context.Context, s *cache.Store, opts Options) (digest.Digest, error) {
+	if opts.Compression == "" {
+		opts.Compression = layer.Gzip
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
+	}
+	ctxDir, err := filepath.Abs(opts.ContextDir)
+	if err != nil {
+		return "", err
+	}
+	if fi, err := os.Stat(ctxDir); err != nil {
+		return "", fmt.Errorf("build context: %w", err)
+	} else if !fi.IsDir() {
+		return "", fmt.Errorf("build context %s: not a directory", opts.ContextDir)
+	}
+	if _, err := os.ReadDir(ctxDir); err != nil {
+		return "", fmt.Errorf("build context: %w", err)
+	}
+	opts.ContextDir = ctxDir
+	for _, t := range opts.Tags {
+		if _, err := cache.NormalizeName(t); err != nil {
+			return "", fmt.Errorf("tag %q: %w", t, err)
+		}
+	}
+	data, name, err := readDockerfile(opts.Dockerfile, ctxDir, opts.Stdin)
+	if err != nil {
+		return "", err
+	}
+	df, err := parseDockerfile(name, data)
+	if err != nil {
+		return "", err
+	}
+	b := &build{store: s, opts: opts, df: df, start: time.Now()}
+	id, err := b.run(ctx)
+	if err != nil {
+		// Leave the store as it was: the layers of the failed build go, unless
+		// another kiln process has the store open (then a later GC takes them).
+		if _, gcErr := s.GC(context.WithoutCancel(ctx)); gcErr != nil && !errors.Is(gcErr, cache.ErrBusy) {
+			opts.Log.Warn("clean up after failed build", "err", gcErr)
+		}
+		return "", err
+	}
+	for _, t := range opts.Tags {
+		if err := s.Tag(t, id); err != nil {
+			return "", err
+		}
+		n, _ := cache.NormalizeName(t)
+		fmt.Fprintf(opts.Progress, "naming to %s\n", n)
+	}
+	return id, nil
+}
+
+// build is the state of one Build call.
+type build struct {
+	store *cache.Store
+	opts  Options
+	df    *dockerfile
+	start time.Time
+	step  int
+	total int
+}
+
+func (b *build) errorf(line int, format string, args ...any) error {
+	return &Error{File: b.df.name, Line: line, Err: fmt.Errorf(format, args...)}
+}
+
+func (b *build) wrap(line int, err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return &Error{File: b.df.name, Line: line, Err: err}
+}

@@ -1,0 +1,199 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/kiln-build/kiln/layer"
+)
+
+// copyRequest is a COPY or ADD instruction after expansion.
+type copyRequest struct {
+	name       string // "COPY" or "ADD"
+	sd         instructions.SourcesAndDest
+	from       string
+	chown      string
+	chmod      string
+	link       bool
+	excludes   []string
+	parents    bool
+	add        bool
+	checksum   string
+	keepGitDir *bool
+}
+
+// source is one file or directory of the context to copy.
+type source struct {
+	path string // absolute host path, inside the context
+	name string // as the user wrote it, for messages
+	info fs.FileInfo
+}
+
+func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error {
+	switch {
+	case req.from != "":
+		return fmt.Errorf("%s --from is not supported yet", req.name)
+	case len(req.excludes) > 0:
+		return fmt.Errorf("%s --exclude is not supported yet", req.name)
+	case req.parents:
+		return fmt.Errorf("%s --parents is not supported yet", req.name)
+	case len(req.sd.SourceContents) > 0:
+		return fmt.Errorf("%s: heredocs are not supported yet", req.name)
+	case req.checksum != "":
+		return fmt.Errorf("ADD --checksum is not supported yet")
+	}
+	var mode *uint32
+	if req.chmod != "" {
+		m, err := strconv.ParseUint(req.chmod, 8, 32)
+		if err != nil || m > 0o7777 {
+			return fmt.Errorf("%s --chmod=%s: invalid mode, expected an octal number", req.name, req.chmod)
+		}
+		m32 := uint32(m)
+		mode = &m32
+	}
+	srcs, err := b.contextSources(req)
+	if err != nil {
+		return err
+	}
+	dest := req.sd.DestPath
+	destIsDir := strings.HasSuffix(dest, "/") || dest == "." || dest == ".."
+	if len(srcs) > 1 && !destIsDir {
+		return fmt.Errorf("%s %s: when using %s with more than one source file, the destination must be a directory and end with a /",
+			req.name, strings.Join(req.sd.SourcePaths, " "), req.name)
+	}
+	dest = resolveWorkdir(st.img.Config.WorkingDir, dest)
+
+	l, _, err := b.changeLayer(ctx, st, func(r *rootfs) (bool, error) {
+		owner := ids{}
+		if req.chown != "" {
+			var err error
+			if owner, err = resolveUserGroup(req.chown, r.Open); err != nil {
+				return false, fmt.Errorf("%s --chown=%s: %w", req.name, req.chown, err)
+			}
+		}
+		plan := copyPlan{owner: owner, chown: req.chown != "", mode: mode}
+		for _, s := range srcs {
+			target := dest
+			switch {
+			case s.info.IsDir():
+				if _, err := r.MkdirAll(dest, 0o755, owner); err != nil {
+					return false, err
+				}
+			case destIsDir || r.IsDir(dest):
+				target = path.Join(dest, filepath.Base(s.path))
+				if _, err := r.MkdirAll(dest, 0o755, owner); err != nil {
+					return false, err
+				}
+			default:
+				if _, err := r.MkdirAll(path.Dir(dest), 0o755, owner); err != nil {
+					return false, err
+				}
+			}
+			plan.items = append(plan.items, copyItem{src: s, target: target})
+		}
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(plan.writeTar(ctx, pw)) }()
+		_, err := layer.Apply(ctx, r.dir, pr, layer.ApplyOptions{})
+		pr.CloseWithError(err)
+		return true, err
+	})
+	if err != nil {
+		return err
+	}
+	st.addLayer(l.DiffID, fmt.Sprintf("%s %s %s # buildkit", req.name, strings.Join(req.sd.SourcePaths, " "), req.sd.DestPath))
+	return nil
+}
+
+// contextSources resolves the sources of a COPY in the build context:
+// wildcards are expanded, symlinks resolved inside the context, and a source
+// outside the context or missing is an error naming it.
+func (b *build) contextSources(req copyRequest) ([]source, error) {
+	ctxRoot, err := openRootfs(b.opts.ContextDir)
+	if err != nil {
+		return nil, err
+	}
+	defer ctxRoot.Close()
+	var out []source
+	for _, src := range req.sd.SourcePaths {
+		if isURL(src) {
+			if req.add {
+				return nil, fmt.Errorf("ADD %s: remote URLs are not supported yet", src)
+			}
+			return nil, fmt.Errorf("COPY %s: source can't be a URL for COPY", src)
+		}
+		if rel := path.Clean(src); rel == ".." || strings.HasPrefix(rel, "../") {
+			return nil, fmt.Errorf("%s %s: forbidden path outside the build context", req.name, src)
+		}
+		clean := path.Clean("/" + src)
+		matches := []string{clean}
+		if strings.ContainsAny(src, "*?[") {
+			found, err := filepath.Glob(filepath.Join(b.opts.ContextDir, filepath.FromSlash(clean)))
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: %w", req.name, src, err)
+			}
+			matches = matches[:0]
+			for _, f := range found {
+				rel, err := filepath.Rel(b.opts.ContextDir, f)
+				if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+					continue
+				}
+				matches = append(matches, "/"+filepath.ToSlash(rel))
+			}
+			if len(matches) == 0 {
+				return nil, fmt.Errorf("%s %s: no source files were specified", req.name, src)
+			}
+		}
+		for _, m := range matches {
+			real, info, err := ctxRoot.resolve(m)
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil, fmt.Errorf("%s %s: %q not found in the build context", req.name, src, m)
+				}
+				return nil, fmt.Errorf("%s %s: %w", req.name, src, err)
+			}
+			if req.add && info.Mode().IsRegular() && isArchive(real) {
+				return nil, fmt.Errorf("ADD %s: extracting local archives is not supported yet", src)
+			}
+			out = append(out, source{path: real, name: src, info: info})
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no source files were specified", req.name)
+	}
+	return out, nil
+}
+
+func isURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "git@")
+}
+
+// isArchive sniffs the file for a tar or a compressed stream, as ADD does.
+func isArchive(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(f, head)
+	head = head[:n]
+	switch {
+	case len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b,
+		len(head) >= 4 && string(head[:4]) == "\x28\xb5\x2f\xfd",
+		len(head) >= 3 && string(head[:3]) == "BZh",
+		len(head) >= 6 && string(head[:6]) == "\xfd7zXZ\x00",
+		len(head) >= 262 && string(head[257:262]) == "ustar":
+		return true
+	}
+	return false
+}

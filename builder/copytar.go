@@ -1,0 +1,115 @@
+package builder
+
+import (
+	"archive/tar"
+	"context"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// copyPlan is what a COPY writes: each source to its target path, with the
+// owner and mode the instruction asks for.
+type copyPlan struct {
+	items []copyItem
+	owner ids
+	chown bool
+	mode  *uint32
+}
+
+type copyItem struct {
+	src    source
+	target string // absolute path in the image
+}
+
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+// writeTar streams the plan as a tar: a directory source contributes its
+// contents (not itself), a file or symlink source itself.
+func (p *copyPlan) writeTar(ctx context.Context, w io.Writer) error {
+	tw := tar.NewWriter(w)
+	for _, it := range p.items {
+		if !it.src.info.IsDir() {
+			if err := p.writeEntry(tw, it.src.path, it.src.info, it.target); err != nil {
+				return err
+			}
+			continue
+		}
+		err := filepath.WalkDir(it.src.path, func(host string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if host == it.src.path {
+				return nil
+			}
+			rel, err := filepath.Rel(it.src.path, host)
+			if err != nil {
+				return err
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			return p.writeEntry(tw, host, info, path.Join(it.target, filepath.ToSlash(rel)))
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+func (p *copyPlan) writeEntry(tw *tar.Writer, host string, info fs.FileInfo, target string) error {
+	link := ""
+	if info.Mode()&fs.ModeSymlink != 0 {
+		var err error
+		if link, err = os.Readlink(host); err != nil {
+			return err
+		}
+	}
+	hdr, err := tar.FileInfoHeader(info, link)
+	if err != nil {
+		return err
+	}
+	hdr.Name = strings.TrimPrefix(target, "/")
+	if info.IsDir() {
+		hdr.Name += "/"
+	}
+	hdr.Uname, hdr.Gname = "", ""
+	hdr.Uid, hdr.Gid = p.owner.UID, p.owner.GID
+	if !p.chown {
+		hdr.Uid, hdr.Gid = 0, 0
+	}
+	if p.mode != nil && info.Mode()&fs.ModeSymlink == 0 {
+		hdr.Mode = int64(*p.mode)
+	}
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		hdr.Devmajor, hdr.Devminor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+	}
+	hdr.Format = tar.FormatPAX
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	if !info.Mode().IsRegular() {
+		return nil
+	}
+	f, err := os.Open(host)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(buf)
+	_, err = io.CopyBuffer(tw, f, *buf)
+	return err
+}

@@ -1,0 +1,329 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"github.com/opencontainers/go-digest"
+)
+
+// run builds the stages the target needs, in order, and commits the target.
+func (b *build) run(ctx context.Context) (digest.Digest, error) {
+	df := b.df
+	meta := &stage{lex: shell.NewLex(df.escape)}
+	// Global ARGs: usable in FROM lines; a stage sees them only when it declares them again.
+	for i := range df.metaArgs {
+		if err := b.declareArgs(meta, &df.metaArgs[i]); err != nil {
+			return "", err
+		}
+	}
+	target := len(df.stages) - 1
+	needed := b.neededStages(meta, target)
+	for i := range df.stages {
+		if needed[i] {
+			b.total += 1 + len(df.stages[i].Commands)
+		}
+	}
+	built := map[string]*stage{}
+	var st *stage
+	for i, s := range df.stages {
+		if !needed[i] {
+			continue
+		}
+		var err error
+		b.step++
+		start := b.progressStart(fmt.Sprintf("FROM %s", s.BaseName) + asName(s.Name))
+		if st, err = b.newStage(ctx, s, built, meta); err != nil {
+			return "", err
+		}
+		b.progressEnd(start)
+		for _, cmd := range s.Commands {
+			b.step++
+			start := b.progressStart(commandText(cmd))
+			if err := b.dispatch(ctx, st, meta, cmd); err != nil {
+				return "", b.wrap(lineOf(cmd), err)
+			}
+			b.progressEnd(start)
+		}
+		built[fmt.Sprint(i)] = st
+		if s.Name != "" {
+			built[strings.ToLower(s.Name)] = st
+		}
+	}
+	id, err := b.commit(ctx, st)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(b.opts.Progress, "writing image %s\n", id)
+	return id, nil
+}
+
+// neededStages marks the target stage and the stages it is built FROM.
+func (b *build) neededStages(meta *stage, target int) map[int]bool {
+	needed := map[int]bool{}
+	for i := target; i >= 0; {
+		needed[i] = true
+		base, err := meta.expand(b.df.stages[i].BaseName)
+		if err != nil {
+			break
+		}
+		next := -1
+		for j := 0; j < i; j++ {
+			if b.df.stages[j].Name != "" && strings.EqualFold(b.df.stages[j].Name, base) {
+				next = j
+			}
+		}
+		i = next
+	}
+	return needed
+}
+
+func asName(name string) string {
+	if name == "" {
+		return ""
+	}
+	return " AS " + name
+}
+
+// commandText is the instruction as written, on one line.
+func commandText(cmd instructions.Command) string {
+	if s, ok := cmd.(fmt.Stringer); ok {
+		return strings.Join(strings.Fields(s.String()), " ")
+	}
+	return strings.ToUpper(cmd.Name())
+}
+
+func (b *build) progressStart(text string) time.Time {
+	fmt.Fprintf(b.opts.Progress, "[%d/%d] %s\n", b.step, b.total, text)
+	return time.Now()
+}
+
+func (b *build) progressEnd(start time.Time) {
+	fmt.Fprintf(b.opts.Progress, "[%d/%d] done %.3fs\n", b.step, b.total, time.Since(start).Seconds())
+}
+
+func (b *build) declareArgs(st *stage, c *instructions.ArgCommand) error {
+	for _, kv := range c.Args {
+		key, err := st.expand(kv.Key)
+		if err != nil {
+			return b.errorf(lineOf(c), "ARG %s: %v", kv.Key, err)
+		}
+		a := arg{key: key}
+		if v, ok := b.opts.BuildArgs[key]; ok {
+			a.value = &v
+		} else if kv.Value != nil {
+			v, err := st.expand(*kv.Value)
+			if err != nil {
+				return b.errorf(lineOf(c), "ARG %s: %v", kv.Key, err)
+			}
+			a.value = &v
+		}
+		st.args = append(st.args, a)
+	}
+	return nil
+}
+
+func (b *build) dispatch(ctx context.Context, st *stage, meta *stage, cmd instructions.Command) error {
+	if ex, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
+		if _, isArg := cmd.(*instructions.ArgCommand); !isArg {
+			if err := ex.Expand(st.expand); err != nil {
+				return fmt.Errorf("%s: %w", strings.ToUpper(cmd.Name()), err)
+			}
+		}
+	}
+	switch c := cmd.(type) {
+	case *instructions.EnvCommand:
+		var parts []string
+		for _, kv := range c.Env {
+			st.setEnv(kv.Key, kv.Value)
+			parts = append(parts, kv.Key+"="+kv.Value)
+		}
+		st.addHistory("ENV "+strings.Join(parts, " "), true)
+	case *instructions.ArgCommand:
+		for _, kv := range c.Args {
+			// A stage's ARG without a value takes the global ARG's value.
+			if kv.Value == nil {
+				if _, given := b.opts.BuildArgs[kv.Key]; !given {
+					for _, m := range meta.args {
+						if m.key == kv.Key && m.value != nil {
+							v := *m.value
+							kv.Value = &v
+						}
+					}
+				}
+			}
+			one := instructions.ArgCommand{Args: []instructions.KeyValuePairOptional{kv}}
+			if err := b.declareArgs(st, &one); err != nil {
+				return err
+			}
+		}
+		var parts []string
+		for _, kv := range c.Args {
+			if kv.Value != nil {
+				parts = append(parts, kv.Key+"="+*kv.Value)
+			} else {
+				parts = append(parts, kv.Key)
+			}
+		}
+		st.addHistory("ARG "+strings.Join(parts, " "), true)
+	case *instructions.LabelCommand:
+		if st.img.Config.Labels == nil {
+			st.img.Config.Labels = map[string]string{}
+		}
+		var parts []string
+		for _, kv := range c.Labels {
+			st.img.Config.Labels[kv.Key] = kv.Value
+			parts = append(parts, kv.Key+"="+kv.Value)
+		}
+		st.addHistory("LABEL "+strings.Join(parts, " "), true)
+	case *instructions.MaintainerCommand:
+		st.img.Author = c.Maintainer
+		st.addHistory("MAINTAINER "+c.Maintainer, true)
+	case *instructions.WorkdirCommand:
+		return b.workdir(ctx, st, c)
+	case *instructions.UserCommand:
+		st.img.Config.User = c.User
+		st.addHistory("USER "+c.User, true)
+	case *instructions.ExposeCommand:
+		return b.expose(st, c)
+	case *instructions.VolumeCommand:
+		if st.img.Config.Volumes == nil {
+			st.img.Config.Volumes = map[string]struct{}{}
+		}
+		for _, v := range c.Volumes {
+			if v == "" {
+				return fmt.Errorf("VOLUME specified can not be an empty string")
+			}
+			st.img.Config.Volumes[v] = struct{}{}
+		}
+		st.addHistory(fmt.Sprintf("VOLUME %v", c.Volumes), true)
+	case *instructions.StopSignalCommand:
+		st.img.Config.StopSignal = c.Signal
+		st.addHistory("STOPSIGNAL "+c.Signal, true)
+	case *instructions.ShellCommand:
+		st.shell = append([]string(nil), c.Shell...)
+		st.img.Config.Shell = st.shell
+		st.addHistory(fmt.Sprintf("SHELL %v", c.Shell), true)
+	case *instructions.CmdCommand:
+		if len(c.Files) > 0 {
+			return fmt.Errorf("CMD: heredocs are not supported yet")
+		}
+		st.img.Config.Cmd = b.commandLine(st, c.ShellDependantCmdLine)
+		st.img.Config.ArgsEscaped = c.PrependShell
+		st.cmdSet = true
+		st.addHistory("CMD "+quoteArgs(st.img.Config.Cmd), true)
+	case *instructions.EntrypointCommand:
+		if len(c.Files) > 0 {
+			return fmt.Errorf("ENTRYPOINT: heredocs are not supported yet")
+		}
+		st.img.Config.Entrypoint = b.commandLine(st, c.ShellDependantCmdLine)
+		st.img.Config.ArgsEscaped = c.PrependShell
+		if !st.cmdSet {
+			st.img.Config.Cmd = nil
+		}
+		st.addHistory("ENTRYPOINT "+quoteArgs(st.img.Config.Entrypoint), true)
+	case *instructions.HealthCheckCommand:
+		st.img.Config.Healthcheck = c.Health
+		st.addHistory(fmt.Sprintf("HEALTHCHECK %v", c.Health.Test), true)
+	case *instructions.OnbuildCommand:
+		st.img.Config.OnBuild = append(st.img.Config.OnBuild, c.Expression)
+		st.addHistory("ONBUILD "+c.Expression, true)
+	case *instructions.RunCommand:
+		return b.runStep(ctx, st, c)
+	case *instructions.CopyCommand:
+		return b.copyStep(ctx, st, copyRequest{
+			name: "COPY", sd: c.SourcesAndDest, from: c.From, chown: c.Chown, chmod: c.Chmod,
+			link: c.Link, excludes: c.ExcludePatterns, parents: c.Parents,
+		})
+	case *instructions.AddCommand:
+		return b.copyStep(ctx, st, copyRequest{
+			name: "ADD", sd: c.SourcesAndDest, chown: c.Chown, chmod: c.Chmod, link: c.Link,
+			excludes: c.ExcludePatterns, add: true, checksum: c.Checksum, keepGitDir: c.KeepGitDir,
+		})
+	default:
+		return fmt.Errorf("%s is not supported", strings.ToUpper(cmd.Name()))
+	}
+	return nil
+}
+
+// commandLine is the argv of a RUN, CMD or ENTRYPOINT: the shell form goes through SHELL.
+func (b *build) commandLine(st *stage, c instructions.ShellDependantCmdLine) []string {
+	if c.PrependShell {
+		return append(append([]string(nil), st.shell...), strings.Join(c.CmdLine, " "))
+	}
+	return append([]string(nil), c.CmdLine...)
+}
+
+func (b *build) expose(st *stage, c *instructions.ExposeCommand) error {
+	if st.img.Config.ExposedPorts == nil {
+		st.img.Config.ExposedPorts = map[string]struct{}{}
+	}
+	var added []string
+	for _, p := range c.Ports {
+		p, err := st.expand(p)
+		if err != nil {
+			return fmt.Errorf("EXPOSE: %w", err)
+		}
+		ports, err := parsePorts(p)
+		if err != nil {
+			return fmt.Errorf("EXPOSE: %w", err)
+		}
+		for _, port := range ports {
+			st.img.Config.ExposedPorts[port] = struct{}{}
+			added = append(added, port)
+		}
+	}
+	sort.Strings(added)
+	m := make([]string, len(added))
+	for i, p := range added {
+		m[i] = p + ":{}"
+	}
+	st.addHistory("EXPOSE map["+strings.Join(m, " ")+"]", true)
+	return nil
+}
+
+// parsePorts parses "80", "80/udp" or "8000-8002/tcp".
+func parsePorts(spec string) ([]string, error) {
+	port, proto, ok := strings.Cut(spec, "/")
+	if !ok {
+		proto = "tcp"
+	}
+	proto = strings.ToLower(proto)
+	if proto != "tcp" && proto != "udp" && proto != "sctp" {
+		return nil, fmt.Errorf("invalid proto: %s", proto)
+	}
+	lo, hi, isRange := strings.Cut(port, "-")
+	var start, end int
+	if _, err := fmt.Sscanf(lo, "%d", &start); err != nil || start < 0 || start > 65535 || fmt.Sprint(start) != lo {
+		return nil, fmt.Errorf("invalid containerPort: %s", port)
+	}
+	end = start
+	if isRange {
+		if _, err := fmt.Sscanf(hi, "%d", &end); err != nil || end < start || end > 65535 || fmt.Sprint(end) != hi {
+			return nil, fmt.Errorf("invalid range: %s", port)
+		}
+	}
+	var out []string
+	for p := start; p <= end; p++ {
+		out = append(out, fmt.Sprintf("%d/%s", p, proto))
+	}
+	return out, nil
+}
+
+// resolveWorkdir makes a WORKDIR or COPY destination absolute against the
+// current working directory.
+func resolveWorkdir(cur, p string) string {
+	if path.IsAbs(p) {
+		return path.Clean(p)
+	}
+	if cur == "" {
+		cur = "/"
+	}
+	return path.Join(cur, p)
+}

@@ -1,0 +1,126 @@
+package builder
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// rootfs is a mounted image filesystem. Paths are resolved inside it as if it
+// were the root (symlinks, absolute or with "..", never leave it), which is
+// how Docker resolves COPY destinations and WORKDIR.
+type rootfs struct {
+	dir string
+	fd  int
+}
+
+func openRootfs(dir string) (*rootfs, error) {
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open rootfs %s: %w", dir, err)
+	}
+	return &rootfs{dir: dir, fd: fd}, nil
+}
+
+func (r *rootfs) Close() error { return unix.Close(r.fd) }
+
+func (r *rootfs) openat(p string, flags uint64) (int, error) {
+	rel := strings.TrimLeft(path.Clean("/"+p), "/")
+	if rel == "" {
+		rel = "."
+	}
+	for {
+		fd, err := unix.Openat2(r.fd, rel, &unix.OpenHow{
+			Flags:   flags | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		if err == unix.EAGAIN || err == unix.EINTR {
+			continue
+		}
+		return fd, err
+	}
+}
+
+// Open opens a file of the image for reading.
+func (r *rootfs) Open(p string) (io.ReadCloser, error) {
+	fd, err := r.openat(p, unix.O_RDONLY)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}
+
+// IsDir reports whether p exists (following symlinks inside the root) and is a directory.
+func (r *rootfs) IsDir(p string) bool {
+	fd, err := r.openat(p, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return false
+	}
+	unix.Close(fd)
+	return true
+}
+
+// MkdirAll creates p and its missing parents with mode and owner; existing
+// directories are left as they are. It reports whether it created anything.
+func (r *rootfs) MkdirAll(p string, mode uint32, owner ids) (bool, error) {
+	clean := path.Clean("/" + p)
+	if r.IsDir(clean) {
+		return false, nil
+	}
+	parent := path.Dir(clean)
+	created, err := r.MkdirAll(parent, mode, owner)
+	if err != nil {
+		return created, err
+	}
+	pfd, err := r.openat(parent, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return created, fmt.Errorf("mkdir %s: %w", p, err)
+	}
+	defer unix.Close(pfd)
+	name := path.Base(clean)
+	if err := unix.Mkdirat(pfd, name, mode); err != nil {
+		if errors.Is(err, unix.EEXIST) && !r.IsDir(clean) {
+			return created, fmt.Errorf("mkdir %s: not a directory", clean)
+		}
+		if !errors.Is(err, unix.EEXIST) {
+			return created, fmt.Errorf("mkdir %s: %w", clean, err)
+		}
+		return created, nil
+	}
+	if err := unix.Fchownat(pfd, name, owner.UID, owner.GID, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return true, fmt.Errorf("chown %s: %w", clean, err)
+	}
+	if err := unix.Fchmodat(pfd, name, mode, 0); err != nil {
+		return true, fmt.Errorf("chmod %s: %w", clean, err)
+	}
+	return true, nil
+}
+
+// resolve follows p inside the root and returns the host path it ends at,
+// with that file's info.
+func (r *rootfs) resolve(p string) (string, fs.FileInfo, error) {
+	fd, err := r.openat(p, unix.O_PATH)
+	if err != nil {
+		return "", nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer unix.Close(fd)
+	real, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	if err != nil {
+		return "", nil, err
+	}
+	if real != r.dir && !strings.HasPrefix(real, strings.TrimSuffix(r.dir, "/")+"/") {
+		return "", nil, fmt.Errorf("%s resolves outside %s", p, r.dir)
+	}
+	info, err := os.Lstat(real)
+	return real, info, err
+}

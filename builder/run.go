@@ -1,0 +1,145 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/runner"
+)
+
+// runStep executes a RUN instruction in a sandbox over the stage's layers and
+// commits what it changed as a new layer.
+func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunCommand) error {
+	if len(c.Files) > 0 {
+		return fmt.Errorf("RUN: heredocs are not supported yet")
+	}
+	network := "host"
+	for _, f := range c.FlagsUsed {
+		switch f {
+		case "network":
+			switch n := string(instructions.GetNetwork(c)); n {
+			case "", "default", "host":
+			case "none":
+				network = "none"
+			default:
+				return fmt.Errorf("RUN --network=%s is not supported", n)
+			}
+		default:
+			return fmt.Errorf("RUN --%s is not supported yet", f)
+		}
+	}
+	args := b.commandLine(st, c.ShellDependantCmdLine)
+	argEnv := st.argEnv()
+	createdBy := "RUN " + strings.Join(args, " ")
+	if len(argEnv) > 0 {
+		createdBy = fmt.Sprintf("RUN |%d %s %s", len(argEnv), strings.Join(argEnv, " "), strings.Join(args, " "))
+	}
+	createdBy += " # buildkit"
+
+	lowers, err := b.lowers(st)
+	if err != nil {
+		return err
+	}
+	sn, err := b.store.NewSnapshot()
+	if err != nil {
+		return err
+	}
+	code, err := runner.Run(ctx, &runner.Spec{
+		Lowers:  lowers,
+		Upper:   sn.Dir,
+		Work:    sn.Work,
+		Rootfs:  sn.Mountpoint,
+		Args:    args,
+		Env:     append(append([]string(nil), st.img.Config.Env...), argEnv...),
+		Cwd:     st.img.Config.WorkingDir,
+		User:    st.img.Config.User,
+		Network: network,
+		Stdout:  b.opts.Progress,
+		Stderr:  b.opts.Progress,
+	})
+	if err != nil {
+		sn.Discard()
+		return fmt.Errorf("RUN %s: %w", strings.Join(c.CmdLine, " "), err)
+	}
+	if code != 0 {
+		sn.Discard()
+		return fmt.Errorf("RUN %s: process %q did not complete successfully: exit code: %d",
+			strings.Join(c.CmdLine, " "), strings.Join(args, " "), code)
+	}
+	l, err := b.store.CommitDiff(ctx, sn)
+	if err != nil {
+		return err
+	}
+	st.addLayer(l.DiffID, createdBy)
+	return nil
+}
+
+// changeLayer gives fn the stage's filesystem with a fresh writable layer on
+// top, then commits what fn changed as a layer. When fn reports that it
+// changed nothing, no layer is made and ok is false.
+func (b *build) changeLayer(ctx context.Context, st *stage, fn func(r *rootfs) (bool, error)) (l cache.Layer, ok bool, err error) {
+	lowers, err := b.lowers(st)
+	if err != nil {
+		return l, false, err
+	}
+	sn, err := b.store.NewSnapshot()
+	if err != nil {
+		return l, false, err
+	}
+	dir := sn.Dir
+	if len(lowers) > 0 {
+		// The build process runs in its own mount namespace (see
+		// runner.EnterMountNamespace): this mount vanishes with it.
+		if err := runner.MountOverlay(runner.OverlayMount(sn.Mountpoint, lowers, sn.Dir, sn.Work)); err != nil {
+			sn.Discard()
+			return l, false, err
+		}
+		dir = sn.Mountpoint
+	}
+	r, err := openRootfs(dir)
+	if err == nil {
+		ok, err = fn(r)
+		r.Close()
+	}
+	if len(lowers) > 0 {
+		if uerr := runner.Unmount(sn.Mountpoint); uerr != nil && err == nil {
+			err = uerr
+		}
+	}
+	if err != nil || !ok {
+		sn.Discard()
+		return l, false, err
+	}
+	l, err = b.store.CommitDiff(ctx, sn)
+	return l, err == nil, err
+}
+
+// workdir sets the working directory and creates it, owned by the current
+// USER as BuildKit does, when the image lacks it.
+func (b *build) workdir(ctx context.Context, st *stage, c *instructions.WorkdirCommand) error {
+	dir := resolveWorkdir(st.img.Config.WorkingDir, c.Path)
+	st.img.Config.WorkingDir = dir
+	l, created, err := b.changeLayer(ctx, st, func(r *rootfs) (bool, error) {
+		owner := ids{}
+		if u := st.img.Config.User; u != "" {
+			var err error
+			if owner, err = resolveUserGroup(u, r.Open); err != nil {
+				return false, err
+			}
+		}
+		return r.MkdirAll(dir, 0o755, owner)
+	})
+	if err != nil {
+		return fmt.Errorf("WORKDIR %s: %w", c.Path, err)
+	}
+	if created {
+		st.addLayer(l.DiffID, "WORKDIR "+dir)
+	} else {
+		st.addHistory("WORKDIR "+dir, true)
+	}
+	return nil
+}

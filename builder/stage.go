@@ -1,0 +1,224 @@
+package builder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/kiln-build/kiln/cache"
+)
+
+// defaultPath is the PATH BuildKit gives an image that sets none.
+const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// stage is the state of a stage being built: the image config it has so
+// far, and the build arguments in scope.
+type stage struct {
+	name   string
+	img    dockerspec.DockerOCIImage
+	args   []arg // declared ARGs in scope, in declaration order
+	shell  []string
+	cmdSet bool
+	lex    *shell.Lex
+}
+
+type arg struct {
+	key   string
+	value *string
+}
+
+// envGetter looks variables up for Dockerfile expansion: ENV wins over ARG.
+type envGetter struct{ st *stage }
+
+func (g envGetter) Get(key string) (string, bool) {
+	for i := len(g.st.img.Config.Env) - 1; i >= 0; i-- {
+		if k, v, _ := strings.Cut(g.st.img.Config.Env[i], "="); k == key {
+			return v, true
+		}
+	}
+	for i := len(g.st.args) - 1; i >= 0; i-- {
+		if a := g.st.args[i]; a.key == key && a.value != nil {
+			return *a.value, true
+		}
+	}
+	return "", false
+}
+
+func (g envGetter) Keys() []string {
+	var keys []string
+	for _, e := range g.st.img.Config.Env {
+		k, _, _ := strings.Cut(e, "=")
+		keys = append(keys, k)
+	}
+	for _, a := range g.st.args {
+		keys = append(keys, a.key)
+	}
+	return keys
+}
+
+func (st *stage) expand(word string) (string, error) {
+	s, _, err := st.lex.ProcessWord(word, envGetter{st})
+	return s, err
+}
+
+// argEnv is the build arguments with values as KEY=VALUE, those ENV does not shadow.
+func (st *stage) argEnv() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, e := range st.img.Config.Env {
+		k, _, _ := strings.Cut(e, "=")
+		seen[k] = true
+	}
+	for i := len(st.args) - 1; i >= 0; i-- {
+		a := st.args[i]
+		if a.value == nil || seen[a.key] {
+			continue
+		}
+		seen[a.key] = true
+		out = append(out, a.key+"="+*a.value)
+	}
+	slices.Reverse(out)
+	return out
+}
+
+func (st *stage) setEnv(key, value string) {
+	for i, e := range st.img.Config.Env {
+		if k, _, _ := strings.Cut(e, "="); k == key {
+			st.img.Config.Env[i] = key + "=" + value
+			return
+		}
+	}
+	st.img.Config.Env = append(st.img.Config.Env, key+"="+value)
+}
+
+// addHistory records a step. emptyLayer marks metadata-only steps.
+func (st *stage) addHistory(createdBy string, emptyLayer bool) {
+	now := time.Now().UTC()
+	st.img.History = append(st.img.History, ocispec.History{
+		Created:    &now,
+		CreatedBy:  createdBy,
+		Comment:    "buildkit.dockerfile.v0",
+		EmptyLayer: emptyLayer,
+	})
+}
+
+func (st *stage) addLayer(diffID digest.Digest, createdBy string) {
+	st.img.RootFS.DiffIDs = append(st.img.RootFS.DiffIDs, diffID)
+	st.addHistory(createdBy, false)
+}
+
+// newStage starts a stage from its FROM line.
+func (b *build) newStage(ctx context.Context, s instructions.Stage, built map[string]*stage, meta *stage) (*stage, error) {
+	line := lineOf(&s)
+	base, err := meta.expand(s.BaseName)
+	if err != nil {
+		return nil, b.errorf(line, "FROM %s: %v", s.BaseName, err)
+	}
+	st := &stage{name: s.Name, shell: []string{"/bin/sh", "-c"}, lex: meta.lex}
+	if s.Platform != "" {
+		p, err := meta.expand(s.Platform)
+		if err != nil || (p != "linux/"+runtime.GOARCH && p != "linux") {
+			return nil, b.errorf(line, "FROM --platform=%s: only the host platform linux/%s is supported", s.Platform, runtime.GOARCH)
+		}
+	}
+	switch {
+	case strings.EqualFold(base, "scratch"):
+		st.img.Platform = ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
+		st.img.RootFS.Type = "layers"
+	case built[strings.ToLower(base)] != nil:
+		parent := built[strings.ToLower(base)]
+		st.img = cloneImage(parent.img)
+		st.shell = slices.Clone(parent.shell)
+	default:
+		id, err := b.store.Resolve(base)
+		if err != nil {
+			if errors.Is(err, cache.ErrNotFound) {
+				return nil, b.errorf(line, "FROM %s: image not found in the store (kiln import or kiln load it first)", base)
+			}
+			return nil, b.errorf(line, "FROM %s: %v", base, err)
+		}
+		_, raw, err := b.store.Image(id)
+		if err != nil {
+			return nil, b.errorf(line, "FROM %s: %v", base, err)
+		}
+		if err := json.Unmarshal(raw, &st.img); err != nil {
+			return nil, b.errorf(line, "FROM %s: image config: %v", base, err)
+		}
+		if len(st.img.Config.OnBuild) > 0 {
+			return nil, b.errorf(line, "FROM %s: the image has ONBUILD triggers, which kiln does not run yet", base)
+		}
+		if len(st.img.Config.Shell) > 0 {
+			st.shell = slices.Clone(st.img.Config.Shell)
+		}
+	}
+	if _, ok := (envGetter{st}).Get("PATH"); !ok {
+		st.img.Config.Env = append([]string{defaultPath}, st.img.Config.Env...)
+	}
+	st.img.Platform.OS, st.img.Platform.Architecture = "linux", runtime.GOARCH
+	if st.img.RootFS.Type == "" {
+		st.img.RootFS.Type = "layers"
+	}
+	return st, nil
+}
+
+func cloneImage(img dockerspec.DockerOCIImage) dockerspec.DockerOCIImage {
+	data, _ := json.Marshal(img)
+	var out dockerspec.DockerOCIImage
+	json.Unmarshal(data, &out)
+	return out
+}
+
+// lowers are the snapshot directories of the stage's layers, top-most first,
+// without empty layers and with only the top-most copy of a repeated layer
+// (which gives the same merged tree).
+func (b *build) lowers(st *stage) ([]string, error) {
+	var dirs []string
+	seen := map[digest.Digest]bool{}
+	ids := st.img.RootFS.DiffIDs
+	for i := len(ids) - 1; i >= 0; i-- {
+		if seen[ids[i]] {
+			continue
+		}
+		seen[ids[i]] = true
+		l, err := b.store.Layer(ids[i])
+		if err != nil {
+			return nil, err
+		}
+		if l.EmptyLayer() {
+			continue
+		}
+		dirs = append(dirs, b.store.SnapshotDir(ids[i]))
+	}
+	return dirs, nil
+}
+
+// commit writes the stage's image config into the store.
+func (b *build) commit(ctx context.Context, st *stage) (digest.Digest, error) {
+	now := time.Now().UTC()
+	st.img.Created = &now
+	data, err := json.Marshal(st.img)
+	if err != nil {
+		return "", err
+	}
+	return b.store.PutImage(ctx, data, b.opts.Compression, nil)
+}
+
+// quoteArgs formats a command as BuildKit does in history: ["a" "b"].
+func quoteArgs(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = fmt.Sprintf("%q", a)
+	}
+	return "[" + strings.Join(q, " ") + "]"
+}

@@ -1,0 +1,146 @@
+package cache
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
+)
+
+// ErrBusy: another kiln process has the store open, so garbage collection was deferred.
+var ErrBusy = errors.New("store in use by another kiln process")
+
+// GC removes what no image record reaches: blobs, layers with their
+// snapshots, and debris left in tmp/ by crashed processes. It is mark and
+// sweep, rooted at the image records. It needs the store to itself: if another
+// process holds it open, GC does nothing and returns ErrBusy. It returns the
+// bytes freed.
+func (s *Store) GC(ctx context.Context) (int64, error) {
+	if err := flock(s.lock, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return 0, ErrBusy
+		}
+		return 0, err
+	}
+	defer flock(s.lock, unix.LOCK_SH)
+
+	blobs := map[digest.Digest]bool{}
+	layers := map[digest.Digest]bool{}
+	ids, err := s.ImageIDs()
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		blobs[id] = true
+		if rec, err := s.imageRecord(id); err == nil && rec.Manifest != nil {
+			blobs[rec.Manifest.Digest] = true
+			if data, err := s.ReadBlob(rec.Manifest.Digest); err == nil {
+				var m ocispec.Manifest
+				if json.Unmarshal(data, &m) == nil {
+					for _, l := range m.Layers {
+						blobs[l.Digest] = true
+					}
+				}
+			}
+		}
+		img, _, err := s.Image(id)
+		if err != nil {
+			continue // an unreadable config keeps nothing alive but itself
+		}
+		for _, d := range img.RootFS.DiffIDs {
+			layers[d] = true
+			if l, err := s.Layer(d); err == nil {
+				for _, b := range l.Blobs {
+					blobs[b.Digest] = true
+				}
+			}
+		}
+	}
+
+	var freed int64
+	ents, err := os.ReadDir(s.path("layers"))
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range ents {
+		d := digest.NewDigestFromEncoded(digest.SHA256, e.Name())
+		if !layers[d] {
+			freed += diskUsage(s.path("layers", e.Name()))
+			if err := removeAll(s.path("layers", e.Name())); err != nil {
+				return freed, fmt.Errorf("remove layer %s: %w", d, err)
+			}
+		}
+	}
+	ents, err = os.ReadDir(s.path("blobs", "sha256"))
+	if err != nil {
+		return freed, err
+	}
+	for _, e := range ents {
+		d := digest.NewDigestFromEncoded(digest.SHA256, e.Name())
+		if !blobs[d] {
+			freed += diskUsage(s.path("blobs", "sha256", e.Name()))
+			if err := os.Remove(s.path("blobs", "sha256", e.Name())); err != nil {
+				return freed, err
+			}
+		}
+	}
+	ents, err = os.ReadDir(s.path("tmp"))
+	if err != nil {
+		return freed, err
+	}
+	for _, e := range ents {
+		p := s.path("tmp", e.Name())
+		freed += diskUsage(p)
+		if err := removeAll(p); err != nil {
+			return freed, err
+		}
+	}
+	return freed, nil
+}
+
+// diskUsage is the space a path occupies on disk (blocks, each inode once).
+func diskUsage(path string) int64 {
+	var total int64
+	seen := map[[2]uint64]bool{}
+	filepath.WalkDir(path, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		var st unix.Stat_t
+		if unix.Lstat(p, &st) != nil {
+			return nil
+		}
+		key := [2]uint64{st.Dev, st.Ino}
+		if st.Nlink > 1 {
+			if seen[key] {
+				return nil
+			}
+			seen[key] = true
+		}
+		total += st.Blocks * 512
+		return nil
+	})
+	return total
+}
+
+// removeAll removes a tree even where it holds read-only directories.
+func removeAll(path string) error {
+	err := os.RemoveAll(path)
+	if err == nil {
+		return nil
+	}
+	filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(path)
+}

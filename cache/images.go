@@ -1,0 +1,206 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/kiln-build/kiln/layer"
+)
+
+// imageRecord is what the store keeps of an image besides its config blob.
+type imageRecord struct {
+	// Compression is used for this image's layers that have no blob yet.
+	Compression layer.Compression `json:"compression,omitempty"`
+	// Manifest is the image's manifest once it exists (loaded, pulled, or
+	// materialized for save and push).
+	Manifest *ocispec.Descriptor `json:"manifest,omitempty"`
+}
+
+// PutImage stores an image config (raw JSON, kept byte for byte: its digest is
+// the image ID). Every layer it lists must be in the store. compression is
+// used when the image's missing layer blobs are made; manifest, when not nil,
+// is the manifest the image came with (already in the blob store).
+func (s *Store) PutImage(ctx context.Context, config []byte, compression layer.Compression, manifest *ocispec.Descriptor) (digest.Digest, error) {
+	var img ocispec.Image
+	if err := json.Unmarshal(config, &img); err != nil {
+		return "", fmt.Errorf("image config: %v: %w", err, ErrInvalid)
+	}
+	for _, d := range img.RootFS.DiffIDs {
+		if _, err := s.Layer(d); err != nil {
+			return "", fmt.Errorf("image config: layer %s: %w", d, err)
+		}
+	}
+	id, _, err := s.WriteBlob(ctx, bytes.NewReader(config), "", int64(len(config)))
+	if err != nil {
+		return "", err
+	}
+	rec, err := s.imageRecord(id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return "", err
+	}
+	if compression != "" {
+		rec.Compression = compression
+	}
+	if manifest != nil {
+		rec.Manifest = manifest
+	}
+	return id, s.writeImageRecord(id, rec)
+}
+
+func (s *Store) imageRecord(id digest.Digest) (imageRecord, error) {
+	var rec imageRecord
+	data, err := os.ReadFile(s.path("images", id.Encoded()+".json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return rec, fmt.Errorf("no such image: %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return rec, err
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return rec, fmt.Errorf("image record %s: %w", id, ErrInvalid)
+	}
+	return rec, nil
+}
+
+func (s *Store) writeImageRecord(id digest.Digest, rec imageRecord) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return s.writeFileAtomic(s.path("images", id.Encoded()+".json"), data)
+}
+
+func (s *Store) isImage(id digest.Digest) bool {
+	if id.Validate() != nil {
+		return false
+	}
+	_, err := os.Stat(s.path("images", id.Encoded()+".json"))
+	return err == nil
+}
+
+// ImageIDs lists every image in the store.
+func (s *Store) ImageIDs() ([]digest.Digest, error) {
+	ents, err := os.ReadDir(s.path("images"))
+	if err != nil {
+		return nil, err
+	}
+	var ids []digest.Digest
+	for _, e := range ents {
+		if hex, ok := strings.CutSuffix(e.Name(), ".json"); ok {
+			d := digest.NewDigestFromEncoded(digest.SHA256, hex)
+			if d.Validate() == nil {
+				ids = append(ids, d)
+			}
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, nil
+}
+
+// Image returns the image's parsed config and its raw bytes.
+func (s *Store) Image(id digest.Digest) (ocispec.Image, []byte, error) {
+	if !s.isImage(id) {
+		return ocispec.Image{}, nil, fmt.Errorf("no such image: %s: %w", id, ErrNotFound)
+	}
+	data, err := s.ReadBlob(id)
+	if err != nil {
+		return ocispec.Image{}, nil, err
+	}
+	var img ocispec.Image
+	if err := json.Unmarshal(data, &img); err != nil {
+		return ocispec.Image{}, nil, fmt.Errorf("image %s: config: %v: %w", id, err, ErrInvalid)
+	}
+	return img, data, nil
+}
+
+// Manifest returns the image's manifest, making it the first time it is
+// needed: layers that have a blob keep it (base layers are never rewritten),
+// the others are compressed now with the image's compression.
+func (s *Store) Manifest(ctx context.Context, id digest.Digest) (ocispec.Descriptor, ocispec.Manifest, error) {
+	rec, err := s.imageRecord(id)
+	if err != nil {
+		return ocispec.Descriptor{}, ocispec.Manifest{}, err
+	}
+	if rec.Manifest != nil && s.HasBlob(rec.Manifest.Digest) {
+		data, err := s.ReadBlob(rec.Manifest.Digest)
+		if err != nil {
+			return ocispec.Descriptor{}, ocispec.Manifest{}, err
+		}
+		var m ocispec.Manifest
+		if err := json.Unmarshal(data, &m); err != nil {
+			return ocispec.Descriptor{}, ocispec.Manifest{}, fmt.Errorf("manifest %s: %w", rec.Manifest.Digest, ErrInvalid)
+		}
+		return *rec.Manifest, m, nil
+	}
+	img, config, err := s.Image(id)
+	if err != nil {
+		return ocispec.Descriptor{}, ocispec.Manifest{}, err
+	}
+	c := rec.Compression
+	if c == "" {
+		c = layer.Gzip
+	}
+	m := ocispec.Manifest{
+		MediaType: ocispec.MediaTypeImageManifest,
+		Config:    ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: id, Size: int64(len(config))},
+		Layers:    []ocispec.Descriptor{},
+	}
+	m.SchemaVersion = 2
+	for _, d := range img.RootFS.DiffIDs {
+		desc, err := s.layerBlobPreferExisting(ctx, d, c)
+		if err != nil {
+			return ocispec.Descriptor{}, ocispec.Manifest{}, err
+		}
+		m.Layers = append(m.Layers, desc)
+	}
+	md, data, err := s.WriteJSON(ctx, m)
+	if err != nil {
+		return ocispec.Descriptor{}, ocispec.Manifest{}, err
+	}
+	desc := ocispec.Descriptor{MediaType: m.MediaType, Digest: md, Size: int64(len(data))}
+	rec.Manifest = &desc
+	if err := s.writeImageRecord(id, rec); err != nil {
+		return ocispec.Descriptor{}, ocispec.Manifest{}, err
+	}
+	return desc, m, nil
+}
+
+func (s *Store) layerBlobPreferExisting(ctx context.Context, diffID digest.Digest, c layer.Compression) (ocispec.Descriptor, error) {
+	l, err := s.Layer(diffID)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	if b, ok := s.anyBlob(l); ok {
+		return b, nil
+	}
+	return s.LayerBlob(ctx, diffID, c)
+}
+
+// DeleteImage removes an image that no name points at any more. Its content
+// goes with the next garbage collection.
+func (s *Store) DeleteImage(id digest.Digest) error {
+	names, err := s.NamesOf(id)
+	if err != nil {
+		return err
+	}
+	if len(names) > 0 {
+		return fmt.Errorf("image %s is referenced by %s: %w", id, strings.Join(names, ", "), ErrExists)
+	}
+	if err := os.Remove(s.path("images", id.Encoded()+".json")); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("no such image: %s: %w", id, ErrNotFound)
+		}
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,289 @@
+package cache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/kiln-build/kiln/layer"
+	"golang.org/x/sys/unix"
+)
+
+// Layer is what the store records of a layer, keyed by its diffID (the digest
+// of its uncompressed tar).
+type Layer struct {
+	DiffID digest.Digest `json:"diffID"`
+	// Size is the size of the uncompressed tar.
+	Size int64 `json:"size"`
+	// Blobs are the compressed (or uncompressed) forms of the layer present in
+	// the blob store.
+	Blobs []ocispec.Descriptor `json:"blobs,omitempty"`
+	// Canonical says that the snapshot regenerates the layer tar byte for byte
+	// (layer.WriteDiff of the snapshot has digest DiffID): true for layers
+	// built or imported by kiln, false for layers loaded or pulled as blobs.
+	Canonical bool `json:"canonical,omitempty"`
+}
+
+// EmptyLayer reports whether the layer changes nothing (a tar with no entries).
+func (l Layer) EmptyLayer() bool { return l.Size <= 1024 }
+
+// Layer returns the record of the layer with the given diffID.
+func (s *Store) Layer(diffID digest.Digest) (Layer, error) {
+	if err := diffID.Validate(); err != nil {
+		return Layer{}, fmt.Errorf("layer %q: %w", diffID, ErrInvalid)
+	}
+	data, err := os.ReadFile(s.layerPath(diffID, "layer.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Layer{}, fmt.Errorf("layer %s: %w", diffID, ErrNotFound)
+	}
+	if err != nil {
+		return Layer{}, fmt.Errorf("read layer %s: %w", diffID, err)
+	}
+	var l Layer
+	if err := json.Unmarshal(data, &l); err != nil || l.DiffID != diffID {
+		return Layer{}, fmt.Errorf("layer %s: bad record: %w", diffID, ErrInvalid)
+	}
+	return l, nil
+}
+
+// SnapshotDir is the directory holding the layer's extracted files, in overlay
+// format, to be used read-only as an overlay lowerdir.
+func (s *Store) SnapshotDir(diffID digest.Digest) string {
+	return s.layerPath(diffID, "fs")
+}
+
+func (s *Store) layerPath(diffID digest.Digest, elem ...string) string {
+	return s.path(append([]string{"layers", diffID.Encoded()}, elem...)...)
+}
+
+// Snapshot is a directory being filled that becomes a layer's snapshot on Commit.
+//
+// Lifecycle: NewSnapshot → fill Dir (an overlay upperdir whose workdir is
+// Work, or an extraction target) → Commit(diffID, size) or Discard.
+type Snapshot struct {
+	s    *Store
+	tmp  string
+	Dir  string // the future snapshot: an overlay upperdir or extraction target
+	Work string // an overlay workdir on the same filesystem
+	// Mountpoint is an empty directory for mounting the merged tree.
+	Mountpoint string
+}
+
+// NewSnapshot prepares a fresh snapshot directory.
+func (s *Store) NewSnapshot() (*Snapshot, error) {
+	tmp, err := s.TempDir("snap.")
+	if err != nil {
+		return nil, fmt.Errorf("prepare snapshot: %w", err)
+	}
+	sn := &Snapshot{s: s, tmp: tmp, Dir: filepath.Join(tmp, "fs"), Work: filepath.Join(tmp, "work"), Mountpoint: filepath.Join(tmp, "merged")}
+	for _, d := range []string{sn.Dir, sn.Work, sn.Mountpoint} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			os.RemoveAll(tmp)
+			return nil, fmt.Errorf("prepare snapshot: %w", err)
+		}
+	}
+	return sn, nil
+}
+
+// Commit records the snapshot as the layer with the given diffID and tar size.
+// canonical says whether layer.WriteDiff of Dir regenerates that exact tar. If
+// the layer exists already, the new snapshot is discarded and the existing
+// record returned.
+func (sn *Snapshot) Commit(diffID digest.Digest, size int64, canonical bool, blobs ...ocispec.Descriptor) (Layer, error) {
+	defer sn.Discard()
+	if l, err := sn.s.Layer(diffID); err == nil {
+		for _, b := range blobs {
+			l, _ = sn.s.addLayerBlob(l, b)
+		}
+		return l, nil
+	}
+	l := Layer{DiffID: diffID, Size: size, Blobs: blobs, Canonical: canonical}
+	data, err := json.Marshal(l)
+	if err != nil {
+		return Layer{}, err
+	}
+	// Everything but the layer directory itself goes to tmp; one rename
+	// publishes the snapshot and its record together.
+	os.RemoveAll(sn.Work)
+	os.Remove(sn.Mountpoint)
+	f, err := os.Create(filepath.Join(sn.tmp, "layer.json"))
+	if err != nil {
+		return Layer{}, fmt.Errorf("commit layer %s: %w", diffID, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return Layer{}, fmt.Errorf("commit layer %s: %w", diffID, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return Layer{}, fmt.Errorf("commit layer %s: %w", diffID, err)
+	}
+	f.Close()
+	target := sn.s.layerPath(diffID)
+	if err := os.Rename(sn.tmp, target); err != nil {
+		if l, err2 := sn.s.Layer(diffID); err2 == nil {
+			return l, nil // another process committed it first
+		}
+		if errors.Is(err, fs.ErrExist) || errors.Is(err, unix.ENOTEMPTY) {
+			// A layer directory without a valid record is crash debris: replace it.
+			if err := os.RemoveAll(target); err == nil {
+				err = os.Rename(sn.tmp, target)
+			}
+			if err == nil {
+				sn.tmp = ""
+				return l, syncDir(filepath.Dir(target))
+			}
+		}
+		return Layer{}, fmt.Errorf("commit layer %s: %w", diffID, err)
+	}
+	sn.tmp = ""
+	return l, syncDir(filepath.Dir(target))
+}
+
+// Discard removes the snapshot unless it was committed.
+func (sn *Snapshot) Discard() {
+	if sn.tmp != "" {
+		os.RemoveAll(sn.tmp)
+		sn.tmp = ""
+	}
+}
+
+func (s *Store) addLayerBlob(l Layer, desc ocispec.Descriptor) (Layer, error) {
+	for _, b := range l.Blobs {
+		if b.Digest == desc.Digest {
+			return l, nil
+		}
+	}
+	l.Blobs = append(l.Blobs, ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size})
+	data, err := json.Marshal(l)
+	if err != nil {
+		return l, err
+	}
+	if err := s.writeFileAtomic(s.layerPath(l.DiffID, "layer.json"), data); err != nil {
+		return l, fmt.Errorf("record blob of layer %s: %w", l.DiffID, err)
+	}
+	return l, nil
+}
+
+// LayerBlob returns a blob of the layer compressed with c, creating it when
+// the store has none: from another blob of the layer if there is one, else by
+// regenerating the tar from the snapshot. The regenerated tar must have the
+// recorded diffID, or nothing is stored.
+func (s *Store) LayerBlob(ctx context.Context, diffID digest.Digest, c layer.Compression) (ocispec.Descriptor, error) {
+	l, err := s.Layer(diffID)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	for _, b := range l.Blobs {
+		if b.MediaType == c.MediaType() && s.HasBlob(b.Digest) {
+			return b, nil
+		}
+	}
+	w, err := s.NewBlobWriter()
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	var src io.Reader
+	var srcClose func()
+	if b, ok := s.anyBlob(l); ok {
+		f, err := s.OpenBlob(b.Digest)
+		if err != nil {
+			w.Abort()
+			return ocispec.Descriptor{}, err
+		}
+		rc, _, err := layer.Decompress(f)
+		if err != nil {
+			f.Close()
+			w.Abort()
+			return ocispec.Descriptor{}, fmt.Errorf("layer %s: blob %s: %w", diffID, b.Digest, err)
+		}
+		src, srcClose = rc, func() { rc.Close(); f.Close() }
+	} else if l.Canonical {
+		pr, pw := io.Pipe()
+		go func() {
+			pw.CloseWithError(layer.WriteDiff(ctx, pw, s.SnapshotDir(diffID), layer.DiffOptions{}))
+		}()
+		src, srcClose = pr, func() { pr.Close() }
+	} else {
+		w.Abort()
+		return ocispec.Descriptor{}, fmt.Errorf("layer %s: no blob and no canonical snapshot: %w", diffID, ErrNotFound)
+	}
+	defer srcClose()
+	diffH := sha256.New()
+	cw, err := layer.Compress(w, c)
+	if err != nil {
+		w.Abort()
+		return ocispec.Descriptor{}, err
+	}
+	n, err := io.Copy(io.MultiWriter(cw, diffH), ctxReader{ctx, src})
+	if err == nil {
+		err = cw.Close()
+	}
+	if err != nil {
+		w.Abort()
+		return ocispec.Descriptor{}, fmt.Errorf("compress layer %s: %w", diffID, err)
+	}
+	if got := digest.NewDigest(digest.SHA256, diffH); got != diffID || n != l.Size {
+		w.Abort()
+		return ocispec.Descriptor{}, fmt.Errorf("layer %s: regenerated tar has digest %s (%d bytes, expected %d): %w", diffID, got, n, l.Size, ErrInvalid)
+	}
+	size := w.Size()
+	d, err := w.Commit("", -1)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	desc := ocispec.Descriptor{MediaType: c.MediaType(), Digest: d, Size: size}
+	if _, err := s.addLayerBlob(l, desc); err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	return desc, nil
+}
+
+func (s *Store) anyBlob(l Layer) (ocispec.Descriptor, bool) {
+	for _, b := range l.Blobs {
+		if s.HasBlob(b.Digest) {
+			return b, true
+		}
+	}
+	return ocispec.Descriptor{}, false
+}
+
+// ContentSize is the total size of the regular files in the layer's snapshot,
+// the size docker reports for a layer in `docker history` and `docker images`.
+func (s *Store) ContentSize(diffID digest.Digest) (int64, error) {
+	var total int64
+	seen := map[uint64]bool{}
+	err := filepath.WalkDir(s.SnapshotDir(diffID), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() && d.Type()&fs.ModeSymlink == 0 {
+			return nil
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		if st.Nlink > 1 {
+			if seen[st.Ino] {
+				return nil
+			}
+			seen[st.Ino] = true
+		}
+		total += st.Size
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("size of layer %s: %w", diffID, err)
+	}
+	return total, nil
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/layer"
+	"github.com/kiln-build/kiln/runner"
+)
+
+func newBuildCommand(g *globals) *cobra.Command {
+	var (
+		tags        []string
+		file        string
+		buildArgs   []string
+		noCache     bool
+		quiet       bool
+		compression string
+	)
+	cmd := &cobra.Command{
+		Use:   "build [OPTIONS] CONTEXT",
+		Short: "Build an image from a Dockerfile",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := layer.ParseCompression(compression)
+			if err != nil {
+				return fmt.Errorf("--compression: %w", err)
+			}
+			// Overlay mounts made while building must die with this process.
+			if err := runner.EnterMountNamespace(); err != nil {
+				return err
+			}
+			opts := builder.Options{
+				ContextDir:  args[0],
+				Dockerfile:  file,
+				Stdin:       os.Stdin,
+				Tags:        tags,
+				BuildArgs:   parseBuildArgs(buildArgs),
+				NoCache:     noCache,
+				Compression: c,
+				Progress:    os.Stderr,
+			}
+			if quiet {
+				opts.Progress = io.Discard
+			}
+			s, err := cache.Open(g.root)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			id, err := builder.Build(cmd.Context(), s, opts)
+			if err != nil {
+				return err
+			}
+			if quiet {
+				fmt.Println(id)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&tags, "tag", "t", nil, "name and optionally a tag in the name:tag format")
+	f.StringVarP(&file, "file", "f", "", "name of the Dockerfile (default CONTEXT/Dockerfile; - reads stdin)")
+	f.StringArrayVar(&buildArgs, "build-arg", nil, "set a build-time variable (KEY=VALUE, or KEY to take it from the environment)")
+	f.BoolVar(&noCache, "no-cache", false, "do not use cache when building the image")
+	f.BoolVarP(&quiet, "quiet", "q", false, "suppress the build output and print the image ID on success")
+	f.StringVar(&compression, "compression", "gzip", "layer compression: gzip or zstd")
+	return cmd
+}
+
+// parseBuildArgs reads --build-arg values as docker does: KEY=VALUE, or KEY
+// alone to take the value from the environment (skipped when unset).
+func parseBuildArgs(list []string) map[string]string {
+	out := map[string]string{}
+	for _, a := range list {
+		if k, v, ok := strings.Cut(a, "="); ok {
+			out[k] = v
+		} else if v, ok := os.LookupEnv(a); ok {
+			out[a] = v
+		}
+	}
+	return out
+}

@@ -1,0 +1,72 @@
+// Command kiln builds Dockerfiles into OCI images and runs them, without a daemon.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/runner"
+)
+
+func main() {
+	// The sandbox init is this same binary, re-executed: it must take over
+	// before anything else runs.
+	if runner.IsInit() {
+		runner.Init()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCommand().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		var exit exitError
+		if errors.As(err, &exit) {
+			os.Exit(int(exit))
+		}
+		fmt.Fprintln(os.Stderr, "kiln:", err)
+		os.Exit(1)
+	}
+}
+
+// exitError makes kiln exit with a status without printing anything more.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// globals are the flags every command shares.
+type globals struct {
+	root string
+}
+
+func newRootCommand() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "kiln",
+		Short:         "Build Dockerfiles into OCI images and run them, without a daemon",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	defRoot := os.Getenv("KILN_ROOT")
+	if defRoot == "" {
+		defRoot = "/var/lib/kiln"
+	}
+	root.PersistentFlags().StringVar(&g.root, "root", defRoot, "store root directory (env KILN_ROOT)")
+	root.AddCommand(
+		newBuildCommand(g),
+		newImportCommand(g),
+		newSaveCommand(g),
+		newLoadCommand(g),
+		newImagesCommand(g),
+		newHistoryCommand(g),
+		newInspectCommand(g),
+		newTagCommand(g),
+		newRmiCommand(g),
+		newInfoCommand(g),
+	)
+	return root
+}
