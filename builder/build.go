@@ -75,7 +75,7 @@ func Build(ctx context.Context, s *cache.Store, opts Options) (digest.Digest, er
 	if err != nil {
 		return "", err
 	}
-	b := &build{store: s, opts: opts, df: df, start: time.Now()}
+	b := &build{store: s, opts: opts, df: df, start: time.Now(), layers: map[digest.Digest]cache.Layer{}}
 	id, err := b.run(ctx)
 	if err != nil {
 		// Leave the store as it was: the layers of the failed build go, unless
@@ -103,6 +103,8 @@ type build struct {
 	start time.Time
 	step  int
 	total int
+	// layers caches the records of the layers this build has looked up.
+	layers map[digest.Digest]cache.Layer
 }
 
 func (b *build) errorf(line int, format string, args ...any) error {

@@ -34,7 +34,8 @@ type copyRequest struct {
 
 // source is one file or directory of the context to copy.
 type source struct {
-	path string // absolute host path, inside the context
+	path string // absolute host path, inside the context, symlinks resolved
+	base string // the name it is copied under into a directory
 	name string // as the user wrote it, for messages
 	info fs.FileInfo
 }
@@ -90,7 +91,7 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 					return false, err
 				}
 			case destIsDir || r.IsDir(dest):
-				target = path.Join(dest, filepath.Base(s.path))
+				target = path.Join(dest, s.base)
 				if _, err := r.MkdirAll(dest, 0o755, owner); err != nil {
 					return false, err
 				}
@@ -164,7 +165,7 @@ func (b *build) contextSources(req copyRequest) ([]source, error) {
 			if req.add && info.Mode().IsRegular() && isArchive(real) {
 				return nil, fmt.Errorf("ADD %s: extracting local archives is not supported yet", src)
 			}
-			out = append(out, source{path: real, name: src, info: info})
+			out = append(out, source{path: real, base: path.Base(m), name: src, info: info})
 		}
 	}
 	if len(out) == 0 {

@@ -230,10 +230,10 @@ func (b *build) dispatch(ctx context.Context, st *stage, meta *stage, cmd instru
 		st.addHistory("ENTRYPOINT "+quoteArgs(st.img.Config.Entrypoint), true)
 	case *instructions.HealthCheckCommand:
 		st.img.Config.Healthcheck = c.Health
-		st.addHistory(fmt.Sprintf("HEALTHCHECK %v", c.Health.Test), true)
+		st.addHistory(healthcheckHistory(c), true)
 	case *instructions.OnbuildCommand:
+		// BuildKit records ONBUILD in the config only, with no history entry.
 		st.img.Config.OnBuild = append(st.img.Config.OnBuild, c.Expression)
-		st.addHistory("ONBUILD "+c.Expression, true)
 	case *instructions.RunCommand:
 		return b.runStep(ctx, st, c)
 	case *instructions.CopyCommand:
@@ -326,4 +326,15 @@ func resolveWorkdir(cur, p string) string {
 		cur = "/"
 	}
 	return path.Join(cur, p)
+}
+
+// healthcheckHistory is the history text BuildKit writes for HEALTHCHECK: the
+// health config formatted with %q.
+func healthcheckHistory(c *instructions.HealthCheckCommand) string {
+	h := c.Health
+	return fmt.Sprintf("HEALTHCHECK %q", &struct {
+		Test                          []string
+		Interval, Timeout, StartPeriod time.Duration
+		Retries                       int
+	}{h.Test, h.Interval, h.Timeout, h.StartPeriod, h.Retries})
 }

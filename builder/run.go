@@ -35,8 +35,8 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 	args := b.commandLine(st, c.ShellDependantCmdLine)
 	argEnv := st.argEnv()
 	createdBy := "RUN " + strings.Join(args, " ")
-	if len(argEnv) > 0 {
-		createdBy = fmt.Sprintf("RUN |%d %s %s", len(argEnv), strings.Join(argEnv, " "), strings.Join(args, " "))
+	if declared := st.argHistory(); len(declared) > 0 {
+		createdBy = fmt.Sprintf("RUN |%d %s %s", len(declared), strings.Join(declared, " "), strings.Join(args, " "))
 	}
 	createdBy += " # buildkit"
 

@@ -92,6 +92,23 @@ func (st *stage) argEnv() []string {
 	return out
 }
 
+// argHistory is every ARG declared in the stage as KEY=VALUE, as BuildKit
+// writes them into a RUN's history: the value ENV gives it wins, and an ARG
+// with no value shows empty.
+func (st *stage) argHistory() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, a := range st.args {
+		if seen[a.key] {
+			continue
+		}
+		seen[a.key] = true
+		v, _ := envGetter{st}.Get(a.key)
+		out = append(out, a.key+"="+v)
+	}
+	return out
+}
+
 func (st *stage) setEnv(key, value string) {
 	for i, e := range st.img.Config.Env {
 		if k, _, _ := strings.Cut(e, "="); k == key {
@@ -120,7 +137,10 @@ func (st *stage) addLayer(diffID digest.Digest, createdBy string) {
 
 // newStage starts a stage from its FROM line.
 func (b *build) newStage(ctx context.Context, s instructions.Stage, built map[string]*stage, meta *stage) (*stage, error) {
-	line := lineOf(&s)
+	line := 0
+	if len(s.Location) > 0 {
+		line = s.Location[0].Start.Line
+	}
 	base, err := meta.expand(s.BaseName)
 	if err != nil {
 		return nil, b.errorf(line, "FROM %s: %v", s.BaseName, err)
@@ -191,9 +211,13 @@ func (b *build) lowers(st *stage) ([]string, error) {
 			continue
 		}
 		seen[ids[i]] = true
-		l, err := b.store.Layer(ids[i])
-		if err != nil {
-			return nil, err
+		l, ok := b.layers[ids[i]]
+		if !ok {
+			var err error
+			if l, err = b.store.Layer(ids[i]); err != nil {
+				return nil, err
+			}
+			b.layers[ids[i]] = l
 		}
 		if l.EmptyLayer() {
 			continue

@@ -66,10 +66,12 @@ func (s *Store) IngestLayerBlob(ctx context.Context, r io.Reader, desc ocispec.D
 		return fail(fmt.Errorf("layer %s: uncompressed content has digest %s, config says %s: %w", desc.Digest, got, diffID, ErrInvalid))
 	}
 	size := bw.Size()
-	if _, err := bw.Commit(desc.Digest, desc.Size); err != nil {
+	got, err := bw.Commit(desc.Digest, desc.Size)
+	if err != nil {
 		sn.Discard()
 		return Layer{}, err
 	}
+	desc.Digest = got
 	if desc.MediaType == "" {
 		desc.MediaType = ocispec.MediaTypeImageLayerGzip
 	}

@@ -89,8 +89,8 @@ func (s *Store) Tag(name string, id digest.Digest) error {
 	if err != nil {
 		return err
 	}
-	if !s.HasBlob(id) {
-		return fmt.Errorf("image %s: %w", id, ErrNotFound)
+	if !s.isImage(id) {
+		return fmt.Errorf("no such image: %s: %w", id, ErrNotFound)
 	}
 	return s.updateRefs(func(refs map[string]digest.Digest) error {
 		refs[n] = id

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/tar"
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
@@ -33,13 +34,13 @@ func TestBuildMatchesDocker(t *testing.T) {
 			t.Skipf("needs %s (make deps installs it)", tool)
 		}
 	}
-	cases, err := filepath.Glob("../../testdata/build/*/Dockerfile")
+	cases, err := filepath.Glob("../../testdata/build/*/ctx/Dockerfile")
 	if err != nil || len(cases) == 0 {
 		t.Fatalf("no build cases: %v", err)
 	}
 	record := os.Getenv("KILN_RECORD_DOCKER") == "1"
 	for _, df := range cases {
-		dir := filepath.Dir(df)
+		dir := filepath.Dir(filepath.Dir(df))
 		name := filepath.Base(dir)
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
@@ -88,12 +89,12 @@ func unpackImage(t *testing.T, src, work string) (files, config string) {
 	readJSON(t, filepath.Join(layout, "blobs", "sha256", idx.Manifests[0].Digest.Encoded()), &m)
 	var raw map[string]json.RawMessage
 	readJSON(t, filepath.Join(layout, "blobs", "sha256", m.Config.Digest.Encoded()), &raw)
-	return files, normalizeConfig(t, raw, len(m.Layers))
+	return files, normalizeConfig(t, raw)
 }
 
 // normalizeConfig keeps what a Dockerfile decides: the runtime config and the
 // history of the steps after the base image (timestamps aside).
-func normalizeConfig(t *testing.T, raw map[string]json.RawMessage, layers int) string {
+func normalizeConfig(t *testing.T, raw map[string]json.RawMessage) string {
 	t.Helper()
 	var cfg map[string]any
 	json.Unmarshal(raw["config"], &cfg)
@@ -213,7 +214,44 @@ func dockerBuild(t *testing.T, name, dir, baseTar, work string) (string, string)
 	archive := filepath.Join(work, "docker.tar")
 	mustRun(t, docker, "save", "-o", archive, "kiln-case-"+name)
 	mustRun(t, docker, "rmi", "kiln-case-"+name)
-	return unpackImage(t, "docker-archive:"+archive, work)
+	files, _ := unpackImage(t, "docker-archive:"+archive, work)
+	// skopeo's conversion to OCI drops docker's config extensions
+	// (Healthcheck, OnBuild, Shell): take the config as docker wrote it.
+	return files, normalizeConfig(t, dockerArchiveConfig(t, archive))
+}
+
+// dockerArchiveConfig reads the image config out of a docker-archive tar.
+func dockerArchiveConfig(t *testing.T, archive string) map[string]json.RawMessage {
+	t.Helper()
+	members := map[string][]byte{}
+	f, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(hdr.Name, ".json") {
+			data, _ := io.ReadAll(tr)
+			members[hdr.Name] = data
+		}
+	}
+	var manifest []struct{ Config string }
+	if err := json.Unmarshal(members["manifest.json"], &manifest); err != nil || len(manifest) == 0 {
+		t.Fatalf("docker archive manifest: %v", err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(members[manifest[0].Config], &raw); err != nil {
+		t.Fatalf("docker archive config: %v", err)
+	}
+	return raw
 }
 
 func compareText(t *testing.T, what, want, got string) {

@@ -7,13 +7,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kiln-build/kiln/runner"
 )
 
 // The test binary doubles as kiln: with KILN_TEST_MAIN set it runs main(), so
 // the end-to-end tests exercise the real command, its re-executions (mount
 // namespace, sandbox init) included, without a separate build step.
 func TestMain(m *testing.M) {
-	if os.Getenv("KILN_TEST_MAIN") == "1" {
+	if os.Getenv("KILN_TEST_MAIN") == "1" || runner.IsInit() {
 		main()
 		os.Exit(0)
 	}
