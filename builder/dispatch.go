@@ -333,8 +333,8 @@ func resolveWorkdir(cur, p string) string {
 func healthcheckHistory(c *instructions.HealthCheckCommand) string {
 	h := c.Health
 	return fmt.Sprintf("HEALTHCHECK %q", &struct {
-		Test                          []string
+		Test                           []string
 		Interval, Timeout, StartPeriod time.Duration
-		Retries                       int
+		Retries                        int
 	}{h.Test, h.Interval, h.Timeout, h.StartPeriod, h.Retries})
 }
