@@ -328,13 +328,10 @@ func resolveWorkdir(cur, p string) string {
 	return path.Join(cur, p)
 }
 
-// healthcheckHistory is the history text BuildKit writes for HEALTHCHECK: the
-// health config formatted with %q.
+// healthcheckHistory is the history text BuildKit writes for HEALTHCHECK:
+// its health config printed with %q, field by field.
 func healthcheckHistory(c *instructions.HealthCheckCommand) string {
 	h := c.Health
-	return fmt.Sprintf("HEALTHCHECK %q", &struct {
-		Test                           []string
-		Interval, Timeout, StartPeriod time.Duration
-		Retries                        int
-	}{h.Test, h.Interval, h.Timeout, h.StartPeriod, h.Retries})
+	return fmt.Sprintf("HEALTHCHECK &{%s %q %q %q %q}", quoteArgs(h.Test),
+		h.Interval.String(), h.Timeout.String(), h.StartPeriod.String(), rune(h.Retries))
 }

@@ -7,11 +7,11 @@ import (
 
 func TestParseErrorsNameFileAndLine(t *testing.T) {
 	cases := []struct{ src, want string }{
-		{"FROM scratch\nFOO bar\n", "Dockerfile:2: unknown instruction: FOO"},
+		{"FROM scratch\nXYZZY bar\n", "Dockerfile:2: unknown instruction: XYZZY"},
 		{"FROM scratch\nRUNN true\n", "Dockerfile:2: unknown instruction: RUNN (did you mean RUN?)"},
-		{"FROM scratch\nENV\n", "Dockerfile:2: ENV names can not be blank"},
+		{"FROM scratch\nENV\n", "Dockerfile:2: ENV requires at least one argument"},
 		{"FROM scratch\n\nCOPY onlyone\n", "Dockerfile:3: COPY requires at least two arguments, but only one was provided. Destination could not be determined"},
-		{"# just a comment\n", "Dockerfile: file with no instructions"},
+		{"# just a comment\n", "Dockerfile:1: file with no instructions"},
 		{"RUN true\n", "Dockerfile:1: no build stage in current context"},
 	}
 	for _, c := range cases {

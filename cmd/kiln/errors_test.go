@@ -45,7 +45,7 @@ func TestBuildBadInput(t *testing.T) {
 		name, dockerfile string
 		want             string // substring of the one-line error
 	}{
-		{"malformed", "FROM localhost/bb:latest\nENV\n", "Dockerfile:2: ENV names can not be blank"},
+		{"malformed", "FROM localhost/bb:latest\nENV\n", "Dockerfile:2: ENV requires at least one argument"},
 		{"unknown instruction", "FROM localhost/bb:latest\nCOPPY file.txt /\n", "Dockerfile:2: unknown instruction: COPPY (did you mean COPY?)"},
 		{"missing source", "FROM localhost/bb:latest\nRUN echo hi > /x\nCOPY nope.txt /\n", `Dockerfile:3: COPY nope.txt: "/nope.txt" not found in the build context`},
 		{"source outside context", "FROM localhost/bb:latest\nCOPY ../secret /\n", "Dockerfile:2: COPY ../secret: forbidden path outside the build context"},
