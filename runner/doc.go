@@ -1,0 +1,19 @@
+// Package runner is kiln's sandbox: it executes a Dockerfile RUN step (and,
+// later, containers) in fresh mount, PID, UTS and IPC namespaces (plus a
+// network namespace for Network "none") on top of an overlay of plain
+// snapshot directories.
+//
+// Run re-executes the current binary (/proc/self/exe) with argv[0]
+// "kiln-runner-init"; main() must therefore start with
+//
+//	if runner.IsInit() { runner.Init() }
+//
+// The init mounts the overlay and the usual /proc, /dev, /sys,
+// /etc/resolv.conf and /etc/hosts, pivots into the rootfs, switches to the
+// image's user and execs the command, which becomes PID 1. Mount points that
+// the image lacks are created as stubs and removed from the upper directory
+// after the run, so the upper directory holds exactly the step's changes.
+//
+// Mounts are data (Mount, built by OverlayMount) mounted by MountOverlay.
+// The package imports nothing heavy, to keep the init's start-up cheap.
+package runner

@@ -1,0 +1,165 @@
+package runner
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// execProcess runs inside the new root: it resolves the user, creates and
+// enters the working directory, drops to the user and execs the command. It
+// only returns on failure.
+func execProcess(cfg *initConfig) error {
+	u, err := lookupUser(cfg.User)
+	if err != nil {
+		return err
+	}
+	cwd := path.Clean("/" + cfg.Cwd)
+	if err := mkdirAllOwned(cwd, u.UID, u.GID); err != nil {
+		return err
+	}
+	if err := unix.Chdir(cwd); err != nil {
+		return fmt.Errorf("chdir %s: %w", cwd, err)
+	}
+	env := withDefaultEnv(cfg.Env, u.Home)
+	if err := setCredentials(u); err != nil {
+		return err
+	}
+	unix.Umask(0o022)
+	pathEnv, _ := lookupEnv(env, "PATH")
+	exe, err := lookPath(cfg.Args[0], pathEnv)
+	if err != nil {
+		return err
+	}
+	err = unix.Exec(exe, cfg.Args, env)
+	kind := kindNoExec
+	if errors.Is(err, unix.ENOENT) {
+		kind = kindNotFound
+	}
+	return &sandboxError{Msg: fmt.Sprintf("exec: %q: %v", cfg.Args[0], err), Kind: kind}
+}
+
+// lookupUser resolves spec through the (new) root's /etc/passwd and /etc/group.
+func lookupUser(spec string) (execUser, error) {
+	var readers [2]io.Reader
+	for i, name := range []string{"/etc/passwd", "/etc/group"} {
+		f, err := openUserFile(name)
+		if err != nil {
+			return execUser{}, err
+		}
+		if f != nil {
+			defer f.Close()
+			readers[i] = f
+		}
+	}
+	return resolveUser(spec, readers[0], readers[1])
+}
+
+// openUserFile opens a regular file without blocking on FIFOs; a missing
+// file is (nil, nil).
+func openUserFile(name string) (*os.File, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("open %s: not a regular file", name)
+	}
+	return f, nil
+}
+
+// mkdirAllOwned creates dir and its missing parents (mode 0755), chowning
+// only the directories it creates to uid:gid, like BuildKit does for the
+// working directory.
+func mkdirAllOwned(dir string, uid, gid int) error {
+	cur := "/"
+	for _, c := range strings.Split(strings.Trim(dir, "/"), "/") {
+		if c == "" {
+			continue
+		}
+		cur = path.Join(cur, c)
+		if _, err := os.Stat(cur); err == nil {
+			continue
+		}
+		if err := unix.Mkdir(cur, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create working directory %s: %w", cur, err)
+		}
+		if err := unix.Lchown(cur, uid, gid); err != nil {
+			return fmt.Errorf("chown working directory %s: %w", cur, err)
+		}
+	}
+	return nil
+}
+
+// setCredentials switches the calling thread (locked: the exec follows on
+// it) to the user; execve makes them the process's credentials.
+func setCredentials(u execUser) error {
+	if err := unix.Setgroups(u.Groups); err != nil {
+		return fmt.Errorf("setgroups: %w", err)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(u.GID), uintptr(u.GID), uintptr(u.GID)); e != 0 {
+		return fmt.Errorf("setgid %d: %w", u.GID, e)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(u.UID), uintptr(u.UID), uintptr(u.UID)); e != 0 {
+		return fmt.Errorf("setuid %d: %w", u.UID, e)
+	}
+	return nil
+}
+
+// lookPath finds file like execvp: names with a slash are used as is,
+// others are searched in pathEnv (an empty entry is the working directory).
+func lookPath(file, pathEnv string) (string, error) {
+	if strings.Contains(file, "/") {
+		err := checkExecutable(file)
+		if err == nil {
+			return file, nil
+		}
+		kind := kindNoExec
+		if errors.Is(err, fs.ErrNotExist) {
+			kind = kindNotFound
+		}
+		return "", &sandboxError{Msg: fmt.Sprintf("exec: %q: %v", file, err), Kind: kind}
+	}
+	var denied error
+	for _, dir := range strings.Split(pathEnv, ":") {
+		if dir == "" {
+			dir = "."
+		}
+		p := dir + "/" + file
+		err := checkExecutable(p)
+		if err == nil {
+			return p, nil
+		}
+		if denied == nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, unix.ENOTDIR) {
+			denied = err
+		}
+	}
+	if denied != nil {
+		return "", &sandboxError{Msg: fmt.Sprintf("exec: %q: %v", file, denied), Kind: kindNoExec}
+	}
+	return "", &sandboxError{Msg: fmt.Sprintf("exec: %q: %v", file, ErrExecutableNotFound), Kind: kindNotFound}
+}
+
+func checkExecutable(p string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return &fs.PathError{Op: "stat", Path: p, Err: err}
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return &fs.PathError{Op: "exec", Path: p, Err: unix.EISDIR}
+	}
+	if err := unix.Faccessat(unix.AT_FDCWD, p, unix.X_OK, unix.AT_EACCESS); err != nil {
+		return &fs.PathError{Op: "access", Path: p, Err: err}
+	}
+	return nil
+}

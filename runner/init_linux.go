@@ -1,0 +1,71 @@
+package runner
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// The init's extra file descriptors (cmd.ExtraFiles order).
+const (
+	configFd = 3 // initConfig JSON from Run, read to EOF
+	reportFd = 4 // initReport JSON messages to Run; close-on-exec, so EOF means exec (or death)
+)
+
+// initReport is one message from the init to Run: first the stubs it
+// created, then, only on failure, the error.
+type initReport struct {
+	Stubs []stubEntry `json:",omitempty"`
+	Error string      `json:",omitempty"`
+	Kind  string      `json:",omitempty"`
+}
+
+// Init is the sandbox init, run in the new namespaces when IsInit is true. It
+// mounts the rootfs, pivots into it, switches to the user and execs the
+// command: it never returns (on failure it reports the error to Run and exits
+// non-zero).
+func Init() {
+	unix.CloseOnExec(reportFd)
+	rep := os.NewFile(reportFd, "report")
+	enc := json.NewEncoder(rep)
+	err := initSandbox(enc)
+	_ = enc.Encode(initReport{Error: err.Error(), Kind: errorKind(err)})
+	os.Exit(1)
+}
+
+// initSandbox only returns on failure.
+func initSandbox(enc *json.Encoder) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("sandbox init panic: %v", r)
+		}
+	}()
+	unix.Umask(0)
+	f := os.NewFile(configFd, "config")
+	var cfg initConfig
+	err = json.NewDecoder(f).Decode(&cfg)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("read sandbox config: %w", err)
+	}
+	report := func(stubs []stubEntry) error {
+		if err := enc.Encode(initReport{Stubs: stubs}); err != nil {
+			return fmt.Errorf("report mount stubs: %w", err)
+		}
+		return nil
+	}
+	if err := setupRootfs(&cfg, report); err != nil {
+		return err
+	}
+	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
+		return fmt.Errorf("set hostname: %w", err)
+	}
+	if cfg.NetNone {
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+	}
+	return execProcess(&cfg)
+}

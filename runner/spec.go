@@ -1,0 +1,183 @@
+package runner
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"strings"
+)
+
+// DefaultPath is Docker's default PATH, used when Spec.Env has none.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// DefaultHostname is the sandbox hostname when Spec.Hostname is empty.
+const DefaultHostname = "kiln"
+
+// ErrExecutableNotFound is wrapped by Run's error when Args[0] cannot be found
+// (exit code 127).
+var ErrExecutableNotFound = errors.New("executable file not found in $PATH")
+
+// Spec describes one sandboxed process: a RUN step, later a container.
+type Spec struct {
+	Lowers      []string // snapshot directories of the parent layers, top-most first (may be empty for scratch)
+	Upper, Work string   // fresh overlay upperdir and workdir (same filesystem); the caller diffs Upper afterwards
+	Rootfs      string   // an empty directory to mount the merged tree on (inside the sandbox's mount namespace only)
+	Args        []string // argv; Args[0] is looked up in the PATH of Env inside the rootfs, like execvp
+	Env         []string // KEY=VALUE; PATH defaults to DefaultPath, HOME to the user's home directory
+	Cwd         string   // working directory inside the rootfs, created (owned by the user) when missing; default "/"
+	User        string   // "", "name", "uid", "name:group", "uid:gid", resolved through the image's /etc/passwd and /etc/group
+	Hostname    string   // default DefaultHostname
+	Network     string   // "host" (default: the host's network namespace) or "none" (a new one with only lo, up)
+	Stdin       io.Reader
+	Stdout      io.Writer
+	Stderr      io.Writer
+	ExtraMounts []Mount // bind/tmpfs mounts inside the rootfs (Target is a container path), mounted in order of depth
+}
+
+// initConfig is what the sandbox init receives (as JSON) from Run.
+type initConfig struct {
+	Lowers      []string
+	Upper, Work string
+	Rootfs      string
+	Args, Env   []string
+	Cwd, User   string
+	Hostname    string
+	NetNone     bool
+	ExtraMounts []Mount
+}
+
+func newInitConfig(s *Spec) (*initConfig, error) {
+	if len(s.Args) == 0 || s.Args[0] == "" {
+		return nil, errors.New("no command")
+	}
+	if s.Upper == "" || s.Work == "" || s.Rootfs == "" {
+		return nil, errors.New("upper, work and rootfs directories are required")
+	}
+	for _, p := range append([]string{s.Upper, s.Work, s.Rootfs}, s.Lowers...) {
+		if !path.IsAbs(p) {
+			return nil, fmt.Errorf("directory %q: not absolute", p)
+		}
+	}
+	c := &initConfig{
+		Lowers: s.Lowers, Upper: path.Clean(s.Upper), Work: s.Work, Rootfs: path.Clean(s.Rootfs),
+		Args: s.Args, Env: s.Env, Cwd: s.Cwd, User: s.User, Hostname: s.Hostname,
+		ExtraMounts: s.ExtraMounts,
+	}
+	if c.Cwd == "" {
+		c.Cwd = "/"
+	}
+	if c.Hostname == "" {
+		c.Hostname = DefaultHostname
+	}
+	switch s.Network {
+	case "", "host":
+	case "none":
+		c.NetNone = true
+	default:
+		return nil, fmt.Errorf("network %q: must be host or none", s.Network)
+	}
+	for _, m := range s.ExtraMounts {
+		if !path.IsAbs(m.Target) || path.Clean(m.Target) == "/" {
+			return nil, fmt.Errorf("mount target %q: must be an absolute path below /", m.Target)
+		}
+	}
+	return c, nil
+}
+
+// withDefaultEnv adds PATH and HOME to env when they are missing.
+func withDefaultEnv(env []string, home string) []string {
+	out := make([]string, 0, len(env)+2)
+	out = append(out, env...)
+	if _, ok := lookupEnv(env, "PATH"); !ok {
+		out = append(out, "PATH="+DefaultPath)
+	}
+	if _, ok := lookupEnv(env, "HOME"); !ok {
+		out = append(out, "HOME="+home)
+	}
+	return out
+}
+
+// lookupEnv returns the last value of key in env.
+func lookupEnv(env []string, key string) (string, bool) {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// Kinds of sandbox setup errors, carried from the init to Run.
+const (
+	kindNotFound = "notfound" // the executable is missing: 127
+	kindNoExec   = "noexec"   // found but cannot be executed: 126
+	kindNoUser   = "nouser"
+	kindNoGroup  = "nogroup"
+)
+
+// sandboxError is a setup failure reported by the sandbox init.
+type sandboxError struct {
+	Msg  string
+	Kind string
+}
+
+func (e *sandboxError) Error() string { return e.Msg }
+
+func (e *sandboxError) Unwrap() error {
+	switch e.Kind {
+	case kindNotFound:
+		return ErrExecutableNotFound
+	case kindNoExec:
+		return fs.ErrPermission
+	case kindNoUser:
+		return ErrNoPasswdEntries
+	case kindNoGroup:
+		return ErrNoGroupEntries
+	}
+	return nil
+}
+
+// exitCode is the shell-style exit code of a setup failure.
+func (e *sandboxError) exitCode() int {
+	switch e.Kind {
+	case kindNotFound:
+		return 127
+	case kindNoExec:
+		return 126
+	}
+	return -1
+}
+
+// errorKind classifies err for the trip from the init to Run.
+func errorKind(err error) string {
+	var se *sandboxError
+	switch {
+	case errors.As(err, &se):
+		return se.Kind
+	case errors.Is(err, ErrNoPasswdEntries):
+		return kindNoUser
+	case errors.Is(err, ErrNoGroupEntries):
+		return kindNoGroup
+	}
+	return ""
+}
+
+// depth counts the components of a clean absolute path ("/" is 0).
+func depth(p string) int {
+	p = path.Clean("/" + p)
+	if p == "/" {
+		return 0
+	}
+	return strings.Count(p, "/")
+}
+
+// nestedUnder reports whether target lies strictly below dir (lexically).
+func nestedUnder(target, dir string) bool {
+	target, dir = path.Clean("/"+target), path.Clean("/"+dir)
+	if dir == "/" {
+		return target != "/"
+	}
+	return strings.HasPrefix(target, dir+"/")
+}
