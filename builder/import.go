@@ -52,7 +52,7 @@ func Import(ctx context.Context, s *cache.Store, src ImportSource, tag string) (
 	if err != nil {
 		return "", err
 	}
-	id, err := s.PutImage(ctx, data, layer.Gzip, nil)
+	id, err := s.PutImage(ctx, data, cache.ImageOptions{Compression: layer.Gzip, OwnLayers: 1})
 	if err != nil {
 		return "", err
 	}

@@ -31,6 +31,9 @@ type stage struct {
 	shell  []string
 	cmdSet bool
 	lex    *shell.Lex
+	// baseLayers is how many layers the stage's base image has: the layers
+	// above are the ones this build made.
+	baseLayers int
 }
 
 type arg struct {
@@ -182,6 +185,7 @@ func (b *build) newStage(ctx context.Context, s instructions.Stage, built map[st
 			st.shell = slices.Clone(st.img.Config.Shell)
 		}
 	}
+	st.baseLayers = len(st.img.RootFS.DiffIDs)
 	if _, ok := (envGetter{st}).Get("PATH"); !ok {
 		st.img.Config.Env = append([]string{defaultPath}, st.img.Config.Env...)
 	}
@@ -235,7 +239,7 @@ func (b *build) commit(ctx context.Context, st *stage) (digest.Digest, error) {
 	if err != nil {
 		return "", err
 	}
-	return b.store.PutImage(ctx, data, b.opts.Compression, nil)
+	return b.store.PutImage(ctx, data, cache.ImageOptions{Compression: b.opts.Compression, OwnLayers: len(st.img.RootFS.DiffIDs) - st.baseLayers})
 }
 
 // quoteArgs formats a command as BuildKit does in history: ["a" "b"].

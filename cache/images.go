@@ -17,20 +17,31 @@ import (
 	"github.com/kiln-build/kiln/layer"
 )
 
+// ImageOptions are what PutImage records beside the config.
+type ImageOptions struct {
+	// Compression is used for the layers the image adds (its top OwnLayers)
+	// when they are first exported. The layers it shares with its base keep
+	// the blobs they have (gzip when they have none yet): base layers are
+	// never rewritten.
+	Compression layer.Compression
+	OwnLayers   int
+	// Manifest, when not nil, is the manifest the image came with (already
+	// in the blob store).
+	Manifest *ocispec.Descriptor
+}
+
 // imageRecord is what the store keeps of an image besides its config blob.
 type imageRecord struct {
-	// Compression is used for this image's layers that have no blob yet.
 	Compression layer.Compression `json:"compression,omitempty"`
+	OwnLayers   int               `json:"ownLayers,omitempty"`
 	// Manifest is the image's manifest once it exists (loaded, pulled, or
 	// materialized for save and push).
 	Manifest *ocispec.Descriptor `json:"manifest,omitempty"`
 }
 
 // PutImage stores an image config (raw JSON, kept byte for byte: its digest is
-// the image ID). Every layer it lists must be in the store. compression is
-// used when the image's missing layer blobs are made; manifest, when not nil,
-// is the manifest the image came with (already in the blob store).
-func (s *Store) PutImage(ctx context.Context, config []byte, compression layer.Compression, manifest *ocispec.Descriptor) (digest.Digest, error) {
+// the image ID). Every layer it lists must be in the store.
+func (s *Store) PutImage(ctx context.Context, config []byte, opts ImageOptions) (digest.Digest, error) {
 	var img ocispec.Image
 	if err := json.Unmarshal(config, &img); err != nil {
 		return "", fmt.Errorf("image config: %v: %w", err, ErrInvalid)
@@ -48,11 +59,12 @@ func (s *Store) PutImage(ctx context.Context, config []byte, compression layer.C
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return "", err
 	}
-	if compression != "" {
-		rec.Compression = compression
+	if opts.Compression != "" {
+		rec.Compression = opts.Compression
+		rec.OwnLayers = opts.OwnLayers
 	}
-	if manifest != nil {
-		rec.Manifest = manifest
+	if opts.Manifest != nil {
+		rec.Manifest = opts.Manifest
 	}
 	return id, s.writeImageRecord(id, rec)
 }
@@ -156,8 +168,14 @@ func (s *Store) Manifest(ctx context.Context, id digest.Digest) (ocispec.Descrip
 		Layers:    []ocispec.Descriptor{},
 	}
 	m.SchemaVersion = 2
-	for _, d := range img.RootFS.DiffIDs {
-		desc, err := s.layerBlobPreferExisting(ctx, d, c)
+	own := len(img.RootFS.DiffIDs) - rec.OwnLayers
+	for i, d := range img.RootFS.DiffIDs {
+		var desc ocispec.Descriptor
+		if i >= own {
+			desc, err = s.LayerBlob(ctx, d, c)
+		} else {
+			desc, err = s.layerBlobPreferExisting(ctx, d, layer.Gzip)
+		}
 		if err != nil {
 			return ocispec.Descriptor{}, ocispec.Manifest{}, err
 		}

@@ -89,7 +89,7 @@ func putImage(t *testing.T, s *Store, layers ...Layer) digest.Digest {
 		img.RootFS.DiffIDs = append(img.RootFS.DiffIDs, l.DiffID)
 	}
 	data, _ := json.Marshal(img)
-	id, err := s.PutImage(context.Background(), data, layer.Gzip, nil)
+	id, err := s.PutImage(context.Background(), data, ImageOptions{Compression: layer.Gzip, OwnLayers: len(layers)})
 	if err != nil {
 		t.Fatal(err)
 	}

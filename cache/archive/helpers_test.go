@@ -103,7 +103,7 @@ func buildImage(t *testing.T, s *cache.Store, name string, c layer.Compression) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := s.PutImage(ctx, data, c, nil)
+	id, err := s.PutImage(ctx, data, cache.ImageOptions{Compression: c, OwnLayers: len(cfg.RootFS.DiffIDs)})
 	if err != nil {
 		t.Fatal(err)
 	}

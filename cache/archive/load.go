@@ -94,7 +94,7 @@ func (img *loadImage) record(ctx context.Context, s *cache.Store) error {
 		}
 		md = &ocispec.Descriptor{MediaType: img.manifestDesc.MediaType, Digest: img.manifestDesc.Digest, Size: img.manifestDesc.Size}
 	}
-	id, err := s.PutImage(ctx, img.config, "", md)
+	id, err := s.PutImage(ctx, img.config, cache.ImageOptions{Manifest: md})
 	if err != nil {
 		return fmt.Errorf("image %s: %w", img.id, err)
 	}

@@ -186,7 +186,7 @@ func TestLoadCorruptSecondImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	img.RootFS.DiffIDs = []digest.Digest{img.RootFS.DiffIDs[0], l3.DiffID}
-	id2, err := s1.PutImage(ctx, mustJSON(t, img), layer.Gzip, nil)
+	id2, err := s1.PutImage(ctx, mustJSON(t, img), cache.ImageOptions{Compression: layer.Gzip})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,7 +88,7 @@ func TestSaveSharedBlobsOnceAndNames(t *testing.T) {
 	}
 	img.Config.Cmd = []string{"/bin/other"}
 	config2, _ := json.Marshal(img)
-	id2, err := s.PutImage(context.Background(), config2, layer.Gzip, nil)
+	id2, err := s.PutImage(context.Background(), config2, cache.ImageOptions{Compression: layer.Gzip})
 	if err != nil {
 		t.Fatal(err)
 	}
