@@ -11,22 +11,18 @@ import (
 // ids is a resolved user: uid and primary gid.
 type ids struct{ UID, GID int }
 
-// resolveUserGroup resolves a --chown or USER spec ("user", "uid",
-// "user:group", "uid:gid") through the image's passwd and group files, as
-// BuildKit does: a numeric id needs no entry; a name that is not found is an
-// error. open returns a file of the image's root filesystem.
+// resolveUserGroup resolves a --chown spec, or the USER that owns a new
+// WORKDIR ("user", "uid", "user:group", "uid:gid"), through the image's
+// passwd and group files as BuildKit does: a name takes its uid and primary
+// gid from passwd, a bare uid is also its gid (no lookup), a name that is not
+// found is an error. open returns a file of the image's root filesystem.
+// (RUN resolves USER with runc's rules instead, in the runner.)
 func resolveUserGroup(spec string, open func(path string) (io.ReadCloser, error)) (ids, error) {
 	user, group, hasGroup := strings.Cut(spec, ":")
 	var out ids
 	uid, err := strconv.Atoi(user)
 	if err == nil {
 		out.UID, out.GID = uid, uid
-		if !hasGroup {
-			// A numeric user takes its primary group from passwd when listed.
-			if e, ok := lookupPasswd(open, func(f []string) bool { return f[2] == user }); ok {
-				out.GID, _ = strconv.Atoi(e[3])
-			}
-		}
 	} else {
 		e, ok := lookupPasswd(open, func(f []string) bool { return f[0] == user })
 		if !ok {

@@ -25,7 +25,7 @@ func TestResolveUserGroup(t *testing.T) {
 	}{
 		{"root", 0, 0, ""},
 		{"app", 1000, 1001, ""},
-		{"1000", 1000, 1001, ""}, // primary group from passwd
+		{"1000", 1000, 1000, ""}, // a bare uid is its own gid, as BuildKit's --chown
 		{"4242", 4242, 4242, ""}, // numeric without an entry
 		{"app:staff", 1000, 50, ""},
 		{"app:77", 1000, 77, ""},
