@@ -29,6 +29,13 @@ type Options struct {
 	Tags       []string
 	BuildArgs  map[string]string
 	NoCache    bool
+	// NoCacheFilter names stages (or their indexes) that must not use the cache.
+	NoCacheFilter []string
+	// SourceDateEpoch, when set, is every timestamp of the image: history,
+	// config, and file times in new layers are clamped to it.
+	SourceDateEpoch *time.Time
+	// ExplainCache receives, for each step, hit or miss and what changed.
+	ExplainCache io.Writer
 	// Compression is used when the image's new layers are first exported.
 	Compression layer.Compression
 	// Progress receives one line as each step starts and ends, and the
@@ -75,8 +82,13 @@ func Build(ctx context.Context, s *cache.Store, opts Options) (digest.Digest, er
 	if err != nil {
 		return "", err
 	}
-	b := &build{store: s, opts: opts, df: df, start: time.Now(), layers: map[digest.Digest]cache.Layer{}}
+	b := &build{store: s, opts: opts, df: df, data: data, start: time.Now(), layers: map[digest.Digest]cache.Layer{}}
 	id, err := b.run(ctx)
+	if b.stats != nil && err == nil {
+		if err := b.stats.Save(); err != nil {
+			opts.Log.Warn("save stat cache", "err", err)
+		}
+	}
 	if err != nil {
 		// Leave the store as it was: the layers of the failed build go, unless
 		// another kiln process has the store open (then a later GC takes them).
@@ -100,11 +112,23 @@ type build struct {
 	store *cache.Store
 	opts  Options
 	df    *dockerfile
+	data  []byte // the Dockerfile
 	start time.Time
 	step  int
 	total int
 	// layers caches the records of the layers this build has looked up.
 	layers map[digest.Digest]cache.Layer
+	stats  *cache.StatCache // opened on first use
+	// dry makes steps check their input and change nothing: the preflight pass.
+	dry bool
+}
+
+// statCache is the build context's stat cache.
+func (b *build) statCache() *cache.StatCache {
+	if b.stats == nil {
+		b.stats = b.store.StatCache(b.opts.ContextDir)
+	}
+	return b.stats
 }
 
 func (b *build) errorf(line int, format string, args ...any) error {

@@ -1,9 +1,14 @@
 package builder
 
 import (
+	"encoding/json"
+	"time"
+
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kiln-build/kiln/cache"
+	"github.com/opencontainers/go-digest"
 	"io"
 	"io/fs"
 	"os"
@@ -72,8 +77,54 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 		return fmt.Errorf("%s %s: when using %s with more than one source file, the destination must be a directory and end with a /",
 			req.name, strings.Join(req.sd.SourcePaths, " "), req.name)
 	}
-	dest = resolveWorkdir(st.img.Config.WorkingDir, dest)
+	if b.dry {
+		return nil
+	}
+	createdBy := fmt.Sprintf("%s %s %s # buildkit", req.name, strings.Join(req.sd.SourcePaths, " "), req.sd.DestPath)
 
+	// The key covers the content of every source file: names, bytes, modes
+	// and link targets, never times.
+	items := make([]copyItem, len(srcs))
+	var all []*contextFile
+	type keySource struct {
+		Name, Base string
+		Dir        bool
+		Files      []string
+	}
+	keySources := make([]keySource, len(srcs))
+	for i, src := range srcs {
+		files, err := walkSource(src)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", req.name, src.name, err)
+		}
+		items[i] = copyItem{src: src, files: files}
+		all = append(all, files...)
+	}
+	if err := hashFiles(all, b.statCache()); err != nil {
+		return fmt.Errorf("%s: %w", req.name, err)
+	}
+	for i, it := range items {
+		ks := keySource{Name: it.src.name, Base: it.src.base, Dir: it.src.info.IsDir()}
+		for _, f := range it.files {
+			ks.Files = append(ks.Files, f.describe())
+		}
+		keySources[i] = ks
+	}
+	listing := fileList(b.opts.ContextDir, all)
+	filesDigest := digest.FromBytes(mustJSON(listing))
+	inputs := cache.StepInputs{Instruction: createdBy, Files: filesDigest}
+	key := stepKey(st.cacheKey, struct {
+		Op, Dest, Workdir, Chown, Chmod string
+		Sources                         []keySource
+		Epoch                           *time.Time
+	}{req.name, dest, st.img.Config.WorkingDir, req.chown, req.chmod, keySources, st.epoch})
+	if rec, ok := b.lookup(st, key); ok {
+		st.applyRecord(rec, createdBy)
+		return errCached
+	}
+	b.explainMiss(st, key, inputs)
+
+	dest = resolveWorkdir(st.img.Config.WorkingDir, dest)
 	l, _, err := b.changeLayer(ctx, st, func(r *rootfs) (bool, error) {
 		owner := ids{}
 		if req.chown != "" {
@@ -83,15 +134,15 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 			}
 		}
 		plan := copyPlan{owner: owner, chown: req.chown != "", mode: mode}
-		for _, s := range srcs {
-			target := dest
+		for _, it := range items {
+			it.target = dest
 			switch {
-			case s.info.IsDir():
+			case it.src.info.IsDir():
 				if _, err := r.MkdirAll(dest, 0o755, owner); err != nil {
 					return false, err
 				}
 			case destIsDir || r.IsDir(dest):
-				target = path.Join(dest, s.base)
+				it.target = path.Join(dest, it.src.base)
 				if _, err := r.MkdirAll(dest, 0o755, owner); err != nil {
 					return false, err
 				}
@@ -100,7 +151,7 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 					return false, err
 				}
 			}
-			plan.items = append(plan.items, copyItem{src: s, target: target})
+			plan.items = append(plan.items, it)
 		}
 		pr, pw := io.Pipe()
 		go func() { pw.CloseWithError(plan.writeTar(ctx, pw)) }()
@@ -111,8 +162,21 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 	if err != nil {
 		return err
 	}
-	st.addLayer(l.DiffID, fmt.Sprintf("%s %s %s # buildkit", req.name, strings.Join(req.sd.SourcePaths, " "), req.sd.DestPath))
+	if err := b.store.PutCacheFiles(filesDigest, listing); err != nil {
+		b.opts.Log.Warn("record build cache files", "err", err)
+	}
+	now := time.Now()
+	b.record(st, key, l.DiffID, now, inputs)
+	st.addLayer(l.DiffID, createdBy, now)
 	return nil
+}
+
+func mustJSON(v any) []byte {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // plain data: cannot fail
+	}
+	return data
 }
 
 // contextSources resolves the sources of a COPY in the build context:

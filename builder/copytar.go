@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,7 +25,8 @@ type copyPlan struct {
 
 type copyItem struct {
 	src    source
-	target string // absolute path in the image
+	files  []*contextFile // the source itself, or a directory's contents
+	target string         // absolute path in the image
 }
 
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
@@ -36,34 +36,13 @@ var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &
 func (p *copyPlan) writeTar(ctx context.Context, w io.Writer) error {
 	tw := tar.NewWriter(w)
 	for _, it := range p.items {
-		if !it.src.info.IsDir() {
-			if err := p.writeEntry(tw, it.src.path, it.src.info, it.target); err != nil {
-				return err
-			}
-			continue
-		}
-		err := filepath.WalkDir(it.src.path, func(host string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
+		for _, f := range it.files {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if host == it.src.path {
-				return nil
-			}
-			rel, err := filepath.Rel(it.src.path, host)
-			if err != nil {
+			if err := p.writeEntry(tw, f.host, f.info, path.Join(it.target, f.rel)); err != nil {
 				return err
 			}
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			return p.writeEntry(tw, host, info, path.Join(it.target, filepath.ToSlash(rel)))
-		})
-		if err != nil {
-			return err
 		}
 	}
 	return tw.Close()

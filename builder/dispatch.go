@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"sort"
@@ -30,9 +31,37 @@ func (b *build) run(ctx context.Context) (digest.Digest, error) {
 			b.total += 1 + len(df.stages[i].Commands)
 		}
 	}
+	// A dry run first: bad input (an expansion, a missing or outside COPY
+	// source, a missing base image, an unsupported flag) fails the build
+	// before it writes anything.
+	b.dry = true
+	if _, err := b.buildStages(ctx, meta, needed); err != nil {
+		return "", err
+	}
+	// Expansion rewrites the parsed instructions in place: the real pass
+	// starts from a fresh parse.
+	fresh, err := parseDockerfile(b.df.name, b.data)
+	if err != nil {
+		return "", err
+	}
+	b.df, b.dry, b.step = fresh, false, 0
+	st, err := b.buildStages(ctx, meta, needed)
+	if err != nil {
+		return "", err
+	}
+	id, err := b.commit(ctx, st)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(b.opts.Progress, "writing image %s\n", id)
+	return id, nil
+}
+
+// buildStages builds the needed stages in order and returns the last.
+func (b *build) buildStages(ctx context.Context, meta *stage, needed map[int]bool) (*stage, error) {
 	built := map[string]*stage{}
 	var st *stage
-	for i, s := range df.stages {
+	for i, s := range b.df.stages {
 		if !needed[i] {
 			continue
 		}
@@ -40,14 +69,20 @@ func (b *build) run(ctx context.Context) (digest.Digest, error) {
 		b.step++
 		start := b.progressStart(fmt.Sprintf("FROM %s", s.BaseName) + asName(s.Name))
 		if st, err = b.newStage(ctx, s, built, meta); err != nil {
-			return "", err
+			return nil, err
 		}
+		st.index = i
 		b.progressEnd(start)
 		for _, cmd := range s.Commands {
 			b.step++
 			start := b.progressStart(commandText(cmd))
-			if err := b.dispatch(ctx, st, meta, cmd); err != nil {
-				return "", b.wrap(lineOf(cmd), err)
+			err := b.dispatch(ctx, st, meta, cmd)
+			if errors.Is(err, errCached) {
+				b.progressCached(commandText(cmd))
+				continue
+			}
+			if err != nil {
+				return nil, b.wrap(lineOf(cmd), err)
 			}
 			b.progressEnd(start)
 		}
@@ -56,12 +91,7 @@ func (b *build) run(ctx context.Context) (digest.Digest, error) {
 			built[strings.ToLower(s.Name)] = st
 		}
 	}
-	id, err := b.commit(ctx, st)
-	if err != nil {
-		return "", err
-	}
-	fmt.Fprintf(b.opts.Progress, "writing image %s\n", id)
-	return id, nil
+	return st, nil
 }
 
 // neededStages marks the target stage and the stages it is built FROM.
@@ -100,12 +130,25 @@ func commandText(cmd instructions.Command) string {
 }
 
 func (b *build) progressStart(text string) time.Time {
+	if b.dry {
+		return time.Time{}
+	}
 	fmt.Fprintf(b.opts.Progress, "[%d/%d] %s\n", b.step, b.total, text)
 	return time.Now()
 }
 
 func (b *build) progressEnd(start time.Time) {
+	if b.dry {
+		return
+	}
 	fmt.Fprintf(b.opts.Progress, "[%d/%d] done %.3fs\n", b.step, b.total, time.Since(start).Seconds())
+}
+
+func (b *build) progressCached(text string) {
+	fmt.Fprintf(b.opts.Progress, "[%d/%d] cached\n", b.step, b.total)
+	if b.opts.ExplainCache != nil {
+		fmt.Fprintf(b.opts.ExplainCache, "[%d/%d] %s: cache hit\n", b.step, b.total, text)
+	}
 }
 
 func (b *build) declareArgs(st *stage, c *instructions.ArgCommand) error {

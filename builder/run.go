@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/layer"
 	"github.com/kiln-build/kiln/runner"
 )
 
@@ -32,6 +34,9 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 			return fmt.Errorf("RUN --%s is not supported yet", f)
 		}
 	}
+	if b.dry {
+		return nil
+	}
 	args := b.commandLine(st, c.ShellDependantCmdLine)
 	argEnv := st.argEnv()
 	createdBy := "RUN " + strings.Join(args, " ")
@@ -39,6 +44,19 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 		createdBy = fmt.Sprintf("RUN |%d %s %s", len(declared), strings.Join(declared, " "), strings.Join(args, " "))
 	}
 	createdBy += " # buildkit"
+
+	env := append(append([]string(nil), st.img.Config.Env...), argEnv...)
+	inputs := cache.StepInputs{Instruction: createdBy, Args: st.argValues(), Env: env}
+	key := stepKey(st.cacheKey, struct {
+		Op, User, Workdir, Network string
+		Args, Env                  []string
+		Epoch                      *time.Time
+	}{"RUN", st.img.Config.User, st.img.Config.WorkingDir, network, args, env, st.epoch})
+	if rec, ok := b.lookup(st, key); ok {
+		st.applyRecord(rec, createdBy)
+		return errCached
+	}
+	b.explainMiss(st, key, inputs)
 
 	lowers, err := b.lowers(st)
 	if err != nil {
@@ -54,7 +72,7 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 		Work:    sn.Work,
 		Rootfs:  sn.Mountpoint,
 		Args:    args,
-		Env:     append(append([]string(nil), st.img.Config.Env...), argEnv...),
+		Env:     env,
 		Cwd:     st.img.Config.WorkingDir,
 		User:    st.img.Config.User,
 		Network: network,
@@ -70,12 +88,26 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 		return fmt.Errorf("RUN %s: process %q did not complete successfully: exit code: %d",
 			strings.Join(c.CmdLine, " "), strings.Join(args, " "), code)
 	}
-	l, err := b.store.CommitDiff(ctx, sn)
+	l, err := b.commitSnapshot(ctx, st, sn)
 	if err != nil {
 		return err
 	}
-	st.addLayer(l.DiffID, createdBy)
+	now := time.Now()
+	b.record(st, key, l.DiffID, now, inputs)
+	st.addLayer(l.DiffID, createdBy, now)
 	return nil
+}
+
+// commitSnapshot turns a step's upper directory into a layer, its times
+// clamped to SOURCE_DATE_EPOCH first when that is set.
+func (b *build) commitSnapshot(ctx context.Context, st *stage, sn *cache.Snapshot) (cache.Layer, error) {
+	if st.epoch != nil {
+		if err := layer.ClampTimes(ctx, sn.Dir, *st.epoch); err != nil {
+			sn.Discard()
+			return cache.Layer{}, err
+		}
+	}
+	return b.store.CommitDiff(ctx, sn)
 }
 
 // changeLayer gives fn the stage's filesystem with a fresh writable layer on
@@ -114,7 +146,7 @@ func (b *build) changeLayer(ctx context.Context, st *stage, fn func(r *rootfs) (
 		sn.Discard()
 		return l, false, err
 	}
-	l, err = b.store.CommitDiff(ctx, sn)
+	l, err = b.commitSnapshot(ctx, st, sn)
 	return l, err == nil, err
 }
 
@@ -123,6 +155,20 @@ func (b *build) changeLayer(ctx context.Context, st *stage, fn func(r *rootfs) (
 func (b *build) workdir(ctx context.Context, st *stage, c *instructions.WorkdirCommand) error {
 	dir := resolveWorkdir(st.img.Config.WorkingDir, c.Path)
 	st.img.Config.WorkingDir = dir
+	if b.dry {
+		return nil
+	}
+	createdBy := "WORKDIR " + dir
+	key := stepKey(st.cacheKey, struct {
+		Op, Dir, User string
+		Epoch         *time.Time
+	}{"WORKDIR", dir, st.img.Config.User, st.epoch})
+	if rec, ok := b.lookup(st, key); ok {
+		st.applyRecord(rec, createdBy)
+		return errCached
+	}
+	inputs := cache.StepInputs{Instruction: createdBy}
+	b.explainMiss(st, key, inputs)
 	l, created, err := b.changeLayer(ctx, st, func(r *rootfs) (bool, error) {
 		owner := ids{}
 		if u := st.img.Config.User; u != "" {
@@ -136,10 +182,13 @@ func (b *build) workdir(ctx context.Context, st *stage, c *instructions.WorkdirC
 	if err != nil {
 		return fmt.Errorf("WORKDIR %s: %w", c.Path, err)
 	}
+	now := time.Now()
 	if created {
-		st.addLayer(l.DiffID, "WORKDIR "+dir)
+		b.record(st, key, l.DiffID, now, inputs)
+		st.addLayer(l.DiffID, createdBy, now)
 	} else {
-		st.addHistory("WORKDIR "+dir, true)
+		b.record(st, key, "", now, inputs)
+		st.addHistory(createdBy, true)
 	}
 	return nil
 }

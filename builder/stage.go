@@ -34,6 +34,17 @@ type stage struct {
 	// baseLayers is how many layers the stage's base image has: the layers
 	// above are the ones this build made.
 	baseLayers int
+	index      int // position in the Dockerfile
+	// cacheKey is the build cache key of the stage's filesystem so far: the
+	// base image's ID, then each step's key. baseKey and baseName are where it
+	// started.
+	cacheKey, baseKey digest.Digest
+	baseName          string
+	// created is the time of the newest layer so far: history entries and the
+	// config take it, so a fully cached build makes the same image again.
+	created time.Time
+	// epoch, when set (SOURCE_DATE_EPOCH), is every timestamp of the image.
+	epoch *time.Time
 }
 
 type arg struct {
@@ -95,6 +106,16 @@ func (st *stage) argEnv() []string {
 	return out
 }
 
+// argValues is the declared ARGs with the values they have now, for explaining cache misses.
+func (st *stage) argValues() map[string]string {
+	out := map[string]string{}
+	for _, a := range st.args {
+		v, _ := envGetter{st}.Get(a.key)
+		out[a.key] = v
+	}
+	return out
+}
+
 // argHistory is every ARG declared in the stage as KEY=VALUE, as BuildKit
 // writes them into a RUN's history: the value ENV gives it wins, and an ARG
 // with no value shows empty.
@@ -124,17 +145,24 @@ func (st *stage) setEnv(key, value string) {
 
 // addHistory records a step. emptyLayer marks metadata-only steps.
 func (st *stage) addHistory(createdBy string, emptyLayer bool) {
-	now := time.Now().UTC()
+	t := st.created.UTC()
+	if st.epoch != nil {
+		t = st.epoch.UTC()
+	}
 	st.img.History = append(st.img.History, ocispec.History{
-		Created:    &now,
+		Created:    &t,
 		CreatedBy:  createdBy,
 		Comment:    "buildkit.dockerfile.v0",
 		EmptyLayer: emptyLayer,
 	})
 }
 
-func (st *stage) addLayer(diffID digest.Digest, createdBy string) {
+// addLayer records a layer made (or found in the cache) at time created.
+func (st *stage) addLayer(diffID digest.Digest, createdBy string, created time.Time) {
 	st.img.RootFS.DiffIDs = append(st.img.RootFS.DiffIDs, diffID)
+	if created.After(st.created) {
+		st.created = created
+	}
 	st.addHistory(createdBy, false)
 }
 
@@ -148,7 +176,7 @@ func (b *build) newStage(ctx context.Context, s instructions.Stage, built map[st
 	if err != nil {
 		return nil, b.errorf(line, "FROM %s: %v", s.BaseName, err)
 	}
-	st := &stage{name: s.Name, shell: []string{"/bin/sh", "-c"}, lex: meta.lex}
+	st := &stage{name: s.Name, shell: []string{"/bin/sh", "-c"}, lex: meta.lex, epoch: b.opts.SourceDateEpoch}
 	if s.Platform != "" {
 		p, err := meta.expand(s.Platform)
 		if err != nil || (p != "linux/"+runtime.GOARCH && p != "linux") {
@@ -159,10 +187,13 @@ func (b *build) newStage(ctx context.Context, s instructions.Stage, built map[st
 	case strings.EqualFold(base, "scratch"):
 		st.img.Platform = ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
 		st.img.RootFS.Type = "layers"
+		st.baseKey = digest.FromString("scratch")
+		st.created = time.Unix(0, 0)
 	case built[strings.ToLower(base)] != nil:
 		parent := built[strings.ToLower(base)]
 		st.img = cloneImage(parent.img)
 		st.shell = slices.Clone(parent.shell)
+		st.baseKey, st.created = parent.cacheKey, parent.created
 	default:
 		id, err := b.store.Resolve(base)
 		if err != nil {
@@ -184,8 +215,13 @@ func (b *build) newStage(ctx context.Context, s instructions.Stage, built map[st
 		if len(st.img.Config.Shell) > 0 {
 			st.shell = slices.Clone(st.img.Config.Shell)
 		}
+		st.baseKey, st.baseName = id, base
+		if st.img.Created != nil {
+			st.created = *st.img.Created
+		}
 	}
 	st.baseLayers = len(st.img.RootFS.DiffIDs)
+	st.cacheKey = st.baseKey
 	if _, ok := (envGetter{st}).Get("PATH"); !ok {
 		st.img.Config.Env = append([]string{defaultPath}, st.img.Config.Env...)
 	}
@@ -231,10 +267,14 @@ func (b *build) lowers(st *stage) ([]string, error) {
 	return dirs, nil
 }
 
-// commit writes the stage's image config into the store.
+// commit writes the stage's image config into the store. Its created time is
+// the newest layer's, so that a fully cached build gives the same image ID.
 func (b *build) commit(ctx context.Context, st *stage) (digest.Digest, error) {
-	now := time.Now().UTC()
-	st.img.Created = &now
+	created := st.created.UTC()
+	if st.epoch != nil {
+		created = st.epoch.UTC()
+	}
+	st.img.Created = &created
 	data, err := json.Marshal(st.img)
 	if err != nil {
 		return "", err

@@ -33,6 +33,14 @@ func (s *Store) GC(ctx context.Context) (int64, error) {
 
 	blobs := map[digest.Digest]bool{}
 	layers := map[digest.Digest]bool{}
+	markLayer := func(d digest.Digest) {
+		layers[d] = true
+		if l, err := s.Layer(d); err == nil {
+			for _, b := range l.Blobs {
+				blobs[b.Digest] = true
+			}
+		}
+	}
 	ids, err := s.ImageIDs()
 	if err != nil {
 		return 0, err
@@ -55,16 +63,35 @@ func (s *Store) GC(ctx context.Context) (int64, error) {
 			continue // an unreadable config keeps nothing alive but itself
 		}
 		for _, d := range img.RootFS.DiffIDs {
-			layers[d] = true
-			if l, err := s.Layer(d); err == nil {
-				for _, b := range l.Blobs {
-					blobs[b.Digest] = true
-				}
-			}
+			markLayer(d)
+		}
+	}
+
+	// Build cache records keep their layers, and their file lists.
+	recs, err := s.CacheRecords()
+	if err != nil {
+		return 0, err
+	}
+	files := map[string]bool{}
+	for _, r := range recs {
+		if r.DiffID != "" {
+			markLayer(r.DiffID)
+		}
+		if r.Inputs.Files != "" {
+			files[r.Inputs.Files.Encoded()+".json"] = true
 		}
 	}
 
 	var freed int64
+	if ents, err := os.ReadDir(s.path("buildcache", "files")); err == nil {
+		for _, e := range ents {
+			if !files[e.Name()] {
+				p := s.path("buildcache", "files", e.Name())
+				freed += diskUsage(p)
+				os.Remove(p)
+			}
+		}
+	}
 	ents, err := os.ReadDir(s.path("layers"))
 	if err != nil {
 		return 0, err

@@ -60,6 +60,9 @@ func (s *Store) PutImage(ctx context.Context, config []byte, opts ImageOptions) 
 		return "", err
 	}
 	if opts.Compression != "" {
+		if rec.Compression != opts.Compression || rec.OwnLayers != opts.OwnLayers {
+			rec.Manifest = nil // made for another compression: make it again when needed
+		}
 		rec.Compression = opts.Compression
 		rec.OwnLayers = opts.OwnLayers
 	}

@@ -11,6 +11,8 @@
 //	    layer.json          diffID, tar size and the compressed blobs known for it
 //	images/<hex>.json       per image config digest: preferred compression, materialized manifest
 //	refs.json               name:tag -> image ID (config digest)
+//	buildcache/<key>.json   build cache records: step key -> layer; files/ their COPY file lists
+//	statcache/              digests of build context files by stat data, to skip re-reading them
 //	tmp/                    work in progress; anything here is garbage once its process is gone
 //
 // Every write is atomic: data goes to tmp/, is fsynced and verified, then

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -22,6 +24,9 @@ func newBuildCommand(g *globals) *cobra.Command {
 		noCache     bool
 		quiet       bool
 		compression string
+		explain     bool
+		noCacheFor  []string
+		epoch       string
 	)
 	cmd := &cobra.Command{
 		Use:   "build [OPTIONS] CONTEXT",
@@ -36,18 +41,27 @@ func newBuildCommand(g *globals) *cobra.Command {
 			if err := runner.EnterMountNamespace(); err != nil {
 				return err
 			}
+			sde, err := sourceDateEpoch(epoch)
+			if err != nil {
+				return err
+			}
 			opts := builder.Options{
-				ContextDir:  args[0],
-				Dockerfile:  file,
-				Stdin:       os.Stdin,
-				Tags:        tags,
-				BuildArgs:   parseBuildArgs(buildArgs),
-				NoCache:     noCache,
-				Compression: c,
-				Progress:    os.Stderr,
+				NoCacheFilter:   noCacheFor,
+				SourceDateEpoch: sde,
+				ContextDir:      args[0],
+				Dockerfile:      file,
+				Stdin:           os.Stdin,
+				Tags:            tags,
+				BuildArgs:       parseBuildArgs(buildArgs),
+				NoCache:         noCache,
+				Compression:     c,
+				Progress:        os.Stderr,
 			}
 			if quiet {
 				opts.Progress = io.Discard
+			}
+			if explain {
+				opts.ExplainCache = os.Stderr
 			}
 			s, err := cache.Open(g.root)
 			if err != nil {
@@ -71,7 +85,28 @@ func newBuildCommand(g *globals) *cobra.Command {
 	f.BoolVar(&noCache, "no-cache", false, "do not use cache when building the image")
 	f.BoolVarP(&quiet, "quiet", "q", false, "suppress the build output and print the image ID on success")
 	f.StringVar(&compression, "compression", "gzip", "layer compression: gzip or zstd")
+	f.BoolVar(&explain, "explain-cache", false, "print for every step whether it hit the build cache and, for a miss, what changed")
+	f.StringArrayVar(&noCacheFor, "no-cache-filter", nil, "do not use the cache for these stages")
+	f.StringVar(&epoch, "source-date-epoch", "", "timestamp (seconds since 1970) for the image's history, config and file times (default $SOURCE_DATE_EPOCH)")
 	return cmd
+}
+
+// sourceDateEpoch reads --source-date-epoch, or SOURCE_DATE_EPOCH from the
+// environment, as reproducible-builds.org defines it.
+func sourceDateEpoch(flag string) (*time.Time, error) {
+	v := flag
+	if v == "" {
+		v = os.Getenv("SOURCE_DATE_EPOCH")
+	}
+	if v == "" {
+		return nil, nil
+	}
+	secs, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || secs < 0 {
+		return nil, fmt.Errorf("source date epoch %q: expected a non-negative number of seconds", v)
+	}
+	t := time.Unix(secs, 0).UTC()
+	return &t, nil
 }
 
 // parseBuildArgs reads --build-arg values as docker does: KEY=VALUE, or KEY

@@ -51,7 +51,6 @@ func TestBuildBadInput(t *testing.T) {
 		{"source outside context", "FROM localhost/bb:latest\nCOPY ../secret /\n", "Dockerfile:2: COPY ../secret: forbidden path outside the build context"},
 		{"no wildcard match", "FROM localhost/bb:latest\nCOPY *.none /\n", "Dockerfile:2: COPY *.none: no source files were specified"},
 		{"missing base", "FROM localhost/missing:1\nRUN true\n", "Dockerfile:1: FROM localhost/missing:1: image not found"},
-		{"run fails", "FROM localhost/bb:latest\nRUN echo ok > /ok\nRUN exit 3\n", `Dockerfile:3: RUN exit 3: process "/bin/sh -c exit 3" did not complete successfully: exit code: 3`},
 		{"unknown user", "FROM localhost/bb:latest\nCOPY --chown=nobody2 file.txt /\n", "Dockerfile:2: COPY --chown=nobody2: unable to find user nobody2"},
 		{"multiple sources need a dir", "FROM localhost/bb:latest\nCOPY file.txt file.txt /dst\n", "Dockerfile:2: COPY file.txt file.txt: when using COPY with more than one source file, the destination must be a directory and end with a /"},
 		{"unsupported", "FROM localhost/bb:latest\nRUN --mount=type=cache,target=/c true\n", "Dockerfile:2: RUN --mount is not supported yet"},
@@ -77,6 +76,24 @@ func TestBuildBadInput(t *testing.T) {
 			}
 		})
 	}
+	t.Run("run fails", func(t *testing.T) {
+		// A failing RUN is not bad input: as with docker, the steps before it
+		// stay in the build cache, and nothing is tagged.
+		df := "FROM localhost/bb:latest\nRUN echo ok > /ok\nRUN exit 3\n"
+		r := e.run(df, "build", "-t", "bad:latest", "-f", "-", ctx)
+		want := `Dockerfile:3: RUN exit 3: process "/bin/sh -c exit 3" did not complete successfully: exit code: 3`
+		if r.code == 0 || !strings.Contains(r.stderr, want) {
+			t.Fatalf("exit %d, stderr %q, want %q", r.code, r.stderr, want)
+		}
+		if r := e.run("", "inspect", "bad:latest"); r.code == 0 {
+			t.Errorf("bad:latest was tagged")
+		}
+		fixed := "FROM localhost/bb:latest\nRUN echo ok > /ok\nRUN exit 0\n"
+		r = e.run(fixed, "build", "--explain-cache", "-t", "fixed", "-f", "-", ctx)
+		if r.code != 0 || !strings.Contains(r.stderr, "[2/3] RUN echo ok > /ok: cache hit") {
+			t.Errorf("rebuild after the fix: exit %d\n%s", r.code, r.stderr)
+		}
+	})
 	t.Run("unreadable context", func(t *testing.T) {
 		r := e.run("FROM localhost/bb:latest\n", "build", "-f", "-", filepath.Join(ctx, "does-not-exist"))
 		if r.code == 0 || !strings.Contains(r.stderr, "does-not-exist") {

@@ -1,0 +1,66 @@
+package builder
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/kiln-build/kiln/cache"
+)
+
+// stepKey derives a step's cache key from its parent's key and everything
+// that decides the step's result (marshalled as JSON, so field order and
+// escaping are fixed).
+func stepKey(parent digest.Digest, inputs any) digest.Digest {
+	data, err := json.Marshal(struct {
+		Parent digest.Digest
+		Inputs any
+	}{parent, inputs})
+	if err != nil {
+		panic(fmt.Sprintf("cache key inputs: %v", err)) // plain data: cannot fail
+	}
+	return digest.FromBytes(data)
+}
+
+// lookup returns the cache record of a step unless the build must not use it.
+func (b *build) lookup(st *stage, key digest.Digest) (cache.CacheRecord, bool) {
+	if b.opts.NoCache || b.noCacheStage(st) {
+		return cache.CacheRecord{}, false
+	}
+	return b.store.CacheRecord(key)
+}
+
+// noCacheStage reports whether --no-cache-filter names the stage.
+func (b *build) noCacheStage(st *stage) bool {
+	for _, n := range b.opts.NoCacheFilter {
+		if n == st.name || (st.index >= 0 && n == fmt.Sprint(st.index)) {
+			return true
+		}
+	}
+	return false
+}
+
+// applyRecord makes the stage take a cached step's result.
+func (st *stage) applyRecord(rec cache.CacheRecord, createdBy string) {
+	if rec.DiffID != "" {
+		st.addLayer(rec.DiffID, createdBy, rec.Created)
+	} else {
+		st.addHistory(createdBy, true)
+	}
+	st.cacheKey = rec.Key
+}
+
+// record stores a step's result in the build cache and moves the stage to it.
+// A failure to record costs only a later rebuild: it warns.
+func (b *build) record(st *stage, key digest.Digest, diffID digest.Digest, created time.Time, inputs cache.StepInputs) {
+	rec := cache.CacheRecord{Key: key, Parent: st.cacheKey, DiffID: diffID, Created: created, Inputs: inputs}
+	if st.cacheKey == st.baseKey && st.baseName != "" {
+		rec.Inputs.Base = st.baseName + "=" + string(st.baseKey)
+	}
+	if err := b.store.PutCacheRecord(rec); err != nil {
+		b.opts.Log.Warn("record build cache", "step", inputs.Instruction, "err", err)
+	}
+	st.cacheKey = key
+}

@@ -1,0 +1,157 @@
+package cache
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// CacheRecord says that a build step with a given key produced a layer (or,
+// for a WORKDIR that found its directory, produced none). Keys are derived by
+// the builder from the parent step's key and everything that decides the
+// step's result; a record is only ever looked up by its key.
+type CacheRecord struct {
+	Key    digest.Digest `json:"key"`
+	Parent digest.Digest `json:"parent"`
+	// DiffID is the layer the step made; empty when it made none.
+	DiffID  digest.Digest `json:"diffID,omitempty"`
+	Created time.Time     `json:"created"`
+	// Inputs describe the step for `build --explain-cache`: what a later
+	// miss is compared against.
+	Inputs StepInputs `json:"inputs"`
+}
+
+// StepInputs is what went into a step's key, kept to explain cache misses.
+type StepInputs struct {
+	Instruction string            `json:"instruction"`
+	Base        string            `json:"base,omitempty"` // "name=imageID", on the first step of a stage
+	Args        map[string]string `json:"args,omitempty"`
+	Env         []string          `json:"env,omitempty"`
+	// Files is the digest of the file list of a COPY or ADD (see CacheFiles).
+	Files digest.Digest `json:"files,omitempty"`
+}
+
+// CachedStep is a record with when it was last used.
+type CachedStep struct {
+	CacheRecord
+	LastUsed time.Time
+}
+
+func (s *Store) recordPath(key digest.Digest) string {
+	return s.path("buildcache", key.Encoded()+".json")
+}
+
+// PutCacheRecord stores a record. Its layer must be in the store.
+func (s *Store) PutCacheRecord(rec CacheRecord) error {
+	if rec.DiffID != "" {
+		if _, err := s.Layer(rec.DiffID); err != nil {
+			return fmt.Errorf("cache record %s: %w", rec.Key, err)
+		}
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.path("buildcache"), 0o700); err != nil {
+		return err
+	}
+	return s.writeFileAtomic(s.recordPath(rec.Key), data)
+}
+
+// CacheRecord returns the record for key, if its layer is still in the store,
+// and marks it used now (its file's mtime is the last use, for pruning).
+func (s *Store) CacheRecord(key digest.Digest) (CacheRecord, bool) {
+	p := s.recordPath(key)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return CacheRecord{}, false
+	}
+	var rec CacheRecord
+	if json.Unmarshal(data, &rec) != nil || rec.Key != key {
+		return CacheRecord{}, false
+	}
+	if rec.DiffID != "" {
+		if _, err := s.Layer(rec.DiffID); err != nil {
+			return CacheRecord{}, false
+		}
+	}
+	now := time.Now()
+	os.Chtimes(p, now, now)
+	return rec, true
+}
+
+// CacheRecords lists every record with its last use, most recently used first.
+func (s *Store) CacheRecords() ([]CachedStep, error) {
+	ents, err := os.ReadDir(s.path("buildcache"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []CachedStep
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(s.path("buildcache", e.Name()))
+		if err != nil {
+			continue
+		}
+		var rec CacheRecord
+		if json.Unmarshal(data, &rec) != nil {
+			continue
+		}
+		out = append(out, CachedStep{CacheRecord: rec, LastUsed: info.ModTime()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].LastUsed.After(out[j].LastUsed) })
+	return out, nil
+}
+
+// RemoveCacheRecord forgets a record; its layer goes with the next GC unless
+// something else uses it.
+func (s *Store) RemoveCacheRecord(key digest.Digest) error {
+	err := os.Remove(s.recordPath(key))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// PutCacheFiles stores the file list of a COPY (path → entry description) under
+// its digest, for explaining later misses.
+func (s *Store) PutCacheFiles(d digest.Digest, files map[string]string) error {
+	p := s.path("buildcache", "files", d.Encoded()+".json")
+	if _, err := os.Stat(p); err == nil {
+		return nil
+	}
+	data, err := json.Marshal(files)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.path("buildcache", "files"), 0o700); err != nil {
+		return err
+	}
+	return s.writeFileAtomic(p, data)
+}
+
+// CacheFiles reads a file list stored by PutCacheFiles.
+func (s *Store) CacheFiles(d digest.Digest) (map[string]string, error) {
+	data, err := os.ReadFile(s.path("buildcache", "files", d.Encoded()+".json"))
+	if err != nil {
+		return nil, err
+	}
+	var files map[string]string
+	return files, json.Unmarshal(data, &files)
+}
