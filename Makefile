@@ -2,9 +2,10 @@
 GO      ?= go
 export GOFLAGS ?= -mod=mod
 BIN     := bin/kiln
-# Debian packages the tests need: busybox for base images, skopeo and umoci to check what kiln writes.
-TEST_PKGS := busybox-static skopeo umoci
-TEST_BINS := /bin/busybox /usr/bin/skopeo /usr/bin/umoci
+# Debian packages the tests need: busybox for base images, skopeo and umoci to check what kiln writes,
+# docker-registry for the registry servers the push/pull tests run on 127.0.0.1.
+TEST_PKGS := busybox-static skopeo umoci docker-registry
+TEST_BINS := /bin/busybox /usr/bin/skopeo /usr/bin/umoci /usr/bin/docker-registry
 
 .PHONY: all build test deps demo clean
 
