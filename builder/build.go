@@ -42,6 +42,10 @@ type Options struct {
 	// output of RUN steps; nil builds silently.
 	Progress io.Writer
 	Log      *slog.Logger
+	// Pull, when set, fetches FROM images from their registry as
+	// PullPolicy says (default: those the store lacks).
+	Pull       PullFunc
+	PullPolicy PullPolicy
 }
 
 // Build builds the Dockerfile and returns the image ID. The image is tagged

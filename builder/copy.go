@@ -122,7 +122,7 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 		st.applyRecord(rec, createdBy)
 		return errCached
 	}
-	b.explainMiss(st, key, inputs)
+	b.explainMiss(st, inputs, listing)
 
 	dest = resolveWorkdir(st.img.Config.WorkingDir, dest)
 	l, _, err := b.changeLayer(ctx, st, func(r *rootfs) (bool, error) {

@@ -17,15 +17,16 @@ var errCached = errors.New("cached")
 // explainMiss writes, for --explain-cache, why a step missed the cache: it
 // compares the step with the most recently used record that had the same
 // parent and the same instruction.
-func (b *build) explainMiss(st *stage, key digest.Digest, in cache.StepInputs) {
+// files is the file list of a COPY (nil for other steps).
+func (b *build) explainMiss(st *stage, in cache.StepInputs, files map[string]string) {
 	w := b.opts.ExplainCache
 	if w == nil {
 		return
 	}
-	fmt.Fprintf(w, "[%d/%d] %s: cache miss: %s\n", b.step, b.total, in.Instruction, b.missReason(st, in))
+	fmt.Fprintf(w, "[%d/%d] %s: cache miss: %s\n", b.step, b.total, in.Instruction, b.missReason(st, in, files))
 }
 
-func (b *build) missReason(st *stage, in cache.StepInputs) string {
+func (b *build) missReason(st *stage, in cache.StepInputs, files map[string]string) string {
 	switch {
 	case b.opts.NoCache:
 		return "--no-cache"
@@ -69,7 +70,7 @@ func (b *build) missReason(st *stage, in cache.StepInputs) string {
 	why = append(why, diffMaps("build arg", prev.Inputs.Args, in.Args)...)
 	why = append(why, diffMaps("env", envMap(prev.Inputs.Env), envMap(in.Env))...)
 	if prev.Inputs.Files != in.Files {
-		why = append(why, b.diffFiles(prev.Inputs.Files, in.Files)...)
+		why = append(why, b.diffFiles(prev.Inputs.Files, files)...)
 	}
 	if len(why) == 0 {
 		return "the step's inputs changed" // e.g. USER, WORKDIR or SOURCE_DATE_EPOCH
@@ -77,10 +78,9 @@ func (b *build) missReason(st *stage, in cache.StepInputs) string {
 	return strings.Join(why, "; ")
 }
 
-func (b *build) diffFiles(old, cur digest.Digest) []string {
-	before, err1 := b.store.CacheFiles(old)
-	after, err2 := b.store.CacheFiles(cur)
-	if err1 != nil || err2 != nil {
+func (b *build) diffFiles(old digest.Digest, after map[string]string) []string {
+	before, err := b.store.CacheFiles(old)
+	if err != nil || after == nil {
 		return []string{"source files changed"}
 	}
 	var out []string

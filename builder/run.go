@@ -56,7 +56,7 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 		st.applyRecord(rec, createdBy)
 		return errCached
 	}
-	b.explainMiss(st, key, inputs)
+	b.explainMiss(st, inputs, nil)
 
 	lowers, err := b.lowers(st)
 	if err != nil {
@@ -168,7 +168,7 @@ func (b *build) workdir(ctx context.Context, st *stage, c *instructions.WorkdirC
 		return errCached
 	}
 	inputs := cache.StepInputs{Instruction: createdBy}
-	b.explainMiss(st, key, inputs)
+	b.explainMiss(st, inputs, nil)
 	l, created, err := b.changeLayer(ctx, st, func(r *rootfs) (bool, error) {
 		owner := ids{}
 		if u := st.img.Config.User; u != "" {

@@ -195,7 +195,7 @@ func (b *build) newStage(ctx context.Context, s instructions.Stage, built map[st
 		st.shell = slices.Clone(parent.shell)
 		st.baseKey, st.created = parent.cacheKey, parent.created
 	default:
-		id, err := b.store.Resolve(base)
+		id, err := b.resolveBase(ctx, base)
 		if err != nil {
 			if errors.Is(err, cache.ErrNotFound) {
 				return nil, b.errorf(line, "FROM %s: image not found in the store (kiln import or kiln load it first)", base)
