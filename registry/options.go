@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -113,9 +115,26 @@ func ParseReference(image string, opts Options) (string, name.Reference, error) 
 	if err != nil {
 		return "", nil, err
 	}
-	ref, err := name.ParseReference(n, append(opts.nameOptions(), name.StrictValidation)...)
+	nopts := append(opts.nameOptions(), name.StrictValidation)
+	ref, err := name.ParseReference(n, nopts...)
 	if err != nil {
 		return "", nil, fmt.Errorf("reference %q: %v: %w", image, err, cache.ErrInvalid)
 	}
-	return n, ref, nil
+	if isLoopback(ref.Context().RegistryStr()) && ref.Context().Scheme() != "http" {
+		// go-containerregistry only knows loopback hosts with a port.
+		ref, err = name.ParseReference(n, append(nopts, name.Insecure)...)
+	}
+	return n, ref, err
+}
+
+// isLoopback reports whether a registry host[:port] is this machine.
+func isLoopback(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }

@@ -266,8 +266,9 @@ func TestParseReference(t *testing.T) {
 	_, ref, _ := ParseReference("127.0.0.1:5000/a", Options{})
 	_, ref2, _ := ParseReference("registry.example:5000/a", Options{})
 	_, ref3, _ := ParseReference("registry.example:5000/a", Options{Insecure: true})
-	if ref.Context().Scheme() != "http" || ref2.Context().Scheme() != "https" || ref3.Context().Scheme() != "http" {
-		t.Errorf("schemes: %s %s %s", ref.Context().Scheme(), ref2.Context().Scheme(), ref3.Context().Scheme())
+	_, ref4, _ := ParseReference("localhost/a", Options{})
+	if ref.Context().Scheme() != "http" || ref2.Context().Scheme() != "https" || ref3.Context().Scheme() != "http" || ref4.Context().Scheme() != "http" {
+		t.Errorf("schemes: %s %s %s %s", ref.Context().Scheme(), ref2.Context().Scheme(), ref3.Context().Scheme(), ref4.Context().Scheme())
 	}
 }
 

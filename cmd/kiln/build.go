@@ -27,6 +27,8 @@ func newBuildCommand(g *globals) *cobra.Command {
 		explain     bool
 		noCacheFor  []string
 		epoch       string
+		pull        string
+		rf          registryFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "build [OPTIONS] CONTEXT",
@@ -63,11 +65,15 @@ func newBuildCommand(g *globals) *cobra.Command {
 			if explain {
 				opts.ExplainCache = os.Stderr
 			}
+			if opts.PullPolicy, err = builder.ParsePullPolicy(pull); err != nil {
+				return fmt.Errorf("--pull: %w", err)
+			}
 			s, err := cache.Open(g.root)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
+			opts.Pull = pullFunc(s, rf.options(quiet), opts.Progress)
 			id, err := builder.Build(cmd.Context(), s, opts)
 			if err != nil {
 				return err
@@ -85,6 +91,9 @@ func newBuildCommand(g *globals) *cobra.Command {
 	f.BoolVar(&noCache, "no-cache", false, "do not use cache when building the image")
 	f.BoolVarP(&quiet, "quiet", "q", false, "suppress the build output and print the image ID on success")
 	f.StringVar(&compression, "compression", "gzip", "layer compression: gzip or zstd")
+	f.StringVar(&pull, "pull", "missing", "when FROM pulls its image: always, missing (the store lacks it) or never")
+	f.Lookup("pull").NoOptDefVal = "always"
+	rf.add(f)
 	f.BoolVar(&explain, "explain-cache", false, "print for every step whether it hit the build cache and, for a miss, what changed")
 	f.StringArrayVar(&noCacheFor, "no-cache-filter", nil, "do not use the cache for these stages")
 	f.StringVar(&epoch, "source-date-epoch", "", "timestamp (seconds since 1970) for the image's history, config and file times (default $SOURCE_DATE_EPOCH)")

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/kiln-build/kiln/builder"
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/registry"
+)
+
+// registryFlags are the flags the commands that talk to registries share.
+type registryFlags struct {
+	tlsVerify bool
+}
+
+func (r *registryFlags) add(f *pflag.FlagSet) {
+	f.BoolVar(&r.tlsVerify, "tls-verify", true, "require HTTPS and verify certificates (localhost and 127.0.0.1 registries use plain HTTP regardless)")
+}
+
+// options are the registry options; progress goes to stderr unless quiet.
+func (r *registryFlags) options(quiet bool) registry.Options {
+	o := registry.Options{Insecure: !r.tlsVerify}
+	if !quiet {
+		o.Progress, o.Terminal = os.Stderr, isTerminal(os.Stderr)
+	}
+	return o
+}
+
+func newPullCommand(g *globals) *cobra.Command {
+	var (
+		rf       registryFlags
+		platform string
+		quiet    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
+		Short: "Download an image from a registry",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o := rf.options(quiet)
+			o.Platform = platform
+			s, err := cache.Open(g.root)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			res, err := registry.Pull(cmd.Context(), s, args[0], o)
+			if err != nil {
+				return err
+			}
+			if !quiet {
+				fmt.Fprintf(os.Stderr, "Digest: %s\n", res.Digest)
+			}
+			fmt.Println(res.Name)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	rf.add(f)
+	f.StringVar(&platform, "platform", "", "platform to take from a multi-platform image, os/arch[/variant] (default linux on this machine's architecture)")
+	f.BoolVarP(&quiet, "quiet", "q", false, "suppress progress output")
+	return cmd
+}
+
+// pullFunc is how a build pulls its FROM images: each name once per build,
+// progress on w.
+func pullFunc(s *cache.Store, o registry.Options, w io.Writer) builder.PullFunc {
+	var mu sync.Mutex
+	pulled := map[string]digest.Digest{}
+	return func(ctx context.Context, name string) (digest.Digest, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if id, ok := pulled[name]; ok {
+			return id, nil
+		}
+		fmt.Fprintf(w, "pulling %s\n", name)
+		res, err := registry.Pull(ctx, s, name, o)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(w, "pulled %s: %s\n", res.Name, res.Digest)
+		pulled[name] = res.ID
+		return res.ID, nil
+	}
+}
