@@ -36,6 +36,10 @@ type Options struct {
 	SourceDateEpoch *time.Time
 	// ExplainCache receives, for each step, hit or miss and what changed.
 	ExplainCache io.Writer
+	// CacheFrom are cache directories to import records from; CacheTo is
+	// one to export this build's records to.
+	CacheFrom []string
+	CacheTo   string
 	// Compression is used when the image's new layers are first exported.
 	Compression layer.Compression
 	// Progress receives one line as each step starts and ends, and the
@@ -87,7 +91,17 @@ func Build(ctx context.Context, s *cache.Store, opts Options) (digest.Digest, er
 		return "", err
 	}
 	b := &build{store: s, opts: opts, df: df, data: data, start: time.Now(), layers: map[digest.Digest]cache.Layer{}}
+	for _, dir := range opts.CacheFrom {
+		src, err := cache.OpenCacheSource(dir)
+		if err != nil {
+			return "", err
+		}
+		b.cacheFrom = append(b.cacheFrom, src)
+	}
 	id, err := b.run(ctx)
+	if err == nil {
+		b.exportCache(ctx)
+	}
 	if b.stats != nil && err == nil {
 		if err := b.stats.Save(); err != nil {
 			opts.Log.Warn("save stat cache", "err", err)
@@ -120,9 +134,15 @@ type build struct {
 	start time.Time
 	step  int
 	total int
+	// stepText is the instruction being built, as written.
+	stepText string
 	// layers caches the records of the layers this build has looked up.
 	layers map[digest.Digest]cache.Layer
 	stats  *cache.StatCache // opened on first use
+	// cacheFrom are the opened --cache-from sources; used the records this
+	// build hit or made, for --cache-to.
+	cacheFrom []*cache.CacheSource
+	used      []cache.CacheRecord
 	// dry makes steps check their input and change nothing: the preflight pass.
 	dry bool
 }

@@ -1,8 +1,11 @@
 package builder
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -24,12 +27,30 @@ func stepKey(parent digest.Digest, inputs any) digest.Digest {
 	return digest.FromBytes(data)
 }
 
-// lookup returns the cache record of a step unless the build must not use it.
-func (b *build) lookup(st *stage, key digest.Digest) (cache.CacheRecord, bool) {
+// lookup returns the cache record of a step unless the build must not use
+// it: from the store, else from a --cache-from source (whose layer is then
+// brought into the store).
+func (b *build) lookup(ctx context.Context, st *stage, key digest.Digest) (cache.CacheRecord, bool) {
 	if b.opts.NoCache || b.noCacheStage(st) {
 		return cache.CacheRecord{}, false
 	}
-	return b.store.CacheRecord(key)
+	if rec, ok := b.store.CacheRecord(key); ok {
+		b.used = append(b.used, rec)
+		return rec, true
+	}
+	for _, src := range b.cacheFrom {
+		rec, ok, err := b.store.Restore(ctx, src, key)
+		if err != nil {
+			b.opts.Log.Warn("import build cache", "err", err)
+			fmt.Fprintf(b.opts.Progress, "warning: %v\n", err)
+			continue
+		}
+		if ok {
+			b.used = append(b.used, rec)
+			return rec, true
+		}
+	}
+	return cache.CacheRecord{}, false
 }
 
 // noCacheStage reports whether --no-cache-filter names the stage.
@@ -61,6 +82,23 @@ func (b *build) record(st *stage, key digest.Digest, diffID digest.Digest, creat
 	}
 	if err := b.store.PutCacheRecord(rec); err != nil {
 		b.opts.Log.Warn("record build cache", "step", inputs.Instruction, "err", err)
+	} else {
+		b.used = append(b.used, rec)
 	}
 	st.cacheKey = key
+}
+
+// exportCache writes the records this build used or made to --cache-to. It
+// never fails the build: a failed export warns.
+func (b *build) exportCache(ctx context.Context) {
+	if b.opts.CacheTo == "" {
+		return
+	}
+	if err := b.store.ExportCache(ctx, b.opts.CacheTo, b.used, b.opts.Compression); err != nil {
+		b.opts.Log.Warn("export build cache", "err", err)
+		fmt.Fprintf(b.opts.Progress, "warning: export build cache to %s: %v\n", b.opts.CacheTo, err)
+		if b.opts.Progress == io.Discard {
+			fmt.Fprintf(os.Stderr, "warning: export build cache to %s: %v\n", b.opts.CacheTo, err)
+		}
+	}
 }

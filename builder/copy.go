@@ -118,7 +118,7 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 		Sources                         []keySource
 		Epoch                           *time.Time
 	}{req.name, dest, st.img.Config.WorkingDir, req.chown, req.chmod, keySources, st.epoch})
-	if rec, ok := b.lookup(st, key); ok {
+	if rec, ok := b.lookup(ctx, st, key); ok {
 		st.applyRecord(rec, createdBy)
 		return errCached
 	}

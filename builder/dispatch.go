@@ -75,7 +75,8 @@ func (b *build) buildStages(ctx context.Context, meta *stage, needed map[int]boo
 		b.progressEnd(start)
 		for _, cmd := range s.Commands {
 			b.step++
-			start := b.progressStart(commandText(cmd))
+			b.stepText = commandText(cmd)
+			start := b.progressStart(b.stepText)
 			err := b.dispatch(ctx, st, meta, cmd)
 			if errors.Is(err, errCached) {
 				b.progressCached(commandText(cmd))

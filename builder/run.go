@@ -52,7 +52,7 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 		Args, Env                  []string
 		Epoch                      *time.Time
 	}{"RUN", st.img.Config.User, st.img.Config.WorkingDir, network, args, env, st.epoch})
-	if rec, ok := b.lookup(st, key); ok {
+	if rec, ok := b.lookup(ctx, st, key); ok {
 		st.applyRecord(rec, createdBy)
 		return errCached
 	}
@@ -163,7 +163,7 @@ func (b *build) workdir(ctx context.Context, st *stage, c *instructions.WorkdirC
 		Op, Dir, User string
 		Epoch         *time.Time
 	}{"WORKDIR", dir, st.img.Config.User, st.epoch})
-	if rec, ok := b.lookup(st, key); ok {
+	if rec, ok := b.lookup(ctx, st, key); ok {
 		st.applyRecord(rec, createdBy)
 		return errCached
 	}

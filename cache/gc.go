@@ -45,6 +45,16 @@ func (s *Store) GC(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	cImages, cLayers, err := s.ContainerRefs()
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range cImages {
+		blobs[id] = true // the config, even when the image record is gone
+	}
+	for _, d := range cLayers {
+		layers[d] = true
+	}
 	for _, id := range ids {
 		blobs[id] = true
 		if rec, err := s.imageRecord(id); err == nil && rec.Manifest != nil {

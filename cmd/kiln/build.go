@@ -27,6 +27,8 @@ func newBuildCommand(g *globals) *cobra.Command {
 		explain     bool
 		noCacheFor  []string
 		epoch       string
+		cacheFrom   []string
+		cacheTo     string
 		pull        string
 		rf          registryFlags
 	)
@@ -47,7 +49,21 @@ func newBuildCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			to, err := cacheDir(cacheTo, "dest")
+			if err != nil {
+				return fmt.Errorf("--cache-to: %w", err)
+			}
+			var from []string
+			for _, spec := range cacheFrom {
+				dir, err := cacheDir(spec, "src")
+				if err != nil {
+					return fmt.Errorf("--cache-from: %w", err)
+				}
+				from = append(from, dir)
+			}
 			opts := builder.Options{
+				CacheFrom:       from,
+				CacheTo:         to,
 				NoCacheFilter:   noCacheFor,
 				SourceDateEpoch: sde,
 				ContextDir:      args[0],
@@ -96,8 +112,42 @@ func newBuildCommand(g *globals) *cobra.Command {
 	rf.add(f)
 	f.BoolVar(&explain, "explain-cache", false, "print for every step whether it hit the build cache and, for a miss, what changed")
 	f.StringArrayVar(&noCacheFor, "no-cache-filter", nil, "do not use the cache for these stages")
+	f.StringArrayVar(&cacheFrom, "cache-from", nil, "import build cache: type=local,src=DIR")
+	f.StringVar(&cacheTo, "cache-to", "", "export build cache: type=local,dest=DIR")
 	f.StringVar(&epoch, "source-date-epoch", "", "timestamp (seconds since 1970) for the image's history, config and file times (default $SOURCE_DATE_EPOCH)")
 	return cmd
+}
+
+// cacheDir reads a --cache-from/--cache-to spec, "type=local,src=DIR" (a
+// bare DIR is taken as a local one), and returns the directory.
+func cacheDir(spec, pathKey string) (string, error) {
+	if spec == "" {
+		return "", nil
+	}
+	if !strings.Contains(spec, "=") {
+		return spec, nil
+	}
+	kind, dir := "", ""
+	for _, field := range strings.Split(spec, ",") {
+		k, v, _ := strings.Cut(field, "=")
+		switch k {
+		case "type":
+			kind = v
+		case pathKey:
+			dir = v
+		case "mode", "compression":
+			// mode=max is what kiln exports anyway; compression follows --compression.
+		default:
+			return "", fmt.Errorf("%q: unknown option %s", spec, k)
+		}
+	}
+	if kind != "local" {
+		return "", fmt.Errorf("%q: cache type %q is not supported yet (use type=local)", spec, kind)
+	}
+	if dir == "" {
+		return "", fmt.Errorf("%q: %s=DIR is required", spec, pathKey)
+	}
+	return dir, nil
 }
 
 // sourceDateEpoch reads --source-date-epoch, or SOURCE_DATE_EPOCH from the

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/docker/go-units"
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/cache"
+)
+
+func newBuilderCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "builder", Short: "Manage the build cache"}
+	cmd.AddCommand(newBuilderPruneCommand(g))
+	return cmd
+}
+
+func newBuilderPruneCommand(g *globals) *cobra.Command {
+	var (
+		all         bool
+		force       bool
+		keepStorage string
+		filters     []string
+	)
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove build cache",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts := cache.PruneOptions{All: all}
+			if keepStorage != "" {
+				n, err := units.RAMInBytes(keepStorage)
+				if err != nil {
+					return fmt.Errorf("--keep-storage %q: %w", keepStorage, err)
+				}
+				opts.KeepStorage = n
+			}
+			for _, f := range filters {
+				k, v, _ := strings.Cut(f, "=")
+				if k != "until" {
+					return fmt.Errorf("--filter %q: only until=DURATION is supported", f)
+				}
+				d, err := time.ParseDuration(v)
+				if err != nil {
+					return fmt.Errorf("--filter %q: %w", f, err)
+				}
+				opts.Until = d
+			}
+			if !force {
+				warning := "WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] "
+				if all {
+					warning = "WARNING! This will remove all build cache. Are you sure you want to continue? [y/N] "
+				}
+				if !confirm(cmd.InOrStdin(), cmd.OutOrStdout(), warning) {
+					return nil
+				}
+			}
+			s, err := cache.Open(g.root)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			res, err := s.PruneBuildCache(cmd.Context(), opts, func() {
+				fmt.Fprintln(cmd.ErrOrStderr(), "waiting for running kiln commands to finish...")
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Deleted build cache objects: %d\nTotal reclaimed space: %s\n", res.Records, humanSize(res.Freed))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&all, "all", "a", false, "remove all unused build cache, not just what no image uses")
+	f.BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
+	f.StringVar(&keepStorage, "keep-storage", "", "amount of disk space to keep for cache")
+	f.StringArrayVar(&filters, "filter", nil, "provide filter values (until=DURATION)")
+	return cmd
+}
+
+// confirm asks a yes/no question on the terminal, as docker's prune does.
+func confirm(in io.Reader, out io.Writer, question string) bool {
+	fmt.Fprint(out, question)
+	line, _ := bufio.NewReader(in).ReadString('\n')
+	line = strings.TrimSpace(strings.ToLower(line))
+	return line == "y" || line == "yes"
+}
+
+func newSystemCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "system", Short: "Manage kiln"}
+	cmd.AddCommand(newSystemDfCommand(g))
+	return cmd
+}
+
+func newSystemDfCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "df",
+		Short: "Show kiln disk usage",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := cache.Open(g.root)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			u, err := s.Usage()
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 8, 3, ' ', 0)
+			fmt.Fprintln(tw, "TYPE\tTOTAL\tACTIVE\tSIZE\tRECLAIMABLE")
+			fmt.Fprintf(tw, "Images\t%d\t%d\t%s\t%s\n", u.Images, u.Images-int64(u.UnusedImages), humanSize(u.ImagesSize), withPercent(u.ImagesReclaimable, u.ImagesSize))
+			fmt.Fprintf(tw, "Build Cache\t%d\t0\t%s\t%s\n", u.CacheRecords, humanSize(u.CacheSize), humanSize(u.CacheReclaimable))
+			return tw.Flush()
+		},
+	}
+}
+
+func withPercent(part, total int64) string {
+	pct := 0
+	if total > 0 {
+		pct = int(100 * part / total)
+	}
+	return fmt.Sprintf("%s (%d%%)", humanSize(part), pct)
+}
