@@ -73,7 +73,6 @@ func newRootCommand() *cobra.Command {
 		newPushCommand(g),
 		newLoginCommand(g),
 		newLogoutCommand(g),
-		newContainerCommand(g),
 	)
 	return root
 }
