@@ -11,7 +11,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -191,10 +190,7 @@ func (b *build) contextSources(req copyRequest) ([]source, error) {
 	var out []source
 	for _, src := range req.sd.SourcePaths {
 		if isURL(src) {
-			if req.add {
-				return nil, fmt.Errorf("ADD %s: remote URLs are not supported yet", src)
-			}
-			return nil, fmt.Errorf("COPY %s: source can't be a URL for COPY", src)
+			return nil, fmt.Errorf("%s %s: source can't be a URL for %s", req.name, src, req.name)
 		}
 		if rel := path.Clean(src); rel == ".." || strings.HasPrefix(rel, "../") {
 			return nil, fmt.Errorf("%s %s: forbidden path outside the build context", req.name, src)
@@ -226,9 +222,6 @@ func (b *build) contextSources(req copyRequest) ([]source, error) {
 				}
 				return nil, fmt.Errorf("%s %s: %w", req.name, src, err)
 			}
-			if req.add && info.Mode().IsRegular() && isArchive(real) {
-				return nil, fmt.Errorf("ADD %s: extracting local archives is not supported yet", src)
-			}
 			out = append(out, source{path: real, base: path.Base(m), name: src, info: info})
 		}
 	}
@@ -236,29 +229,4 @@ func (b *build) contextSources(req copyRequest) ([]source, error) {
 		return nil, fmt.Errorf("%s: no source files were specified", req.name)
 	}
 	return out, nil
-}
-
-func isURL(s string) bool {
-	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "git@")
-}
-
-// isArchive sniffs the file for a tar or a compressed stream, as ADD does.
-func isArchive(p string) bool {
-	f, err := os.Open(p)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	head := make([]byte, 512)
-	n, _ := io.ReadFull(f, head)
-	head = head[:n]
-	switch {
-	case len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b,
-		len(head) >= 4 && string(head[:4]) == "\x28\xb5\x2f\xfd",
-		len(head) >= 3 && string(head[:3]) == "BZh",
-		len(head) >= 6 && string(head[:6]) == "\xfd7zXZ\x00",
-		len(head) >= 262 && string(head[257:262]) == "ustar":
-		return true
-	}
-	return false
 }

@@ -286,7 +286,7 @@ func (b *build) dispatch(ctx context.Context, st *stage, meta *stage, cmd instru
 			link: c.Link, excludes: c.ExcludePatterns, parents: c.Parents,
 		})
 	case *instructions.AddCommand:
-		return b.copyStep(ctx, st, copyRequest{
+		return b.addStep(ctx, st, copyRequest{
 			name: "ADD", sd: c.SourcesAndDest, chown: c.Chown, chmod: c.Chmod, link: c.Link,
 			excludes: c.ExcludePatterns, add: true, checksum: c.Checksum, keepGitDir: c.KeepGitDir,
 		})

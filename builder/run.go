@@ -30,10 +30,17 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 			default:
 				return fmt.Errorf("RUN --network=%s is not supported", n)
 			}
+		case "mount":
+			// prepareRunMounts below
 		default:
 			return fmt.Errorf("RUN --%s is not supported yet", f)
 		}
 	}
+	mounts, err := b.prepareRunMounts(ctx, st, c)
+	if err != nil {
+		return err
+	}
+	defer mounts.release()
 	if b.dry {
 		return nil
 	}
@@ -51,7 +58,8 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 		Op, User, Workdir, Network string
 		Args, Env                  []string
 		Epoch                      *time.Time
-	}{"RUN", st.img.Config.User, st.img.Config.WorkingDir, network, args, env, st.epoch})
+		Mounts                     any `json:",omitempty"`
+	}{"RUN", st.img.Config.User, st.img.Config.WorkingDir, network, args, env, st.epoch, mounts.key})
 	if rec, ok := b.lookup(ctx, st, key); ok {
 		st.applyRecord(rec, createdBy)
 		return errCached
@@ -67,17 +75,18 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 		return err
 	}
 	code, err := runner.Run(ctx, &runner.Spec{
-		Lowers:  lowers,
-		Upper:   sn.Dir,
-		Work:    sn.Work,
-		Rootfs:  sn.Mountpoint,
-		Args:    args,
-		Env:     env,
-		Cwd:     st.img.Config.WorkingDir,
-		User:    st.img.Config.User,
-		Network: network,
-		Stdout:  b.opts.Progress,
-		Stderr:  b.opts.Progress,
+		Lowers:      lowers,
+		Upper:       sn.Dir,
+		Work:        sn.Work,
+		Rootfs:      sn.Mountpoint,
+		Args:        args,
+		Env:         env,
+		Cwd:         st.img.Config.WorkingDir,
+		User:        st.img.Config.User,
+		Network:     network,
+		ExtraMounts: mounts.mounts,
+		Stdout:      b.opts.Progress,
+		Stderr:      b.opts.Progress,
 	})
 	if err != nil {
 		sn.Discard()
