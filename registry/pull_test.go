@@ -223,6 +223,24 @@ func TestPullWhatSkopeoPushed(t *testing.T) {
 	if p.ID != other {
 		t.Errorf("index for linux/arm64: pulled %s, want %s", p.ID, other)
 	}
+	// The same index as a docker manifest list of schema 2 manifests.
+	list := reg.Ref("skopeo/list:v1")
+	run(t, "skopeo", "copy", "--all", "--format", "v2s2", "--dest-tls-verify=false", "oci:"+layout+":multi", "docker://"+list)
+	var raw struct{ MediaType string }
+	json.Unmarshal([]byte(run(t, "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://"+list)), &raw)
+	if raw.MediaType != string(types.DockerManifestList) {
+		t.Fatalf("skopeo made a %q, not a docker manifest list", raw.MediaType)
+	}
+	for plat, want := range map[string]digest.Digest{"linux/amd64": amd, "linux/arm64/v8": other} {
+		o.Platform = plat
+		p, err := Pull(ctx, openStore(t), list, o)
+		if err != nil {
+			t.Fatalf("manifest list, %s: %v", plat, err)
+		}
+		if p.ID != want || p.Manifest.MediaType != string(types.DockerManifestSchema2) || p.Digest == d {
+			t.Errorf("manifest list, %s: pulled %+v, want image %s with a docker manifest", plat, p, want)
+		}
+	}
 	o.Platform = "linux/s390x"
 	if _, err := Pull(ctx, dst, multi, o); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "linux/arm64/v8") {
 		t.Errorf("index without the platform: %v", err)

@@ -228,3 +228,28 @@ func TestSkopeoReadsWhatKilnPushed(t *testing.T) {
 		t.Errorf("skopeo copy: %v", err)
 	}
 }
+
+// TestInsecure: a registry whose certificate cannot be verified is refused
+// unless Options.Insecure (--tls-verify=false) says otherwise.
+func TestInsecure(t *testing.T) {
+	ctx := context.Background()
+	reg := registrytest.Start(t, registrytest.Options{TLS: true})
+	s := openStore(t)
+	id := makeImage(t, s, "app", filesA)
+	ref := reg.Ref("tls/app:v1")
+	_, err := Push(ctx, s, "app", ref, FormatKeep, anon)
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("push to an unverifiable registry: %v", err)
+	}
+	o := anon
+	o.Insecure = true
+	if _, err := Push(ctx, s, "app", ref, FormatKeep, o); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := Pull(ctx, openStore(t), ref, o); err != nil || p.ID != id {
+		t.Fatalf("pull: %+v, %v", p, err)
+	}
+	if n := reg.Requests(0, "PUT", "/manifests/v1"); n != 1 {
+		t.Errorf("%d manifest uploads over TLS", n)
+	}
+}

@@ -5,7 +5,15 @@ package registrytest
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -40,6 +48,9 @@ type Server struct {
 type Options struct {
 	// Auth requires basic authentication (htpasswd) with User and Password.
 	Auth bool
+	// TLS serves HTTPS with a self-signed certificate for 127.0.0.1, which
+	// clients cannot verify.
+	TLS bool
 }
 
 // Start starts a registry and waits until it answers on /v2/.
@@ -68,6 +79,12 @@ storage:
 http:
   addr: %s
 `, s.Dir, s.Host)
+	scheme := "http"
+	if o.TLS {
+		scheme = "https"
+		cert, key := selfSigned(t, dir)
+		cfg += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", cert, key)
+	}
 	if o.Auth {
 		s.User, s.Password = "kiln", "s3cret-pass"
 		hash, err := bcrypt.GenerateFromPassword([]byte(s.Password), bcrypt.MinCost)
@@ -97,8 +114,9 @@ http:
 		<-exited
 	})
 	deadline := time.Now().Add(15 * time.Second)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // our own test certificate
 	for {
-		resp, err := http.Get("http://" + s.Host + "/v2/")
+		resp, err := client.Get(scheme + "://" + s.Host + "/v2/")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
@@ -155,6 +173,40 @@ func (s *Server) Requests(mark int, method, pathPart string) int {
 // BlobPath is where the registry stores a blob's content.
 func (s *Server) BlobPath(d digest.Digest) string {
 	return filepath.Join(s.Dir, "docker/registry/v2/blobs", string(d.Algorithm()), d.Encoded()[:2], d.Encoded(), "data")
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key into dir.
+func selfSigned(t testing.TB, dir string) (string, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, kp := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kp, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cert, kp
 }
 
 type lockedBuffer struct {
