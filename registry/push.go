@@ -98,15 +98,28 @@ func push(ctx context.Context, s *cache.Store, id digest.Digest, ref name.Refere
 		}
 	}
 	pr := newProgress(opts)
+	var mu sync.Mutex
+	bars := map[digest.Digest]*bar{}
 	im := &storeImage{
 		s: s, manifest: raw, mt: types.MediaType(mt), m: m, config: config, diffIDs: img.RootFS.DiffIDs, mounts: mounts,
 		opened: func(desc ocispec.Descriptor, r io.Reader) io.Reader {
-			return pr.layer(desc.Digest, desc.Size, "uploading").reader(r)
+			b := pr.layer(desc.Digest, desc.Size, "uploading")
+			mu.Lock()
+			bars[desc.Digest] = b
+			mu.Unlock()
+			return b.reader(r)
 		},
 	}
 	obs := &observer{inner: opts.transport(), blobs: map[digest.Digest]string{}}
 	ro := append(opts.remoteOptions(), remote.WithTransport(obs), remote.WithContext(ctx))
 	err = remote.Write(ref, im, ro...)
+	for d, b := range bars {
+		if err == nil && obs.outcome(d) == "uploaded" {
+			b.set("pushed")
+		} else if err != nil {
+			b.set("failed")
+		}
+	}
 	pr.close()
 	if err != nil {
 		return Pushed{}, describeErr(err)
@@ -131,9 +144,6 @@ func push(ctx context.Context, s *cache.Store, id digest.Digest, ref name.Refere
 		case "mounted":
 			fmt.Fprintf(pr.w, "%s: mounted from %s\n", shortID(l.Digest), mounts[l.Digest].RepositoryStr())
 		case "uploaded":
-			if !pr.term {
-				fmt.Fprintf(pr.w, "%s: pushed\n", shortID(l.Digest))
-			}
 		default:
 			fmt.Fprintf(pr.w, "%s: already exists\n", shortID(l.Digest))
 		}

@@ -28,8 +28,18 @@ func execProcess(cfg *initConfig) error {
 		return fmt.Errorf("chdir %s: %w", cwd, err)
 	}
 	env := withDefaultEnv(cfg.Env, u.Home)
+	if cfg.Capabilities != nil {
+		if err := limitCapabilities(cfg.Capabilities); err != nil {
+			return err
+		}
+	}
 	if err := setCredentials(u); err != nil {
 		return err
+	}
+	if cfg.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("set no_new_privs: %w", err)
+		}
 	}
 	unix.Umask(0o022)
 	pathEnv, _ := lookupEnv(env, "PATH")

@@ -50,6 +50,13 @@ func initSandbox(enc *json.Encoder) (err error) {
 	if err != nil {
 		return fmt.Errorf("read sandbox config: %w", err)
 	}
+	if cfg.CgroupNS {
+		// Run joined the cgroups before sending the config: the new
+		// namespace is rooted there.
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("unshare cgroup namespace: %w", err)
+		}
+	}
 	report := func(stubs []stubEntry) error {
 		if err := enc.Encode(initReport{Stubs: stubs}); err != nil {
 			return fmt.Errorf("report mount stubs: %w", err)
@@ -57,6 +64,9 @@ func initSandbox(enc *json.Encoder) (err error) {
 		return nil
 	}
 	if err := setupRootfs(&cfg, report); err != nil {
+		return err
+	}
+	if err := restrictProc(&cfg); err != nil {
 		return err
 	}
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"slices"
@@ -24,15 +25,29 @@ type plannedMount struct {
 // host's /etc/resolv.conf and /etc/hosts (read-only), then ExtraMounts sorted
 // (stably) by depth so parents come before what is mounted inside them.
 func planMounts(cfg *initConfig) []plannedMount {
+	sysOpts := []string{"ro", "nosuid", "nodev", "noexec"}
+	if cfg.Privileged {
+		sysOpts = sysOpts[1:]
+	}
+	privileged := cfg.Privileged
 	plan := []plannedMount{
 		{Mount: Mount{Type: "proc", Source: "proc", Target: "/proc", Options: []string{"nosuid", "nodev", "noexec"}}, dir: true},
-		{Mount: Mount{Type: "tmpfs", Source: "tmpfs", Target: "/dev", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}}, dir: true, after: populateDev},
-		{Mount: Mount{Type: "sysfs", Source: "sysfs", Target: "/sys", Options: []string{"ro", "nosuid", "nodev", "noexec"}}, dir: true, fallback: bindHostSys},
+		{Mount: Mount{Type: "tmpfs", Source: "tmpfs", Target: "/dev", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}}, dir: true,
+			after: func(host string) error { return populateDev(host, privileged) }},
+		{Mount: Mount{Type: "sysfs", Source: "sysfs", Target: "/sys", Options: sysOpts}, dir: true,
+			fallback: func(host string) error { return bindHostSys(host, sysOpts) }},
 	}
 	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
+		if _, ok := cfg.Files[f]; ok {
+			continue
+		}
 		if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() {
 			plan = append(plan, plannedMount{Mount: Mount{Type: "bind", Source: f, Target: f, Options: []string{"ro", "nosuid", "nodev", "noexec"}}})
 		}
+	}
+	files := slices.Sorted(maps.Keys(cfg.Files))
+	for _, f := range files {
+		plan = append(plan, plannedMount{Mount: Mount{Type: "bind", Source: cfg.Files[f], Target: f, Options: []string{"nosuid", "nodev", "noexec"}}})
 	}
 	extras := slices.Clone(cfg.ExtraMounts)
 	slices.SortStableFunc(extras, func(a, b Mount) int { return depth(a.Target) - depth(b.Target) })
@@ -94,6 +109,11 @@ func setupRootfs(cfg *initConfig, report func([]stubEntry) error) error {
 			return err
 		}
 	}
+	if cfg.ReadonlyRootfs {
+		if err := unix.Mount("", cfg.Rootfs, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+			return fmt.Errorf("remount rootfs read-only: %w", err)
+		}
+	}
 	return pivotRoot(cfg.Rootfs)
 }
 
@@ -143,8 +163,8 @@ func ensureMountPoint(host string, dir bool) error {
 	return f.Close()
 }
 
-func bindHostSys(host string) error {
-	return MountOverlay(Mount{Type: "rbind", Source: "/sys", Target: host, Options: []string{"ro", "nosuid", "nodev", "noexec"}})
+func bindHostSys(host string, opts []string) error {
+	return MountOverlay(Mount{Type: "rbind", Source: "/sys", Target: host, Options: opts})
 }
 
 var devices = []struct {
@@ -157,8 +177,16 @@ var devices = []struct {
 // populateDev fills the /dev tmpfs at dev like runc: device nodes (bind
 // mounts of the host's when mknod is not permitted), a private devpts, a
 // /dev/shm tmpfs and the /proc/self/fd symlinks.
-func populateDev(dev string) error {
+func populateDev(dev string, privileged bool) error {
+	if privileged {
+		if err := copyHostDevices(dev); err != nil {
+			return err
+		}
+	}
 	for _, d := range devices {
+		if _, err := os.Lstat(dev + "/" + d.name); err == nil {
+			continue
+		}
 		p := dev + "/" + d.name
 		err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor)))
 		if errors.Is(err, unix.EPERM) {

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"syscall"
 )
 
@@ -22,19 +24,46 @@ import (
 // Mount points the image lacks are removed from Upper afterwards. After any
 // error Upper may hold partial changes and should be discarded.
 func Run(ctx context.Context, spec *Spec) (exitCode int, err error) {
+	p, code, err := start(ctx, spec)
+	if err != nil {
+		return code, err
+	}
+	return p.Wait()
+}
+
+// Process is a sandbox whose command is running (Start returned it).
+type Process struct {
+	Pid int // the command's PID in the caller's PID namespace
+	ctx context.Context
+	cmd *exec.Cmd
+	cfg *initConfig
+	// stubs are the mount points the init created in Upper.
+	stubs []stubEntry
+}
+
+// Start starts spec like Run but returns once the command has been exec'd
+// (or failed to start: then exitCode is Run's for that failure, e.g. 127 for
+// a missing executable, and err says why). The sandbox is SIGKILLed if the
+// calling OS thread exits: Start locks the calling goroutine to its thread
+// and Wait, which must be called from the same goroutine, unlocks it.
+func Start(spec *Spec) (p *Process, exitCode int, err error) {
+	return start(context.Background(), spec)
+}
+
+func start(ctx context.Context, spec *Spec) (*Process, int, error) {
 	cfg, err := newInitConfig(spec)
 	if err != nil {
-		return -1, fmt.Errorf("run: %w", err)
+		return nil, -1, fmt.Errorf("run: %w", err)
 	}
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
-		return -1, fmt.Errorf("run: %w", err)
+		return nil, -1, fmt.Errorf("run: %w", err)
 	}
 	defer cfgR.Close()
 	defer cfgW.Close()
 	repR, repW, err := os.Pipe()
 	if err != nil {
-		return -1, fmt.Errorf("run: %w", err)
+		return nil, -1, fmt.Errorf("run: %w", err)
 	}
 	defer repR.Close()
 	defer repW.Close()
@@ -49,21 +78,33 @@ func Run(ctx context.Context, spec *Spec) (exitCode int, err error) {
 		flags |= syscall.CLONE_NEWNET
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL}
+	if spec.Terminal {
+		cmd.SysProcAttr.Setsid, cmd.SysProcAttr.Setctty, cmd.SysProcAttr.Ctty = true, true, 0
+	}
 
 	// Pdeathsig fires when the thread that started the child exits: keep
 	// this goroutine on its thread until the sandbox is gone.
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	if err := cmd.Start(); err != nil {
-		return -1, fmt.Errorf("start sandbox: %w", err)
+		runtime.UnlockOSThread()
+		return nil, -1, fmt.Errorf("start sandbox: %w", err)
 	}
+	p := &Process{Pid: cmd.Process.Pid, ctx: ctx, cmd: cmd, cfg: cfg}
 	cfgR.Close()
 	repW.Close()
-	// A write error means the init died early; Wait tells why.
-	_ = json.NewEncoder(cfgW).Encode(cfg)
+	var joinErr error
+	for _, dir := range spec.Cgroups {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(p.Pid)), 0); err != nil {
+			joinErr = fmt.Errorf("join cgroup %s: %w", dir, err)
+			break
+		}
+	}
+	if joinErr == nil {
+		// A write error means the init died early; Wait tells why.
+		_ = json.NewEncoder(cfgW).Encode(cfg)
+	}
 	cfgW.Close()
 
-	var stubs []stubEntry
 	var setupErr *sandboxError
 	dec := json.NewDecoder(repR)
 	for {
@@ -71,24 +112,38 @@ func Run(ctx context.Context, spec *Spec) (exitCode int, err error) {
 		if err := dec.Decode(&msg); err != nil {
 			break // EOF: the command was exec'd, or the init died
 		}
-		stubs = append(stubs, msg.Stubs...)
+		p.stubs = append(p.stubs, msg.Stubs...)
 		if msg.Error != "" {
 			setupErr = &sandboxError{Msg: msg.Error, Kind: msg.Kind}
 		}
 	}
-	waitErr := cmd.Wait()
-	code := -1
-	if cmd.ProcessState != nil {
-		code = processExitCode(cmd.ProcessState)
+	switch {
+	case joinErr != nil:
+		_ = cmd.Process.Kill()
+		_, werr := p.Wait()
+		return nil, -1, errors.Join(joinErr, werr)
+	case setupErr != nil:
+		_, werr := p.Wait()
+		return nil, setupErr.exitCode(), errors.Join(fmt.Errorf("start sandbox: %w", setupErr), werr)
 	}
-	cleanErr := cleanStubs(cfg.Upper, stubs)
+	return p, 0, nil
+}
+
+// Wait waits for the sandbox to exit, removes the mount stubs from Upper and
+// returns the command's exit code, as Run does.
+func (p *Process) Wait() (exitCode int, err error) {
+	defer runtime.UnlockOSThread()
+	waitErr := p.cmd.Wait()
+	code := -1
+	if p.cmd.ProcessState != nil {
+		code = processExitCode(p.cmd.ProcessState)
+	}
+	cleanErr := cleanStubs(p.cfg.Upper, p.stubs)
 
 	var exitErr *exec.ExitError
 	switch {
-	case ctx.Err() != nil && code == 128+int(syscall.SIGKILL):
-		return code, errors.Join(fmt.Errorf("run: %w", ctx.Err()), cleanErr)
-	case setupErr != nil:
-		return setupErr.exitCode(), errors.Join(fmt.Errorf("start sandbox: %w", setupErr), cleanErr)
+	case p.ctx.Err() != nil && code == 128+int(syscall.SIGKILL):
+		return code, errors.Join(fmt.Errorf("run: %w", p.ctx.Err()), cleanErr)
 	case waitErr != nil && !errors.As(waitErr, &exitErr):
 		return code, errors.Join(fmt.Errorf("wait sandbox: %w", waitErr), cleanErr)
 	}

@@ -34,6 +34,19 @@ type Spec struct {
 	Stdout      io.Writer
 	Stderr      io.Writer
 	ExtraMounts []Mount // bind/tmpfs mounts inside the rootfs (Target is a container path), mounted in order of depth
+
+	// Container isolation. The zero values keep the RUN sandbox as it is:
+	// every capability, the host's /etc/hosts and /etc/resolv.conf read-only.
+	Capabilities    []string          // when not nil, the capability bounding set ("CAP_CHOWN", ...); inheritable and ambient sets are cleared
+	NoNewPrivileges bool              // set no_new_privs before the exec
+	MaskedPaths     []string          // container paths hidden after pivot_root: /dev/null over files, an empty read-only tmpfs over directories
+	ReadonlyPaths   []string          // container paths remounted read-only after pivot_root
+	ReadonlyRootfs  bool              // the root filesystem is remounted read-only once everything is mounted
+	Files           map[string]string // container path -> host file bind-mounted over it read-write; replaces the host's /etc/hosts or /etc/resolv.conf
+	Cgroups         []string          // cgroup directories the sandbox joins (via cgroup.procs) before any setup
+	CgroupNS        bool              // a new cgroup namespace, rooted at the joined cgroups
+	Privileged      bool              // /sys read-write and the host's devices in /dev
+	Terminal        bool              // Stdin is a terminal: it becomes the controlling terminal of a new session
 }
 
 // initConfig is what the sandbox init receives (as JSON) from Run.
@@ -46,6 +59,15 @@ type initConfig struct {
 	Hostname    string
 	NetNone     bool
 	ExtraMounts []Mount
+
+	Capabilities    []string
+	NoNewPrivileges bool
+	MaskedPaths     []string
+	ReadonlyPaths   []string
+	ReadonlyRootfs  bool
+	Files           map[string]string
+	CgroupNS        bool
+	Privileged      bool
 }
 
 func newInitConfig(s *Spec) (*initConfig, error) {
@@ -64,6 +86,24 @@ func newInitConfig(s *Spec) (*initConfig, error) {
 		Lowers: s.Lowers, Upper: path.Clean(s.Upper), Work: s.Work, Rootfs: path.Clean(s.Rootfs),
 		Args: s.Args, Env: s.Env, Cwd: s.Cwd, User: s.User, Hostname: s.Hostname,
 		ExtraMounts: s.ExtraMounts,
+
+		Capabilities: s.Capabilities, NoNewPrivileges: s.NoNewPrivileges,
+		MaskedPaths: s.MaskedPaths, ReadonlyPaths: s.ReadonlyPaths, ReadonlyRootfs: s.ReadonlyRootfs,
+		Files: s.Files, CgroupNS: s.CgroupNS, Privileged: s.Privileged,
+	}
+	if s.Capabilities != nil {
+		c.Capabilities = make([]string, 0, len(s.Capabilities))
+		for _, name := range s.Capabilities {
+			if _, ok := capabilityNumber(name); !ok {
+				return nil, fmt.Errorf("capability %q: %w", name, ErrUnknownCapability)
+			}
+			c.Capabilities = append(c.Capabilities, NormalizeCapability(name))
+		}
+	}
+	for target, src := range s.Files {
+		if !path.IsAbs(target) || path.Clean(target) == "/" || !path.IsAbs(src) {
+			return nil, fmt.Errorf("file %q from %q: paths must be absolute", target, src)
+		}
 	}
 	if c.Cwd == "" {
 		c.Cwd = "/"

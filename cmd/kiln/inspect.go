@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,13 +14,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/runner/container"
 )
 
 func newInspectCommand(g *globals) *cobra.Command {
-	var format string
+	var format, typ string
+	var size bool
 	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
-		Short: "Return low-level information on images",
+		Use:   "inspect [OPTIONS] NAME|ID [NAME|ID...]",
+		Short: "Return low-level information on containers and images",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := cache.Open(g.root)
@@ -27,8 +30,18 @@ func newInspectCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.Close()
+			// Like docker: a container with that name or ID wins over an image.
+			cs := container.NewStore(s.Root())
 			var objs []any
 			for _, a := range args {
+				if typ != "image" {
+					if c, err := cs.Get(a); err == nil {
+						objs = append(objs, inspectContainer(c, s, size))
+						continue
+					} else if typ == "container" {
+						return err
+					}
+				}
 				o, err := inspectImage(s, a)
 				if err != nil {
 					return err
@@ -39,6 +52,8 @@ func newInspectCommand(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "format the output using the given Go template")
+	cmd.Flags().StringVar(&typ, "type", "", "only inspect objects of this type (container or image)")
+	cmd.Flags().BoolVarP(&size, "size", "s", false, "display total file sizes if the type is container")
 	return cmd
 }
 
@@ -154,8 +169,11 @@ func writeInspect(w io.Writer, objs []any, format string) error {
 		if err != nil {
 			return err
 		}
+		// Numbers stay as written (json.Number): 16777216, not 1.6777216e+07.
 		var generic any
-		if err := json.Unmarshal(data, &generic); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		if err := dec.Decode(&generic); err != nil {
 			return err
 		}
 		if err := tmpl.Execute(w, generic); err != nil {

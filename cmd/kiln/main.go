@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/runner"
+	"github.com/kiln-build/kiln/runner/container"
 )
 
 func main() {
@@ -19,6 +20,9 @@ func main() {
 	// before anything else runs.
 	if runner.IsInit() {
 		runner.Init()
+	}
+	if container.IsMonitor() {
+		container.Monitor()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCommand().ExecuteContext(ctx)
@@ -73,6 +77,18 @@ func newRootCommand() *cobra.Command {
 		newPushCommand(g),
 		newLoginCommand(g),
 		newLogoutCommand(g),
+		newRunCommand(g),
+		newCreateCommand(g),
+		newStartCommand(g),
+		newStopCommand(g),
+		newRestartCommand(g),
+		newKillCommand(g),
+		newRmCommand(g),
+		newWaitCommand(g),
+		newPsCommand(g),
+		newLogsCommand(g),
+		newVolumeCommand(g),
+		newContainerCommand(g),
 	)
 	return root
 }

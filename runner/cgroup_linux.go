@@ -1,0 +1,207 @@
+package runner
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// CgroupRoot is where cgroup filesystems are mounted.
+const CgroupRoot = "/sys/fs/cgroup"
+
+// cgroupV1Controllers are the v1 hierarchies a container is placed in.
+var cgroupV1Controllers = []string{"memory", "pids", "cpu", "cpuacct", "blkio", "freezer"}
+
+// Cgroup is a container's cgroup: one directory on cgroup v2, one per
+// hierarchy on v1 (hybrid hosts use the v1 hierarchies).
+type Cgroup struct {
+	v2   bool
+	dirs map[string]string // controller ("" on v2) -> directory
+}
+
+// OpenCgroup returns the cgroup at name (e.g. "kiln/<id>") relative to
+// each hierarchy's root, whether or not it exists.
+func OpenCgroup(name string) *Cgroup {
+	c := &Cgroup{dirs: map[string]string{}}
+	if _, err := os.Stat(filepath.Join(CgroupRoot, "cgroup.controllers")); err == nil {
+		c.v2 = true
+		c.dirs[""] = filepath.Join(CgroupRoot, name)
+		return c
+	}
+	seen := map[string]bool{}
+	for _, ctl := range cgroupV1Controllers {
+		h, err := filepath.EvalSymlinks(filepath.Join(CgroupRoot, ctl))
+		if err != nil || seen[h] {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(h, "cgroup.procs")); err != nil {
+			continue
+		}
+		seen[h] = true
+		c.dirs[ctl] = filepath.Join(h, name)
+	}
+	return c
+}
+
+// NewCgroup creates the cgroup name with the limits r.
+func NewCgroup(name string, r Resources) (*Cgroup, error) {
+	c := OpenCgroup(name)
+	if len(c.dirs) == 0 {
+		return nil, errors.New("create cgroup: no cgroup hierarchy mounted")
+	}
+	if c.v2 {
+		if err := enableV2Controllers(filepath.Dir(c.dirs[""])); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range c.Dirs() {
+		if err := mkdirRetry(d); err != nil {
+			c.Remove()
+			return nil, fmt.Errorf("create cgroup: %w", err)
+		}
+	}
+	for _, f := range cgroupFiles(r, c.v2) {
+		dir, ok := c.dirs[f.Controller]
+		if c.v2 {
+			dir, ok = c.dirs[""], true
+		}
+		if !ok {
+			if f.Controller == "cpu" && r.CPUShares == 0 {
+				continue
+			}
+			c.Remove()
+			return nil, fmt.Errorf("create cgroup: no %s controller", f.Controller)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f.Name), []byte(f.Value), 0); err != nil {
+			c.Remove()
+			return nil, fmt.Errorf("set cgroup %s=%s: %w", f.Name, f.Value, err)
+		}
+	}
+	return c, nil
+}
+
+// mkdirRetry makes dir and its parents; a parent removed concurrently by
+// another container's cleanup is made again.
+func mkdirRetry(dir string) error {
+	var err error
+	for range 20 {
+		if err = os.MkdirAll(dir, 0o755); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return err
+}
+
+// enableV2Controllers turns on memory, pids and cpu for the children of every
+// cgroup from the root down to parent (inclusive).
+func enableV2Controllers(parent string) error {
+	rel, err := filepath.Rel(CgroupRoot, parent)
+	if err != nil {
+		return err
+	}
+	dir := CgroupRoot
+	for _, comp := range append([]string{""}, strings.Split(rel, "/")...) {
+		if comp != "" && comp != "." {
+			dir = filepath.Join(dir, comp)
+			if err := mkdirRetry(dir); err != nil {
+				return fmt.Errorf("create cgroup %s: %w", dir, err)
+			}
+		}
+		avail, _ := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
+		for _, ctl := range []string{"memory", "pids", "cpu"} {
+			if slices.Contains(strings.Fields(string(avail)), ctl) {
+				_ = os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+"+ctl), 0)
+			}
+		}
+	}
+	return nil
+}
+
+// Dirs are the cgroup's directories, to join through Spec.Cgroups.
+func (c *Cgroup) Dirs() []string {
+	var out []string
+	for _, k := range slicesSortedKeys(c.dirs) {
+		out = append(out, c.dirs[k])
+	}
+	return out
+}
+
+func slicesSortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// OOMKilled reports whether the kernel's OOM killer killed a task of the
+// cgroup (memory.events on v2, memory.oom_control on v1).
+func (c *Cgroup) OOMKilled() bool {
+	file, dir := "memory.oom_control", c.dirs["memory"]
+	if c.v2 {
+		file, dir = "memory.events", c.dirs[""]
+	}
+	if dir == "" {
+		return false
+	}
+	data, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		return false
+	}
+	n, _ := parseFlatKeyed(string(data), "oom_kill")
+	return n > 0
+}
+
+// Pids lists the processes in the cgroup.
+func (c *Cgroup) Pids() []int {
+	seen := map[int]bool{}
+	var out []int
+	for _, d := range c.Dirs() {
+		data, err := os.ReadFile(filepath.Join(d, "cgroup.procs"))
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(data)) {
+			if pid, err := strconv.Atoi(f); err == nil && !seen[pid] {
+				seen[pid] = true
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+// Remove SIGKILLs anything left in the cgroup and removes its directories
+// (and the parent "kiln" directories when they are empty), waiting up to a
+// few seconds for dying tasks to leave.
+func (c *Cgroup) Remove() error {
+	var errs []error
+	deadline := time.Now().Add(5 * time.Second)
+	for _, d := range c.Dirs() {
+		for {
+			err := unix.Rmdir(d)
+			if err == nil || errors.Is(err, unix.ENOENT) {
+				break
+			}
+			if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+				errs = append(errs, fmt.Errorf("remove cgroup %s: %w", d, err))
+				break
+			}
+			for _, pid := range c.Pids() {
+				_ = unix.Kill(pid, unix.SIGKILL)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		_ = unix.Rmdir(filepath.Dir(d)) // the shared parent, if this was the last container
+	}
+	return errors.Join(errs...)
+}

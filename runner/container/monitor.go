@@ -1,0 +1,324 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/kiln-build/kiln/runner"
+)
+
+// monitorArg0 marks a re-execution as a container monitor.
+const monitorArg0 = "kiln-monitor"
+
+// The monitor's file descriptors (Start's ExtraFiles order).
+const (
+	statusFd = 3 // monitorMsg JSON lines to the client that started it
+	stdoutFd = 4 // attached: the container's stdout, raw
+	stderrFd = 5 // attached: the container's stderr, raw (unused with a TTY)
+	stdinFd  = 6 // attached with stdin: the container's stdin
+)
+
+// monitorMsg is one message from the monitor to the client that started it:
+// first the start (Pid, or Error with ExitCode), then the exit.
+type monitorMsg struct {
+	Pid      int    `json:",omitempty"`
+	Error    string `json:",omitempty"`
+	ExitCode *int   `json:",omitempty"`
+}
+
+// IsMonitor reports whether this process was re-executed as a container
+// monitor; main() must then call Monitor before anything else.
+func IsMonitor() bool { return len(os.Args) > 0 && os.Args[0] == monitorArg0 }
+
+// Monitor runs the container named by the arguments (store root, ID,
+// attach flags) until it exits for good, then exits the process.
+func Monitor() {
+	debug.SetGCPercent(20)
+	if len(os.Args) != 4 {
+		fmt.Fprintln(os.Stderr, "kiln-monitor: bad arguments")
+		os.Exit(2)
+	}
+	if err := monitor(os.Args[1], os.Args[2], os.Args[3]); err != nil {
+		fmt.Fprintln(os.Stderr, "kiln-monitor:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+type monitorState struct {
+	s      *Store
+	c      *Container
+	status *os.File
+	out    io.Writer // attached stdout, or nil
+	errw   io.Writer // attached stderr, or nil
+	stdin  *os.File  // attached stdin, or nil
+	logw   *logWriter
+}
+
+func monitor(root, id, flags string) error {
+	s := NewStore(root)
+	c, err := s.load(id)
+	if err != nil {
+		return err
+	}
+	m := &monitorState{s: s, c: c, status: os.NewFile(statusFd, "status")}
+	if strings.Contains(flags, "a") {
+		m.out, m.errw = os.NewFile(stdoutFd, "stdout"), os.NewFile(stderrFd, "stderr")
+	}
+	if strings.Contains(flags, "i") {
+		m.stdin = os.NewFile(stdinFd, "stdin")
+	}
+	logf, err := os.OpenFile(c.LogPath(), os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_CLOEXEC, 0o640)
+	if err != nil {
+		m.send(monitorMsg{Error: err.Error(), ExitCode: ptr(125)})
+		return err
+	}
+	defer logf.Close()
+	m.logw = &logWriter{f: logf}
+	start, _ := procStart(os.Getpid())
+	c.State.MonitorPid, c.State.MonitorStart = os.Getpid(), start
+
+	backoff := 100 * time.Millisecond
+	for {
+		code, err := m.runOnce()
+		m.detach()
+		if err != nil || !m.restart(code) {
+			break
+		}
+		c.State.RestartCount++
+		c.State.Status, c.State.Restarting = "restarting", true
+		_ = c.saveState()
+		time.Sleep(backoff)
+		backoff = min(backoff*2, 10*time.Second)
+		if m.stopping() {
+			c.State.Status, c.State.Restarting = "exited", false
+			_ = c.saveState()
+			break
+		}
+	}
+	if c.HostConfig.AutoRemove {
+		if err := s.removeFiles(c, true); err != nil {
+			fmt.Fprintln(os.Stderr, "kiln-monitor:", err)
+		}
+	}
+	m.status.Close()
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func (m *monitorState) send(msg monitorMsg) {
+	if m.status == nil {
+		return
+	}
+	data, _ := json.Marshal(msg)
+	if _, err := m.status.Write(append(data, '\n')); err != nil {
+		m.status.Close()
+		m.status = nil
+	}
+}
+
+// detach drops the attached client after the first run.
+func (m *monitorState) detach() {
+	for _, f := range []io.Writer{m.out, m.errw} {
+		if c, ok := f.(io.Closer); ok {
+			c.Close()
+		}
+	}
+	m.out, m.errw = nil, nil
+	if m.stdin != nil {
+		m.stdin.Close()
+		m.stdin = nil
+	}
+}
+
+func (m *monitorState) stopping() bool {
+	_, err := os.Stat(filepath.Join(m.c.Dir, "stopping"))
+	return err == nil
+}
+
+// restart applies the restart policy to an exit with code.
+func (m *monitorState) restart(code int) bool {
+	if m.stopping() || m.c.HostConfig.AutoRemove {
+		return false
+	}
+	p := m.c.HostConfig.RestartPolicy
+	switch p.Name {
+	case "always", "unless-stopped":
+		return true
+	case "on-failure":
+		return code != 0 && (p.MaximumRetryCount <= 0 || m.c.State.RestartCount < p.MaximumRetryCount)
+	}
+	return false
+}
+
+// runOnce starts the container, records it running, waits for it and
+// records its exit. err means it could not start.
+func (m *monitorState) runOnce() (int, error) {
+	c := m.c
+	var pids int64
+	if c.HostConfig.PidsLimit != nil {
+		pids = *c.HostConfig.PidsLimit
+	}
+	cg, err := runner.NewCgroup("kiln/"+c.ID, runner.Resources{
+		Memory: c.HostConfig.Memory, CPUShares: c.HostConfig.CpuShares, NanoCPUs: c.HostConfig.NanoCpus, PidsLimit: pids,
+	})
+	if err != nil {
+		return m.failed(125, err)
+	}
+	defer cg.Remove()
+
+	st, err := m.stdio()
+	if err != nil {
+		return m.failed(125, err)
+	}
+	spec, err := containerSpec(c, cg.Dirs())
+	if err != nil {
+		st.closeAll()
+		return m.failed(125, err)
+	}
+	spec.Stdin, spec.Stdout, spec.Stderr, spec.Terminal = st.stdin, st.stdout, st.stderr, c.Config.Config.Tty
+	p, code, err := runner.Start(spec)
+	st.closeChild()
+	if err != nil {
+		st.closeAll()
+		st.wg.Wait()
+		if code < 0 {
+			code = 125
+		}
+		return m.failed(code, err)
+	}
+	pstart, _ := procStart(p.Pid)
+	c.State = State{
+		Status: "running", Running: true, Pid: p.Pid, StartedAt: time.Now().UTC(),
+		PidStart: pstart, MonitorPid: c.State.MonitorPid, MonitorStart: c.State.MonitorStart,
+		RestartCount: c.State.RestartCount,
+	}
+	if err := c.saveState(); err != nil {
+		fmt.Fprintln(os.Stderr, "kiln-monitor:", err)
+	}
+	m.send(monitorMsg{Pid: p.Pid})
+	code, werr := p.Wait()
+	st.wg.Wait()
+	st.closeAll()
+	if werr != nil {
+		fmt.Fprintln(os.Stderr, "kiln-monitor:", werr)
+	}
+	c.State.Status, c.State.Running, c.State.Pid, c.State.PidStart = "exited", false, 0, 0
+	c.State.ExitCode, c.State.OOMKilled, c.State.FinishedAt = code, cg.OOMKilled(), time.Now().UTC()
+	if err := c.saveState(); err != nil {
+		fmt.Fprintln(os.Stderr, "kiln-monitor:", err)
+	}
+	m.send(monitorMsg{ExitCode: ptr(code)})
+	return code, nil
+}
+
+// failed records a start failure.
+func (m *monitorState) failed(code int, err error) (int, error) {
+	c := m.c
+	c.State.Status, c.State.Running, c.State.Pid = "exited", false, 0
+	c.State.ExitCode, c.State.Error, c.State.FinishedAt = code, err.Error(), time.Now().UTC()
+	if c.State.StartedAt.IsZero() {
+		c.State.StartedAt = c.State.FinishedAt
+	}
+	_ = c.saveState()
+	m.send(monitorMsg{Error: err.Error(), ExitCode: ptr(code)})
+	return code, err
+}
+
+// stdio is one run's plumbing between the container and the monitor.
+type stdio struct {
+	stdin, stdout, stderr *os.File // the container's ends
+	keep                  []*os.File
+	child                 []*os.File // closed once the container has them
+	wg                    sync.WaitGroup
+}
+
+func (s *stdio) closeChild() {
+	for _, f := range s.child {
+		f.Close()
+	}
+	s.child = nil
+}
+
+func (s *stdio) closeAll() {
+	s.closeChild()
+	for _, f := range s.keep {
+		f.Close()
+	}
+	s.keep = nil
+}
+
+func (m *monitorState) stdio() (*stdio, error) {
+	st := &stdio{}
+	fail := func(err error) (*stdio, error) { st.closeAll(); return nil, err }
+	if m.c.Config.Config.Tty {
+		master, slave, err := openPty()
+		if err != nil {
+			return fail(err)
+		}
+		st.keep = append(st.keep, master)
+		st.child = append(st.child, slave)
+		var rows, cols uint16
+		if _, err := fmt.Sscanf(os.Getenv(winsizeEnv), "%d %d", &rows, &cols); err == nil {
+			_ = setWinsize(master, rows, cols)
+		}
+		st.stdin, st.stdout, st.stderr = slave, slave, slave
+		st.wg.Add(1)
+		go func() { defer st.wg.Done(); m.logw.pump("stdout", master, m.out) }()
+		if m.stdin != nil {
+			in := m.stdin
+			go func() { _, _ = io.Copy(master, in) }()
+		}
+		return st, nil
+	}
+	for _, stream := range []string{"stdout", "stderr"} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return fail(err)
+		}
+		st.keep = append(st.keep, r)
+		st.child = append(st.child, w)
+		var client io.Writer = m.out
+		if stream == "stdout" {
+			st.stdout = w
+		} else {
+			st.stderr, client = w, m.errw
+		}
+		st.wg.Add(1)
+		go func() { defer st.wg.Done(); m.logw.pump(stream, r, client) }()
+	}
+	switch {
+	case m.stdin != nil:
+		st.stdin = m.stdin
+	case m.c.Config.Config.OpenStdin:
+		// Nobody attached: a pipe the monitor holds open, as docker keeps
+		// stdin open for a later attach.
+		r, w, err := os.Pipe()
+		if err != nil {
+			return fail(err)
+		}
+		st.child = append(st.child, r)
+		st.keep = append(st.keep, w)
+		st.stdin = r
+	default:
+		null, err := os.Open(os.DevNull)
+		if err != nil {
+			return fail(err)
+		}
+		st.child = append(st.child, null)
+		st.stdin = null
+	}
+	return st, nil
+}
+
+var errNoCommand = errors.New("no command specified")

@@ -1,0 +1,64 @@
+package container
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/kiln-build/kiln/runner"
+)
+
+// containerSpec is the runner sandbox for c: its own namespaces with only a
+// loopback network, Docker's default capabilities, masked /proc paths and
+// no_new_privs unless privileged, its own /etc files, volumes and cgroup.
+func containerSpec(c *Container, cgroups []string) (*runner.Spec, error) {
+	args := append([]string{c.Path}, c.Args...)
+	if c.Path == "" {
+		return nil, errNoCommand
+	}
+	hc := c.HostConfig
+	env := c.Config.Config.Env
+	if !hasEnv(env, "HOSTNAME") {
+		env = append([]string{"HOSTNAME=" + c.Config.Config.Hostname}, env...)
+	}
+	spec := &runner.Spec{
+		Lowers: c.Lowers, Upper: c.upper(), Work: c.work(), Rootfs: c.rootfs(),
+		Args: args, Env: env, Cwd: c.Config.Config.WorkingDir, User: c.Config.Config.User,
+		Hostname: c.Config.Config.Hostname, Network: "none",
+		ReadonlyRootfs: hc.ReadonlyRootfs, Files: c.etcFiles(),
+		Cgroups: cgroups, CgroupNS: true, Privileged: hc.Privileged,
+	}
+	if !hc.Privileged {
+		caps, err := runner.Capabilities(nil, hc.CapAdd, hc.CapDrop)
+		if err != nil {
+			return nil, err
+		}
+		spec.Capabilities = caps
+		spec.NoNewPrivileges = true
+		spec.MaskedPaths, spec.ReadonlyPaths = hc.MaskedPaths, hc.ReadonlyPaths
+	}
+	for _, mp := range c.Mounts {
+		m := runner.Mount{Target: mp.Destination}
+		switch mp.Type {
+		case "bind", "volume":
+			m.Type, m.Source, m.Options = "rbind", mp.Source, []string{"rbind", "rprivate"}
+		case "tmpfs":
+			m.Type, m.Source, m.Options = "tmpfs", "tmpfs", []string{"nosuid", "nodev", "noexec"}
+		default:
+			return nil, fmt.Errorf("mount %s: unsupported type %q", mp.Destination, mp.Type)
+		}
+		if !mp.RW {
+			m.Options = append(m.Options, "ro")
+		}
+		spec.ExtraMounts = append(spec.ExtraMounts, m)
+	}
+	return spec, nil
+}
+
+func hasEnv(env []string, key string) bool {
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k == key {
+			return true
+		}
+	}
+	return false
+}

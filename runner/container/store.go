@@ -1,0 +1,279 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var (
+	// ErrNoSuchContainer: no container has that ID, ID prefix or name.
+	ErrNoSuchContainer = errors.New("no such container")
+	// ErrNameInUse: another container has the name.
+	ErrNameInUse = errors.New("container name already in use")
+	// ErrRunning: the operation needs a stopped container.
+	ErrRunning = errors.New("container is running")
+	// ErrNotRunning: the operation needs a running container.
+	ErrNotRunning = errors.New("container is not running")
+)
+
+// Store holds the containers of one kiln store root.
+type Store struct {
+	root string // the kiln store root
+}
+
+// NewStore returns the container store under the kiln store root.
+func NewStore(root string) *Store { return &Store{root: root} }
+
+func (s *Store) containersDir() string { return filepath.Join(s.root, "containers") }
+func (s *Store) namesDir() string      { return filepath.Join(s.root, "container-names") }
+
+// Create makes the container's directory from cfg (ID and Created are
+// filled in; an empty Name gets a random one) with state "created". A taken
+// name is an error wrapping ErrNameInUse and creates nothing.
+func (s *Store) Create(cfg Config) (*Container, error) {
+	if err := os.MkdirAll(s.containersDir(), 0o711); err != nil {
+		return nil, fmt.Errorf("create container: %w", err)
+	}
+	if err := os.MkdirAll(s.namesDir(), 0o700); err != nil {
+		return nil, fmt.Errorf("create container: %w", err)
+	}
+	cfg.ID = newID()
+	cfg.Created = time.Now().UTC()
+	explicit := cfg.Name != ""
+	if explicit && !validName.MatchString(cfg.Name) {
+		return nil, fmt.Errorf("invalid container name (%s), only %s are allowed", cfg.Name, validName)
+	}
+	for i := 0; ; i++ {
+		if !explicit {
+			cfg.Name = randomName()
+			if i > 5 {
+				cfg.Name += strconv.Itoa(i)
+			}
+		}
+		err := os.Symlink(cfg.ID, filepath.Join(s.namesDir(), cfg.Name))
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("create container: %w", err)
+		}
+		if explicit {
+			other, _ := os.Readlink(filepath.Join(s.namesDir(), cfg.Name))
+			return nil, fmt.Errorf("the container name \"/%s\" is already in use by container %q: %w", cfg.Name, other, ErrNameInUse)
+		}
+	}
+	if cfg.Config.Hostname == "" {
+		cfg.Config.Hostname = cfg.ID[:12]
+	}
+	c := &Container{Config: cfg, Dir: filepath.Join(s.containersDir(), cfg.ID)}
+	c.State = State{Status: "created"}
+	err := func() error {
+		mps, err := s.ResolveMounts(cfg.HostConfig.Mounts, cfg.Config.Volumes)
+		c.Mounts = mps
+		if err != nil {
+			return err
+		}
+		for _, m := range mps {
+			if m.Type == "bind" {
+				c.HostConfig.Binds = append(c.HostConfig.Binds, m.Source+":"+m.Destination+map[bool]string{true: "", false: ":ro"}[m.RW])
+			}
+		}
+		// The upper directory's mode is the container's "/": 0755.
+		for _, d := range []string{c.Dir, c.upper(), c.work(), c.rootfs()} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				return err
+			}
+		}
+		if err := os.Chmod(c.Dir, 0o710); err != nil {
+			return err
+		}
+		if err := writeEtcFiles(c); err != nil {
+			return err
+		}
+		if err := c.saveState(); err != nil {
+			return err
+		}
+		// config.json last: its presence makes the container exist.
+		return writeJSONAtomic(filepath.Join(c.Dir, "config.json"), c.Config)
+	}()
+	if err != nil {
+		s.removeAnonymousVolumes(c)
+		os.RemoveAll(c.Dir)
+		os.Remove(filepath.Join(s.namesDir(), cfg.Name))
+		return nil, fmt.Errorf("create container: %w", err)
+	}
+	return c, nil
+}
+
+func (c *Container) upper() string  { return filepath.Join(c.Dir, "upper") }
+func (c *Container) work() string   { return filepath.Join(c.Dir, "work") }
+func (c *Container) rootfs() string { return filepath.Join(c.Dir, "rootfs") }
+
+// LogPath is the container's log file.
+func (c *Container) LogPath() string { return filepath.Join(c.Dir, c.ID+"-json.log") }
+
+// UpperDir is the container's writable layer.
+func (c *Container) UpperDir() string { return c.upper() }
+
+// WorkDir is the overlay workdir of the writable layer.
+func (c *Container) WorkDir() string { return c.work() }
+
+// MergedDir is where the rootfs is mounted, inside the container's mount namespace.
+func (c *Container) MergedDir() string { return c.rootfs() }
+
+// load reads the container with the full id.
+func (s *Store) load(id string) (*Container, error) {
+	c := &Container{Dir: filepath.Join(s.containersDir(), id)}
+	if err := readJSON(filepath.Join(c.Dir, "config.json"), &c.Config); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s", ErrNoSuchContainer, id)
+		}
+		return nil, err
+	}
+	if err := c.Refresh(); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s", ErrNoSuchContainer, id)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// Get finds a container by full ID, name (with or without "/") or unique
+// ID prefix, like docker.
+func (s *Store) Get(ref string) (*Container, error) {
+	if ref == "" {
+		return nil, fmt.Errorf("%w: %q", ErrNoSuchContainer, ref)
+	}
+	if len(ref) == 64 {
+		if c, err := s.load(ref); err == nil {
+			return c, nil
+		}
+	}
+	if name := strings.TrimPrefix(ref, "/"); validName.MatchString(name) {
+		if id, err := os.Readlink(filepath.Join(s.namesDir(), name)); err == nil {
+			return s.load(id)
+		}
+	}
+	ids, err := s.ids()
+	if err != nil {
+		return nil, err
+	}
+	var match []string
+	for _, id := range ids {
+		if strings.HasPrefix(id, ref) {
+			match = append(match, id)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return nil, fmt.Errorf("%w: %s", ErrNoSuchContainer, ref)
+	case 1:
+		return s.load(match[0])
+	}
+	return nil, fmt.Errorf("multiple IDs found with provided prefix: %s", ref)
+}
+
+func (s *Store) ids() ([]string, error) {
+	ents, err := os.ReadDir(s.containersDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	var ids []string
+	for _, e := range ents {
+		if len(e.Name()) == 64 && e.IsDir() {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
+}
+
+// List returns every container, newest first.
+func (s *Store) List() ([]*Container, error) {
+	ids, err := s.ids()
+	if err != nil {
+		return nil, err
+	}
+	var out []*Container
+	for _, id := range ids {
+		c, err := s.load(id)
+		if errors.Is(err, ErrNoSuchContainer) {
+			continue // removed meanwhile, or not fully created yet
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+// Remove deletes a container that is not running (with force, it is
+// SIGKILLed first). Its anonymous volumes go too when volumes is true.
+func (s *Store) Remove(c *Container, force, volumes bool) error {
+	if err := c.Refresh(); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	if c.State.Running || c.State.Restarting {
+		if !force {
+			return fmt.Errorf("cannot remove container %s: %w: stop the container before attempting removal or force remove", c.ShortID(), ErrRunning)
+		}
+		if err := c.Kill("SIGKILL"); err != nil && !errors.Is(err, ErrNotRunning) {
+			return err
+		}
+		if err := c.waitMonitor(30 * time.Second); err != nil {
+			return err
+		}
+	}
+	return s.removeFiles(c, volumes)
+}
+
+// removeFiles removes the container's directory and name. The directory
+// is first renamed so that a half-removed container never looks valid.
+func (s *Store) removeFiles(c *Container, volumes bool) error {
+	if volumes {
+		s.removeAnonymousVolumes(c)
+	}
+	dead := filepath.Join(s.containersDir(), ".removing-"+c.ID)
+	if err := os.Rename(c.Dir, dead); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("remove container %s: %w", c.ShortID(), err)
+	}
+	if link, err := os.Readlink(filepath.Join(s.namesDir(), c.Name)); err == nil && link == c.ID {
+		os.Remove(filepath.Join(s.namesDir(), c.Name))
+	}
+	if err := removeAll(dead); err != nil {
+		return fmt.Errorf("remove container %s: %w", c.ShortID(), err)
+	}
+	return nil
+}
+
+// removeAll removes a tree even where it holds read-only directories.
+func removeAll(path string) error {
+	if err := os.RemoveAll(path); err == nil {
+		return nil
+	}
+	filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(path)
+}
