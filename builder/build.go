@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -36,6 +37,8 @@ type Options struct {
 	SourceDateEpoch *time.Time
 	// ExplainCache receives, for each step, hit or miss and what changed.
 	ExplainCache io.Writer
+	// Target is the stage to build (default: the last).
+	Target string
 	// CacheFrom are cache directories to import records from; CacheTo is
 	// one to export this build's records to.
 	CacheFrom []string
@@ -45,6 +48,8 @@ type Options struct {
 	// Progress receives one line as each step starts and ends, and the
 	// output of RUN steps; nil builds silently.
 	Progress io.Writer
+	// Warnings receives warnings, even when Progress is silenced (default stderr).
+	Warnings io.Writer
 	Log      *slog.Logger
 	// Pull, when set, fetches FROM images from their registry as
 	// PullPolicy says (default: those the store lacks).
@@ -63,6 +68,14 @@ func Build(ctx context.Context, s *cache.Store, opts Options) (digest.Digest, er
 	}
 	if opts.Progress == nil {
 		opts.Progress = io.Discard
+	}
+	if opts.Warnings == nil {
+		opts.Warnings = os.Stderr
+	}
+	// Parallel stages write progress side by side: one line at a time.
+	opts.Progress = &lockedWriter{w: opts.Progress}
+	if opts.ExplainCache != nil {
+		opts.ExplainCache = &lockedWriter{w: opts.ExplainCache}
 	}
 	ctxDir, err := filepath.Abs(opts.ContextDir)
 	if err != nil {
@@ -132,10 +145,7 @@ type build struct {
 	df    *dockerfile
 	data  []byte // the Dockerfile
 	start time.Time
-	step  int
-	total int
-	// stepText is the instruction being built, as written.
-	stepText string
+	total int // steps of the stages the target needs
 	// layers caches the records of the layers this build has looked up.
 	layers map[digest.Digest]cache.Layer
 	stats  *cache.StatCache // opened on first use
@@ -145,6 +155,10 @@ type build struct {
 	used      []cache.CacheRecord
 	// dry makes steps check their input and change nothing: the preflight pass.
 	dry bool
+	// results returns a stage built by this build (during the real pass).
+	results func(index int) *stage
+	// mu guards what parallel stages share: layers, used.
+	mu sync.Mutex
 }
 
 // statCache is the build context's stat cache.
@@ -165,4 +179,21 @@ func (b *build) wrap(line int, err error) error {
 		return err
 	}
 	return &Error{File: b.df.name, Line: line, Err: err}
+}
+
+// lockedWriter serializes writes from parallel stages.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// warnf reports a problem that does not fail the build.
+func (b *build) warnf(format string, args ...any) {
+	fmt.Fprintf(b.opts.Warnings, "warning: "+format+"\n", args...)
 }

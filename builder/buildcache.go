@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -35,18 +33,17 @@ func (b *build) lookup(ctx context.Context, st *stage, key digest.Digest) (cache
 		return cache.CacheRecord{}, false
 	}
 	if rec, ok := b.store.CacheRecord(key); ok {
-		b.used = append(b.used, rec)
+		b.markUsed(rec)
 		return rec, true
 	}
 	for _, src := range b.cacheFrom {
 		rec, ok, err := b.store.Restore(ctx, src, key)
 		if err != nil {
-			b.opts.Log.Warn("import build cache", "err", err)
-			fmt.Fprintf(b.opts.Progress, "warning: %v\n", err)
+			b.warnf("import build cache: %v", err)
 			continue
 		}
 		if ok {
-			b.used = append(b.used, rec)
+			b.markUsed(rec)
 			return rec, true
 		}
 	}
@@ -83,7 +80,7 @@ func (b *build) record(st *stage, key digest.Digest, diffID digest.Digest, creat
 	if err := b.store.PutCacheRecord(rec); err != nil {
 		b.opts.Log.Warn("record build cache", "step", inputs.Instruction, "err", err)
 	} else {
-		b.used = append(b.used, rec)
+		b.markUsed(rec)
 	}
 	st.cacheKey = key
 }
@@ -95,10 +92,12 @@ func (b *build) exportCache(ctx context.Context) {
 		return
 	}
 	if err := b.store.ExportCache(ctx, b.opts.CacheTo, b.used, b.opts.Compression); err != nil {
-		b.opts.Log.Warn("export build cache", "err", err)
-		fmt.Fprintf(b.opts.Progress, "warning: export build cache to %s: %v\n", b.opts.CacheTo, err)
-		if b.opts.Progress == io.Discard {
-			fmt.Fprintf(os.Stderr, "warning: export build cache to %s: %v\n", b.opts.CacheTo, err)
-		}
+		b.warnf("export build cache to %s: %v", b.opts.CacheTo, err)
 	}
+}
+
+func (b *build) markUsed(rec cache.CacheRecord) {
+	b.mu.Lock()
+	b.used = append(b.used, rec)
+	b.mu.Unlock()
 }

@@ -2,7 +2,6 @@ package builder
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path"
 	"sort"
@@ -10,110 +9,7 @@ import (
 	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"github.com/moby/buildkit/frontend/dockerfile/shell"
-	"github.com/opencontainers/go-digest"
 )
-
-// run builds the stages the target needs, in order, and commits the target.
-func (b *build) run(ctx context.Context) (digest.Digest, error) {
-	df := b.df
-	meta := &stage{lex: shell.NewLex(df.escape)}
-	// Global ARGs: usable in FROM lines; a stage sees them only when it declares them again.
-	for i := range df.metaArgs {
-		if err := b.declareArgs(meta, &df.metaArgs[i]); err != nil {
-			return "", err
-		}
-	}
-	target := len(df.stages) - 1
-	needed := b.neededStages(meta, target)
-	for i := range df.stages {
-		if needed[i] {
-			b.total += 1 + len(df.stages[i].Commands)
-		}
-	}
-	// A dry run first: bad input (an expansion, a missing or outside COPY
-	// source, a missing base image, an unsupported flag) fails the build
-	// before it writes anything.
-	b.dry = true
-	if _, err := b.buildStages(ctx, meta, needed); err != nil {
-		return "", err
-	}
-	// Expansion rewrites the parsed instructions in place: the real pass
-	// starts from a fresh parse.
-	fresh, err := parseDockerfile(b.df.name, b.data)
-	if err != nil {
-		return "", err
-	}
-	b.df, b.dry, b.step = fresh, false, 0
-	st, err := b.buildStages(ctx, meta, needed)
-	if err != nil {
-		return "", err
-	}
-	id, err := b.commit(ctx, st)
-	if err != nil {
-		return "", err
-	}
-	fmt.Fprintf(b.opts.Progress, "writing image %s\n", id)
-	return id, nil
-}
-
-// buildStages builds the needed stages in order and returns the last.
-func (b *build) buildStages(ctx context.Context, meta *stage, needed map[int]bool) (*stage, error) {
-	built := map[string]*stage{}
-	var st *stage
-	for i, s := range b.df.stages {
-		if !needed[i] {
-			continue
-		}
-		var err error
-		b.step++
-		start := b.progressStart(fmt.Sprintf("FROM %s", s.BaseName) + asName(s.Name))
-		if st, err = b.newStage(ctx, s, built, meta); err != nil {
-			return nil, err
-		}
-		st.index = i
-		b.progressEnd(start)
-		for _, cmd := range s.Commands {
-			b.step++
-			b.stepText = commandText(cmd)
-			start := b.progressStart(b.stepText)
-			err := b.dispatch(ctx, st, meta, cmd)
-			if errors.Is(err, errCached) {
-				b.progressCached(commandText(cmd))
-				continue
-			}
-			if err != nil {
-				return nil, b.wrap(lineOf(cmd), err)
-			}
-			b.progressEnd(start)
-		}
-		built[fmt.Sprint(i)] = st
-		if s.Name != "" {
-			built[strings.ToLower(s.Name)] = st
-		}
-	}
-	return st, nil
-}
-
-// neededStages marks the target stage and the stages it is built FROM.
-func (b *build) neededStages(meta *stage, target int) map[int]bool {
-	needed := map[int]bool{}
-	for i := target; i >= 0; {
-		needed[i] = true
-		base, err := meta.expand(b.df.stages[i].BaseName)
-		if err != nil {
-			break
-		}
-		next := -1
-		for j := 0; j < i; j++ {
-			if b.df.stages[j].Name != "" && strings.EqualFold(b.df.stages[j].Name, base) {
-				next = j
-			}
-		}
-		i = next
-	}
-	return needed
-}
 
 func asName(name string) string {
 	if name == "" {
@@ -130,25 +26,25 @@ func commandText(cmd instructions.Command) string {
 	return strings.ToUpper(cmd.Name())
 }
 
-func (b *build) progressStart(text string) time.Time {
+func (b *build) progressStart(st *stage) time.Time {
 	if b.dry {
 		return time.Time{}
 	}
-	fmt.Fprintf(b.opts.Progress, "[%d/%d] %s\n", b.step, b.total, text)
+	fmt.Fprintf(b.opts.Progress, "[%d/%d] %s\n", st.step, b.total, st.stepText)
 	return time.Now()
 }
 
-func (b *build) progressEnd(start time.Time) {
+func (b *build) progressEnd(st *stage, start time.Time) {
 	if b.dry {
 		return
 	}
-	fmt.Fprintf(b.opts.Progress, "[%d/%d] done %.3fs\n", b.step, b.total, time.Since(start).Seconds())
+	fmt.Fprintf(b.opts.Progress, "[%d/%d] done %.3fs\n", st.step, b.total, time.Since(start).Seconds())
 }
 
-func (b *build) progressCached(text string) {
-	fmt.Fprintf(b.opts.Progress, "[%d/%d] cached\n", b.step, b.total)
+func (b *build) progressCached(st *stage) {
+	fmt.Fprintf(b.opts.Progress, "[%d/%d] cached\n", st.step, b.total)
 	if b.opts.ExplainCache != nil {
-		fmt.Fprintf(b.opts.ExplainCache, "[%d/%d] %s: cache hit\n", b.step, b.total, text)
+		fmt.Fprintf(b.opts.ExplainCache, "[%d/%d] %s: cache hit\n", st.step, b.total, st.stepText)
 	}
 }
 

@@ -19,6 +19,15 @@ import (
 	"github.com/kiln-build/kiln/cache"
 )
 
+// hostPlatform is the platform kiln builds for: the host's.
+func hostPlatform() ocispec.Platform {
+	p := ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	if runtime.GOARCH == "arm" {
+		p.Variant = "v7"
+	}
+	return p
+}
+
 // defaultPath is the PATH BuildKit gives an image that sets none.
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -45,11 +54,20 @@ type stage struct {
 	created time.Time
 	// epoch, when set (SOURCE_DATE_EPOCH), is every timestamp of the image.
 	epoch *time.Time
+	// step is the number of the step being built (numbered across the
+	// stages the target needs, in Dockerfile order), stepText its text.
+	step     int
+	stepText string
+	// meta holds the global ARGs; plan is set during the dry pass.
+	meta *stage
+	plan *plan
 }
 
 type arg struct {
 	key   string
 	value *string
+	// predefined marks the platform ARGs every build has.
+	predefined bool
 }
 
 // envGetter looks variables up for Dockerfile expansion: ENV wins over ARG.
@@ -176,11 +194,12 @@ func (b *build) newStage(ctx context.Context, s instructions.Stage, built map[st
 	if err != nil {
 		return nil, b.errorf(line, "FROM %s: %v", s.BaseName, err)
 	}
-	st := &stage{name: s.Name, shell: []string{"/bin/sh", "-c"}, lex: meta.lex, epoch: b.opts.SourceDateEpoch}
+	st := &stage{name: s.Name, shell: []string{"/bin/sh", "-c"}, lex: meta.lex, epoch: b.opts.SourceDateEpoch, meta: meta}
 	if s.Platform != "" {
 		p, err := meta.expand(s.Platform)
-		if err != nil || (p != "linux/"+runtime.GOARCH && p != "linux") {
-			return nil, b.errorf(line, "FROM --platform=%s: only the host platform linux/%s is supported", s.Platform, runtime.GOARCH)
+		host := hostPlatform()
+		if err != nil || (p != host.OS+"/"+host.Architecture && p != host.OS) {
+			return nil, b.errorf(line, "FROM --platform=%s: only the host platform %s/%s is supported", s.Platform, host.OS, host.Architecture)
 		}
 	}
 	switch {
@@ -251,13 +270,17 @@ func (b *build) lowers(st *stage) ([]string, error) {
 			continue
 		}
 		seen[ids[i]] = true
+		b.mu.Lock()
 		l, ok := b.layers[ids[i]]
+		b.mu.Unlock()
 		if !ok {
 			var err error
 			if l, err = b.store.Layer(ids[i]); err != nil {
 				return nil, err
 			}
+			b.mu.Lock()
 			b.layers[ids[i]] = l
+			b.mu.Unlock()
 		}
 		if l.EmptyLayer() {
 			continue

@@ -53,7 +53,7 @@ func TestBuildBadInput(t *testing.T) {
 		{"missing base", "FROM localhost/missing:1\nRUN true\n", "Dockerfile:1: FROM localhost/missing:1: image not found"},
 		{"unknown user", "FROM localhost/bb:latest\nCOPY --chown=nobody2 file.txt /\n", "Dockerfile:2: COPY --chown=nobody2: unable to find user nobody2"},
 		{"multiple sources need a dir", "FROM localhost/bb:latest\nCOPY file.txt file.txt /dst\n", "Dockerfile:2: COPY file.txt file.txt: when using COPY with more than one source file, the destination must be a directory and end with a /"},
-		{"unsupported", "FROM localhost/bb:latest\nRUN --mount=type=cache,target=/c true\n", "Dockerfile:2: RUN --mount is not supported yet"},
+		{"unsupported", "FROM localhost/bb:latest\nRUN --security=insecure true\n", "Dockerfile:2: RUN --security is not supported yet"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,0 +1,261 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"github.com/opencontainers/go-digest"
+)
+
+// run plans the build with a dry pass over the stages the target needs,
+// builds them (independent stages in parallel) and commits the target.
+func (b *build) run(ctx context.Context) (digest.Digest, error) {
+	meta := &stage{lex: shell.NewLex(b.df.escape)}
+	// Global ARGs: usable in FROM lines; a stage sees them only when it
+	// declares them again. The predefined platform ARGs come first.
+	meta.args = predefinedArgs()
+	for i := range b.df.metaArgs {
+		if err := b.declareArgs(meta, &b.df.metaArgs[i]); err != nil {
+			return "", err
+		}
+	}
+	target, err := b.targetStage()
+	if err != nil {
+		return "", err
+	}
+	// The dry pass: every needed stage is dispatched without side effects,
+	// so that bad input (an expansion, a missing or outside COPY source, a
+	// missing base image, an unsupported flag) fails the build before it
+	// writes anything, and the stages each one needs are known.
+	p := &plan{deps: map[int][]int{}, dry: map[int]*stage{}}
+	b.dry = true
+	if _, err := b.planStage(ctx, p, meta, target); err != nil {
+		return "", err
+	}
+	b.dry = false
+	step := 0
+	p.first = map[int]int{}
+	for i := range b.df.stages {
+		if _, ok := p.dry[i]; ok {
+			p.first[i] = step + 1
+			step += 1 + len(b.df.stages[i].Commands)
+		}
+	}
+	b.total = step
+	// Expansion rewrites the parsed instructions in place: the real pass
+	// starts from a fresh parse.
+	if b.df, err = parseDockerfile(b.df.name, b.data); err != nil {
+		return "", err
+	}
+	st, err := b.buildParallel(ctx, p, meta, target)
+	if err != nil {
+		return "", err
+	}
+	id, err := b.commit(ctx, st)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(b.opts.Progress, "writing image %s\n", id)
+	return id, nil
+}
+
+// plan is what the dry pass learns: the stages each needed stage depends on
+// (FROM another stage, COPY --from, RUN --mount from=), and its dry state.
+type plan struct {
+	deps  map[int][]int
+	dry   map[int]*stage
+	first map[int]int // number of each stage's FROM step
+}
+
+// targetStage is the index of --target, or the last stage.
+func (b *build) targetStage() (int, error) {
+	if b.opts.Target == "" {
+		return len(b.df.stages) - 1, nil
+	}
+	for i, s := range b.df.stages {
+		if strings.EqualFold(s.Name, b.opts.Target) {
+			return i, nil
+		}
+	}
+	return 0, &Error{File: b.df.name, Err: fmt.Errorf("target stage %q could not be found", b.opts.Target)}
+}
+
+// stageIndex finds the stage a FROM or --from names: a stage name (case
+// insensitive) or a stage number, defined before stage before.
+func (b *build) stageIndex(name string, before int) (int, bool) {
+	for j := 0; j < before; j++ {
+		if b.df.stages[j].Name != "" && strings.EqualFold(b.df.stages[j].Name, name) {
+			return j, true
+		}
+	}
+	if n, err := strconv.Atoi(name); err == nil && n >= 0 && n < before {
+		return n, true
+	}
+	return 0, false
+}
+
+// planStage dry-runs stage i (and, first, the stages it depends on).
+func (b *build) planStage(ctx context.Context, p *plan, meta *stage, i int) (*stage, error) {
+	if st, ok := p.dry[i]; ok {
+		return st, nil
+	}
+	s := b.df.stages[i]
+	built := map[string]*stage{}
+	if base, err := meta.expand(s.BaseName); err == nil {
+		if j, ok := b.stageIndex(base, i); ok && (s.BaseName == "" || !strings.EqualFold(base, "scratch")) {
+			if _, err := strconv.Atoi(base); err != nil { // FROM takes stage names, not numbers
+				dep, err := b.planStage(ctx, p, meta, j)
+				if err != nil {
+					return nil, err
+				}
+				built[strings.ToLower(base)] = dep
+				p.deps[i] = append(p.deps[i], j)
+			}
+		}
+	}
+	st, err := b.newStage(ctx, s, built, meta)
+	if err != nil {
+		return nil, err
+	}
+	st.index = i
+	st.plan = p
+	for _, cmd := range s.Commands {
+		if err := b.dispatch(ctx, st, meta, cmd); err != nil && !errors.Is(err, errCached) {
+			return nil, b.wrap(lineOf(cmd), err)
+		}
+	}
+	p.dry[i] = st
+	return st, nil
+}
+
+// needStage is called by steps during the dry pass when they use another
+// stage (COPY --from, RUN --mount from=): the stage is planned and becomes a
+// dependency of st.
+func (b *build) needStage(ctx context.Context, st *stage, j int) error {
+	if !b.dry || st.plan == nil {
+		return nil
+	}
+	if _, err := b.planStage(ctx, st.plan, st.meta, j); err != nil {
+		return err
+	}
+	st.plan.deps[st.index] = append(st.plan.deps[st.index], j)
+	return nil
+}
+
+// buildParallel builds the planned stages, each as soon as the stages it
+// depends on are built: independent stages run side by side. The first
+// failure cancels the others.
+func (b *build) buildParallel(ctx context.Context, p *plan, meta *stage, target int) (*stage, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := map[int]chan struct{}{}
+	for i := range p.dry {
+		done[i] = make(chan struct{})
+	}
+	var (
+		mu       sync.Mutex
+		results  = map[int]*stage{}
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	b.results = func(j int) *stage {
+		mu.Lock()
+		defer mu.Unlock()
+		return results[j]
+	}
+	for i := range p.dry {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done[i])
+			for _, d := range p.deps[i] {
+				select {
+				case <-done[d]:
+				case <-ctx.Done():
+					return
+				}
+				if b.results(d) == nil {
+					return // the dependency failed
+				}
+			}
+			st, err := b.buildStage(ctx, p, meta, i)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+					cancel(err)
+				}
+				return
+			}
+			results[i] = st
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := context.Cause(ctx); err != nil && results[target] == nil {
+		return nil, err
+	}
+	return results[target], nil
+}
+
+// buildStage builds one stage whose dependencies are built.
+func (b *build) buildStage(ctx context.Context, p *plan, meta *stage, i int) (*stage, error) {
+	s := b.df.stages[i]
+	built := map[string]*stage{}
+	for _, d := range p.deps[i] {
+		if name := b.df.stages[d].Name; name != "" {
+			built[strings.ToLower(name)] = b.results(d)
+		}
+	}
+	step := p.first[i]
+	probe := &stage{step: step, stepText: fmt.Sprintf("FROM %s", s.BaseName) + asName(s.Name)}
+	start := b.progressStart(probe)
+	st, err := b.newStage(ctx, s, built, meta)
+	if err != nil {
+		return nil, err
+	}
+	st.index = i
+	b.progressEnd(probe, start)
+	for _, cmd := range s.Commands {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		step++
+		st.step, st.stepText = step, commandText(cmd)
+		start := b.progressStart(st)
+		err := b.dispatch(ctx, st, meta, cmd)
+		if errors.Is(err, errCached) {
+			b.progressCached(st)
+			continue
+		}
+		if err != nil {
+			return nil, b.wrap(lineOf(cmd), err)
+		}
+		b.progressEnd(st, start)
+	}
+	return st, nil
+}
+
+// predefinedArgs are the ARGs BuildKit defines for every build: the target
+// and build platforms, here always the host's.
+func predefinedArgs() []arg {
+	p := hostPlatform()
+	vals := [][2]string{
+		{"TARGETPLATFORM", p.OS + "/" + p.Architecture}, {"TARGETOS", p.OS}, {"TARGETARCH", p.Architecture}, {"TARGETVARIANT", p.Variant},
+		{"BUILDPLATFORM", p.OS + "/" + p.Architecture}, {"BUILDOS", p.OS}, {"BUILDARCH", p.Architecture}, {"BUILDVARIANT", p.Variant},
+	}
+	out := make([]arg, len(vals))
+	for i, kv := range vals {
+		v := kv[1]
+		out[i] = arg{key: kv[0], value: &v, predefined: true}
+	}
+	return out
+}
