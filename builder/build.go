@@ -104,6 +104,9 @@ func Build(ctx context.Context, s *cache.Store, opts Options) (digest.Digest, er
 		return "", err
 	}
 	b := &build{store: s, opts: opts, df: df, data: data, start: time.Now(), layers: map[digest.Digest]cache.Layer{}}
+	if b.ignore, err = loadIgnore(ctxDir, opts.Dockerfile); err != nil {
+		return "", err
+	}
 	for _, dir := range opts.CacheFrom {
 		src, err := cache.OpenCacheSource(dir)
 		if err != nil {
@@ -149,6 +152,7 @@ type build struct {
 	// layers caches the records of the layers this build has looked up.
 	layers map[digest.Digest]cache.Layer
 	stats  *cache.StatCache // opened on first use
+	ignore *ignorer         // the context's .dockerignore
 	// cacheFrom are the opened --cache-from sources; used the records this
 	// build hit or made, for --cache-to.
 	cacheFrom []*cache.CacheSource

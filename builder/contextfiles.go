@@ -6,10 +6,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/opencontainers/go-digest"
@@ -18,18 +18,21 @@ import (
 	"github.com/kiln-build/kiln/cache"
 )
 
-// contextFile is one file of the build context that a COPY copies.
+// contextFile is one file a COPY copies.
 type contextFile struct {
-	host   string // absolute host path
+	host   string // absolute host path ("" for a heredoc)
 	rel    string // slash path below its source ("" for the source itself)
 	info   fs.FileInfo
 	st     unix.Stat_t
 	link   string        // symlink target
+	data   []byte        // a heredoc's content
 	digest digest.Digest // content of a regular file, once known
 }
 
-// walkSource lists a source: itself for a file, its contents for a directory.
-func walkSource(src source) ([]*contextFile, error) {
+// walkSource lists a source: itself for a file, its contents for a
+// directory, in lexical order, leaving out what ignore excludes (a
+// .dockerignore; paths are matched relative to its root).
+func walkSource(src source, ignore *ignorer) ([]*contextFile, error) {
 	if !src.info.IsDir() {
 		f, err := statFile(src.path, "", src.info)
 		if err != nil {
@@ -38,25 +41,45 @@ func walkSource(src source) ([]*contextFile, error) {
 		return []*contextFile{f}, nil
 	}
 	var out []*contextFile
-	err := filepath.WalkDir(src.path, func(host string, d fs.DirEntry, err error) error {
+	var walk func(dir, rel string) error
+	walk = func(dir, rel string) error {
+		ents, err := os.ReadDir(dir)
 		if err != nil {
 			return err
 		}
-		if host == src.path {
-			return nil
+		for _, e := range ents {
+			host := filepath.Join(dir, e.Name())
+			childRel := path.Join(rel, e.Name())
+			excluded, descend := ignore.check(host, e.IsDir())
+			if excluded && !descend {
+				continue
+			}
+			info, err := e.Info()
+			if err != nil {
+				return err
+			}
+			f, err := statFile(host, childRel, info)
+			if err != nil {
+				return err
+			}
+			mark := len(out)
+			if !excluded {
+				out = append(out, f)
+			}
+			if e.IsDir() {
+				if err := walk(host, childRel); err != nil {
+					return err
+				}
+				// An excluded directory still holds what an exception
+				// brings back: keep it as their parent.
+				if excluded && len(out) > mark {
+					out = append(out[:mark], append([]*contextFile{f}, out[mark:]...)...)
+				}
+			}
 		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		f, err := statFile(host, filepath.ToSlash(strings.TrimPrefix(host, src.path+"/")), info)
-		if err != nil {
-			return err
-		}
-		out = append(out, f)
 		return nil
-	})
-	return out, err
+	}
+	return out, walk(src.path, "")
 }
 
 func statFile(host, rel string, info fs.FileInfo) (*contextFile, error) {
@@ -152,9 +175,9 @@ func (f *contextFile) describe() string {
 	case mode&fs.ModeSymlink != 0:
 		kind = "l"
 	case !mode.IsRegular():
-		kind = "o" + fmt.Sprint(f.st.Mode&unix.S_IFMT)
+		kind = "o" + mode.Type().String()
 	}
-	return fmt.Sprintf("%s %s %o %d %s %s", f.rel, kind, f.st.Mode&0o7777, f.st.Size, f.digest, f.link)
+	return fmt.Sprintf("%s %s %o %d %s %s", f.rel, kind, unixPerm(f.info.Mode()), f.info.Size(), f.digest, f.link)
 }
 
 // fileList is the explain-cache view of a COPY's sources: context path → description.
@@ -168,6 +191,22 @@ func fileList(contextDir string, files []*contextFile) map[string]string {
 		out[filepath.ToSlash(rel)] = f.describe()
 	}
 	return out
+}
+
+// unixPerm is a FileMode's permission bits with setuid, setgid and sticky as
+// in a stat mode.
+func unixPerm(m fs.FileMode) uint32 {
+	p := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		p |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		p |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		p |= 0o1000
+	}
+	return p
 }
 
 func sortedKeys(m map[string]string) []string {

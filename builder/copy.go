@@ -44,18 +44,29 @@ type source struct {
 	info fs.FileInfo
 }
 
+// copySources is what a COPY copies: files of the context, of another
+// stage or image, or heredocs.
+type copySources struct {
+	items []copyItem
+	// keyPart is what the sources add to the step's cache key.
+	keyPart any
+	// listing (context path → description) explains misses; filesDigest names it.
+	listing     map[string]string
+	filesDigest digest.Digest
+	// preserveOwner keeps the sources' owners (COPY --from); context files
+	// and heredocs become root's.
+	preserveOwner bool
+	release       func()
+}
+
 func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error {
 	switch {
-	case req.from != "":
-		return fmt.Errorf("%s --from is not supported yet", req.name)
 	case len(req.excludes) > 0:
 		return fmt.Errorf("%s --exclude is not supported yet", req.name)
 	case req.parents:
 		return fmt.Errorf("%s --parents is not supported yet", req.name)
-	case len(req.sd.SourceContents) > 0:
-		return fmt.Errorf("%s: heredocs are not supported yet", req.name)
 	case req.checksum != "":
-		return fmt.Errorf("ADD --checksum is not supported yet")
+		return fmt.Errorf("%s --checksum can only be used with a URL source", req.name)
 	}
 	var mode *uint32
 	if req.chmod != "" {
@@ -66,62 +77,42 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 		m32 := uint32(m)
 		mode = &m32
 	}
-	srcs, err := b.contextSources(req)
-	if err != nil {
+	var srcs *copySources
+	var err error
+	if req.from != "" {
+		srcs, err = b.stageSources(ctx, st, req)
+	} else {
+		srcs, err = b.contextCopySources(st, req)
+	}
+	if err != nil || srcs == nil { // nil: the dry pass has checked what it can
 		return err
 	}
+	defer srcs.release()
 	dest := req.sd.DestPath
 	destIsDir := strings.HasSuffix(dest, "/") || dest == "." || dest == ".."
-	if len(srcs) > 1 && !destIsDir {
+	if len(srcs.items) > 1 && !destIsDir {
 		return fmt.Errorf("%s %s: when using %s with more than one source file, the destination must be a directory and end with a /",
 			req.name, strings.Join(req.sd.SourcePaths, " "), req.name)
 	}
 	if b.dry {
 		return nil
 	}
-	createdBy := fmt.Sprintf("%s %s %s # buildkit", req.name, strings.Join(req.sd.SourcePaths, " "), req.sd.DestPath)
-
-	// The key covers the content of every source file: names, bytes, modes
-	// and link targets, never times.
-	items := make([]copyItem, len(srcs))
-	var all []*contextFile
-	type keySource struct {
-		Name, Base string
-		Dir        bool
-		Files      []string
+	names := append([]string(nil), req.sd.SourcePaths...)
+	for _, c := range req.sd.SourceContents {
+		names = append(names, "<<"+c.Path)
 	}
-	keySources := make([]keySource, len(srcs))
-	for i, src := range srcs {
-		files, err := walkSource(src)
-		if err != nil {
-			return fmt.Errorf("%s %s: %w", req.name, src.name, err)
-		}
-		items[i] = copyItem{src: src, files: files}
-		all = append(all, files...)
-	}
-	if err := hashFiles(all, b.statCache()); err != nil {
-		return fmt.Errorf("%s: %w", req.name, err)
-	}
-	for i, it := range items {
-		ks := keySource{Name: it.src.name, Base: it.src.base, Dir: it.src.info.IsDir()}
-		for _, f := range it.files {
-			ks.Files = append(ks.Files, f.describe())
-		}
-		keySources[i] = ks
-	}
-	listing := fileList(b.opts.ContextDir, all)
-	filesDigest := digest.FromBytes(mustJSON(listing))
-	inputs := cache.StepInputs{Instruction: createdBy, Files: filesDigest}
+	createdBy := fmt.Sprintf("%s %s %s # buildkit", req.name, strings.Join(names, " "), req.sd.DestPath)
+	inputs := cache.StepInputs{Instruction: createdBy, Files: srcs.filesDigest}
 	key := stepKey(st.cacheKey, struct {
 		Op, Dest, Workdir, Chown, Chmod string
-		Sources                         []keySource
+		Sources                         any
 		Epoch                           *time.Time
-	}{req.name, dest, st.img.Config.WorkingDir, req.chown, req.chmod, keySources, st.epoch})
+	}{req.name, dest, st.img.Config.WorkingDir, req.chown, req.chmod, srcs.keyPart, st.epoch})
 	if rec, ok := b.lookup(ctx, st, key); ok {
 		st.applyRecord(rec, createdBy)
 		return errCached
 	}
-	b.explainMiss(st, inputs, listing)
+	b.explainMiss(st, inputs, srcs.listing)
 
 	dest = resolveWorkdir(st.img.Config.WorkingDir, dest)
 	l, _, err := b.changeLayer(ctx, st, func(r *rootfs) (bool, error) {
@@ -132,8 +123,8 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 				return false, fmt.Errorf("%s --chown=%s: %w", req.name, req.chown, err)
 			}
 		}
-		plan := copyPlan{owner: owner, chown: req.chown != "", mode: mode}
-		for _, it := range items {
+		plan := copyPlan{owner: owner, chown: req.chown != "", mode: mode, preserveOwner: srcs.preserveOwner}
+		for _, it := range srcs.items {
 			it.target = dest
 			switch {
 			case it.src.info.IsDir():
@@ -161,13 +152,68 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 	if err != nil {
 		return err
 	}
-	if err := b.store.PutCacheFiles(filesDigest, listing); err != nil {
-		b.opts.Log.Warn("record build cache files", "err", err)
+	if srcs.listing != nil {
+		if err := b.store.PutCacheFiles(srcs.filesDigest, srcs.listing); err != nil {
+			b.opts.Log.Warn("record build cache files", "err", err)
+		}
 	}
 	now := time.Now()
 	b.record(st, key, l.DiffID, now, inputs)
 	st.addLayer(l.DiffID, createdBy, now)
 	return nil
+}
+
+// contextCopySources gathers a COPY's sources from the build context and its
+// heredocs. The key covers the content of every file: names, bytes, modes
+// and link targets, never times.
+func (b *build) contextCopySources(st *stage, req copyRequest) (*copySources, error) {
+	var srcs []source
+	if len(req.sd.SourcePaths) > 0 {
+		var err error
+		if srcs, err = b.contextSources(req); err != nil {
+			return nil, err
+		}
+	}
+	out := &copySources{release: func() {}}
+	var all []*contextFile
+	for _, src := range srcs {
+		if b.dry {
+			out.items = append(out.items, copyItem{src: src})
+			continue
+		}
+		files, err := walkSource(src, b.ignore)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", req.name, src.name, err)
+		}
+		out.items = append(out.items, copyItem{src: src, files: files})
+		all = append(all, files...)
+	}
+	for _, c := range req.sd.SourceContents {
+		out.items = append(out.items, heredocItem(c.Path, c.Data))
+	}
+	if b.dry {
+		return out, nil
+	}
+	if err := hashFiles(all, b.statCache()); err != nil {
+		return nil, fmt.Errorf("%s: %w", req.name, err)
+	}
+	type keySource struct {
+		Name, Base string
+		Dir        bool
+		Files      []string
+	}
+	var keySources []keySource
+	for _, it := range out.items {
+		ks := keySource{Name: it.src.name, Base: it.src.base, Dir: it.src.info.IsDir()}
+		for _, f := range it.files {
+			ks.Files = append(ks.Files, f.describe())
+		}
+		keySources = append(keySources, ks)
+	}
+	out.keyPart = keySources
+	out.listing = fileList(b.opts.ContextDir, all)
+	out.filesDigest = digest.FromBytes(mustJSON(out.listing))
+	return out, nil
 }
 
 func mustJSON(v any) []byte {
@@ -208,6 +254,9 @@ func (b *build) contextSources(req copyRequest) ([]source, error) {
 				if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
 					continue
 				}
+				if excluded, _ := b.ignore.check(filepath.Join(ctxRoot.dir, rel), false); excluded {
+					continue // .dockerignore hides it
+				}
 				matches = append(matches, "/"+filepath.ToSlash(rel))
 			}
 			if len(matches) == 0 {
@@ -216,6 +265,11 @@ func (b *build) contextSources(req copyRequest) ([]source, error) {
 		}
 		for _, m := range matches {
 			real, info, err := ctxRoot.resolve(m)
+			if err == nil {
+				if excluded, descend := b.ignore.check(real, info.IsDir()); excluded && !descend {
+					err = fs.ErrNotExist // .dockerignore hides it
+				}
+			}
 			if err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
 					return nil, fmt.Errorf("%s %s: %q not found in the build context", req.name, src, m)

@@ -9,7 +9,6 @@ import (
 	"path"
 	"strings"
 	"sync"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,6 +20,8 @@ type copyPlan struct {
 	owner ids
 	chown bool
 	mode  *uint32
+	// preserveOwner keeps the source files' owners when there is no --chown.
+	preserveOwner bool
 }
 
 type copyItem struct {
@@ -40,7 +41,7 @@ func (p *copyPlan) writeTar(ctx context.Context, w io.Writer) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := p.writeEntry(tw, f.host, f.info, path.Join(it.target, f.rel)); err != nil {
+			if err := p.writeEntry(tw, f, path.Join(it.target, f.rel)); err != nil {
 				return err
 			}
 		}
@@ -48,15 +49,9 @@ func (p *copyPlan) writeTar(ctx context.Context, w io.Writer) error {
 	return tw.Close()
 }
 
-func (p *copyPlan) writeEntry(tw *tar.Writer, host string, info fs.FileInfo, target string) error {
-	link := ""
-	if info.Mode()&fs.ModeSymlink != 0 {
-		var err error
-		if link, err = os.Readlink(host); err != nil {
-			return err
-		}
-	}
-	hdr, err := tar.FileInfoHeader(info, link)
+func (p *copyPlan) writeEntry(tw *tar.Writer, f *contextFile, target string) error {
+	info := f.info
+	hdr, err := tar.FileInfoHeader(info, f.link)
 	if err != nil {
 		return err
 	}
@@ -65,15 +60,19 @@ func (p *copyPlan) writeEntry(tw *tar.Writer, host string, info fs.FileInfo, tar
 		hdr.Name += "/"
 	}
 	hdr.Uname, hdr.Gname = "", ""
-	hdr.Uid, hdr.Gid = p.owner.UID, p.owner.GID
-	if !p.chown {
+	switch {
+	case p.chown:
+		hdr.Uid, hdr.Gid = p.owner.UID, p.owner.GID
+	case p.preserveOwner && f.host != "":
+		hdr.Uid, hdr.Gid = int(f.st.Uid), int(f.st.Gid)
+	default:
 		hdr.Uid, hdr.Gid = 0, 0
 	}
 	if p.mode != nil && info.Mode()&fs.ModeSymlink == 0 {
 		hdr.Mode = int64(*p.mode)
 	}
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		hdr.Devmajor, hdr.Devminor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+	if f.host != "" {
+		hdr.Devmajor, hdr.Devminor = int64(unix.Major(f.st.Rdev)), int64(unix.Minor(f.st.Rdev))
 	}
 	hdr.Format = tar.FormatPAX
 	if err := tw.WriteHeader(hdr); err != nil {
@@ -82,13 +81,17 @@ func (p *copyPlan) writeEntry(tw *tar.Writer, host string, info fs.FileInfo, tar
 	if !info.Mode().IsRegular() {
 		return nil
 	}
-	f, err := os.Open(host)
+	if f.data != nil || f.host == "" {
+		_, err := tw.Write(f.data)
+		return err
+	}
+	src, err := os.Open(f.host)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer src.Close()
 	buf := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(buf)
-	_, err = io.CopyBuffer(tw, f, *buf)
+	_, err = io.CopyBuffer(tw, src, *buf)
 	return err
 }

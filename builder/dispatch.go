@@ -77,6 +77,12 @@ func (b *build) dispatch(ctx context.Context, st *stage, meta *stage, cmd instru
 			}
 		}
 	}
+	if ex, ok := cmd.(instructions.SupportsSingleWordExpansionRaw); ok {
+		// Heredoc contents: expanded unless their delimiter was quoted.
+		if err := ex.ExpandRaw(st.expandRaw); err != nil {
+			return fmt.Errorf("%s: %w", strings.ToUpper(cmd.Name()), err)
+		}
+	}
 	switch c := cmd.(type) {
 	case *instructions.EnvCommand:
 		var parts []string

@@ -16,9 +16,6 @@ import (
 // runStep executes a RUN instruction in a sandbox over the stage's layers and
 // commits what it changed as a new layer.
 func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunCommand) error {
-	if len(c.Files) > 0 {
-		return fmt.Errorf("RUN: heredocs are not supported yet")
-	}
 	network := "host"
 	for _, f := range c.FlagsUsed {
 		switch f {
@@ -45,6 +42,12 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 		return nil
 	}
 	args := b.commandLine(st, c.ShellDependantCmdLine)
+	var script *heredocScript
+	if len(c.Files) > 0 {
+		if args, script, err = b.heredocCommand(st, c); err != nil {
+			return err
+		}
+	}
 	argEnv := st.argEnv()
 	createdBy := "RUN " + strings.Join(args, " ")
 	if declared := st.argHistory(); len(declared) > 0 {
@@ -58,8 +61,9 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 		Op, User, Workdir, Network string
 		Args, Env                  []string
 		Epoch                      *time.Time
-		Mounts                     any `json:",omitempty"`
-	}{"RUN", st.img.Config.User, st.img.Config.WorkingDir, network, args, env, st.epoch, mounts.key})
+		Mounts                     any                            `json:",omitempty"`
+		Heredocs                   []instructions.ShellInlineFile `json:",omitempty"`
+	}{"RUN", st.img.Config.User, st.img.Config.WorkingDir, network, args, env, st.epoch, mounts.key, c.Files})
 	if rec, ok := b.lookup(ctx, st, key); ok {
 		st.applyRecord(rec, createdBy)
 		return errCached
@@ -74,6 +78,16 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 	if err != nil {
 		return err
 	}
+	extra := mounts.mounts
+	if script != nil {
+		m, release, err := script.mount(b.store)
+		if err != nil {
+			sn.Discard()
+			return err
+		}
+		defer release()
+		extra = append(append([]runner.Mount(nil), extra...), m)
+	}
 	code, err := runner.Run(ctx, &runner.Spec{
 		Lowers:      lowers,
 		Upper:       sn.Dir,
@@ -84,7 +98,7 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 		Cwd:         st.img.Config.WorkingDir,
 		User:        st.img.Config.User,
 		Network:     network,
-		ExtraMounts: mounts.mounts,
+		ExtraMounts: extra,
 		Stdout:      b.opts.Progress,
 		Stderr:      b.opts.Progress,
 	})

@@ -19,6 +19,10 @@ import (
 	"github.com/kiln-build/kiln/cache"
 )
 
+// dockerImage is an image config with docker's extensions (HEALTHCHECK,
+// ONBUILD, SHELL).
+type dockerImage = dockerspec.DockerOCIImage
+
 // hostPlatform is the platform kiln builds for: the host's.
 func hostPlatform() ocispec.Platform {
 	p := ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
@@ -100,7 +104,16 @@ func (g envGetter) Keys() []string {
 }
 
 func (st *stage) expand(word string) (string, error) {
-	s, _, err := st.lex.ProcessWord(word, envGetter{st})
+	lex := *st.lex // a Lex keeps state while it works: one per call
+	s, _, err := lex.ProcessWord(word, envGetter{st})
+	return s, err
+}
+
+// expandRaw expands a heredoc's content: variables only, quotes kept.
+func (st *stage) expandRaw(word string) (string, error) {
+	lex := *st.lex
+	lex.SkipProcessQuotes = true
+	s, _, err := lex.ProcessWord(word, envGetter{st})
 	return s, err
 }
 
@@ -194,7 +207,10 @@ func (b *build) newStage(ctx context.Context, s instructions.Stage, built map[st
 	if err != nil {
 		return nil, b.errorf(line, "FROM %s: %v", s.BaseName, err)
 	}
-	st := &stage{name: s.Name, shell: []string{"/bin/sh", "-c"}, lex: meta.lex, epoch: b.opts.SourceDateEpoch, meta: meta}
+	// Each stage has its own lexer: stages run in parallel, and a Lex keeps
+	// state while it works.
+	lex := *meta.lex
+	st := &stage{name: s.Name, shell: []string{"/bin/sh", "-c"}, lex: &lex, epoch: b.opts.SourceDateEpoch, meta: meta}
 	if s.Platform != "" {
 		p, err := meta.expand(s.Platform)
 		host := hostPlatform()

@@ -1,0 +1,155 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/runner"
+)
+
+// stageSources gathers a COPY --from's sources from another stage or an
+// image: its tree is mounted read-only for the copy, paths resolve inside it,
+// and owners are kept, as BuildKit does. The key is the source's own key (a
+// stage's cache key or an image ID) and the paths: a stage's content follows
+// from its key.
+func (b *build) stageSources(ctx context.Context, st *stage, req copyRequest) (*copySources, error) {
+	from, err := st.expand(req.from)
+	if err != nil {
+		return nil, fmt.Errorf("%s --from=%s: %w", req.name, req.from, err)
+	}
+	if len(req.sd.SourceContents) > 0 {
+		return nil, fmt.Errorf("%s --from cannot copy heredocs", req.name)
+	}
+	var srcKey digest.Digest
+	var diffIDs []digest.Digest
+	if j, ok := b.stageIndex(from, st.index); ok {
+		if b.dry {
+			return nil, b.needStage(ctx, st, j)
+		}
+		src := b.results(j)
+		srcKey, diffIDs = src.cacheKey, src.img.RootFS.DiffIDs
+	} else {
+		id, err := b.resolveBase(ctx, from)
+		if err != nil {
+			if errors.Is(err, cache.ErrNotFound) {
+				return nil, fmt.Errorf("%s --from=%s: no stage or image of that name", req.name, from)
+			}
+			return nil, fmt.Errorf("%s --from=%s: %w", req.name, from, err)
+		}
+		if b.dry {
+			return nil, nil
+		}
+		img, _, err := b.store.Image(id)
+		if err != nil {
+			return nil, err
+		}
+		srcKey, diffIDs = id, img.RootFS.DiffIDs
+	}
+	lowers, err := b.lowers(&stage{img: imageWithLayers(diffIDs)})
+	if err != nil {
+		return nil, err
+	}
+	// The source tree: an overlay of its layers with a throwaway upper.
+	sn, err := b.store.NewSnapshot()
+	if err != nil {
+		return nil, err
+	}
+	dir := sn.Dir
+	if len(lowers) > 0 {
+		if err := runner.MountOverlay(runner.OverlayMount(sn.Mountpoint, lowers, sn.Dir, sn.Work)); err != nil {
+			sn.Discard()
+			return nil, err
+		}
+		dir = sn.Mountpoint
+	}
+	out := &copySources{preserveOwner: true, release: func() {
+		if len(lowers) > 0 {
+			runner.Unmount(sn.Mountpoint)
+		}
+		sn.Discard()
+	}}
+	fail := func(err error) (*copySources, error) {
+		out.release()
+		return nil, err
+	}
+	root, err := openRootfs(dir)
+	if err != nil {
+		return fail(err)
+	}
+	defer root.Close()
+	for _, src := range req.sd.SourcePaths {
+		matches := []string{path.Clean("/" + src)}
+		if strings.ContainsAny(src, "*?[") {
+			found, err := filepath.Glob(filepath.Join(root.dir, filepath.FromSlash(path.Clean("/"+src))))
+			if err != nil {
+				return fail(fmt.Errorf("%s --from=%s %s: %w", req.name, from, src, err))
+			}
+			matches = matches[:0]
+			for _, f := range found {
+				if rel, err := filepath.Rel(root.dir, f); err == nil && !strings.HasPrefix(rel, "..") {
+					matches = append(matches, "/"+filepath.ToSlash(rel))
+				}
+			}
+			if len(matches) == 0 {
+				return fail(fmt.Errorf("%s --from=%s %s: no source files were specified", req.name, from, src))
+			}
+		}
+		for _, m := range matches {
+			real, info, err := root.resolve(m)
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return fail(fmt.Errorf("%s --from=%s %s: %q not found", req.name, from, src, m))
+				}
+				return fail(fmt.Errorf("%s --from=%s %s: %w", req.name, from, src, err))
+			}
+			s := source{path: real, base: path.Base(m), name: src, info: info}
+			files, err := walkSource(s, nil)
+			if err != nil {
+				return fail(fmt.Errorf("%s --from=%s %s: %w", req.name, from, src, err))
+			}
+			out.items = append(out.items, copyItem{src: s, files: files})
+		}
+	}
+	out.keyPart = struct {
+		From    digest.Digest
+		Sources []string
+	}{srcKey, req.sd.SourcePaths}
+	return out, nil
+}
+
+// imageWithLayers is a config holding just a layer list, to compute lowers.
+func imageWithLayers(diffIDs []digest.Digest) (img dockerImage) {
+	img.RootFS.DiffIDs = diffIDs
+	return img
+}
+
+// heredocItem is a COPY <<NAME source: a file made from the heredoc's text.
+func heredocItem(name, data string) copyItem {
+	info := heredocInfo{name: path.Base(name), size: int64(len(data))}
+	return copyItem{
+		src:   source{base: path.Base(name), name: "<<" + name, info: info},
+		files: []*contextFile{{rel: "", info: info, data: []byte(data), digest: digest.FromString(data)}},
+	}
+}
+
+// heredocInfo describes a heredoc as a regular file of mode 0644.
+type heredocInfo struct {
+	name string
+	size int64
+}
+
+func (h heredocInfo) Name() string       { return h.name }
+func (h heredocInfo) Size() int64        { return h.size }
+func (h heredocInfo) Mode() fs.FileMode  { return 0o644 }
+func (h heredocInfo) ModTime() time.Time { return time.Unix(0, 0) }
+func (h heredocInfo) IsDir() bool        { return false }
+func (h heredocInfo) Sys() any           { return nil }
