@@ -34,6 +34,7 @@ type copyRequest struct {
 	add        bool
 	checksum   string
 	keepGitDir *bool
+	unpack     *bool // ADD --unpack
 }
 
 // source is one file or directory of the context to copy.
@@ -259,9 +260,7 @@ func (b *build) contextSources(req copyRequest) ([]source, error) {
 				}
 				matches = append(matches, "/"+filepath.ToSlash(rel))
 			}
-			if len(matches) == 0 {
-				return nil, fmt.Errorf("%s %s: no source files were specified", req.name, src)
-			}
+			// As BuildKit (AllowEmptyWildcard): a pattern may match nothing.
 		}
 		for _, m := range matches {
 			real, info, err := ctxRoot.resolve(m)
@@ -278,9 +277,6 @@ func (b *build) contextSources(req copyRequest) ([]source, error) {
 			}
 			out = append(out, source{path: real, base: path.Base(m), name: src, info: info})
 		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no source files were specified", req.name)
 	}
 	return out, nil
 }

@@ -99,9 +99,6 @@ func (b *build) stageSources(ctx context.Context, st *stage, req copyRequest) (*
 					matches = append(matches, "/"+filepath.ToSlash(rel))
 				}
 			}
-			if len(matches) == 0 {
-				return fail(fmt.Errorf("%s --from=%s %s: no source files were specified", req.name, from, src))
-			}
 		}
 		for _, m := range matches {
 			real, info, err := root.resolve(m)

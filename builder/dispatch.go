@@ -191,6 +191,7 @@ func (b *build) dispatch(ctx context.Context, st *stage, meta *stage, cmd instru
 		return b.addStep(ctx, st, copyRequest{
 			name: "ADD", sd: c.SourcesAndDest, chown: c.Chown, chmod: c.Chmod, link: c.Link,
 			excludes: c.ExcludePatterns, add: true, checksum: c.Checksum, keepGitDir: c.KeepGitDir,
+			unpack: c.Unpack,
 		})
 	default:
 		return fmt.Errorf("%s is not supported", strings.ToUpper(cmd.Name()))

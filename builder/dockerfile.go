@@ -115,9 +115,16 @@ func nearestInstruction(word string) string {
 	return best
 }
 
-// lineOf is the first line of a command in the Dockerfile.
-func lineOf(cmd interface{ Location() []parser.Range }) int {
-	if loc := cmd.Location(); len(loc) > 0 {
+// lineOf is the first line of a command (or a stage's FROM) in the Dockerfile.
+func lineOf(cmd any) int {
+	var loc []parser.Range
+	switch c := cmd.(type) {
+	case *instructions.Stage:
+		loc = c.Location
+	case interface{ Location() []parser.Range }:
+		loc = c.Location()
+	}
+	if len(loc) > 0 {
 		return loc[0].Start.Line
 	}
 	return 0

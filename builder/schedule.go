@@ -124,6 +124,11 @@ func (b *build) planStage(ctx context.Context, p *plan, meta *stage, i int) (*st
 	}
 	st.index = i
 	st.plan = p
+	for _, cmd := range st.onbuild {
+		if err := b.dispatch(ctx, st, meta, cmd); err != nil && !errors.Is(err, errCached) {
+			return nil, b.wrap(lineOf(&s), fmt.Errorf("ONBUILD %s: %w", commandText(cmd), err))
+		}
+	}
 	for _, cmd := range s.Commands {
 		if err := b.dispatch(ctx, st, meta, cmd); err != nil && !errors.Is(err, errCached) {
 			return nil, b.wrap(lineOf(cmd), err)
@@ -223,6 +228,12 @@ func (b *build) buildStage(ctx context.Context, p *plan, meta *stage, i int) (*s
 		return nil, err
 	}
 	st.index = i
+	for _, cmd := range st.onbuild {
+		st.step, st.stepText = step, "ONBUILD "+commandText(cmd)
+		if err := b.dispatch(ctx, st, meta, cmd); err != nil && !errors.Is(err, errCached) {
+			return nil, b.wrap(lineOf(&s), fmt.Errorf("ONBUILD %s: %w", commandText(cmd), err))
+		}
+	}
 	b.progressEnd(probe, start)
 	for _, cmd := range s.Commands {
 		if err := ctx.Err(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
@@ -62,6 +63,8 @@ type stage struct {
 	// stages the target needs, in Dockerfile order), stepText its text.
 	step     int
 	stepText string
+	// onbuild are the base image's ONBUILD triggers, run right after FROM.
+	onbuild []instructions.Command
 	// meta holds the global ARGs; plan is set during the dry pass.
 	meta *stage
 	plan *plan
@@ -244,9 +247,15 @@ func (b *build) newStage(ctx context.Context, s instructions.Stage, built map[st
 		if err := json.Unmarshal(raw, &st.img); err != nil {
 			return nil, b.errorf(line, "FROM %s: image config: %v", base, err)
 		}
-		if len(st.img.Config.OnBuild) > 0 {
-			return nil, b.errorf(line, "FROM %s: the image has ONBUILD triggers, which kiln does not run yet", base)
+		// ONBUILD triggers of the base run first, and are used up.
+		for _, expr := range st.img.Config.OnBuild {
+			cmd, err := parseTrigger(expr)
+			if err != nil {
+				return nil, b.errorf(line, "FROM %s: ONBUILD trigger %q: %v", base, expr, err)
+			}
+			st.onbuild = append(st.onbuild, cmd)
 		}
+		st.img.Config.OnBuild = nil
 		if len(st.img.Config.Shell) > 0 {
 			st.shell = slices.Clone(st.img.Config.Shell)
 		}
@@ -319,6 +328,26 @@ func (b *build) commit(ctx context.Context, st *stage) (digest.Digest, error) {
 		return "", err
 	}
 	return b.store.PutImage(ctx, data, cache.ImageOptions{Compression: b.opts.Compression, OwnLayers: len(st.img.RootFS.DiffIDs) - st.baseLayers})
+}
+
+// parseTrigger parses an ONBUILD trigger as a Dockerfile instruction.
+func parseTrigger(expr string) (instructions.Command, error) {
+	res, err := parser.Parse(strings.NewReader(expr))
+	if err != nil {
+		return nil, err
+	}
+	if len(res.AST.Children) != 1 {
+		return nil, fmt.Errorf("not one instruction")
+	}
+	cmd, err := instructions.ParseCommand(res.AST.Children[0])
+	if err != nil {
+		return nil, err
+	}
+	switch strings.ToUpper(cmd.Name()) {
+	case "FROM", "ONBUILD", "MAINTAINER":
+		return nil, fmt.Errorf("%s isn't allowed as an ONBUILD trigger", strings.ToUpper(cmd.Name()))
+	}
+	return cmd, nil
 }
 
 // quoteArgs formats a command as BuildKit does in history: ["a" "b"].

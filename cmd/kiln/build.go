@@ -29,6 +29,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 		epoch       string
 		cacheFrom   []string
 		cacheTo     string
+		target      string
 		pull        string
 		rf          registryFlags
 	)
@@ -62,6 +63,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 				from = append(from, dir)
 			}
 			opts := builder.Options{
+				Target:          target,
 				CacheFrom:       from,
 				CacheTo:         to,
 				NoCacheFilter:   noCacheFor,
@@ -112,6 +114,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 	rf.add(f)
 	f.BoolVar(&explain, "explain-cache", false, "print for every step whether it hit the build cache and, for a miss, what changed")
 	f.StringArrayVar(&noCacheFor, "no-cache-filter", nil, "do not use the cache for these stages")
+	f.StringVar(&target, "target", "", "set the target build stage to build")
 	f.StringArrayVar(&cacheFrom, "cache-from", nil, "import build cache: type=local,src=DIR")
 	f.StringVar(&cacheTo, "cache-to", "", "export build cache: type=local,dest=DIR")
 	f.StringVar(&epoch, "source-date-epoch", "", "timestamp (seconds since 1970) for the image's history, config and file times (default $SOURCE_DATE_EPOCH)")

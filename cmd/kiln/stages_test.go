@@ -1,0 +1,213 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/kiln-build/kiln/layer"
+)
+
+// TestTargetBuildsOnlyWhatItNeeds: --target builds the stage and its
+// dependencies; a broken stage nothing needs is never built.
+func TestTargetBuildsOnlyWhatItNeeds(t *testing.T) {
+	e := newEnv(t)
+	e.importBase("localhost/bb:latest")
+	ctx := writeContext(t, map[string]string{"Dockerfile": `FROM localhost/bb:latest AS a
+RUN echo a > /a
+FROM localhost/bb:latest AS broken
+RUN exit 7
+FROM a AS c
+RUN cat /a > /c
+FROM broken
+`})
+	r := e.run("", "build", "--target", "c", "-t", "c", ctx)
+	if r.code != 0 {
+		t.Fatalf("--target c: %s", r.stderr)
+	}
+	if strings.Contains(r.stderr, "exit 7") {
+		t.Errorf("the broken stage was built:\n%s", r.stderr)
+	}
+	if r := e.run("", "build", "--target", "nope", ctx); r.code == 0 || !strings.Contains(r.stderr, `target stage "nope" could not be found`) {
+		t.Errorf("--target nope: %d %q", r.code, r.stderr)
+	}
+	if r := e.run("", "build", ctx); r.code == 0 || !strings.Contains(r.stderr, "Dockerfile:4: RUN exit 7") {
+		t.Errorf("default target (needs broken): %d %q", r.code, r.stderr)
+	}
+}
+
+var stepLine = regexp.MustCompile(`^\[(\d+)/\d+\] (.*)$`)
+
+// TestParallelStages: independent stages build side by side — the build's
+// own step report shows both sleeps started before either finished — and a
+// failing stage cancels the one beside it.
+func TestParallelStages(t *testing.T) {
+	e := newEnv(t)
+	e.importBase("localhost/bb:latest")
+	ctx := writeContext(t, map[string]string{"Dockerfile": `FROM localhost/bb:latest AS one
+RUN sleep 2 && echo 1 > /one
+FROM localhost/bb:latest AS two
+RUN sleep 2 && echo 2 > /two
+FROM localhost/bb:latest
+COPY --from=one /one /one
+COPY --from=two /two /two
+`})
+	start := time.Now()
+	r := e.run("", "build", "--no-cache", "-t", "par", ctx)
+	elapsed := time.Since(start)
+	if r.code != 0 {
+		t.Fatalf("build: %s", r.stderr)
+	}
+	// Steps 2 and 4 are the sleeps: both start lines come before either done line.
+	order := []string{}
+	for _, line := range strings.Split(r.stderr, "\n") {
+		m := stepLine.FindStringSubmatch(line)
+		if m == nil || (m[1] != "2" && m[1] != "4") {
+			continue
+		}
+		if strings.HasPrefix(m[2], "done") {
+			order = append(order, "done"+m[1])
+		} else {
+			order = append(order, "start"+m[1])
+		}
+	}
+	if len(order) != 4 || !strings.HasPrefix(order[0], "start") || !strings.HasPrefix(order[1], "start") {
+		t.Errorf("the two sleeping stages did not overlap: %v\n%s", order, r.stderr)
+	}
+	t.Logf("two 2-second stages took %.1fs", elapsed.Seconds())
+
+	failing := writeContext(t, map[string]string{"Dockerfile": `FROM localhost/bb:latest AS slow
+RUN sleep 60
+FROM localhost/bb:latest AS bad
+RUN sleep 0.3 && exit 5
+FROM localhost/bb:latest
+COPY --from=slow / /slow
+COPY --from=bad / /bad
+`})
+	start = time.Now()
+	r = e.run("", "build", "--no-cache", failing)
+	if r.code == 0 || !strings.Contains(r.stderr, "Dockerfile:4: RUN sleep 0.3 && exit 5") {
+		t.Fatalf("want the bad stage's error: %d %q", r.code, r.stderr)
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Errorf("the failing stage did not cancel the slow one (%.0fs)", time.Since(start).Seconds())
+	}
+	if procs := sandboxProcesses(t, "sleep 60"); len(procs) > 0 {
+		t.Errorf("left running: %v", procs)
+	}
+}
+
+// TestHeredocs: RUN and COPY heredocs as BuildKit runs them, with the
+// quoting rules that decide expansion.
+func TestHeredocs(t *testing.T) {
+	e := newEnv(t)
+	e.importBase("localhost/bb:latest")
+	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM localhost/bb:latest\n" +
+		"ARG NAME=world\n" +
+		"RUN <<EOF\necho \"plain $NAME\" > /plain\necho second >> /plain\nEOF\n" +
+		"RUN <<EOF\n#!/bin/sh\necho \"script $0\" > /script\nEOF\n" +
+		"RUN cat > /expanded <<EOF\nhello $NAME\nEOF\n" +
+		"RUN cat > /literal <<'EOF'\nhello $NAME\nEOF\n" +
+		"RUN cat > /tabs <<-EOF\n\t\tindented\n\tEOF\n" +
+		"RUN cat /dev/null - > /two <<A && cat >> /two <<B\nfirst\nA\nsecond\nB\n" +
+		"COPY <<EOF /copied\nname is $NAME\nEOF\n" +
+		"COPY <<'EOF' /copied-literal\nname is $NAME\nEOF\n" +
+		"COPY <<one <<two /dir/\n1\none\n2\ntwo\n",
+	})
+	e.kiln("build", "-q", "-t", "heredoc", ctx)
+	want := map[string]string{
+		"/plain":          "plain world\nsecond\n",
+		"/script":         "script /dev/pipes/EOF\n",
+		"/expanded":       "hello world\n",
+		"/literal":        "hello $NAME\n",
+		"/tabs":           "indented\n",
+		"/two":            "first\nsecond\n",
+		"/copied":         "name is world\n",
+		"/copied-literal": "name is $NAME\n",
+		"/dir/one":        "1\n",
+		"/dir/two":        "2\n",
+	}
+	for path, content := range want {
+		if got := catFile(t, e, "heredoc", path); got != content {
+			t.Errorf("%s = %q, want %q", path, got, content)
+		}
+	}
+}
+
+// TestOnbuild: a base image's ONBUILD triggers run when it is used as a base.
+func TestOnbuild(t *testing.T) {
+	e := newEnv(t)
+	e.importBase("localhost/bb:latest")
+	base := writeContext(t, map[string]string{"Dockerfile": "FROM localhost/bb:latest\nONBUILD RUN echo triggered > /trigger\nONBUILD ENV FROM_TRIGGER=yes\n"})
+	e.kiln("build", "-q", "-t", "onbuild-base", base)
+	child := writeContext(t, map[string]string{"Dockerfile": "FROM onbuild-base\nRUN cat /trigger > /seen\n"})
+	e.kiln("build", "-q", "-t", "onbuild-child", child)
+	if got := catFile(t, e, "onbuild-child", "/seen"); got != "triggered\n" {
+		t.Errorf("/seen = %q", got)
+	}
+	if got := e.kiln("inspect", "--format", "{{json .Config.OnBuild}} {{json .Config.Env}}", "onbuild-child"); !strings.HasPrefix(got, "null") || !strings.Contains(got, "FROM_TRIGGER=yes") {
+		t.Errorf("child config: %s", got)
+	}
+}
+
+// catFile reads a file of an image from what `kiln save` writes: the
+// top-most layer that has it wins.
+func catFile(t *testing.T, e *env, image, path string) string {
+	t.Helper()
+	archive := filepath.Join(t.TempDir(), "img.tar")
+	e.kiln("save", "-o", archive, image)
+	blobs := map[string][]byte{}
+	f, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(tr)
+		blobs[hdr.Name] = data
+	}
+	var idx ocispec.Index
+	json.Unmarshal(blobs["index.json"], &idx)
+	var m ocispec.Manifest
+	json.Unmarshal(blobs["blobs/sha256/"+idx.Manifests[0].Digest.Encoded()], &m)
+	found, content := false, ""
+	for _, l := range m.Layers {
+		rc, _, err := layer.Decompress(bytes.NewReader(blobs["blobs/sha256/"+l.Digest.Encoded()]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lt := tar.NewReader(rc)
+		for {
+			hdr, err := lt.Next()
+			if err != nil {
+				break
+			}
+			if "/"+strings.TrimSuffix(hdr.Name, "/") == path {
+				data, _ := io.ReadAll(lt)
+				found, content = true, string(data)
+			}
+		}
+		rc.Close()
+	}
+	if !found {
+		t.Fatalf("%s: no %s in any layer", image, path)
+	}
+	return content
+}
