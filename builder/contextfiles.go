@@ -32,7 +32,7 @@ type contextFile struct {
 // walkSource lists a source: itself for a file, its contents for a
 // directory, in lexical order, leaving out what ignore excludes (a
 // .dockerignore; paths are matched relative to its root).
-func walkSource(src source, ignore *ignorer) ([]*contextFile, error) {
+func walkSource(src source, filters ...*ignorer) ([]*contextFile, error) {
 	if !src.info.IsDir() {
 		f, err := statFile(src.path, "", src.info)
 		if err != nil {
@@ -50,7 +50,12 @@ func walkSource(src source, ignore *ignorer) ([]*contextFile, error) {
 		for _, e := range ents {
 			host := filepath.Join(dir, e.Name())
 			childRel := path.Join(rel, e.Name())
-			excluded, descend := ignore.check(host, e.IsDir())
+			excluded, descend := false, e.IsDir()
+			for _, ig := range filters {
+				if x, d := ig.check(host, e.IsDir()); x {
+					excluded, descend = true, descend && d
+				}
+			}
 			if excluded && !descend {
 				continue
 			}

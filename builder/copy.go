@@ -2,6 +2,7 @@ package builder
 
 import (
 	"encoding/json"
+	"github.com/moby/patternmatcher"
 	"time"
 
 	"context"
@@ -41,8 +42,11 @@ type copyRequest struct {
 type source struct {
 	path string // absolute host path, inside the context, symlinks resolved
 	base string // the name it is copied under into a directory
-	name string // as the user wrote it, for messages
-	info fs.FileInfo
+	// parentRel is, for COPY --parents, the path kept under the
+	// destination: the match's path below the pivot ("/./") or the root.
+	parentRel string
+	name      string // as the user wrote it, for messages
+	info      fs.FileInfo
 }
 
 // copySources is what a COPY copies: files of the context, of another
@@ -62,10 +66,6 @@ type copySources struct {
 
 func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error {
 	switch {
-	case len(req.excludes) > 0:
-		return fmt.Errorf("%s --exclude is not supported yet", req.name)
-	case req.parents:
-		return fmt.Errorf("%s --parents is not supported yet", req.name)
 	case req.checksum != "":
 		return fmt.Errorf("%s --checksum can only be used with a URL source", req.name)
 	}
@@ -90,7 +90,7 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 	}
 	defer srcs.release()
 	dest := req.sd.DestPath
-	destIsDir := strings.HasSuffix(dest, "/") || dest == "." || dest == ".."
+	destIsDir := strings.HasSuffix(dest, "/") || dest == "." || dest == ".." || req.parents
 	if len(srcs.items) > 1 && !destIsDir {
 		return fmt.Errorf("%s %s: when using %s with more than one source file, the destination must be a directory and end with a /",
 			req.name, strings.Join(req.sd.SourcePaths, " "), req.name)
@@ -108,7 +108,9 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 		Op, Dest, Workdir, Chown, Chmod string
 		Sources                         any
 		Epoch                           *time.Time
-	}{req.name, dest, st.img.Config.WorkingDir, req.chown, req.chmod, srcs.keyPart, st.epoch})
+		Parents                         bool     `json:",omitempty"`
+		Excludes                        []string `json:",omitempty"`
+	}{req.name, dest, st.img.Config.WorkingDir, req.chown, req.chmod, srcs.keyPart, st.epoch, req.parents, req.excludes})
 	if rec, ok := b.lookup(ctx, st, key); ok {
 		st.applyRecord(rec, createdBy)
 		return errCached
@@ -128,6 +130,15 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 		for _, it := range srcs.items {
 			it.target = dest
 			switch {
+			case req.parents:
+				it.target = path.Join(dest, it.src.parentRel)
+				dir := it.target
+				if !it.src.info.IsDir() {
+					dir = path.Dir(it.target)
+				}
+				if _, err := r.MkdirAll(dir, 0o755, owner); err != nil {
+					return false, err
+				}
 			case it.src.info.IsDir():
 				if _, err := r.MkdirAll(dest, 0o755, owner); err != nil {
 					return false, err
@@ -182,7 +193,11 @@ func (b *build) contextCopySources(st *stage, req copyRequest) (*copySources, er
 			out.items = append(out.items, copyItem{src: src})
 			continue
 		}
-		files, err := walkSource(src, b.ignore)
+		exclude, err := newExcluder(req.excludes, src.path)
+		if err != nil {
+			return nil, err
+		}
+		files, err := walkSource(src, b.ignore, exclude)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", req.name, src.name, err)
 		}
@@ -217,6 +232,21 @@ func (b *build) contextCopySources(st *stage, req copyRequest) (*copySources, er
 	return out, nil
 }
 
+// matchesAny reports whether any of the names matches one of the patterns.
+func matchesAny(patterns []string, names ...string) bool {
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return false
+	}
+	for _, n := range names {
+		//nolint:staticcheck // plain match of one path
+		if ok, _ := pm.MatchesOrParentMatches(n); ok {
+			return true
+		}
+	}
+	return false
+}
+
 func mustJSON(v any) []byte {
 	data, err := json.Marshal(v)
 	if err != nil {
@@ -243,6 +273,12 @@ func (b *build) contextSources(req copyRequest) ([]source, error) {
 			return nil, fmt.Errorf("%s %s: forbidden path outside the build context", req.name, src)
 		}
 		clean := path.Clean("/" + src)
+		pivot := "/"
+		if req.parents {
+			if before, _, ok := strings.Cut(src, "/./"); ok {
+				pivot = path.Clean("/" + before)
+			}
+		}
 		matches := []string{clean}
 		if strings.ContainsAny(src, "*?[") {
 			found, err := filepath.Glob(filepath.Join(b.opts.ContextDir, filepath.FromSlash(clean)))
@@ -275,7 +311,11 @@ func (b *build) contextSources(req copyRequest) ([]source, error) {
 				}
 				return nil, fmt.Errorf("%s %s: %w", req.name, src, err)
 			}
-			out = append(out, source{path: real, base: path.Base(m), name: src, info: info})
+			if len(req.excludes) > 0 && !info.IsDir() && matchesAny(req.excludes, path.Base(m), strings.TrimPrefix(m, "/")) {
+				continue // --exclude
+			}
+			rel := strings.TrimPrefix(strings.TrimPrefix(m, pivot), "/")
+			out = append(out, source{path: real, base: path.Base(m), parentRel: rel, name: src, info: info})
 		}
 	}
 	return out, nil

@@ -52,6 +52,19 @@ func loadIgnore(contextDir, dockerfile string) (*ignorer, error) {
 	return nil, nil
 }
 
+// newExcluder makes the filter of COPY --exclude patterns for a directory
+// source: paths are matched relative to it.
+func newExcluder(patterns []string, root string) (*ignorer, error) {
+	if len(patterns) == 0 {
+		return nil, nil
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return nil, fmt.Errorf("--exclude: %w", err)
+	}
+	return &ignorer{root: root, pm: pm}, nil
+}
+
 // check says whether host (a path inside the context) is excluded and, for
 // a directory, whether to look inside anyway because an exception ("!")
 // may bring some of its contents back.

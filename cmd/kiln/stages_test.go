@@ -159,9 +159,10 @@ func TestOnbuild(t *testing.T) {
 	}
 }
 
-// catFile reads a file of an image from what `kiln save` writes: the
-// top-most layer that has it wins.
-func catFile(t *testing.T, e *env, image, path string) string {
+// imageFiles reads every entry of an image's layers from what `kiln save`
+// writes: path → content, the top-most layer winning (regular files have
+// their bytes, other entries an empty string).
+func imageFiles(t *testing.T, e *env, image string) map[string]string {
 	t.Helper()
 	archive := filepath.Join(t.TempDir(), "img.tar")
 	e.kiln("save", "-o", archive, image)
@@ -187,7 +188,7 @@ func catFile(t *testing.T, e *env, image, path string) string {
 	json.Unmarshal(blobs["index.json"], &idx)
 	var m ocispec.Manifest
 	json.Unmarshal(blobs["blobs/sha256/"+idx.Manifests[0].Digest.Encoded()], &m)
-	found, content := false, ""
+	files := map[string]string{}
 	for _, l := range m.Layers {
 		rc, _, err := layer.Decompress(bytes.NewReader(blobs["blobs/sha256/"+l.Digest.Encoded()]))
 		if err != nil {
@@ -199,15 +200,59 @@ func catFile(t *testing.T, e *env, image, path string) string {
 			if err != nil {
 				break
 			}
-			if "/"+strings.TrimSuffix(hdr.Name, "/") == path {
-				data, _ := io.ReadAll(lt)
-				found, content = true, string(data)
-			}
+			data, _ := io.ReadAll(lt)
+			files["/"+strings.TrimSuffix(hdr.Name, "/")] = string(data)
 		}
 		rc.Close()
 	}
-	if !found {
+	return files
+}
+
+// catFile is the content of one file of an image.
+func catFile(t *testing.T, e *env, image, path string) string {
+	t.Helper()
+	content, ok := imageFiles(t, e, image)[path]
+	if !ok {
 		t.Fatalf("%s: no %s in any layer", image, path)
 	}
 	return content
 }
+
+// TestCopyParentsAndExclude: COPY --parents keeps the sources' directories
+// (below a "/./" pivot when there is one) and --exclude leaves files out, as
+// BuildKit's reference describes them.
+func TestCopyParentsAndExclude(t *testing.T) {
+	e := newEnv(t)
+	e.importBase("localhost/bb:latest")
+	ctx := writeContext(t, map[string]string{
+		"Dockerfile": "FROM localhost/bb:latest\n" +
+			"COPY --parents x/a.txt y/b.txt /p/\n" +
+			"COPY --parents ./src/./pkg/f.go /q/\n" +
+			"COPY --parents x /r/\n" +
+			"COPY --exclude=*.md docs /d/\n" +
+			"COPY --exclude=**/*.md docs /e/\n" +
+			"COPY --exclude=b.* x/a.txt y/b.txt /f/\n",
+		"x/a.txt":        "a\n",
+		"y/b.txt":        "b\n",
+		"src/pkg/f.go":   "package pkg\n",
+		"docs/top.md":    "top\n",
+		"docs/keep.txt":  "keep\n",
+		"docs/sub/in.md": "in\n",
+	})
+	e.kiln("build", "-q", "-t", "parents", ctx)
+	files := imageFiles(t, e, "parents")
+	for path, want := range map[string]string{
+		"/p/x/a.txt": "a\n", "/p/y/b.txt": "b\n", "/q/pkg/f.go": "package pkg\n", "/r/x/a.txt": "a\n",
+		"/d/keep.txt": "keep\n", "/d/sub/in.md": "in\n", "/e/keep.txt": "keep\n", "/f/a.txt": "a\n",
+	} {
+		if got, ok := files[path]; !ok || got != want {
+			t.Errorf("%s = %q (present %v), want %q", path, got, ok, want)
+		}
+	}
+	for _, absent := range []string{"/d/top.md", "/e/top.md", "/e/sub/in.md", "/f/b.txt", "/q/src"} {
+		if _, ok := files[absent]; ok {
+			t.Errorf("%s should not be in the image", absent)
+		}
+	}
+}
+
