@@ -223,26 +223,7 @@ func dockerBuild(t *testing.T, name, dir, baseTar, work string) (string, string)
 // dockerArchiveConfig reads the image config out of a docker-archive tar.
 func dockerArchiveConfig(t *testing.T, archive string) map[string]json.RawMessage {
 	t.Helper()
-	members := map[string][]byte{}
-	f, err := os.Open(archive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasSuffix(hdr.Name, ".json") {
-			data, _ := io.ReadAll(tr)
-			members[hdr.Name] = data
-		}
-	}
+	members := readTar(t, archive)
 	var manifest []struct{ Config string }
 	if err := json.Unmarshal(members["manifest.json"], &manifest); err != nil || len(manifest) == 0 {
 		t.Fatalf("docker archive manifest: %v", err)
@@ -279,6 +260,33 @@ func compareText(t *testing.T, what, want, got string) {
 		}
 	}
 	t.Errorf("%s differ from docker's (- docker, + kiln):\n%s\nkiln's whole %s:\n%s", what, strings.Join(diff, "\n"), what, got)
+}
+
+// readTar reads every member of a tar file into memory (test archives are small).
+func readTar(t *testing.T, archive string) map[string][]byte {
+	t.Helper()
+	members := map[string][]byte{}
+	f, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		members[hdr.Name] = data
+	}
+	return members
 }
 
 func mustRun(t *testing.T, name string, args ...string) string {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -166,24 +165,7 @@ func imageFiles(t *testing.T, e *env, image string) map[string]string {
 	t.Helper()
 	archive := filepath.Join(t.TempDir(), "img.tar")
 	e.kiln("save", "-o", archive, image)
-	blobs := map[string][]byte{}
-	f, err := os.Open(archive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := io.ReadAll(tr)
-		blobs[hdr.Name] = data
-	}
+	blobs := readTar(t, archive)
 	var idx ocispec.Index
 	json.Unmarshal(blobs["index.json"], &idx)
 	var m ocispec.Manifest
