@@ -39,10 +39,10 @@ type Options struct {
 	ExplainCache io.Writer
 	// Target is the stage to build (default: the last).
 	Target string
-	// CacheFrom are cache directories to import records from; CacheTo is
-	// one to export this build's records to.
-	CacheFrom []string
-	CacheTo   string
+	// CacheFrom are where steps missing from the store are looked for
+	// (--cache-from); CacheTo receives this build's records (--cache-to).
+	CacheFrom []CacheImporter
+	CacheTo   CacheExporter
 	// Compression is used when the image's new layers are first exported.
 	Compression layer.Compression
 	// Progress receives one line as each step starts and ends, and the
@@ -107,13 +107,6 @@ func Build(ctx context.Context, s *cache.Store, opts Options) (digest.Digest, er
 	if b.ignore, err = loadIgnore(ctxDir, opts.Dockerfile); err != nil {
 		return "", err
 	}
-	for _, dir := range opts.CacheFrom {
-		src, err := cache.OpenCacheSource(dir)
-		if err != nil {
-			return "", err
-		}
-		b.cacheFrom = append(b.cacheFrom, src)
-	}
 	id, err := b.run(ctx)
 	if err == nil {
 		b.exportCache(ctx)
@@ -153,10 +146,8 @@ type build struct {
 	layers map[digest.Digest]cache.Layer
 	stats  *cache.StatCache // opened on first use
 	ignore *ignorer         // the context's .dockerignore
-	// cacheFrom are the opened --cache-from sources; used the records this
-	// build hit or made, for --cache-to.
-	cacheFrom []*cache.CacheSource
-	used      []cache.CacheRecord
+	// used are the records this build hit or made, for --cache-to.
+	used []cache.CacheRecord
 	// dry makes steps check their input and change nothing: the preflight pass.
 	dry bool
 	// results returns a stage built by this build (during the real pass).

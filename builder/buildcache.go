@@ -9,7 +9,21 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/layer"
 )
+
+// CacheImporter is a --cache-from source: a cache directory or a registry
+// cache image. Restore brings the record of a step, with its layer, into the
+// store when the source has it.
+type CacheImporter interface {
+	Restore(ctx context.Context, s *cache.Store, key digest.Digest) (cache.CacheRecord, bool, error)
+}
+
+// CacheExporter is a --cache-to destination: it receives the records a
+// build used or made, with their layers.
+type CacheExporter interface {
+	Export(ctx context.Context, s *cache.Store, records []cache.CacheRecord, c layer.Compression) error
+}
 
 // stepKey derives a step's cache key from its parent's key and everything
 // that decides the step's result (marshalled as JSON, so field order and
@@ -36,8 +50,8 @@ func (b *build) lookup(ctx context.Context, st *stage, key digest.Digest) (cache
 		b.markUsed(rec)
 		return rec, true
 	}
-	for _, src := range b.cacheFrom {
-		rec, ok, err := b.store.Restore(ctx, src, key)
+	for _, src := range b.opts.CacheFrom {
+		rec, ok, err := src.Restore(ctx, b.store, key)
 		if err != nil {
 			b.warnf("import build cache: %v", err)
 			continue
@@ -88,10 +102,10 @@ func (b *build) record(st *stage, key digest.Digest, diffID digest.Digest, creat
 // exportCache writes the records this build used or made to --cache-to. It
 // never fails the build: a failed export warns.
 func (b *build) exportCache(ctx context.Context) {
-	if b.opts.CacheTo == "" {
+	if b.opts.CacheTo == nil {
 		return
 	}
-	if err := b.store.ExportCache(ctx, b.opts.CacheTo, b.used, b.opts.Compression); err != nil {
+	if err := b.opts.CacheTo.Export(ctx, b.store, b.used, b.opts.Compression); err != nil {
 		b.warnf("export build cache to %s: %v", b.opts.CacheTo, err)
 	}
 }

@@ -50,17 +50,13 @@ func newBuildCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			to, err := cacheDir(cacheTo, "dest")
+			to, err := cacheExporter(cacheTo, rf.options(quiet))
 			if err != nil {
 				return fmt.Errorf("--cache-to: %w", err)
 			}
-			var from []string
-			for _, spec := range cacheFrom {
-				dir, err := cacheDir(spec, "src")
-				if err != nil {
-					return fmt.Errorf("--cache-from: %w", err)
-				}
-				from = append(from, dir)
+			from, err := cacheImporters(cacheFrom, rf.options(quiet))
+			if err != nil {
+				return fmt.Errorf("--cache-from: %w", err)
 			}
 			opts := builder.Options{
 				Target:          target,
@@ -115,42 +111,10 @@ func newBuildCommand(g *globals) *cobra.Command {
 	f.BoolVar(&explain, "explain-cache", false, "print for every step whether it hit the build cache and, for a miss, what changed")
 	f.StringArrayVar(&noCacheFor, "no-cache-filter", nil, "do not use the cache for these stages")
 	f.StringVar(&target, "target", "", "set the target build stage to build")
-	f.StringArrayVar(&cacheFrom, "cache-from", nil, "import build cache: type=local,src=DIR")
-	f.StringVar(&cacheTo, "cache-to", "", "export build cache: type=local,dest=DIR")
+	f.StringArrayVar(&cacheFrom, "cache-from", nil, "import build cache: type=local,src=DIR or type=registry,ref=NAME")
+	f.StringVar(&cacheTo, "cache-to", "", "export build cache: type=local,dest=DIR or type=registry,ref=NAME[,mode=max]")
 	f.StringVar(&epoch, "source-date-epoch", "", "timestamp (seconds since 1970) for the image's history, config and file times (default $SOURCE_DATE_EPOCH)")
 	return cmd
-}
-
-// cacheDir reads a --cache-from/--cache-to spec, "type=local,src=DIR" (a
-// bare DIR is taken as a local one), and returns the directory.
-func cacheDir(spec, pathKey string) (string, error) {
-	if spec == "" {
-		return "", nil
-	}
-	if !strings.Contains(spec, "=") {
-		return spec, nil
-	}
-	kind, dir := "", ""
-	for _, field := range strings.Split(spec, ",") {
-		k, v, _ := strings.Cut(field, "=")
-		switch k {
-		case "type":
-			kind = v
-		case pathKey:
-			dir = v
-		case "mode", "compression":
-			// mode=max is what kiln exports anyway; compression follows --compression.
-		default:
-			return "", fmt.Errorf("%q: unknown option %s", spec, k)
-		}
-	}
-	if kind != "local" {
-		return "", fmt.Errorf("%q: cache type %q is not supported yet (use type=local)", spec, kind)
-	}
-	if dir == "" {
-		return "", fmt.Errorf("%q: %s=DIR is required", spec, pathKey)
-	}
-	return dir, nil
 }
 
 // sourceDateEpoch reads --source-date-epoch, or SOURCE_DATE_EPOCH from the
