@@ -107,8 +107,9 @@ func (b *build) planStage(ctx context.Context, p *plan, meta *stage, i int) (*st
 	s := b.df.stages[i]
 	built := map[string]*stage{}
 	if base, err := meta.expand(s.BaseName); err == nil {
-		if j, ok := b.stageIndex(base, i); ok && (s.BaseName == "" || !strings.EqualFold(base, "scratch")) {
-			if _, err := strconv.Atoi(base); err != nil { // FROM takes stage names, not numbers
+		// FROM takes stage names (not numbers, which COPY --from takes).
+		if _, isNumber := strconv.Atoi(base); isNumber != nil {
+			if j, ok := b.stageIndex(base, i); ok {
 				dep, err := b.planStage(ctx, p, meta, j)
 				if err != nil {
 					return nil, err
