@@ -34,8 +34,8 @@ func newContainerEnv(t *testing.T) *env {
 	return e
 }
 
-// assertNoContainers fails if a process of this store (a monitor, or a
-// process in one of the containers' cgroups) or a cgroup of ids remains.
+// assertNoContainers fails if a process of this store (a monitor or an exec
+// monitor) or a cgroup of ids remains.
 func (e *env) assertNoContainers(ids []string) {
 	e.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -44,7 +44,8 @@ func (e *env) assertNoContainers(ids []string) {
 		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 		for _, p := range procs {
 			data, err := os.ReadFile(p)
-			if err == nil && strings.HasPrefix(string(data), "kiln-monitor\x00"+e.root+"\x00") {
+			if err == nil && (strings.HasPrefix(string(data), "kiln-monitor\x00"+e.root+"\x00") ||
+				strings.HasPrefix(string(data), "kiln-exec\x00"+e.root+"\x00")) {
 				left = append(left, "monitor "+p)
 			}
 		}

@@ -89,6 +89,8 @@ func newRootCommand() *cobra.Command {
 		newLogsCommand(g),
 		newVolumeCommand(g),
 		newContainerCommand(g),
+		newExecCommand(g),
+		newAttachCommand(g),
 	)
 	return root
 }

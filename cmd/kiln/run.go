@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/signal"
-	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
@@ -232,6 +229,7 @@ func newCreateCommand(g *globals) *cobra.Command {
 func newRunCommand(g *globals) *cobra.Command {
 	f := &createFlags{}
 	var detach bool
+	var detachKeys string
 	cmd := &cobra.Command{
 		Use:   "run [OPTIONS] IMAGE [COMMAND] [ARG...]",
 		Short: "Create and run a new container from an image",
@@ -250,54 +248,14 @@ func newRunCommand(g *globals) *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), c.ID)
 				return nil
 			}
-			return runAttached(cs, c, f.interactive, f.tty)
+			return runAttached(cs, c, f.interactive, f.tty, detachKeys)
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
 	f.register(cmd.Flags())
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "run container in background and print container ID")
+	cmd.Flags().StringVar(&detachKeys, "detach-keys", "", "override the key sequence for detaching a container")
 	return cmd
-}
-
-// runAttached starts c with kiln's stdio attached, forwards SIGINT and
-// SIGTERM to it (without a TTY) and exits with its exit code.
-func runAttached(cs *container.Store, c *container.Container, interactive, tty bool) error {
-	a := &container.Attach{Stdout: os.Stdout, Stderr: os.Stderr}
-	if interactive {
-		a.Stdin = os.Stdin
-	}
-	if tty {
-		if rows, cols, ok := termSize(os.Stdout); ok {
-			a.Rows, a.Cols = rows, cols
-		}
-		if interactive {
-			if restore, err := makeRaw(os.Stdin); err == nil {
-				defer restore()
-			}
-		}
-	}
-	sigs := make(chan os.Signal, 4)
-	if !tty {
-		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
-		defer signal.Stop(sigs)
-	}
-	r, err := cs.Start(c, a)
-	if err != nil {
-		return startFailed(err)
-	}
-	go func() {
-		for s := range sigs {
-			_ = c.Kill(strconv.Itoa(int(s.(syscall.Signal))))
-		}
-	}()
-	code, err := r.Wait()
-	if err != nil && code < 0 {
-		return err
-	}
-	if code != 0 {
-		return exitError(code)
-	}
-	return nil
 }
 
 // startFailed reports a container that did not start with docker's exit
@@ -318,6 +276,7 @@ func exitWith(code int, err error) error {
 
 func newStartCommand(g *globals) *cobra.Command {
 	var attach, interactive bool
+	var detachKeys string
 	cmd := &cobra.Command{
 		Use:   "start [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Start one or more stopped containers",
@@ -332,7 +291,7 @@ func newStartCommand(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return runAttached(cs, c, interactive, c.Config.Config.Tty)
+				return runAttached(cs, c, interactive, c.Config.Config.Tty, detachKeys)
 			}
 			if len(args) == 1 {
 				c, err := cs.Get(args[0])
@@ -366,5 +325,6 @@ func newStartCommand(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&attach, "attach", "a", false, "attach STDOUT/STDERR and forward signals")
 	cmd.Flags().BoolVarP(&interactive, "interactive", "i", false, "attach container's STDIN")
+	cmd.Flags().StringVar(&detachKeys, "detach-keys", "", "override the key sequence for detaching a container")
 	return cmd
 }

@@ -4,12 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -22,9 +20,7 @@ const monitorArg0 = "kiln-monitor"
 // The monitor's file descriptors (Start's ExtraFiles order).
 const (
 	statusFd = 3 // monitorMsg JSON lines to the client that started it
-	stdoutFd = 4 // attached: the container's stdout, raw
-	stderrFd = 5 // attached: the container's stderr, raw (unused with a TTY)
-	stdinFd  = 6 // attached with stdin: the container's stdin
+	attachFd = 4 // attached: the client's end of the attach protocol (stream.go)
 )
 
 // monitorMsg is one message from the monitor to the client that started it:
@@ -36,19 +32,26 @@ type monitorMsg struct {
 }
 
 // IsMonitor reports whether this process was re-executed as a container
-// monitor; main() must then call Monitor before anything else.
-func IsMonitor() bool { return len(os.Args) > 0 && os.Args[0] == monitorArg0 }
+// monitor (or an exec monitor); main() must then call Monitor before
+// anything else.
+func IsMonitor() bool {
+	return len(os.Args) > 0 && (os.Args[0] == monitorArg0 || os.Args[0] == execArg0)
+}
 
-// Monitor runs the container named by the arguments (store root, ID,
-// attach flags) until it exits for good, then exits the process.
+// Monitor runs the container (or the exec) named by the arguments (store
+// root, ID, attach flags) until it exits for good, then exits the process.
 func Monitor() {
 	debug.SetGCPercent(20)
 	if len(os.Args) != 4 {
-		fmt.Fprintln(os.Stderr, "kiln-monitor: bad arguments")
+		fmt.Fprintln(os.Stderr, os.Args[0]+": bad arguments")
 		os.Exit(2)
 	}
-	if err := monitor(os.Args[1], os.Args[2], os.Args[3]); err != nil {
-		fmt.Fprintln(os.Stderr, "kiln-monitor:", err)
+	run := monitor
+	if os.Args[0] == execArg0 {
+		run = execMonitor
+	}
+	if err := run(os.Args[1], os.Args[2], os.Args[3]); err != nil {
+		fmt.Fprintln(os.Stderr, os.Args[0]+":", err)
 		os.Exit(1)
 	}
 	os.Exit(0)
@@ -58,9 +61,7 @@ type monitorState struct {
 	s      *Store
 	c      *Container
 	status *os.File
-	out    io.Writer // attached stdout, or nil
-	errw   io.Writer // attached stderr, or nil
-	stdin  *os.File  // attached stdin, or nil
+	hub    *hub // attached clients
 	logw   *logWriter
 }
 
@@ -70,12 +71,16 @@ func monitor(root, id, flags string) error {
 	if err != nil {
 		return err
 	}
-	m := &monitorState{s: s, c: c, status: os.NewFile(statusFd, "status")}
+	m := &monitorState{s: s, c: c, status: os.NewFile(statusFd, "status"), hub: newHub()}
 	if strings.Contains(flags, "a") {
-		m.out, m.errw = os.NewFile(stdoutFd, "stdout"), os.NewFile(stderrFd, "stderr")
+		// The client that started the container, attached from the start.
+		go m.hub.serve(os.NewFile(attachFd, "attach"), strings.Contains(flags, "i"))
 	}
-	if strings.Contains(flags, "i") {
-		m.stdin = os.NewFile(stdinFd, "stdin")
+	if l, err := listenAttach(c.Dir); err == nil {
+		defer l.Close()
+		go m.serveAttach(l)
+	} else {
+		fmt.Fprintln(os.Stderr, "kiln-monitor:", err)
 	}
 	logf, err := os.OpenFile(c.LogPath(), os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_CLOEXEC, 0o640)
 	if err != nil {
@@ -90,7 +95,6 @@ func monitor(root, id, flags string) error {
 	backoff := 100 * time.Millisecond
 	for {
 		code, err := m.runOnce()
-		m.detach()
 		if err != nil || !m.restart(code) {
 			break
 		}
@@ -124,20 +128,6 @@ func (m *monitorState) send(msg monitorMsg) {
 	if _, err := m.status.Write(append(data, '\n')); err != nil {
 		m.status.Close()
 		m.status = nil
-	}
-}
-
-// detach drops the attached client after the first run.
-func (m *monitorState) detach() {
-	for _, f := range []io.Writer{m.out, m.errw} {
-		if c, ok := f.(io.Closer); ok {
-			c.Close()
-		}
-	}
-	m.out, m.errw = nil, nil
-	if m.stdin != nil {
-		m.stdin.Close()
-		m.stdin = nil
 	}
 }
 
@@ -190,8 +180,7 @@ func (m *monitorState) runOnce() (int, error) {
 	p, code, err := runner.Start(spec)
 	st.closeChild()
 	if err != nil {
-		st.closeAll()
-		st.wg.Wait()
+		st.wait()
 		if code < 0 {
 			code = 125
 		}
@@ -208,8 +197,7 @@ func (m *monitorState) runOnce() (int, error) {
 	}
 	m.send(monitorMsg{Pid: p.Pid})
 	code, werr := p.Wait()
-	st.wg.Wait()
-	st.closeAll()
+	st.wait()
 	if werr != nil {
 		fmt.Fprintln(os.Stderr, "kiln-monitor:", werr)
 	}
@@ -218,6 +206,7 @@ func (m *monitorState) runOnce() (int, error) {
 	if err := c.saveState(); err != nil {
 		fmt.Fprintln(os.Stderr, "kiln-monitor:", err)
 	}
+	m.hub.exit(code)
 	m.send(monitorMsg{ExitCode: ptr(code)})
 	return code, nil
 }
@@ -231,94 +220,9 @@ func (m *monitorState) failed(code int, err error) (int, error) {
 		c.State.StartedAt = c.State.FinishedAt
 	}
 	_ = c.saveState()
+	m.hub.exit(code)
 	m.send(monitorMsg{Error: err.Error(), ExitCode: ptr(code)})
 	return code, err
-}
-
-// stdio is one run's plumbing between the container and the monitor.
-type stdio struct {
-	stdin, stdout, stderr *os.File // the container's ends
-	keep                  []*os.File
-	child                 []*os.File // closed once the container has them
-	wg                    sync.WaitGroup
-}
-
-func (s *stdio) closeChild() {
-	for _, f := range s.child {
-		f.Close()
-	}
-	s.child = nil
-}
-
-func (s *stdio) closeAll() {
-	s.closeChild()
-	for _, f := range s.keep {
-		f.Close()
-	}
-	s.keep = nil
-}
-
-func (m *monitorState) stdio() (*stdio, error) {
-	st := &stdio{}
-	fail := func(err error) (*stdio, error) { st.closeAll(); return nil, err }
-	if m.c.Config.Config.Tty {
-		master, slave, err := openPty()
-		if err != nil {
-			return fail(err)
-		}
-		st.keep = append(st.keep, master)
-		st.child = append(st.child, slave)
-		var rows, cols uint16
-		if _, err := fmt.Sscanf(os.Getenv(winsizeEnv), "%d %d", &rows, &cols); err == nil {
-			_ = setWinsize(master, rows, cols)
-		}
-		st.stdin, st.stdout, st.stderr = slave, slave, slave
-		st.wg.Add(1)
-		go func() { defer st.wg.Done(); m.logw.pump("stdout", master, m.out) }()
-		if m.stdin != nil {
-			in := m.stdin
-			go func() { _, _ = io.Copy(master, in) }()
-		}
-		return st, nil
-	}
-	for _, stream := range []string{"stdout", "stderr"} {
-		r, w, err := os.Pipe()
-		if err != nil {
-			return fail(err)
-		}
-		st.keep = append(st.keep, r)
-		st.child = append(st.child, w)
-		var client io.Writer = m.out
-		if stream == "stdout" {
-			st.stdout = w
-		} else {
-			st.stderr, client = w, m.errw
-		}
-		st.wg.Add(1)
-		go func() { defer st.wg.Done(); m.logw.pump(stream, r, client) }()
-	}
-	switch {
-	case m.stdin != nil:
-		st.stdin = m.stdin
-	case m.c.Config.Config.OpenStdin:
-		// Nobody attached: a pipe the monitor holds open, as docker keeps
-		// stdin open for a later attach.
-		r, w, err := os.Pipe()
-		if err != nil {
-			return fail(err)
-		}
-		st.child = append(st.child, r)
-		st.keep = append(st.keep, w)
-		st.stdin = r
-	default:
-		null, err := os.Open(os.DevNull)
-		if err != nil {
-			return fail(err)
-		}
-		st.child = append(st.child, null)
-		st.stdin = null
-	}
-	return st, nil
 }
 
 var errNoCommand = errors.New("no command specified")

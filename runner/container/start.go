@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,22 +13,15 @@ import (
 // winsizeEnv passes the client terminal's "rows cols" to the monitor.
 const winsizeEnv = "KILN_WINSIZE"
 
-// Attach connects the container's first run to the caller. Writers that are
-// *os.File are still copied through a pipe: the monitor must never hold the
-// caller's own descriptors.
-type Attach struct {
-	Stdin          io.Reader // nil: no stdin
-	Stdout, Stderr io.Writer
-	Rows, Cols     uint16 // the terminal size, with a TTY
-}
-
-// Running is a started container, seen from the client that started it.
+// Running is a started container (or exec), seen from the client that
+// started it.
 type Running struct {
-	c      *Container
-	status *os.File
-	dec    *json.Decoder
-	copies chan error
-	n      int // copy goroutines
+	autoRemove bool
+	status     *os.File
+	dec        *json.Decoder
+	conn       *os.File // attached: the client's end of the attach protocol
+	attach     *Attach
+	refresh    func() (int, error) // the exit code from the state, when the monitor said nothing
 }
 
 // StartError is a container that could not be started; ExitCode is what
@@ -54,51 +46,27 @@ func (s *Store) Start(c *Container, a *Attach) (*Running, error) {
 		return nil, fmt.Errorf("container %s: %w", c.ShortID(), ErrRunning)
 	}
 	os.Remove(filepath.Join(c.Dir, "stopping"))
-	statusR, statusW, err := os.Pipe()
+	r, files, err := newRunning(a)
 	if err != nil {
 		return nil, fmt.Errorf("start container: %w", err)
 	}
-	defer statusW.Close()
-	r := &Running{c: c, status: statusR, dec: json.NewDecoder(statusR), copies: make(chan error, 3)}
-	files := []*os.File{statusW}
-	var closeAfter []*os.File
+	r.autoRemove = c.HostConfig.AutoRemove
+	r.refresh = func() (int, error) {
+		if err := c.Refresh(); err != nil {
+			return -1, err
+		}
+		return c.State.ExitCode, nil
+	}
 	flags := "-"
 	if a != nil {
 		flags += "a"
-		for _, w := range []io.Writer{a.Stdout, a.Stderr} {
-			pr, pw, err := os.Pipe()
-			if err != nil {
-				statusR.Close()
-				return nil, fmt.Errorf("start container: %w", err)
-			}
-			files, closeAfter = append(files, pw), append(closeAfter, pw)
-			r.n++
-			go func() {
-				if w == nil {
-					w = io.Discard
-				}
-				_, err := io.Copy(w, pr)
-				pr.Close()
-				r.copies <- err
-			}()
-		}
 		if a.Stdin != nil {
 			flags += "i"
-			pr, pw, err := os.Pipe()
-			if err != nil {
-				statusR.Close()
-				return nil, fmt.Errorf("start container: %w", err)
-			}
-			files, closeAfter = append(files, pr), append(closeAfter, pr)
-			go func() {
-				_, _ = io.Copy(pw, a.Stdin)
-				pw.Close()
-			}()
 		}
 	}
 	logf, err := os.OpenFile(filepath.Join(c.Dir, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		statusR.Close()
+		r.abort(files)
 		return nil, fmt.Errorf("start container: %w", err)
 	}
 	defer logf.Close()
@@ -108,75 +76,120 @@ func (s *Store) Start(c *Container, a *Attach) (*Running, error) {
 	if a != nil && a.Rows > 0 {
 		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d %d", winsizeEnv, a.Rows, a.Cols))
 	}
-	cmd.Stderr = logf
-	cmd.ExtraFiles = files
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
-	for _, f := range closeAfter {
-		f.Close()
-	}
-	if err != nil {
-		statusR.Close()
-		return nil, fmt.Errorf("start container monitor: %w", err)
-	}
-	go cmd.Wait() // reap it if we outlive it
-	statusW.Close()
-
-	var msg monitorMsg
-	if err := r.dec.Decode(&msg); err != nil {
-		statusR.Close()
-		return nil, fmt.Errorf("start container %s: the monitor died (see %s)", c.ShortID(), logf.Name())
-	}
-	if msg.Error != "" {
-		r.drain()
-		statusR.Close()
-		code := 125
-		if msg.ExitCode != nil {
-			code = *msg.ExitCode
+	if err := r.startMonitor(cmd, logf, files); err != nil {
+		var se *StartError
+		if errors.As(err, &se) {
+			return nil, err
 		}
-		return nil, &StartError{ExitCode: code, Msg: msg.Error}
+		return nil, fmt.Errorf("start container %s: %w", c.ShortID(), err)
 	}
 	return r, nil
 }
 
-// drain waits for the attached output to be copied.
-func (r *Running) drain() error {
-	var errs []error
-	for range r.n {
-		errs = append(errs, <-r.copies)
+// newRunning makes the status pipe and, with a, the attach socket pair;
+// files are the monitor's ends.
+func newRunning(a *Attach) (*Running, []*os.File, error) {
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
 	}
-	r.n = 0
-	return errors.Join(errs...)
+	r := &Running{status: statusR, dec: json.NewDecoder(statusR), attach: a}
+	files := []*os.File{statusW}
+	if a != nil {
+		mine, theirs, err := socketPair()
+		if err != nil {
+			r.abort(files)
+			return nil, nil, err
+		}
+		r.conn = mine
+		files = append(files, theirs)
+	}
+	return r, files, nil
+}
+
+// abort closes everything of a Running that did not start.
+func (r *Running) abort(monitorFiles []*os.File) {
+	for _, f := range monitorFiles {
+		f.Close()
+	}
+	r.status.Close()
+	if r.conn != nil {
+		r.conn.Close()
+	}
+}
+
+// startMonitor starts cmd, a monitor, in a session of its own with files
+// as its descriptors 3 and on, and waits for its first message.
+func (r *Running) startMonitor(cmd *exec.Cmd, logf *os.File, files []*os.File) error {
+	cmd.Stderr = logf
+	cmd.ExtraFiles = files
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err := cmd.Start()
+	for _, f := range files {
+		f.Close()
+	}
+	if err != nil {
+		r.abort(nil)
+		return fmt.Errorf("start monitor: %w", err)
+	}
+	go cmd.Wait() // reap it if we outlive it
+	var msg monitorMsg
+	if err := r.dec.Decode(&msg); err != nil {
+		r.abort(nil)
+		return fmt.Errorf("the monitor died (see %s)", logf.Name())
+	}
+	if msg.Error != "" {
+		r.abort(nil)
+		code := 125
+		if msg.ExitCode != nil {
+			code = *msg.ExitCode
+		}
+		return &StartError{ExitCode: code, Msg: msg.Error}
+	}
+	return nil
 }
 
 // Close forgets a detached container: it keeps running.
-func (r *Running) Close() error { return r.status.Close() }
+func (r *Running) Close() error {
+	if r.conn != nil {
+		r.conn.Close()
+	}
+	return r.status.Close()
+}
 
-// Wait waits for the container's first exit, after its attached output was
-// copied, and returns its exit code. With AutoRemove it also waits for the
-// monitor to remove the container.
+// Wait streams the attached process's input and output until it exits
+// the first time, and returns its exit code. With AutoRemove it also waits
+// for the monitor to remove the container. When the client typed the
+// detach keys it returns ErrDetached at once: the process goes on.
 func (r *Running) Wait() (int, error) {
 	defer r.status.Close()
-	copyErr := r.drain()
-	var msg monitorMsg
 	code := -1
+	var streamErr error
+	if r.conn != nil {
+		code, streamErr = r.attach.stream(r.conn)
+		if errors.Is(streamErr, ErrDetached) {
+			return -1, streamErr
+		}
+	}
+	var msg monitorMsg
 	for {
 		if err := r.dec.Decode(&msg); err != nil {
 			break
 		}
 		if msg.ExitCode != nil {
 			code = *msg.ExitCode
-			if !r.c.HostConfig.AutoRemove {
-				return code, copyErr
+			if !r.autoRemove {
+				return code, nil
 			}
 		}
 	}
 	if code >= 0 {
-		return code, copyErr
+		return code, nil
 	}
 	// The monitor died without a word: ask the state.
-	if err := r.c.Refresh(); err != nil {
-		return -1, err
+	if r.refresh != nil {
+		c, err := r.refresh()
+		return c, errors.Join(streamErr, err)
 	}
-	return r.c.State.ExitCode, copyErr
+	return -1, streamErr
 }

@@ -1,13 +1,10 @@
 package container
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/kiln-build/kiln/runner"
@@ -51,27 +48,8 @@ func readJSON(path string, v any) error {
 	return nil
 }
 
-// procStart returns the start time (clock ticks after boot) of pid, and
-// whether it is alive (a zombie is not).
-func procStart(pid int) (uint64, bool) {
-	if pid <= 0 {
-		return 0, false
-	}
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(f[19], 10, 64)
-	return n, err == nil
-}
+// procStart is runner.ProcStart.
+func procStart(pid int) (uint64, bool) { return runner.ProcStart(pid) }
 
 // alive reports whether pid is alive and still the process that started at start.
 func alive(pid int, start uint64) bool {

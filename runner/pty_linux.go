@@ -1,4 +1,4 @@
-package container
+package runner
 
 import (
 	"fmt"
@@ -8,8 +8,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// openPty opens a new pseudo-terminal pair on the host's /dev/ptmx.
-func openPty() (master, slave *os.File, err error) {
+// OpenPty opens a new pseudo-terminal pair on /dev/ptmx, resolved in the
+// calling thread's root: the host's for a monitor, the sandbox's devpts
+// inside StartExec.
+func OpenPty() (master, slave *os.File, err error) {
 	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open pty: %w", err)
@@ -29,10 +31,10 @@ func openPty() (master, slave *os.File, err error) {
 		master.Close()
 		return nil, nil, fmt.Errorf("open pty slave: %w", err)
 	}
-	return master, os.NewFile(uintptr(sfd), "pts"), nil
+	return master, os.NewFile(uintptr(sfd), "/dev/pts/"+strconv.Itoa(n)), nil
 }
 
-// SetWinsize sets a terminal's window size.
-func setWinsize(f *os.File, rows, cols uint16) error {
+// SetWinsize sets a terminal's window size (on the master or the slave).
+func SetWinsize(f *os.File, rows, cols uint16) error {
 	return unix.IoctlSetWinsize(int(f.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols})
 }
