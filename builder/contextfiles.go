@@ -102,6 +102,18 @@ func statFile(host, rel string, info fs.FileInfo) (*contextFile, error) {
 	return f, nil
 }
 
+// digestsFromStatCache fills in the digests the stat cache vouches for,
+// reading nothing.
+func digestsFromStatCache(files []*contextFile, sc *cache.StatCache) {
+	for _, f := range files {
+		if f.digest == "" && f.info.Mode().IsRegular() {
+			if d, ok := sc.Lookup(f.host, &f.st); ok {
+				f.digest = d
+			}
+		}
+	}
+}
+
 // hashFiles fills in the content digest of every regular file, from the stat
 // cache where it vouches for the file, else by reading it (in parallel).
 func hashFiles(files []*contextFile, sc *cache.StatCache) error {

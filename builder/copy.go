@@ -62,6 +62,9 @@ type copySources struct {
 	// and heredocs become root's.
 	preserveOwner bool
 	release       func()
+	// finish computes keyPart, listing and filesDigest once every file's
+	// digest is known (nil when they are known from the start).
+	finish func()
 }
 
 func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error {
@@ -78,12 +81,16 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 		m32 := uint32(m)
 		mode = &m32
 	}
+	// The key is needed before copying only when a record could match: on
+	// a cold build the files are hashed while they are copied instead.
+	hashFirst := len(b.opts.CacheFrom) > 0 ||
+		!b.opts.NoCache && !b.noCacheStage(st) && b.store.HasCacheChildren(st.cacheKey)
 	var srcs *copySources
 	var err error
 	if req.from != "" {
 		srcs, err = b.stageSources(ctx, st, req)
 	} else {
-		srcs, err = b.contextCopySources(st, req)
+		srcs, err = b.contextCopySourcesHashing(st, req, hashFirst)
 	}
 	if err != nil || srcs == nil { // nil: the dry pass has checked what it can
 		return err
@@ -103,19 +110,30 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 		names = append(names, "<<"+c.Path)
 	}
 	createdBy := fmt.Sprintf("%s %s %s # buildkit", req.name, strings.Join(names, " "), req.sd.DestPath)
-	inputs := cache.StepInputs{Instruction: createdBy, Files: srcs.filesDigest}
-	key := stepKey(st.cacheKey, struct {
-		Op, Dest, Workdir, Chown, Chmod string
-		Sources                         any
-		Epoch                           *time.Time
-		Parents                         bool     `json:",omitempty"`
-		Excludes                        []string `json:",omitempty"`
-	}{req.name, dest, st.img.Config.WorkingDir, req.chown, req.chmod, srcs.keyPart, st.epoch, req.parents, req.excludes})
-	if rec, ok := b.lookup(ctx, st, key); ok {
-		st.applyRecord(rec, createdBy)
-		return errCached
+	keyDest := dest // as written: dest is resolved against WORKDIR below
+	stepKeyOf := func() (digest.Digest, cache.StepInputs) {
+		if srcs.finish != nil {
+			srcs.finish()
+		}
+		return stepKey(st.cacheKey, struct {
+				Op, Dest, Workdir, Chown, Chmod string
+				Sources                         any
+				Epoch                           *time.Time
+				Parents                         bool     `json:",omitempty"`
+				Excludes                        []string `json:",omitempty"`
+			}{req.name, keyDest, st.img.Config.WorkingDir, req.chown, req.chmod, srcs.keyPart, st.epoch, req.parents, req.excludes}),
+			cache.StepInputs{Instruction: createdBy, Files: srcs.filesDigest}
 	}
-	b.explainMiss(st, inputs, srcs.listing)
+	if hashFirst {
+		key, inputs := stepKeyOf()
+		if rec, ok := b.lookup(ctx, st, key); ok {
+			st.applyRecord(rec, createdBy)
+			return errCached
+		}
+		b.explainMiss(st, inputs, srcs.listing)
+	} else {
+		b.explainMiss(st, cache.StepInputs{Instruction: createdBy}, nil)
+	}
 
 	dest = resolveWorkdir(st.img.Config.WorkingDir, dest)
 	l, _, err := b.changeLayer(ctx, st, func(r *rootfs) (bool, error) {
@@ -126,7 +144,7 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 				return false, fmt.Errorf("%s --chown=%s: %w", req.name, req.chown, err)
 			}
 		}
-		plan := copyPlan{owner: owner, chown: req.chown != "", mode: mode, preserveOwner: srcs.preserveOwner}
+		plan := copyPlan{owner: owner, chown: req.chown != "", mode: mode, preserveOwner: srcs.preserveOwner, stats: b.statCache()}
 		for _, it := range srcs.items {
 			it.target = dest
 			switch {
@@ -164,6 +182,7 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 	if err != nil {
 		return err
 	}
+	key, inputs := stepKeyOf()
 	if srcs.listing != nil {
 		if err := b.store.PutCacheFiles(srcs.filesDigest, srcs.listing); err != nil {
 			b.opts.Log.Warn("record build cache files", "err", err)
@@ -179,6 +198,13 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 // heredocs. The key covers the content of every file: names, bytes, modes
 // and link targets, never times.
 func (b *build) contextCopySources(st *stage, req copyRequest) (*copySources, error) {
+	return b.contextCopySourcesHashing(st, req, true)
+}
+
+// contextCopySourcesHashing is contextCopySources that, without hashFirst,
+// leaves the digests the stat cache does not know to be computed while the
+// files are copied (then finish must run after the copy).
+func (b *build) contextCopySourcesHashing(st *stage, req copyRequest, hashFirst bool) (*copySources, error) {
 	var srcs []source
 	if len(req.sd.SourcePaths) > 0 {
 		var err error
@@ -210,25 +236,31 @@ func (b *build) contextCopySources(st *stage, req copyRequest) (*copySources, er
 	if b.dry {
 		return out, nil
 	}
-	if err := hashFiles(all, b.statCache()); err != nil {
-		return nil, fmt.Errorf("%s: %w", req.name, err)
-	}
-	type keySource struct {
-		Name, Base string
-		Dir        bool
-		Files      []string
-	}
-	var keySources []keySource
-	for _, it := range out.items {
-		ks := keySource{Name: it.src.name, Base: it.src.base, Dir: it.src.info.IsDir()}
-		for _, f := range it.files {
-			ks.Files = append(ks.Files, f.describe())
+	if hashFirst {
+		if err := hashFiles(all, b.statCache()); err != nil {
+			return nil, fmt.Errorf("%s: %w", req.name, err)
 		}
-		keySources = append(keySources, ks)
+	} else {
+		digestsFromStatCache(all, b.statCache())
 	}
-	out.keyPart = keySources
-	out.listing = fileList(b.opts.ContextDir, all)
-	out.filesDigest = digest.FromBytes(mustJSON(out.listing))
+	out.finish = func() {
+		type keySource struct {
+			Name, Base string
+			Dir        bool
+			Files      []string
+		}
+		var keySources []keySource
+		for _, it := range out.items {
+			ks := keySource{Name: it.src.name, Base: it.src.base, Dir: it.src.info.IsDir()}
+			for _, f := range it.files {
+				ks.Files = append(ks.Files, f.describe())
+			}
+			keySources = append(keySources, ks)
+		}
+		out.keyPart = keySources
+		out.listing = fileList(b.opts.ContextDir, all)
+		out.filesDigest = digest.FromBytes(mustJSON(out.listing))
+	}
 	return out, nil
 }
 

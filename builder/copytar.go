@@ -1,8 +1,12 @@
 package builder
 
 import (
+	"crypto/sha256"
+
 	"archive/tar"
 	"context"
+	"github.com/kiln-build/kiln/cache"
+	"github.com/opencontainers/go-digest"
 	"io"
 	"io/fs"
 	"os"
@@ -22,6 +26,8 @@ type copyPlan struct {
 	mode  *uint32
 	// preserveOwner keeps the source files' owners when there is no --chown.
 	preserveOwner bool
+	// stats learns the digests of files hashed while they are copied.
+	stats *cache.StatCache
 }
 
 type copyItem struct {
@@ -92,6 +98,18 @@ func (p *copyPlan) writeEntry(tw *tar.Writer, f *contextFile, target string) err
 	defer src.Close()
 	buf := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(buf)
-	_, err = io.CopyBuffer(tw, src, *buf)
-	return err
+	if f.digest != "" {
+		_, err = io.CopyBuffer(tw, src, *buf)
+		return err
+	}
+	// Not hashed yet (a cold build): hash it on the way through.
+	h := sha256.New()
+	if _, err := io.CopyBuffer(io.MultiWriter(tw, h), src, *buf); err != nil {
+		return err
+	}
+	f.digest = digest.NewDigest(digest.SHA256, h)
+	if p.stats != nil {
+		p.stats.Add(f.host, &f.st, f.digest)
+	}
+	return nil
 }

@@ -59,10 +59,25 @@ func (s *Store) PutCacheRecord(rec CacheRecord) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(s.path("buildcache"), 0o700); err != nil {
+	if err := os.MkdirAll(s.path("buildcache", "parents"), 0o700); err != nil {
 		return err
 	}
-	return s.writeFileAtomic(s.recordPath(rec.Key), data)
+	if err := s.writeFileAtomic(s.recordPath(rec.Key), data); err != nil {
+		return err
+	}
+	// A marker per parent lets a build skip hashing a COPY's sources when no
+	// record could match anyway. Losing it costs only that shortcut's use.
+	os.WriteFile(s.path("buildcache", "parents", rec.Parent.Encoded()), nil, 0o600)
+	return nil
+}
+
+// HasCacheChildren reports whether some record may have this parent key.
+func (s *Store) HasCacheChildren(parent digest.Digest) bool {
+	if parent.Validate() != nil {
+		return false
+	}
+	_, err := os.Stat(s.path("buildcache", "parents", parent.Encoded()))
+	return err == nil
 }
 
 // CacheRecord returns the record for key, if its layer is still in the store,
@@ -98,7 +113,7 @@ func (s *Store) CacheRecords() ([]CachedStep, error) {
 	}
 	var out []CachedStep
 	for _, e := range ents {
-		if !strings.HasSuffix(e.Name(), ".json") {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
 			continue
 		}
 		info, err := e.Info()

@@ -93,6 +93,17 @@ func (s *Store) GC(ctx context.Context) (int64, error) {
 	}
 
 	var freed int64
+	parents := map[string]bool{}
+	for _, r := range recs {
+		parents[r.Parent.Encoded()] = true
+	}
+	if ents, err := os.ReadDir(s.path("buildcache", "parents")); err == nil {
+		for _, e := range ents {
+			if !parents[e.Name()] {
+				os.Remove(s.path("buildcache", "parents", e.Name()))
+			}
+		}
+	}
 	if ents, err := os.ReadDir(s.path("buildcache", "files")); err == nil {
 		for _, e := range ents {
 			if !files[e.Name()] {
