@@ -314,7 +314,7 @@ func TestContainerIsolation(t *testing.T) {
 	if got := capEff("-u", "app"); got != "0000000000000000" {
 		t.Errorf("non-root CapEff %s", got)
 	}
-	out := e.kiln("run", "--rm", "bb", "sh", "-c", `
+	out := e.kiln("run", "--rm", "--network", "none", "bb", "sh", "-c", `
 		grep NoNewPrivs /proc/self/status
 		wc -c < /proc/keys
 		ls /proc/scsi 2>/dev/null | wc -l

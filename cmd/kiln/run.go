@@ -235,6 +235,9 @@ func newRunCommand(g *globals) *cobra.Command {
 		Short: "Create and run a new container from an image",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.tty && f.interactive && !detach && !isTerminal(os.Stdin) {
+				return errNotATerminal // before anything is created, as docker
+			}
 			cs, c, err := f.create(cmd, g, args[0], args[1:])
 			if err != nil {
 				return exitWith(125, err)

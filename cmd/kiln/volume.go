@@ -122,6 +122,7 @@ func newContainerCommand(g *globals) *cobra.Command {
 	ls := newPsCommand(g)
 	ls.Use, ls.Aliases = "ls [OPTIONS]", []string{"list", "ps"}
 	cmd.AddCommand(newRunCommand(g), newCreateCommand(g), newStartCommand(g), newStopCommand(g),
-		newRestartCommand(g), newKillCommand(g), newRmCommand(g), newWaitCommand(g), ls, newLogsCommand(g))
+		newRestartCommand(g), newKillCommand(g), newRmCommand(g), newWaitCommand(g), ls, newLogsCommand(g),
+		newExecCommand(g), newAttachCommand(g))
 	return cmd
 }

@@ -70,11 +70,20 @@ func dialAttach(dir string) (*net.UnixConn, error) {
 	return net.DialUnix("unix", nil, &net.UnixAddr{Name: socketPath(dirfd, attachSocket), Net: "unix"})
 }
 
-// socketPair returns a connected pair of stream sockets as files.
+// socketPair returns a connected pair of stream sockets as files. They are
+// non-blocking, so that closing one ends a read of it in another goroutine
+// (passing one to a child makes that one blocking again).
 func socketPair() (*os.File, *os.File, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("socketpair: %w", err)
 	}
 	return os.NewFile(uintptr(fds[0]), "attach"), os.NewFile(uintptr(fds[1]), "attach"), nil
+}
+
+// inheritedSocket turns the descriptor fd a monitor inherited into a file
+// whose Close ends a pending read.
+func inheritedSocket(fd int, name string) *os.File {
+	_ = unix.SetNonblock(fd, true)
+	return os.NewFile(uintptr(fd), name)
 }

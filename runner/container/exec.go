@@ -89,7 +89,7 @@ func execMonitor(root, id, flags string) error {
 	m := &monitorState{status: status, hub: newHub()}
 	defer m.status.Close()
 	if strings.Contains(flags, "a") {
-		go m.hub.serve(os.NewFile(attachFd, "attach"), strings.Contains(flags, "i"))
+		go m.hub.serve(inheritedSocket(attachFd, "attach"), strings.Contains(flags, "i"))
 	}
 	fail := func(code int, err error) error {
 		m.hub.exit(code)

@@ -74,7 +74,7 @@ func monitor(root, id, flags string) error {
 	m := &monitorState{s: s, c: c, status: os.NewFile(statusFd, "status"), hub: newHub()}
 	if strings.Contains(flags, "a") {
 		// The client that started the container, attached from the start.
-		go m.hub.serve(os.NewFile(attachFd, "attach"), strings.Contains(flags, "i"))
+		go m.hub.serve(inheritedSocket(attachFd, "attach"), strings.Contains(flags, "i"))
 	}
 	if l, err := listenAttach(c.Dir); err == nil {
 		defer l.Close()
