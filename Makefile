@@ -3,9 +3,10 @@ GO      ?= go
 export GOFLAGS ?= -mod=mod
 BIN     := bin/kiln
 # Debian packages the tests need: busybox for base images, skopeo and umoci to check what kiln writes,
-# docker-registry for the registry servers the push/pull tests run on 127.0.0.1.
-TEST_PKGS := busybox-static skopeo umoci docker-registry
-TEST_BINS := /bin/busybox /usr/bin/skopeo /usr/bin/umoci /usr/bin/docker-registry
+# docker-registry for the registry servers the push/pull tests run on 127.0.0.1; bzip2 and xz to make
+# the ADD tests' archives (Go has no encoder for them).
+TEST_PKGS := busybox-static skopeo umoci docker-registry bzip2 xz-utils
+TEST_BINS := /bin/busybox /usr/bin/skopeo /usr/bin/umoci /usr/bin/docker-registry /usr/bin/bzip2 /usr/bin/xz
 
 .PHONY: all build test deps demo clean
 

@@ -55,6 +55,8 @@ type Options struct {
 	// PullPolicy says (default: those the store lacks).
 	Pull       PullFunc
 	PullPolicy PullPolicy
+	// Secrets are what RUN --mount=type=secret mounts, by id (kiln build --secret).
+	Secrets map[string]SecretSource
 }
 
 // Build builds the Dockerfile and returns the image ID. The image is tagged

@@ -69,6 +69,9 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 		return errCached
 	}
 	b.explainMiss(st, inputs, nil)
+	if err := mounts.acquire(ctx); err != nil {
+		return err
+	}
 
 	lowers, err := b.lowers(st)
 	if err != nil {
@@ -94,7 +97,7 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 		Work:        sn.Work,
 		Rootfs:      sn.Mountpoint,
 		Args:        args,
-		Env:         env,
+		Env:         append(env[:len(env):len(env)], mounts.env...), // secrets as env: in no key
 		Cwd:         st.img.Config.WorkingDir,
 		User:        st.img.Config.User,
 		Network:     network,

@@ -31,6 +31,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 		cacheTo     string
 		target      string
 		pull        string
+		secrets     []string
 		rf          registryFlags
 	)
 	cmd := &cobra.Command{
@@ -79,6 +80,16 @@ func newBuildCommand(g *globals) *cobra.Command {
 			if explain {
 				opts.ExplainCache = os.Stderr
 			}
+			for _, spec := range secrets {
+				id, src, err := builder.ParseSecret(spec)
+				if err != nil {
+					return fmt.Errorf("--secret: %w", err)
+				}
+				if opts.Secrets == nil {
+					opts.Secrets = map[string]builder.SecretSource{}
+				}
+				opts.Secrets[id] = src
+			}
 			if opts.PullPolicy, err = builder.ParsePullPolicy(pull); err != nil {
 				return fmt.Errorf("--pull: %w", err)
 			}
@@ -113,6 +124,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 	f.StringVar(&target, "target", "", "set the target build stage to build")
 	f.StringArrayVar(&cacheFrom, "cache-from", nil, "import build cache: type=local,src=DIR or type=registry,ref=NAME")
 	f.StringVar(&cacheTo, "cache-to", "", "export build cache: type=local,dest=DIR or type=registry,ref=NAME[,mode=max]")
+	f.StringArrayVar(&secrets, "secret", nil, "secret for RUN --mount=type=secret: id=NAME,src=FILE or id=NAME,env=VAR")
 	f.StringVar(&epoch, "source-date-epoch", "", "timestamp (seconds since 1970) for the image's history, config and file times (default $SOURCE_DATE_EPOCH)")
 	return cmd
 }
