@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,6 +68,9 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (int
 		dents:   make([]byte, 64<<10),
 		written: make(map[string]struct{}),
 		cacheFD: -1,
+		euid:    unix.Geteuid(),
+		egid:    unix.Getegid(),
+		umask:   processUmask(),
 	}
 	defer a.close()
 
@@ -122,6 +127,13 @@ type applier struct {
 	// resolved once can come to resolve to something else.
 	cacheRel string
 	cacheFD  int
+	// cacheSetgid says whether the cached parent has the setgid bit (new
+	// files then take its group); -1 when not known yet.
+	cacheSetgid int
+	// euid, egid and umask decide which of chown and chmod a file created
+	// here still needs.
+	euid, egid int
+	umask      uint32
 }
 
 type pendingDir struct {
@@ -264,21 +276,43 @@ func (a *applier) entry(hdr *tar.Header, tr *tar.Reader) error {
 func (a *applier) writeFile(pfd int, base string, tr io.Reader, hdr *tar.Header, uid, gid int, mode uint32) error {
 	// O_EXCL: whatever was there has been removed, and a name that reappears
 	// (a racing symlink, say) must not be written through.
-	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	// Created with its permission bits: when the umask leaves them whole, the
+	// file needs no chmod, and when it is ours already (owner as the entry
+	// says, no setgid parent handing it another group) no chown: fewer
+	// metadata writes per file, which is what extraction mostly costs.
+	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode&0o777)
 	if err != nil {
 		return fmt.Errorf("create file: %w", err)
 	}
+	needChown := uid != a.euid || gid != a.egid || a.parentSetgid(pfd)
+	needChmod := needChown || mode&^0o777 != 0 || mode&a.umask != 0
 	err = a.copyTo(fd, tr)
+	if err == nil && needChown {
+		if err = unix.Fchown(fd, uid, gid); err != nil {
+			err = fmt.Errorf("chown: %w", err)
+		}
+	}
+	if err == nil && needChmod {
+		if err = unix.Fchmod(fd, mode); err != nil {
+			err = fmt.Errorf("chmod: %w", err)
+		}
+	}
+	if err == nil && len(hdr.PAXRecords) > 0 {
+		err = a.setXattrs(hdr, func(name string, value []byte) error {
+			return setXattrFD(fd, name, value)
+		})
+	}
 	if err == nil {
-		err = a.setFDAttrs(fd, hdr, uid, gid, mode)
+		ts := unix.Timespec{Sec: hdr.ModTime.Unix(), Nsec: int64(hdr.ModTime.Nanosecond())}
+		if err = unix.UtimesNanoAt(fd, "", []unix.Timespec{ts, ts}, unix.AT_EMPTY_PATH); err != nil {
+			// Older kernels lack AT_EMPTY_PATH for utimensat: by name then.
+			err = setTimes(pfd, base, hdr.ModTime)
+		}
 	}
 	if cerr := unix.Close(fd); err == nil && cerr != nil {
 		err = fmt.Errorf("close file: %w", cerr)
 	}
-	if err != nil {
-		return err
-	}
-	return setTimes(pfd, base, hdr.ModTime)
+	return err
 }
 
 // copyTo writes r to the new file fd. Chunks of zeros are skipped with a
@@ -340,20 +374,6 @@ func isZero(p []byte) bool {
 		}
 	}
 	return true
-}
-
-// setFDAttrs applies ownership, then mode (chown clears setuid/setgid), then
-// xattrs (chown clears security.capability) to an open regular file.
-func (a *applier) setFDAttrs(fd int, hdr *tar.Header, uid, gid int, mode uint32) error {
-	if err := unix.Fchown(fd, uid, gid); err != nil {
-		return fmt.Errorf("chown: %w", err)
-	}
-	if err := unix.Fchmod(fd, mode); err != nil {
-		return fmt.Errorf("chmod: %w", err)
-	}
-	return a.setXattrs(hdr, func(name string, value []byte) error {
-		return setXattrFD(fd, name, value)
-	})
 }
 
 // setAttrs applies ownership, mode, xattrs and (except for directories,
@@ -545,8 +565,40 @@ func (a *applier) parentFD(rel string) (int, error) {
 		return -1, err
 	}
 	a.invalidate()
-	a.cacheRel, a.cacheFD = rel, fd
+	a.cacheRel, a.cacheFD, a.cacheSetgid = rel, fd, -1
 	return fd, nil
+}
+
+// parentSetgid reports whether the directory pfd has the setgid bit.
+func (a *applier) parentSetgid(pfd int) bool {
+	if pfd == a.cacheFD && a.cacheSetgid >= 0 {
+		return a.cacheSetgid == 1
+	}
+	var st unix.Stat_t
+	setgid := unix.Fstat(pfd, &st) != nil || st.Mode&unix.S_ISGID != 0 // unknown: assume it is
+	if pfd == a.cacheFD {
+		a.cacheSetgid = 0
+		if setgid {
+			a.cacheSetgid = 1
+		}
+	}
+	return setgid
+}
+
+// processUmask reads the umask without changing it (umask(2) can only set
+// it, and setting it is process-wide).
+func processUmask() uint32 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+				if n, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+					return uint32(n)
+				}
+			}
+		}
+	}
+	return 0o777 // unknown: every mode is set explicitly
 }
 
 // mkdirAll resolves the directory rel in root, creating missing elements
