@@ -71,6 +71,14 @@ func newBuilderPruneCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if all {
+				// RUN --mount=type=cache contents go too, but for those in use.
+				n, err := s.RemoveCacheMounts()
+				if err != nil {
+					return err
+				}
+				res.Freed += n
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Deleted build cache objects: %d\nTotal reclaimed space: %s\n", res.Records, humanSize(res.Freed))
 			return nil
 		},
