@@ -133,3 +133,32 @@ func TestContainerExecSurvivesItsClient(t *testing.T) {
 		t.Errorf("the monitor's attach socket: %v", err)
 	}
 }
+
+func TestContainerTopAndDiff(t *testing.T) {
+	e := newContainerEnv(t)
+	_, pid := startBox(e, "box")
+	e.kiln("exec", "-d", "box", "sleep", "999")
+	waitFor(t, func() bool { return strings.Contains(e.kiln("top", "box"), "sleep 999") })
+	out := e.kiln("top", "box")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || strings.Join(strings.Fields(lines[0]), " ") != "UID PID PPID C STIME TTY TIME CMD" ||
+		!strings.Contains(out, " "+strconv.Itoa(pid)+" ") || !strings.Contains(out, "sleep 1000") {
+		t.Errorf("top:\n%s", out)
+	}
+	if out := e.kiln("top", "box", "-o", "pid,comm"); !strings.HasPrefix(out, "PID") || strings.Count(out, "sleep") != 2 {
+		t.Errorf("top -o pid,comm:\n%s", out)
+	}
+	// diff: what the container changed, not its mount points.
+	e.kiln("exec", "box", "sh", "-c", "rm /bin/vi; echo x >> /etc/passwd; mkdir -p /new/dir; touch /new/dir/f; mkdir /tmp/t")
+	want := "D /bin/vi\nC /etc\nC /etc/passwd\nA /marker\nA /new\nA /new/dir\nA /new/dir/f\nC /tmp\nA /tmp/t\n"
+	if out := e.kiln("diff", "box"); out != "C /bin\n"+want {
+		t.Errorf("diff:\n%s", out)
+	}
+	e.kiln("stop", "-t", "0", "box")
+	if out := e.kiln("diff", "box"); out != "C /bin\n"+want {
+		t.Errorf("diff after stop:\n%s", out)
+	}
+	if r := e.run("", "top", "box"); r.code == 0 {
+		t.Errorf("top of a stopped container succeeded")
+	}
+}

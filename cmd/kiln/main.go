@@ -91,6 +91,8 @@ func newRootCommand() *cobra.Command {
 		newContainerCommand(g),
 		newExecCommand(g),
 		newAttachCommand(g),
+		newTopCommand(g),
+		newDiffCommand(g),
 	)
 	return root
 }

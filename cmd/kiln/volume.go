@@ -123,6 +123,6 @@ func newContainerCommand(g *globals) *cobra.Command {
 	ls.Use, ls.Aliases = "ls [OPTIONS]", []string{"list", "ps"}
 	cmd.AddCommand(newRunCommand(g), newCreateCommand(g), newStartCommand(g), newStopCommand(g),
 		newRestartCommand(g), newKillCommand(g), newRmCommand(g), newWaitCommand(g), ls, newLogsCommand(g),
-		newExecCommand(g), newAttachCommand(g))
+		newExecCommand(g), newAttachCommand(g), newTopCommand(g), newDiffCommand(g))
 	return cmd
 }
