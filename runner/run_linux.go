@@ -85,7 +85,7 @@ func start(ctx context.Context, spec *Spec) (*Process, int, error) {
 	// Pdeathsig fires when the thread that started the child exits: keep
 	// this goroutine on its thread until the sandbox is gone.
 	runtime.LockOSThread()
-	if err := cmd.Start(); err != nil {
+	if err := startInNetNS(spec.NetNS, cmd.Start); err != nil {
 		runtime.UnlockOSThread()
 		return nil, -1, fmt.Errorf("start sandbox: %w", err)
 	}

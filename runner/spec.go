@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
 	"strings"
 )
@@ -30,6 +31,7 @@ type Spec struct {
 	User        string   // "", "name", "uid", "name:group", "uid:gid", resolved through the image's /etc/passwd and /etc/group
 	Hostname    string   // default DefaultHostname
 	Network     string   // "host" (default: the host's network namespace) or "none" (a new one with only lo, up)
+	NetNS       *os.File // when not nil, a network namespace (an nsfs file) the sandbox joins; Network is then ignored
 	Stdin       io.Reader
 	Stdout      io.Writer
 	Stderr      io.Writer
@@ -114,6 +116,9 @@ func newInitConfig(s *Spec) (*initConfig, error) {
 	switch s.Network {
 	case "", "host":
 	case "none":
+		if s.NetNS != nil {
+			break // the joined namespace is the sandbox's network
+		}
 		c.NetNone = true
 	default:
 		return nil, fmt.Errorf("network %q: must be host or none", s.Network)

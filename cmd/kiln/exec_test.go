@@ -94,7 +94,7 @@ func TestContainerExec(t *testing.T) {
 	if _, err := exec.LookPath("nsenter"); err == nil {
 		out, err := exec.Command("nsenter", "--target", strconv.Itoa(pid), "--mount", "--uts", "--ipc", "--net", "--pid", "--",
 			"/bin/sh", "-c", "hostname; cat /marker; ls /sys/class/net").CombinedOutput()
-		if err != nil || string(out) != "box\nhi\nlo\n" {
+		if err != nil || string(out) != "box\nhi\neth0\nlo\n" { // the default bridge gives eth0
 			t.Errorf("nsenter: %q, %v", out, err)
 		}
 	}

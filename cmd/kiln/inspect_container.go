@@ -33,7 +33,7 @@ type containerInspect struct {
 	SizeRootFs      *int64                    `json:"SizeRootFs,omitempty"`
 	Mounts          []container.MountPoint    `json:"Mounts"`
 	Config          container.ContainerConfig `json:"Config"`
-	NetworkSettings map[string]any            `json:"NetworkSettings"`
+	NetworkSettings container.NetworkSettings `json:"NetworkSettings"`
 }
 
 type containerState struct {
@@ -73,10 +73,7 @@ func inspectContainer(c *container.Container, s *cache.Store, size bool) *contai
 			"LowerDir": strings.Join(c.Lowers, ":"), "UpperDir": c.UpperDir(), "WorkDir": c.WorkDir(), "MergedDir": c.MergedDir(),
 		}},
 		Mounts: mounts, Config: c.Config.Config,
-		NetworkSettings: map[string]any{
-			"Bridge": "", "SandboxID": "", "Ports": map[string]any{}, "SandboxKey": "",
-			"Networks": map[string]any{"none": map[string]any{"NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "MacAddress": ""}},
-		},
+		NetworkSettings: c.NetworkSettings(),
 	}
 	if size {
 		rw := c.SizeRw()

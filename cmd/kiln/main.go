@@ -89,6 +89,8 @@ func newRootCommand() *cobra.Command {
 		newLogsCommand(g),
 		newVolumeCommand(g),
 		newContainerCommand(g),
+		newNetworkCommand(g),
+		newPortCommand(g),
 		newExecCommand(g),
 		newAttachCommand(g),
 		newTopCommand(g),

@@ -24,6 +24,7 @@ type createFlags struct {
 	cpus                                                                            float64
 	cpuShares, pidsLimit                                                            int64
 	stopTimeout                                                                     int
+	net                                                                             netFlags // runnet.go
 }
 
 func (f *createFlags) register(fs *pflag.FlagSet) {
@@ -37,7 +38,10 @@ func (f *createFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.restart, "restart", "no", "restart policy: no, on-failure[:max-retries], always, unless-stopped")
 	fs.StringVar(&f.stopSignal, "stop-signal", "", "signal to stop the container")
 	fs.IntVar(&f.stopTimeout, "stop-timeout", -1, "timeout (in seconds) to stop a container")
-	fs.StringVar(&f.network, "network", "none", "network (only none: a loopback interface)")
+	fs.StringVar(&f.network, "network", "bridge", "connect a container to a network: bridge, host, none, container:NAME|ID or a network's name")
+	fs.StringVar(&f.network, "net", "bridge", "connect a container to a network")
+	_ = fs.MarkHidden("net")
+	f.net.register(fs)
 	fs.StringArrayVarP(&f.env, "env", "e", nil, "set environment variables")
 	fs.StringArrayVar(&f.envFiles, "env-file", nil, "read in a file of environment variables")
 	fs.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount a volume")
@@ -85,8 +89,8 @@ func (f *createFlags) create(cmd *cobra.Command, g *globals, ref string, args []
 	hc := &o.HostConfig
 	hc.AutoRemove, hc.Privileged, hc.ReadonlyRootfs = f.rm, f.privileged, f.readOnly
 	hc.CapAdd, hc.CapDrop, hc.CpuShares = f.capAdd, f.capDrop, f.cpuShares
-	if f.network != "none" {
-		return nil, nil, fmt.Errorf("network %q: only \"none\" is supported", f.network)
+	if err := f.net.apply(g, f.network, &o); err != nil {
+		return nil, nil, err
 	}
 	if f.memory != "" {
 		if hc.Memory, err = container.ParseBytes(f.memory); err != nil {
@@ -162,6 +166,10 @@ func (f *createFlags) create(cmd *cobra.Command, g *globals, ref string, args []
 	cs := container.NewStore(s.Root())
 	c, err := cs.Create(cfg)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := f.net.created(c); err != nil {
+		_ = cs.Remove(c, true, true)
 		return nil, nil, err
 	}
 	return cs, c, nil

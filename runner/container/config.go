@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/kiln-build/kiln/runner/network"
 )
 
 // Config is the persisted description of a container (config.json). Field
@@ -42,8 +44,9 @@ type ContainerConfig struct {
 	WorkingDir   string
 	Entrypoint   []string
 	Labels       map[string]string
-	StopSignal   string `json:",omitempty"`
-	StopTimeout  *int   `json:",omitempty"`
+	StopSignal   string              `json:",omitempty"`
+	StopTimeout  *int                `json:",omitempty"`
+	ExposedPorts map[string]struct{} `json:",omitempty"`
 }
 
 // HostConfig is the part of Docker's HostConfig kiln supports.
@@ -64,6 +67,14 @@ type HostConfig struct {
 	Mounts         []MountSpec `json:",omitempty"`
 	MaskedPaths    []string
 	ReadonlyPaths  []string
+
+	// Networking (see network.go).
+	PortBindings    network.PortMap `json:",omitempty"`
+	PublishAllPorts bool
+	Dns             []string
+	DnsSearch       []string
+	DnsOptions      []string
+	ExtraHosts      []string
 }
 
 // RestartPolicy is Docker's: Name is "no", "on-failure", "always" or

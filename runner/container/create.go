@@ -8,6 +8,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/kiln-build/kiln/runner"
+	"github.com/kiln-build/kiln/runner/network"
 )
 
 // CreateOptions are what `create` and `run` ask for, on top of an image.
@@ -32,6 +33,7 @@ type CreateOptions struct {
 	StopTimeout   *int
 	Labels        map[string]string
 	HostConfig    HostConfig
+	ExposedPorts  []string // --expose, added to the image's EXPOSE
 }
 
 // NewConfig merges the options with the image's config as docker does:
@@ -90,7 +92,11 @@ func NewConfig(o CreateOptions) (Config, error) {
 		hc.RestartPolicy.Name = "no"
 	}
 	if hc.NetworkMode == "" {
-		hc.NetworkMode = "none"
+		hc.NetworkMode = network.DefaultNetwork
+	}
+	var err error
+	if cc.ExposedPorts, err = exposedPorts(ic.ExposedPorts, o.ExposedPorts); err != nil {
+		return Config{}, err
 	}
 	if !hc.Privileged {
 		hc.MaskedPaths, hc.ReadonlyPaths = runner.DefaultMaskedPaths, runner.DefaultReadonlyPaths

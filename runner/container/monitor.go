@@ -63,6 +63,7 @@ type monitorState struct {
 	status *os.File
 	hub    *hub // attached clients
 	logw   *logWriter
+	net    netSandbox // network.go
 }
 
 func monitor(root, id, flags string) error {
@@ -91,9 +92,13 @@ func monitor(root, id, flags string) error {
 	m.logw = &logWriter{f: logf}
 	start, _ := procStart(os.Getpid())
 	c.State.MonitorPid, c.State.MonitorStart = os.Getpid(), start
+	netErr := m.setupNetwork()
+	if netErr != nil {
+		_, _ = m.failed(125, netErr)
+	}
 
 	backoff := 100 * time.Millisecond
-	for {
+	for netErr == nil {
 		code, err := m.runOnce()
 		if err != nil || !m.restart(code) {
 			break
@@ -109,6 +114,7 @@ func monitor(root, id, flags string) error {
 			break
 		}
 	}
+	m.teardownNetwork()
 	if c.HostConfig.AutoRemove {
 		if err := s.removeFiles(c, true); err != nil {
 			fmt.Fprintln(os.Stderr, "kiln-monitor:", err)
@@ -176,6 +182,7 @@ func (m *monitorState) runOnce() (int, error) {
 		st.closeAll()
 		return m.failed(125, err)
 	}
+	m.applyNetwork(spec)
 	spec.Stdin, spec.Stdout, spec.Stderr, spec.Terminal = st.stdin, st.stdout, st.stderr, c.Config.Config.Tty
 	p, code, err := runner.Start(spec)
 	st.closeChild()

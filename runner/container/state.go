@@ -92,6 +92,7 @@ func (c *Container) Refresh() error {
 			c.State.FinishedAt = time.Now().UTC()
 			// The monitor left its cgroup behind (and maybe dying tasks).
 			_ = runner.OpenCgroup("kiln/" + c.ID).Remove()
+			releaseNetwork(c) // and its network
 			return c.saveState()
 		}
 		if !c.State.Running || alive(c.State.Pid, c.State.PidStart) {

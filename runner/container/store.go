@@ -239,6 +239,9 @@ func (s *Store) Remove(c *Container, force, volumes bool) error {
 			return err
 		}
 	}
+	// Its monitor may still be releasing the network: whatever it has not
+	// released yet goes now, so that nothing outlives rm.
+	releaseNetwork(c)
 	return s.removeFiles(c, volumes)
 }
 

@@ -1,0 +1,331 @@
+package network
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// NewNamespace creates a network namespace with lo up and returns it open:
+// it lives as long as the file, or a process, holds it.
+func NewNamespace() (*os.File, error) {
+	type result struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		// The thread ends in the new namespace: it is never unlocked, so it
+		// exits with this goroutine.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			ch <- result{err: fmt.Errorf("create network namespace: %w", err)}
+			return
+		}
+		f, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			ch <- result{err: fmt.Errorf("create network namespace: %w", err)}
+			return
+		}
+		if lo, err := netlink.LinkByName("lo"); err == nil {
+			err = netlink.LinkSetUp(lo)
+			if err != nil {
+				f.Close()
+				ch <- result{err: fmt.Errorf("bring lo up: %w", err)}
+				return
+			}
+		}
+		ch <- result{f: f}
+	}()
+	r := <-ch
+	return r.f, r.err
+}
+
+// AttachRequest attaches a container's network namespace to a network.
+type AttachRequest struct {
+	ContainerID   string
+	ContainerName string
+	Hostname      string
+	Network       string // name or ID
+	Aliases       []string
+	HostsPath     string   // the container's /etc/hosts to keep up to date ("" for none)
+	ExtraHosts    []string // its --add-host entries
+}
+
+// Attach gives the namespace ns an interface on the network: a veth pair
+// into the network's bridge (brought up with its first endpoint), the next
+// free address, and the default route when ns has none yet.
+func (s *Store) Attach(ns *os.File, req AttachRequest) (*Endpoint, *Network, error) {
+	var ep *Endpoint
+	var net_ *Network
+	err := s.update(func(st *state) error {
+		n, err := st.get(req.Network)
+		if err != nil {
+			return err
+		}
+		if n.Endpoints[req.ContainerID] != nil {
+			return fmt.Errorf("container %s is already attached to network %s: %w", req.ContainerName, n.Name, ErrAttached)
+		}
+		if len(n.Endpoints) == 0 {
+			if err := st.bringUp(n); err != nil {
+				return errors.Join(err, st.bringDown(n))
+			}
+		}
+		e, err := st.attach(n, ns, req)
+		if err != nil {
+			if len(n.Endpoints) == 0 {
+				err = errors.Join(err, st.bringDown(n))
+			}
+			return err
+		}
+		ep, net_ = e, n
+		return st.writeHosts(req.ContainerID, n)
+	})
+	return ep, net_, err
+}
+
+// vethName is the host side of the container's veth pair on network:
+// veth and 7 hex digits, as Docker names them.
+func vethName(containerID, networkID string) string {
+	sum := sha256.Sum256([]byte(containerID + "/" + networkID))
+	return "veth" + hex.EncodeToString(sum[:])[:7]
+}
+
+func (st *state) attach(n *Network, ns *os.File, req AttachRequest) (*Endpoint, error) {
+	used := map[netip.Addr]bool{n.Gateway: true}
+	for _, e := range n.Endpoints {
+		used[e.IP] = true
+	}
+	ip, err := nextAddr(n.Subnet, used)
+	if err != nil {
+		return nil, fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	br, err := netlink.LinkByName(n.Bridge)
+	if err != nil {
+		return nil, fmt.Errorf("find bridge %s: %w", n.Bridge, err)
+	}
+	h, err := netlink.NewHandleAt(netns.NsHandle(ns.Fd()))
+	if err != nil {
+		return nil, fmt.Errorf("open container network namespace: %w", err)
+	}
+	defer h.Close()
+	ifname, err := freeInterface(h)
+	if err != nil {
+		return nil, err
+	}
+	e := &Endpoint{
+		ContainerID: req.ContainerID, ContainerName: req.ContainerName, Hostname: req.Hostname,
+		Aliases: req.Aliases, EndpointID: newID(), IP: ip, MAC: macFor(ip),
+		HostVeth: vethName(req.ContainerID, n.ID), Interface: ifname,
+		HostsPath: req.HostsPath, ExtraHosts: req.ExtraHosts, Attached: time.Now().UTC(),
+	}
+	if old, err := netlink.LinkByName(e.HostVeth); err == nil {
+		_ = netlink.LinkDel(old) // left by a container that died unseen
+	}
+	mac, _ := net.ParseMAC(e.MAC)
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name, attrs.MTU, attrs.MasterIndex = e.HostVeth, br.Attrs().MTU, br.Attrs().Index
+	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: ifname, PeerHardwareAddr: mac,
+		PeerNamespace: netlink.NsFd(int(ns.Fd())), PeerMTU: uint32(br.Attrs().MTU)}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return nil, fmt.Errorf("create veth pair %s: %w", e.HostVeth, err)
+	}
+	fail := func(err error) (*Endpoint, error) {
+		if l, lerr := netlink.LinkByName(e.HostVeth); lerr == nil {
+			_ = netlink.LinkDel(l)
+		}
+		return nil, err
+	}
+	host, err := netlink.LinkByName(e.HostVeth)
+	if err != nil {
+		return fail(fmt.Errorf("find veth %s: %w", e.HostVeth, err))
+	}
+	if err := netlink.LinkSetUp(host); err != nil {
+		return fail(fmt.Errorf("bring veth %s up: %w", e.HostVeth, err))
+	}
+	peer, err := h.LinkByName(ifname)
+	if err != nil {
+		return fail(fmt.Errorf("find %s in the container: %w", ifname, err))
+	}
+	if err := h.AddrAdd(peer, &netlink.Addr{IPNet: ipNet(ip, n.Subnet.Bits())}); err != nil {
+		return fail(fmt.Errorf("address %s: %w", ifname, err))
+	}
+	if err := h.LinkSetUp(peer); err != nil {
+		return fail(fmt.Errorf("bring %s up: %w", ifname, err))
+	}
+	if !n.Internal && !hasDefaultRoute(h) {
+		gw := n.Gateway.As4()
+		if err := h.RouteAdd(&netlink.Route{LinkIndex: peer.Attrs().Index, Gw: net.IP(gw[:])}); err != nil {
+			return fail(fmt.Errorf("add default route: %w", err))
+		}
+	}
+	if n.Endpoints == nil {
+		n.Endpoints = map[string]*Endpoint{}
+	}
+	n.Endpoints[req.ContainerID] = e
+	st.dirty[n] = true
+	return e, nil
+}
+
+// freeInterface is the first ethN the namespace lacks.
+func freeInterface(h *netlink.Handle) (string, error) {
+	for i := 0; i < 1000; i++ {
+		name := "eth" + strconv.Itoa(i)
+		if _, err := h.LinkByName(name); err != nil {
+			if _, ok := err.(netlink.LinkNotFoundError); ok {
+				return name, nil
+			}
+			return "", fmt.Errorf("list container interfaces: %w", err)
+		}
+	}
+	return "", errors.New("no free interface name in the container")
+}
+
+func hasDefaultRoute(h *netlink.Handle) bool {
+	routes, err := h.RouteList(nil, unix.AF_INET)
+	if err != nil {
+		return false
+	}
+	for _, r := range routes {
+		if r.Dst == nil || r.Dst.IP.IsUnspecified() {
+			return true
+		}
+	}
+	return false
+}
+
+// Detach removes the container's endpoint on the network: its veth pair
+// goes (so does the network's bridge with its last endpoint), its peers
+// forget its name.
+func (s *Store) Detach(containerID, network string) error {
+	return s.update(func(st *state) error {
+		n, err := st.get(network)
+		if err != nil {
+			return err
+		}
+		e := n.Endpoints[containerID]
+		if e == nil {
+			return fmt.Errorf("container %.12s is not connected to network %s: %w", containerID, n.Name, ErrNotAttached)
+		}
+		return st.detach(n, e)
+	})
+}
+
+// Release detaches the container from every network; it is what a dead
+// container's cleanup calls, and does nothing for a container without
+// endpoints.
+func (s *Store) Release(containerID string) error {
+	nets, err := s.load()
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, n := range nets {
+		found = found || n.Endpoints[containerID] != nil
+	}
+	if !found {
+		return nil
+	}
+	return s.update(func(st *state) error {
+		var errs []error
+		for _, n := range st.nets {
+			if e := n.Endpoints[containerID]; e != nil {
+				errs = append(errs, st.detach(n, e))
+			}
+		}
+		return errors.Join(errs...)
+	})
+}
+
+func (st *state) detach(n *Network, e *Endpoint) error {
+	var errs []error
+	if l, err := netlink.LinkByName(e.HostVeth); err == nil {
+		if err := netlink.LinkDel(l); err != nil {
+			errs = append(errs, fmt.Errorf("delete veth %s: %w", e.HostVeth, err))
+		}
+	}
+	delete(n.Endpoints, e.ContainerID)
+	st.dirty[n] = true
+	if len(n.Endpoints) == 0 {
+		errs = append(errs, st.bringDown(n))
+	}
+	errs = append(errs, st.writeHosts(e.ContainerID, n))
+	if e.HostsPath != "" {
+		if _, err := os.Stat(e.HostsPath); err == nil {
+			errs = append(errs, st.writeHostsFor(e.ContainerID, e))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// writeHosts rewrites the /etc/hosts of the container and of its peers on n.
+func (st *state) writeHosts(containerID string, n *Network) error {
+	var errs []error
+	ids := []string{containerID}
+	if !n.Default() {
+		for id := range n.Endpoints {
+			if id != containerID {
+				ids = append(ids, id)
+			}
+		}
+	}
+	for _, id := range ids {
+		if e := n.Endpoints[id]; e != nil && e.HostsPath != "" {
+			errs = append(errs, st.writeHostsFor(id, e))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// writeHostsFor writes a container's /etc/hosts (in place: it is
+// bind-mounted): its own addresses, then its peers on user-defined networks.
+func (st *state) writeHostsFor(containerID string, any *Endpoint) error {
+	type own struct {
+		n *Network
+		e *Endpoint
+	}
+	var mine []own
+	for _, n := range st.nets {
+		if e := n.Endpoints[containerID]; e != nil {
+			mine = append(mine, own{n, e})
+		}
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].e.Attached.Before(mine[j].e.Attached) })
+	var entries []HostEntry
+	for _, m := range mine {
+		entries = append(entries, HostEntry{IP: m.e.IP, Names: dedupe([]string{m.e.Hostname})})
+	}
+	for _, m := range mine {
+		if m.n.Default() {
+			continue
+		}
+		peers := make([]*Endpoint, 0, len(m.n.Endpoints))
+		for id, p := range m.n.Endpoints {
+			if id != containerID {
+				peers = append(peers, p)
+			}
+		}
+		sort.Slice(peers, func(i, j int) bool { return peers[i].IP.Less(peers[j].IP) })
+		for _, p := range peers {
+			entries = append(entries, HostEntry{IP: p.IP, Names: p.Names()})
+		}
+	}
+	f, err := os.OpenFile(any.HostsPath, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return fmt.Errorf("update hosts of %.12s: %w", containerID, err)
+	}
+	_, werr := f.Write(HostsFile(any.ExtraHosts, entries))
+	return errors.Join(werr, f.Close())
+}

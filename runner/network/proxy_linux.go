@@ -1,0 +1,5 @@
+package network
+
+import "golang.org/x/sys/unix"
+
+var errAddrInUse = unix.EADDRINUSE
