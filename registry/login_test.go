@@ -86,3 +86,25 @@ func TestServerAddress(t *testing.T) {
 		}
 	}
 }
+
+func TestInsecureRegistriesByName(t *testing.T) {
+	opts := Options{InsecureRegistries: []string{"myreg.example:5000", "plain.example"}}
+	for _, c := range []struct {
+		image, scheme string
+	}{
+		{"myreg.example:5000/app:1", "http"},
+		{"plain.example/app:1", "http"},
+		{"plain.example:443/app:1", "http"},
+		{"other.example/app:1", "https"},
+		{"myreg.example:5001/app:1", "https"},
+	} {
+		_, ref, err := ParseReference(c.image, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// name.Insecure lets go-containerregistry fall back to plain HTTP.
+		if got := ref.Context().Scheme(); got != c.scheme {
+			t.Errorf("%s: scheme %s, want %s", c.image, got, c.scheme)
+		}
+	}
+}

@@ -48,6 +48,10 @@ type Options struct {
 	// Terminal redraws a progress bar per layer on Progress instead of
 	// printing lines.
 	Terminal bool
+	// InsecureRegistries are registries (host or host:port) that may be
+	// spoken to over plain HTTP or TLS without verification, as docker's
+	// insecure-registries.
+	InsecureRegistries []string
 	// Transport is the HTTP transport under authentication and retries; nil
 	// means remote.DefaultTransport (TLS verification off when Insecure).
 	Transport http.RoundTripper
@@ -71,12 +75,40 @@ func (o Options) transport() http.RoundTripper {
 	if o.Transport != nil {
 		return o.Transport
 	}
-	if o.Insecure {
+	insecure := func() http.RoundTripper {
 		t := remote.DefaultTransport.(*http.Transport).Clone()
-		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // --tls-verify=false asked for it
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // --tls-verify=false or insecure-registries asked for it
 		return t
 	}
+	if o.Insecure {
+		return insecure()
+	}
+	if len(o.InsecureRegistries) > 0 {
+		return perHost{insecure: insecure(), hosts: o.InsecureRegistries}
+	}
 	return remote.DefaultTransport
+}
+
+// perHost skips TLS verification only for the insecure registries.
+type perHost struct {
+	insecure http.RoundTripper
+	hosts    []string
+}
+
+func (p perHost) RoundTrip(req *http.Request) (*http.Response, error) {
+	if p.isInsecure(req.URL.Host) {
+		return p.insecure.RoundTrip(req)
+	}
+	return remote.DefaultTransport.RoundTrip(req)
+}
+
+func (p perHost) isInsecure(host string) bool {
+	for _, h := range p.hosts {
+		if h == host || (!strings.Contains(h, ":") && strings.Split(host, ":")[0] == h) {
+			return true
+		}
+	}
+	return false
 }
 
 func (o Options) platform() (v1.Platform, error) {
@@ -120,7 +152,8 @@ func ParseReference(image string, opts Options) (string, name.Reference, error) 
 	if err != nil {
 		return "", nil, fmt.Errorf("reference %q: %v: %w", image, err, cache.ErrInvalid)
 	}
-	if isLoopback(ref.Context().RegistryStr()) && ref.Context().Scheme() != "http" {
+	host := ref.Context().RegistryStr()
+	if (isLoopback(host) || (perHost{hosts: opts.InsecureRegistries}).isInsecure(host)) && ref.Context().Scheme() != "http" {
 		// go-containerregistry only knows loopback hosts with a port.
 		ref, err = name.ParseReference(n, append(nopts, name.Insecure)...)
 	}

@@ -118,7 +118,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 	f.StringVar(&compression, "compression", "gzip", "layer compression: gzip or zstd")
 	f.StringVar(&pull, "pull", "missing", "when FROM pulls its image: always, missing (the store lacks it) or never")
 	f.Lookup("pull").NoOptDefVal = "always"
-	rf.add(f)
+	rf.add(f, g)
 	f.BoolVar(&explain, "explain-cache", false, "print for every step whether it hit the build cache and, for a miss, what changed")
 	f.StringArrayVar(&noCacheFor, "no-cache-filter", nil, "do not use the cache for these stages")
 	f.StringVar(&target, "target", "", "set the target build stage to build")

@@ -51,7 +51,7 @@ func newLoginCommand(g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	rf.add(f)
+	rf.add(f, g)
 	f.StringVarP(&username, "username", "u", "", "username")
 	f.StringVarP(&password, "password", "p", "", "password (prefer --password-stdin)")
 	f.BoolVar(&passwordStdin, "password-stdin", false, "take the password from stdin")

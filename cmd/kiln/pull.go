@@ -1,8 +1,11 @@
 package main
 
 import (
+	"encoding/json"
+
 	"context"
 	"fmt"
+	"github.com/kiln-build/kiln/runner/network"
 	"io"
 	"os"
 	"sync"
@@ -19,15 +22,22 @@ import (
 // registryFlags are the flags the commands that talk to registries share.
 type registryFlags struct {
 	tlsVerify bool
+	g         *globals
 }
 
-func (r *registryFlags) add(f *pflag.FlagSet) {
+func (r *registryFlags) add(f *pflag.FlagSet, g *globals) {
+	r.g = g
 	f.BoolVar(&r.tlsVerify, "tls-verify", true, "require HTTPS and verify certificates (localhost and 127.0.0.1 registries use plain HTTP regardless)")
 }
 
 // options are the registry options; progress goes to stderr unless quiet.
+// The registries the config file names under "insecure-registries" (as in
+// docker's daemon.json) may use plain HTTP or unverified TLS.
 func (r *registryFlags) options(quiet bool) registry.Options {
 	o := registry.Options{Insecure: !r.tlsVerify}
+	if r.g != nil {
+		o.InsecureRegistries = insecureRegistries(r.g.root)
+	}
 	if !quiet {
 		o.Progress, o.Terminal = os.Stderr, isTerminal(os.Stderr)
 	}
@@ -64,7 +74,7 @@ func newPullCommand(g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	rf.add(f)
+	rf.add(f, g)
 	f.StringVar(&platform, "platform", "", "platform to take from a multi-platform image, os/arch[/variant] (default linux on this machine's architecture)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "suppress progress output")
 	return cmd
@@ -90,4 +100,23 @@ func pullFunc(s *cache.Store, o registry.Options, w io.Writer) builder.PullFunc 
 		pulled[name] = res.ID
 		return res.ID, nil
 	}
+}
+
+// insecureRegistries reads "insecure-registries" from the kiln config file
+// (<root>/config.json, else /etc/kiln/config.json). An unreadable file names none.
+func insecureRegistries(root string) []string {
+	for _, p := range network.ConfigPaths(root) {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		var c struct {
+			InsecureRegistries []string `json:"insecure-registries"`
+		}
+		if json.Unmarshal(data, &c) == nil {
+			return c.InsecureRegistries
+		}
+		return nil
+	}
+	return nil
 }

@@ -42,7 +42,7 @@ func newPushCommand(g *globals) *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	rf.add(fl)
+	rf.add(fl, g)
 	fl.StringVar(&format, "format", "", "manifest format: oci or docker (default: the one the image has; OCI for images kiln built)")
 	fl.BoolVarP(&quiet, "quiet", "q", false, "suppress progress output")
 	return cmd

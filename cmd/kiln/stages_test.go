@@ -237,4 +237,3 @@ func TestCopyParentsAndExclude(t *testing.T) {
 		}
 	}
 }
-
