@@ -9,6 +9,19 @@ type Resources struct {
 	CPUShares int64 // relative weight, cgroup v1 style (default 1024)
 	NanoCPUs  int64 // CPU quota in units of 1e-9 CPUs
 	PidsLimit int64 // maximum tasks; <= 0 is unlimited
+	// Devices, when not nil, are the only devices the cgroup may use, as
+	// device cgroup rules ("c 1:3 rwm"); nil allows every device. Enforced
+	// on cgroup v1 (the devices controller); v2 would need an eBPF program.
+	Devices []string
+}
+
+// DefaultDevices are the device rules of docker's unprivileged containers:
+// any node may be made, and the usual character devices used (null, zero,
+// full, random, urandom, tty, console, ptmx, the pseudo-terminals, tun).
+var DefaultDevices = []string{
+	"c *:* m", "b *:* m",
+	"c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+	"c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
 }
 
 // cgroupFile is one control file write.
@@ -41,6 +54,12 @@ func cgroupFiles(r Resources, v2 bool) []cgroupFile {
 			out = append(out, cgroupFile{"cpu", "cpu.weight", strconv.FormatInt(1+((s-2)*9999)/262142, 10)})
 		} else {
 			out = append(out, cgroupFile{"cpu", "cpu.shares", strconv.FormatInt(r.CPUShares, 10)})
+		}
+	}
+	if r.Devices != nil && !v2 {
+		out = append(out, cgroupFile{"devices", "devices.deny", "a"})
+		for _, rule := range r.Devices {
+			out = append(out, cgroupFile{"devices", "devices.allow", rule})
 		}
 	}
 	if r.NanoCPUs > 0 {

@@ -18,7 +18,7 @@ import (
 const CgroupRoot = "/sys/fs/cgroup"
 
 // cgroupV1Controllers are the v1 hierarchies a container is placed in.
-var cgroupV1Controllers = []string{"memory", "pids", "cpu", "cpuacct", "blkio", "freezer"}
+var cgroupV1Controllers = []string{"memory", "pids", "cpu", "cpuacct", "blkio", "freezer", "devices"}
 
 // Cgroup is a container's cgroup: one directory on cgroup v2, one per
 // hierarchy on v1 (hybrid hosts use the v1 hierarchies).
@@ -74,8 +74,8 @@ func NewCgroup(name string, r Resources) (*Cgroup, error) {
 			dir, ok = c.dirs[""], true
 		}
 		if !ok {
-			if f.Controller == "cpu" && r.CPUShares == 0 {
-				continue
+			if (f.Controller == "cpu" && r.CPUShares == 0) || f.Controller == "devices" {
+				continue // a hierarchy this host lacks (devices: enforced where it exists)
 			}
 			c.Remove()
 			return nil, fmt.Errorf("create cgroup: no %s controller", f.Controller)
@@ -204,4 +204,28 @@ func (c *Cgroup) Remove() error {
 		_ = unix.Rmdir(filepath.Dir(d)) // the shared parent, if this was the last container
 	}
 	return errors.Join(errs...)
+}
+
+// DeviceRule is the rule allowing the device at path with permissions
+// perms (some of r, w, m; "" is rwm).
+func DeviceRule(path, perms string) (string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return "", err
+	}
+	t := "c"
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFCHR:
+	case unix.S_IFBLK:
+		t = "b"
+	default:
+		return "", fmt.Errorf("%s: not a device", path)
+	}
+	if perms == "" {
+		perms = "rwm"
+	}
+	if strings.Trim(perms, "rwm") != "" {
+		return "", fmt.Errorf("invalid device permissions %q", perms)
+	}
+	return fmt.Sprintf("%s %d:%d %s", t, unix.Major(st.Rdev), unix.Minor(st.Rdev), perms), nil
 }

@@ -13,9 +13,10 @@ import (
 )
 
 // execProcess runs inside the new root: it resolves the user, creates and
-// enters the working directory, drops to the user and execs the command. It
-// only returns on failure.
-func execProcess(cfg *initConfig) error {
+// enters the working directory, drops to the user and execs the command
+// (with cfg.Init, starts it under the tiny init, and calls started once it
+// runs). It only returns on failure.
+func execProcess(cfg *initConfig, started func()) error {
 	u, err := lookupUser(cfg.User)
 	if err != nil {
 		return err
@@ -47,7 +48,11 @@ func execProcess(cfg *initConfig) error {
 	if err != nil {
 		return err
 	}
-	err = unix.Exec(exe, cfg.Args, env)
+	if cfg.Init {
+		err = runInit(exe, cfg.Args, env, cfg.Terminal, started)
+	} else {
+		err = unix.Exec(exe, cfg.Args, env)
+	}
 	kind := kindNoExec
 	if errors.Is(err, unix.ENOENT) {
 		kind = kindNotFound

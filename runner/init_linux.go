@@ -30,13 +30,14 @@ func Init() {
 	unix.CloseOnExec(reportFd)
 	rep := os.NewFile(reportFd, "report")
 	enc := json.NewEncoder(rep)
-	err := initSandbox(enc)
+	err := initSandbox(enc, rep)
 	_ = enc.Encode(initReport{Error: err.Error(), Kind: errorKind(err)})
 	os.Exit(1)
 }
 
-// initSandbox only returns on failure.
-func initSandbox(enc *json.Encoder) (err error) {
+// initSandbox only returns on failure. rep is the report pipe, which the
+// exec closes (or, with an init, the init once the command runs).
+func initSandbox(enc *json.Encoder, rep *os.File) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("sandbox init panic: %v", r)
@@ -77,5 +78,5 @@ func initSandbox(enc *json.Encoder) (err error) {
 			return err
 		}
 	}
-	return execProcess(&cfg)
+	return execProcess(&cfg, func() { rep.Close() })
 }

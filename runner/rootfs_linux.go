@@ -109,6 +109,11 @@ func setupRootfs(cfg *initConfig, report func([]stubEntry) error) error {
 			return err
 		}
 	}
+	for _, d := range cfg.Devices {
+		if err := makeDevice(cfg.Rootfs, d); err != nil {
+			return err
+		}
+	}
 	if cfg.ReadonlyRootfs {
 		if err := unix.Mount("", cfg.Rootfs, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
 			return fmt.Errorf("remount rootfs read-only: %w", err)
@@ -241,6 +246,39 @@ func pivotRoot(rootfs string) error {
 	}
 	if err := unix.Chdir("/"); err != nil {
 		return fmt.Errorf("chdir /: %w", err)
+	}
+	return nil
+}
+
+// makeDevice recreates the host device d.Source at d.Target in rootfs (a
+// character or block device: same numbers, mode and owner).
+func makeDevice(rootfs string, d Device) error {
+	var st unix.Stat_t
+	if err := unix.Stat(d.Source, &st); err != nil {
+		return fmt.Errorf("device %s: %w", d.Source, err)
+	}
+	if t := st.Mode & unix.S_IFMT; t != unix.S_IFCHR && t != unix.S_IFBLK {
+		return fmt.Errorf("device %s: not a device", d.Source)
+	}
+	p, err := resolveInRoot(rootfs, d.Target)
+	if err != nil {
+		return err
+	}
+	host := rootfs + p
+	if err := os.MkdirAll(path.Dir(host), 0o755); err != nil {
+		return fmt.Errorf("device %s: %w", d.Target, err)
+	}
+	if err := unix.Unlink(host); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("device %s: %w", d.Target, err)
+	}
+	if err := unix.Mknod(host, st.Mode, int(st.Rdev)); err != nil {
+		return fmt.Errorf("device %s: %w", d.Target, err)
+	}
+	if err := unix.Chmod(host, st.Mode&0o7777); err != nil {
+		return fmt.Errorf("device %s: %w", d.Target, err)
+	}
+	if err := unix.Lchown(host, int(st.Uid), int(st.Gid)); err != nil {
+		return fmt.Errorf("device %s: %w", d.Target, err)
 	}
 	return nil
 }

@@ -49,6 +49,14 @@ type Spec struct {
 	CgroupNS        bool              // a new cgroup namespace, rooted at the joined cgroups
 	Privileged      bool              // /sys read-write and the host's devices in /dev
 	Terminal        bool              // Stdin is a terminal: it becomes the controlling terminal of a new session
+	Init            bool              // a tiny init (this binary) is PID 1: it runs the command as its child, forwards signals and reaps orphans
+	Devices         []Device          // host devices made in the sandbox
+}
+
+// Device is a host device node (Source, e.g. /dev/fuse) made at Target in
+// the sandbox with the same type, numbers, mode and owner.
+type Device struct {
+	Source, Target string
 }
 
 // initConfig is what the sandbox init receives (as JSON) from Run.
@@ -70,6 +78,9 @@ type initConfig struct {
 	Files           map[string]string
 	CgroupNS        bool
 	Privileged      bool
+	Terminal        bool
+	Init            bool
+	Devices         []Device
 }
 
 func newInitConfig(s *Spec) (*initConfig, error) {
@@ -92,6 +103,12 @@ func newInitConfig(s *Spec) (*initConfig, error) {
 		Capabilities: s.Capabilities, NoNewPrivileges: s.NoNewPrivileges,
 		MaskedPaths: s.MaskedPaths, ReadonlyPaths: s.ReadonlyPaths, ReadonlyRootfs: s.ReadonlyRootfs,
 		Files: s.Files, CgroupNS: s.CgroupNS, Privileged: s.Privileged,
+		Terminal: s.Terminal, Init: s.Init, Devices: s.Devices,
+	}
+	for _, d := range s.Devices {
+		if !path.IsAbs(d.Source) || !path.IsAbs(d.Target) || path.Clean(d.Target) == "/" {
+			return nil, fmt.Errorf("device %q at %q: paths must be absolute", d.Source, d.Target)
+		}
 	}
 	if s.Capabilities != nil {
 		c.Capabilities = make([]string, 0, len(s.Capabilities))

@@ -24,6 +24,7 @@ type createFlags struct {
 	cpus                                                                            float64
 	cpuShares, pidsLimit                                                            int64
 	stopTimeout                                                                     int
+	iso                                                                             isolationFlags
 	net                                                                             netFlags // runnet.go
 }
 
@@ -57,6 +58,7 @@ func (f *createFlags) register(fs *pflag.FlagSet) {
 	fs.Float64Var(&f.cpus, "cpus", 0, "number of CPUs")
 	fs.Int64VarP(&f.cpuShares, "cpu-shares", "c", 0, "CPU shares (relative weight)")
 	fs.Int64Var(&f.pidsLimit, "pids-limit", 0, "tune container pids limit (-1 for unlimited)")
+	f.iso.register(fs)
 }
 
 // create makes a container from the flags, the image ref and the command.
@@ -89,6 +91,9 @@ func (f *createFlags) create(cmd *cobra.Command, g *globals, ref string, args []
 	hc := &o.HostConfig
 	hc.AutoRemove, hc.Privileged, hc.ReadonlyRootfs = f.rm, f.privileged, f.readOnly
 	hc.CapAdd, hc.CapDrop, hc.CpuShares = f.capAdd, f.capDrop, f.cpuShares
+	if err := f.iso.apply(hc); err != nil {
+		return nil, nil, err
+	}
 	if err := f.net.apply(g, f.network, &o); err != nil {
 		return nil, nil, err
 	}

@@ -59,6 +59,7 @@ type HostConfig struct {
 	CapAdd         []string
 	CapDrop        []string
 	Init           bool
+	Devices        []DeviceMapping
 	NetworkMode    string
 	Memory         int64
 	NanoCpus       int64

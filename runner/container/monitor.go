@@ -165,8 +165,13 @@ func (m *monitorState) runOnce() (int, error) {
 	if c.HostConfig.PidsLimit != nil {
 		pids = *c.HostConfig.PidsLimit
 	}
+	devices, err := deviceRules(c.HostConfig)
+	if err != nil {
+		return m.failed(125, err)
+	}
 	cg, err := runner.NewCgroup("kiln/"+c.ID, runner.Resources{
 		Memory: c.HostConfig.Memory, CPUShares: c.HostConfig.CpuShares, NanoCPUs: c.HostConfig.NanoCpus, PidsLimit: pids,
+		Devices: devices,
 	})
 	if err != nil {
 		return m.failed(125, err)

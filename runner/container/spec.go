@@ -25,7 +25,10 @@ func containerSpec(c *Container, cgroups []string) (*runner.Spec, error) {
 		Args: args, Env: env, Cwd: c.Config.Config.WorkingDir, User: c.Config.Config.User,
 		Hostname: c.Config.Config.Hostname, Network: "none",
 		ReadonlyRootfs: hc.ReadonlyRootfs, Files: c.etcFiles(),
-		Cgroups: cgroups, CgroupNS: true, Privileged: hc.Privileged,
+		Cgroups: cgroups, CgroupNS: true, Privileged: hc.Privileged, Init: hc.Init,
+	}
+	for _, d := range hc.Devices {
+		spec.Devices = append(spec.Devices, runner.Device{Source: d.PathOnHost, Target: d.PathInContainer})
 	}
 	if !hc.Privileged {
 		caps, err := runner.Capabilities(nil, hc.CapAdd, hc.CapDrop)
