@@ -106,6 +106,9 @@ func Build(ctx context.Context, s *cache.Store, opts Options) (digest.Digest, er
 		return "", err
 	}
 	b := &build{store: s, opts: opts, df: df, data: data, start: time.Now(), layers: map[digest.Digest]cache.Layer{}}
+	if df.syntax != "" {
+		fmt.Fprintf(opts.Progress, "note: %s: # syntax=%s: kiln builds with its own Dockerfile frontend (BuildKit's parser, dockerfile:1 features)\n", df.name, df.syntax)
+	}
 	if b.ignore, err = loadIgnore(ctxDir, opts.Dockerfile); err != nil {
 		return "", err
 	}

@@ -39,6 +39,9 @@ type dockerfile struct {
 	stages   []instructions.Stage
 	metaArgs []instructions.ArgCommand
 	escape   rune
+	// syntax is the "# syntax=" directive: accepted, and noted, since kiln
+	// builds with its own frontend.
+	syntax string
 }
 
 // readDockerfile reads the Dockerfile: "-" is stdin, a relative path is
@@ -73,7 +76,11 @@ func parseDockerfile(name string, data []byte) (*dockerfile, error) {
 	if len(stages) == 0 {
 		return nil, &Error{File: name, Err: errors.New("file with no instructions")}
 	}
-	return &dockerfile{name: name, stages: stages, metaArgs: metaArgs, escape: res.EscapeToken}, nil
+	df := &dockerfile{name: name, stages: stages, metaArgs: metaArgs, escape: res.EscapeToken}
+	if ref, _, _, ok := parser.DetectSyntax(data); ok {
+		df.syntax = ref
+	}
+	return df, nil
 }
 
 // locate turns a parser error into an Error with the file and line, and

@@ -92,12 +92,13 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 		extra = append(append([]runner.Mount(nil), extra...), m)
 	}
 	code, err := runner.Run(ctx, &runner.Spec{
-		Lowers:      lowers,
-		Upper:       sn.Dir,
-		Work:        sn.Work,
-		Rootfs:      sn.Mountpoint,
-		Args:        args,
-		Env:         append(env[:len(env):len(env)], mounts.env...), // secrets as env: in no key
+		Lowers: lowers,
+		Upper:  sn.Dir,
+		Work:   sn.Work,
+		Rootfs: sn.Mountpoint,
+		Args:   args,
+		// Secrets as env and the proxy build args: in no key and no history.
+		Env:         append(append(env[:len(env):len(env)], mounts.env...), b.proxyEnv(st)...),
 		Cwd:         st.img.Config.WorkingDir,
 		User:        st.img.Config.User,
 		Network:     network,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +39,7 @@ func (b *build) run(ctx context.Context) (digest.Digest, error) {
 		return "", err
 	}
 	b.dry = false
+	b.warnUnusedArgs(meta, p)
 	step := 0
 	p.first = map[int]int{}
 	for i := range b.df.stages {
@@ -270,4 +272,31 @@ func predefinedArgs() []arg {
 		out[i] = arg{key: kv[0], value: &v, predefined: true}
 	}
 	return out
+}
+
+// warnUnusedArgs warns, as BuildKit does, about --build-arg values no built
+// stage (nor a FROM line) declares.
+func (b *build) warnUnusedArgs(meta *stage, p *plan) {
+	used := map[string]bool{}
+	for _, k := range proxyArgs {
+		used[k] = true
+	}
+	for _, a := range meta.args {
+		used[a.key] = true
+	}
+	for _, st := range p.dry {
+		for _, a := range st.args {
+			used[a.key] = true
+		}
+	}
+	var unused []string
+	for k := range b.opts.BuildArgs {
+		if !used[k] {
+			unused = append(unused, k)
+		}
+	}
+	if len(unused) > 0 {
+		sort.Strings(unused)
+		b.warnf("one or more build-args %v were not consumed", unused)
+	}
 }

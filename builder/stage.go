@@ -140,6 +140,31 @@ func (st *stage) argEnv() []string {
 	return out
 }
 
+// proxyArgs are the build args BuildKit predefines for proxies: given with
+// --build-arg they reach RUN without an ARG, and stay out of the image's
+// history and of cache keys.
+var proxyArgs = []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
+	"FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"}
+
+// proxyEnv is the proxy build args given and not declared as ARGs.
+func (b *build) proxyEnv(st *stage) []string {
+	var out []string
+	for _, k := range proxyArgs {
+		v, ok := b.opts.BuildArgs[k]
+		if !ok {
+			continue
+		}
+		declared := false
+		for _, a := range st.args {
+			declared = declared || a.key == k
+		}
+		if !declared {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
+}
+
 // argValues is the declared ARGs with the values they have now, for explaining cache misses.
 func (st *stage) argValues() map[string]string {
 	out := map[string]string{}

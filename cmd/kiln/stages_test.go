@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -235,5 +236,35 @@ func TestCopyParentsAndExclude(t *testing.T) {
 		if _, ok := files[absent]; ok {
 			t.Errorf("%s should not be in the image", absent)
 		}
+	}
+}
+
+// TestPredefinedArgs: the platform ARGs exist in every build, the proxy
+// build args reach RUN without an ARG and stay out of history, unused build
+// args are warned about, and a syntax directive is accepted.
+func TestPredefinedArgs(t *testing.T) {
+	e := newEnv(t)
+	e.importBase("localhost/bb:latest")
+	e.kiln("tag", "localhost/bb:latest", "localhost/bb:linux") // FROM uses the predefined $TARGETOS
+	ctx := writeContext(t, map[string]string{"Dockerfile": "# syntax=docker/dockerfile:1\n" +
+		"ARG TARGETOS\nFROM localhost/bb:$TARGETOS AS build\n" +
+		"ARG TARGETPLATFORM\nARG BUILDOS\n" +
+		"RUN echo \"$TARGETPLATFORM $BUILDOS\" > /platform && echo \"proxy=$HTTP_PROXY\" > /proxy\n"})
+	r := e.run("", "build", "--build-arg", "HTTP_PROXY=http://proxy.invalid:3128", "--build-arg", "UNUSED=1", "-t", "args", ctx)
+	if r.code != 0 {
+		t.Fatalf("build: %s", r.stderr)
+	}
+	if !strings.Contains(r.stderr, "[UNUSED] were not consumed") || !strings.Contains(r.stderr, "# syntax=docker/dockerfile:1") {
+		t.Errorf("warnings:\n%s", r.stderr)
+	}
+	files := imageFiles(t, e, "args")
+	if got := files["/platform"]; got != "linux/"+runtime.GOARCH+" linux\n" {
+		t.Errorf("/platform = %q", got)
+	}
+	if got := files["/proxy"]; got != "proxy=http://proxy.invalid:3128\n" {
+		t.Errorf("/proxy = %q", got)
+	}
+	if hist := e.kiln("history", "--no-trunc", "args"); strings.Contains(hist, "proxy.invalid") {
+		t.Errorf("the proxy is in the history:\n%s", hist)
 	}
 }
