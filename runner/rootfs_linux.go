@@ -19,6 +19,7 @@ type plannedMount struct {
 	nested   bool                    // below an earlier mount: its mount point is made then, not as a stub
 	fallback func(host string) error // tried when the mount fails
 	after    func(host string) error // run once mounted
+	populate bool                    // fill an empty Source from the rootfs first (Spec.Populate)
 }
 
 // planMounts lists the sandbox mounts in mount order: /proc, /dev, /sys, the
@@ -58,7 +59,7 @@ func planMounts(cfg *initConfig) []plannedMount {
 				dir = false
 			}
 		}
-		plan = append(plan, plannedMount{Mount: m, dir: dir})
+		plan = append(plan, plannedMount{Mount: m, dir: dir, populate: dir && slices.Contains(cfg.Populate, m.Target)})
 	}
 	for i := range plan {
 		for j := range i {
@@ -131,6 +132,11 @@ func mountPlanned(rootfs string, pm plannedMount) error {
 	if pm.nested {
 		if err := ensureMountPoint(host, pm.dir); err != nil {
 			return err
+		}
+	}
+	if pm.populate {
+		if err := populate(pm.Source, host); err != nil {
+			return fmt.Errorf("fill volume %s from the image: %w", pm.Target, err)
 		}
 	}
 	m := pm.Mount

@@ -51,6 +51,10 @@ type Spec struct {
 	Terminal        bool              // Stdin is a terminal: it becomes the controlling terminal of a new session
 	Init            bool              // a tiny init (this binary) is PID 1: it runs the command as its child, forwards signals and reaps orphans
 	Devices         []Device          // host devices made in the sandbox
+	// Populate lists ExtraMounts targets (volumes) whose source, when it is
+	// an empty directory, is first filled with what the rootfs has there,
+	// as docker fills a new volume from the image.
+	Populate []string
 }
 
 // Device is a host device node (Source, e.g. /dev/fuse) made at Target in
@@ -81,6 +85,7 @@ type initConfig struct {
 	Terminal        bool
 	Init            bool
 	Devices         []Device
+	Populate        []string
 }
 
 func newInitConfig(s *Spec) (*initConfig, error) {
@@ -103,7 +108,7 @@ func newInitConfig(s *Spec) (*initConfig, error) {
 		Capabilities: s.Capabilities, NoNewPrivileges: s.NoNewPrivileges,
 		MaskedPaths: s.MaskedPaths, ReadonlyPaths: s.ReadonlyPaths, ReadonlyRootfs: s.ReadonlyRootfs,
 		Files: s.Files, CgroupNS: s.CgroupNS, Privileged: s.Privileged,
-		Terminal: s.Terminal, Init: s.Init, Devices: s.Devices,
+		Terminal: s.Terminal, Init: s.Init, Devices: s.Devices, Populate: s.Populate,
 	}
 	for _, d := range s.Devices {
 		if !path.IsAbs(d.Source) || !path.IsAbs(d.Target) || path.Clean(d.Target) == "/" {

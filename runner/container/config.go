@@ -91,6 +91,7 @@ type MountSpec struct {
 	Source   string `json:"Source,omitempty"`
 	Target   string `json:"Target"`
 	ReadOnly bool   `json:"ReadOnly,omitempty"`
+	NoCopy   bool   `json:"NoCopy,omitempty"` // a volume that is not filled from the image
 }
 
 // MountPoint is a resolved mount, as Docker's inspect "Mounts" shows it.

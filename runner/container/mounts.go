@@ -31,7 +31,9 @@ func ParseVolumeFlag(spec string) (MountSpec, error) {
 				switch o {
 				case "ro":
 					m.ReadOnly = true
-				case "rw", "z", "Z", "private", "rprivate", "nocopy":
+				case "nocopy":
+					m.NoCopy = true
+				case "rw", "z", "Z", "private", "rprivate":
 				default:
 					return MountSpec{}, fmt.Errorf("%w: %q: unknown option %q", ErrInvalidMount, spec, o)
 				}
@@ -62,7 +64,9 @@ func ParseMountFlag(spec string) (MountSpec, error) {
 			m.Target = v
 		case "readonly", "ro":
 			m.ReadOnly = !hasValue || v == "1" || v == "true"
-		case "bind-propagation", "volume-nocopy", "tmpfs-size", "tmpfs-mode", "consistency":
+		case "volume-nocopy":
+			m.NoCopy = !hasValue || v == "1" || v == "true"
+		case "bind-propagation", "tmpfs-size", "tmpfs-mode", "consistency":
 		default:
 			return MountSpec{}, fmt.Errorf("%w: %q: unexpected key %q", ErrInvalidMount, spec, k)
 		}

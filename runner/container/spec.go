@@ -2,6 +2,7 @@ package container
 
 import (
 	"fmt"
+	"path"
 	"strings"
 
 	"github.com/kiln-build/kiln/runner"
@@ -39,7 +40,14 @@ func containerSpec(c *Container, cgroups []string) (*runner.Spec, error) {
 		spec.NoNewPrivileges = true
 		spec.MaskedPaths, spec.ReadonlyPaths = hc.MaskedPaths, hc.ReadonlyPaths
 	}
+	noCopy := map[string]bool{}
+	for _, m := range hc.Mounts {
+		noCopy[path.Clean(m.Target)] = m.NoCopy
+	}
 	for _, mp := range c.Mounts {
+		if mp.Type == "volume" && !noCopy[mp.Destination] {
+			spec.Populate = append(spec.Populate, mp.Destination)
+		}
 		m := runner.Mount{Target: mp.Destination}
 		switch mp.Type {
 		case "bind", "volume":
