@@ -127,4 +127,3 @@ func copyFileData(src, dst string) error {
 	}
 	return err
 }
-
