@@ -3,11 +3,9 @@ package builder
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -221,29 +219,12 @@ func (b *build) addStep(ctx context.Context, st *stage, req copyRequest) error {
 				}
 				continue
 			}
-			ci := it.item
-			ci.target = dest
-			switch {
-			case ci.src.info.IsDir():
-				if _, err := r.MkdirAll(dest, 0o755, owner); err != nil {
-					return false, err
-				}
-			case destIsDir || r.IsDir(dest):
-				ci.target = path.Join(dest, ci.src.base)
-				if _, err := r.MkdirAll(dest, 0o755, owner); err != nil {
-					return false, err
-				}
-			default:
-				if _, err := r.MkdirAll(path.Dir(dest), 0o755, owner); err != nil {
-					return false, err
-				}
+			ci, err := placeItem(r, it.item, dest, destIsDir, false, owner)
+			if err != nil {
+				return false, err
 			}
 			plan := copyPlan{owner: owner, chown: req.chown != "", mode: mode, items: []copyItem{ci}}
-			pr, pw := io.Pipe()
-			go func() { pw.CloseWithError(plan.writeTar(ctx, pw)) }()
-			_, err := layer.Apply(ctx, r.dir, pr, layer.ApplyOptions{})
-			pr.CloseWithError(err)
-			if err != nil {
+			if err := plan.apply(ctx, r); err != nil {
 				return false, fmt.Errorf("ADD %s: %w", ci.src.name, err)
 			}
 		}

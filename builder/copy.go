@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"github.com/kiln-build/kiln/cache"
 	"github.com/opencontainers/go-digest"
-	"io"
 	"io/fs"
 	"path"
 	"path/filepath"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
-	"github.com/kiln-build/kiln/layer"
 )
 
 // copyRequest is a COPY or ADD instruction after expansion.
@@ -146,38 +144,13 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 		}
 		plan := copyPlan{owner: owner, chown: req.chown != "", mode: mode, preserveOwner: srcs.preserveOwner, stats: b.statCache()}
 		for _, it := range srcs.items {
-			it.target = dest
-			switch {
-			case req.parents:
-				it.target = path.Join(dest, it.src.parentRel)
-				dir := it.target
-				if !it.src.info.IsDir() {
-					dir = path.Dir(it.target)
-				}
-				if _, err := r.MkdirAll(dir, 0o755, owner); err != nil {
-					return false, err
-				}
-			case it.src.info.IsDir():
-				if _, err := r.MkdirAll(dest, 0o755, owner); err != nil {
-					return false, err
-				}
-			case destIsDir || r.IsDir(dest):
-				it.target = path.Join(dest, it.src.base)
-				if _, err := r.MkdirAll(dest, 0o755, owner); err != nil {
-					return false, err
-				}
-			default:
-				if _, err := r.MkdirAll(path.Dir(dest), 0o755, owner); err != nil {
-					return false, err
-				}
+			it, err := placeItem(r, it, dest, destIsDir, req.parents, owner)
+			if err != nil {
+				return false, err
 			}
 			plan.items = append(plan.items, it)
 		}
-		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(plan.writeTar(ctx, pw)) }()
-		_, err := layer.Apply(ctx, r.dir, pr, layer.ApplyOptions{})
-		pr.CloseWithError(err)
-		return true, err
+		return true, plan.apply(ctx, r)
 	})
 	if err != nil {
 		return err
@@ -192,6 +165,30 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 	b.record(st, key, l.DiffID, now, inputs)
 	st.addLayer(l.DiffID, createdBy, now)
 	return nil
+}
+
+// placeItem decides where a source lands, as COPY does — a directory's
+// contents into dest, a file into dest when dest is (or is written as) a
+// directory, else as dest itself; with --parents below its kept path — and
+// creates the directories it needs, owned by owner.
+func placeItem(r *rootfs, it copyItem, dest string, destIsDir, parents bool, owner ids) (copyItem, error) {
+	it.target = dest
+	dir := dest
+	switch {
+	case parents:
+		it.target = path.Join(dest, it.src.parentRel)
+		dir = it.target
+		if !it.src.info.IsDir() {
+			dir = path.Dir(it.target)
+		}
+	case it.src.info.IsDir():
+	case destIsDir || r.IsDir(dest):
+		it.target = path.Join(dest, it.src.base)
+	default:
+		dir = path.Dir(dest)
+	}
+	_, err := r.MkdirAll(dir, 0o755, owner)
+	return it, err
 }
 
 // contextCopySources gathers a COPY's sources from the build context and its

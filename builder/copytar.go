@@ -6,6 +6,7 @@ import (
 	"archive/tar"
 	"context"
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/layer"
 	"github.com/opencontainers/go-digest"
 	"io"
 	"io/fs"
@@ -37,6 +38,16 @@ type copyItem struct {
 }
 
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+// apply writes the plan into the rootfs: a tar stream extracted there by
+// layer.Apply, which resolves every path inside the rootfs.
+func (p *copyPlan) apply(ctx context.Context, r *rootfs) error {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(p.writeTar(ctx, pw)) }()
+	_, err := layer.Apply(ctx, r.dir, pr, layer.ApplyOptions{})
+	pr.CloseWithError(err)
+	return err
+}
 
 // writeTar streams the plan as a tar: a directory source contributes its
 // contents (not itself), a file or symlink source itself.
