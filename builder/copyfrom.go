@@ -12,8 +12,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/kiln-build/kiln/cache"
-	"github.com/kiln-build/kiln/runner"
 )
 
 // stageSources gathers a COPY --from's sources from another stage or an
@@ -29,54 +27,19 @@ func (b *build) stageSources(ctx context.Context, st *stage, req copyRequest) (*
 	if len(req.sd.SourceContents) > 0 {
 		return nil, fmt.Errorf("%s --from cannot copy heredocs", req.name)
 	}
-	var srcKey digest.Digest
-	var diffIDs []digest.Digest
-	if j, ok := b.stageIndex(from, st.index); ok {
-		if b.dry {
-			return nil, b.needStage(ctx, st, j)
-		}
-		src := b.results(j)
-		srcKey, diffIDs = src.cacheKey, src.img.RootFS.DiffIDs
-	} else {
-		id, err := b.resolveBase(ctx, from)
-		if err != nil {
-			if errors.Is(err, cache.ErrNotFound) {
-				return nil, fmt.Errorf("%s --from=%s: no stage or image of that name", req.name, from)
-			}
-			return nil, fmt.Errorf("%s --from=%s: %w", req.name, from, err)
-		}
-		if b.dry {
-			return nil, nil
-		}
-		img, _, err := b.store.Image(id)
-		if err != nil {
-			return nil, err
-		}
-		srcKey, diffIDs = id, img.RootFS.DiffIDs
+	ts, err := b.resolveFrom(ctx, st, from)
+	if err != nil {
+		return nil, fmt.Errorf("%s --%w", req.name, err)
 	}
-	lowers, err := b.lowers(&stage{img: imageWithLayers(diffIDs)})
+	if ts == nil { // the dry pass: the stage is planned, the image found
+		return nil, nil
+	}
+	dir, release, err := b.mountTree(ts)
 	if err != nil {
 		return nil, err
 	}
-	// The source tree: an overlay of its layers with a throwaway upper.
-	sn, err := b.store.NewSnapshot()
-	if err != nil {
-		return nil, err
-	}
-	dir := sn.Dir
-	if len(lowers) > 0 {
-		if err := runner.MountOverlay(runner.OverlayMount(sn.Mountpoint, lowers, sn.Dir, sn.Work)); err != nil {
-			sn.Discard()
-			return nil, err
-		}
-		dir = sn.Mountpoint
-	}
-	out := &copySources{preserveOwner: true, release: func() {
-		if len(lowers) > 0 {
-			runner.Unmount(sn.Mountpoint)
-		}
-		sn.Discard()
-	}}
+	srcKey := ts.key
+	out := &copySources{preserveOwner: true, release: release}
 	fail := func(err error) (*copySources, error) {
 		out.release()
 		return nil, err
