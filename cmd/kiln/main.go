@@ -95,6 +95,7 @@ func newRootCommand() *cobra.Command {
 		newAttachCommand(g),
 		newTopCommand(g),
 		newDiffCommand(g),
+		newImageCommand(g),
 	)
 	return root
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/docker/go-units"
@@ -101,32 +100,22 @@ func confirm(in io.Reader, out io.Writer, question string) bool {
 
 func newSystemCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "system", Short: "Manage kiln"}
-	cmd.AddCommand(newSystemDfCommand(g))
+	cmd.AddCommand(newSystemDfCommand(g), newSystemPruneCommand(g))
 	return cmd
 }
 
 func newSystemDfCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var verbose bool
+	cmd := &cobra.Command{
 		Use:   "df",
 		Short: "Show kiln disk usage",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := cache.Open(g.root)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			u, err := s.Usage()
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 8, 3, ' ', 0)
-			fmt.Fprintln(tw, "TYPE\tTOTAL\tACTIVE\tSIZE\tRECLAIMABLE")
-			fmt.Fprintf(tw, "Images\t%d\t%d\t%s\t%s\n", u.Images, u.Images-int64(u.UnusedImages), humanSize(u.ImagesSize), withPercent(u.ImagesReclaimable, u.ImagesSize))
-			fmt.Fprintf(tw, "Build Cache\t%d\t0\t%s\t%s\n", u.CacheRecords, humanSize(u.CacheSize), humanSize(u.CacheReclaimable))
-			return tw.Flush()
+			return systemDf(cmd.OutOrStdout(), g, verbose) // df.go
 		},
 	}
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show detailed information on space usage")
+	return cmd
 }
 
 func withPercent(part, total int64) string {

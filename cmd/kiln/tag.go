@@ -76,16 +76,25 @@ func removeImage(cmd *cobra.Command, s *cache.Store, arg string, force bool) err
 		}
 	}
 	if byName {
+		// The last name of an image a container uses needs -f, and then
+		// only goes: the image stays for the container.
+		keep, err := refuseImageInUse(s.Root(), id, arg, true, len(names) == 1, force)
+		if err != nil {
+			return err
+		}
 		if _, err := s.Untag(arg); err != nil {
 			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "Untagged: %s\n", cache.FamiliarName(mustNormalize(arg)))
-		if len(names) > 1 {
+		if len(names) > 1 || keep {
 			return nil
 		}
 	} else {
 		if len(names) > 1 && !force {
 			return fmt.Errorf("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories", id.Encoded()[:12])
+		}
+		if _, err := refuseImageInUse(s.Root(), id, arg, false, false, force); err != nil {
+			return err
 		}
 		for _, n := range names {
 			if _, err := s.Untag(n); err != nil {

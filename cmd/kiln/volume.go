@@ -112,7 +112,7 @@ func newVolumeCommand(g *globals) *cobra.Command {
 		},
 	}
 	rm.Flags().BoolVarP(&force, "force", "f", false, "force the removal of one or more volumes")
-	cmd.AddCommand(create, ls, inspect, rm)
+	cmd.AddCommand(create, ls, inspect, rm, newVolumePruneCommand(g))
 	return cmd
 }
 
@@ -123,6 +123,6 @@ func newContainerCommand(g *globals) *cobra.Command {
 	ls.Use, ls.Aliases = "ls [OPTIONS]", []string{"list", "ps"}
 	cmd.AddCommand(newRunCommand(g), newCreateCommand(g), newStartCommand(g), newStopCommand(g),
 		newRestartCommand(g), newKillCommand(g), newRmCommand(g), newWaitCommand(g), ls, newLogsCommand(g),
-		newExecCommand(g), newAttachCommand(g), newTopCommand(g), newDiffCommand(g))
+		newExecCommand(g), newAttachCommand(g), newTopCommand(g), newDiffCommand(g), newContainerPruneCommand(g))
 	return cmd
 }
