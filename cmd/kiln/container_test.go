@@ -436,7 +436,8 @@ func TestContainerSizeAndInspect(t *testing.T) {
 	if got := e.inspectF("{{.Os}}", "bb"); got != "linux" {
 		t.Errorf("image inspect: %s", got)
 	}
-	e.kiln("rmi", "bb")
+	// (The container is stopped: rmi by ID with -f deletes the image, as docker's.)
+	e.kiln("rmi", "-f", e.inspectF("{{.Id}}", "bb"))
 	s, err := cache.Open(e.root)
 	if err != nil {
 		t.Fatal(err)

@@ -57,9 +57,9 @@ func (l *logWriter) pump(stream string, r io.Reader, w io.Writer) {
 				i := bytes.IndexByte(chunk, '\n')
 				if i < 0 {
 					pending = append(pending, chunk...)
-					if len(pending) >= maxLogLine {
-						l.write(stream, pending)
-						pending = pending[:0]
+					for len(pending) >= maxLogLine {
+						l.write(stream, pending[:maxLogLine])
+						pending = append(pending[:0], pending[maxLogLine:]...)
 					}
 					break
 				}

@@ -1,0 +1,180 @@
+package runner
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCgroupFiles(t *testing.T) {
+	r := Resources{Memory: 64 << 20, PidsLimit: 10, CPUShares: 1024, NanoCPUs: 1.5e9, Devices: []string{"c 1:3 rwm"}}
+	v1 := []cgroupFile{
+		{"memory", "memory.limit_in_bytes", "67108864"},
+		{"pids", "pids.max", "10"},
+		{"cpu", "cpu.shares", "1024"},
+		{"devices", "devices.deny", "a"},
+		{"devices", "devices.allow", "c 1:3 rwm"},
+		{"cpu", "cpu.cfs_period_us", "100000"},
+		{"cpu", "cpu.cfs_quota_us", "150000"},
+	}
+	if got := cgroupFiles(r, false); !slices.Equal(got, v1) {
+		t.Errorf("v1:\n%v\nwant\n%v", got, v1)
+	}
+	// v2: runc's shares-to-weight conversion, cpu.max; device rules would
+	// need eBPF and are left out.
+	v2 := []cgroupFile{
+		{"memory", "memory.max", "67108864"},
+		{"pids", "pids.max", "10"},
+		{"cpu", "cpu.weight", "39"},
+		{"cpu", "cpu.max", "150000 100000"},
+	}
+	if got := cgroupFiles(r, true); !slices.Equal(got, v2) {
+		t.Errorf("v2:\n%v\nwant\n%v", got, v2)
+	}
+	// Zero is no limit; shares and quotas are clamped as runc does.
+	if got := cgroupFiles(Resources{}, false); len(got) != 0 {
+		t.Errorf("no limits: %v", got)
+	}
+	for shares, weight := range map[int64]string{2: "1", 1: "1", 262144: "10000", 1 << 20: "10000"} {
+		if got := cgroupFiles(Resources{CPUShares: shares}, true); got[0].Value != weight {
+			t.Errorf("shares %d: weight %s, want %s", shares, got[0].Value, weight)
+		}
+	}
+	if got := cgroupFiles(Resources{NanoCPUs: 1e6}, true); got[0].Value != "1000 100000" {
+		t.Errorf("a tiny --cpus: %v", got)
+	}
+	// An empty rule list denies everything.
+	if got := cgroupFiles(Resources{Devices: []string{}}, false); !slices.Equal(got, []cgroupFile{{"devices", "devices.deny", "a"}}) {
+		t.Errorf("no devices: %v", got)
+	}
+}
+
+func TestParseFlatKeyed(t *testing.T) {
+	data := "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n"
+	if n, ok := parseFlatKeyed(data, "oom_kill"); !ok || n != 3 {
+		t.Errorf("oom_kill = %d, %v", n, ok)
+	}
+	if _, ok := parseFlatKeyed(data, "oom"); ok {
+		t.Errorf("a key's prefix matched")
+	}
+	if _, ok := parseFlatKeyed("oom_kill x\n", "oom_kill"); ok {
+		t.Errorf("a bad number parsed")
+	}
+}
+
+func TestDeviceRule(t *testing.T) {
+	for _, tc := range []struct{ path, perms, want string }{
+		{"/dev/null", "", "c 1:3 rwm"},
+		{"/dev/zero", "r", "c 1:5 r"},
+	} {
+		if got, err := DeviceRule(tc.path, tc.perms); err != nil || got != tc.want {
+			t.Errorf("DeviceRule(%s, %q) = %q, %v", tc.path, tc.perms, got, err)
+		}
+	}
+	for _, bad := range [][2]string{{"/dev/null", "rx"}, {"/etc/passwd", ""}, {"/no/such/dev", ""}} {
+		if _, err := DeviceRule(bad[0], bad[1]); err == nil {
+			t.Errorf("DeviceRule(%q, %q) succeeded", bad[0], bad[1])
+		}
+	}
+}
+
+// A real cgroup: limits written, processes listed, everything removed.
+func TestNewCgroup(t *testing.T) {
+	requireRoot(t)
+	name := fmt.Sprintf("kiln-test-%d/c", os.Getpid())
+	r := Resources{Memory: 64 << 20, PidsLimit: 10, Devices: DefaultDevices}
+	cg, err := NewCgroup(name, r)
+	if err != nil {
+		t.Skipf("no cgroups here: %v", err)
+	}
+	defer cg.Remove()
+	read := func(ctl, file string) string {
+		t.Helper()
+		dir := cg.dirs[ctl]
+		if cg.v2 {
+			dir = cg.dirs[""]
+		}
+		data, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(data))
+	}
+	if cg.v2 {
+		if got := read("", "memory.max"); got != "67108864" {
+			t.Errorf("memory.max %s", got)
+		}
+	} else {
+		if got := read("memory", "memory.limit_in_bytes"); got != "67108864" {
+			t.Errorf("memory.limit_in_bytes %s", got)
+		}
+		if _, ok := cg.dirs["devices"]; ok {
+			if got := read("devices", "devices.list"); !strings.Contains(got, "c 1:3 rwm") || strings.Contains(got, "a *:* rwm") {
+				t.Errorf("devices.list:\n%s", got)
+			}
+		}
+	}
+	if got := read("pids", "pids.max"); got != "10" {
+		t.Errorf("pids.max %s", got)
+	}
+	if pids := cg.Pids(); len(pids) != 0 || cg.OOMKilled() {
+		t.Errorf("a new cgroup: pids %v, OOM %v", pids, cg.OOMKilled())
+	}
+	// OpenCgroup finds the same directories; Remove takes them and the
+	// parent they had alone.
+	if !slices.Equal(OpenCgroup(name).Dirs(), cg.Dirs()) {
+		t.Errorf("OpenCgroup: %v, NewCgroup: %v", OpenCgroup(name).Dirs(), cg.Dirs())
+	}
+	if err := cg.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range cg.Dirs() {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("%s left behind", d)
+		}
+		if _, err := os.Stat(filepath.Dir(d)); err == nil {
+			t.Errorf("the parent of %s left behind", d)
+		}
+	}
+}
+
+// Remove kills what is left in the cgroup.
+func TestCgroupRemoveKills(t *testing.T) {
+	s := newSpec(t, true, "sleep", "100")
+	cg, err := NewCgroup(fmt.Sprintf("kiln-test-%d/k", os.Getpid()), Resources{PidsLimit: 5})
+	if err != nil {
+		t.Skipf("no cgroups here: %v", err)
+	}
+	s.Cgroups = cg.Dirs()
+	done := make(chan int, 1)
+	started := make(chan struct{})
+	go func() {
+		p, _, err := Start(s)
+		close(started)
+		if err != nil {
+			t.Error(err)
+			done <- -1
+			return
+		}
+		code, _ := p.Wait()
+		done <- code
+	}()
+	<-started
+	deadline := time.Now().Add(5 * time.Second)
+	for len(cg.Pids()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if len(cg.Pids()) == 0 {
+		t.Fatal("the sandbox never showed up in its cgroup")
+	}
+	if err := cg.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-done; code != 137 {
+		t.Errorf("the sandbox exited %d, want 137 (killed)", code)
+	}
+}
