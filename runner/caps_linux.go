@@ -30,7 +30,8 @@ func limitCapabilities(keep []string) error {
 			want[n] = true
 		}
 	}
-	for c := 0; c <= lastCap(); c++ {
+	last := lastCap()
+	for c := 0; c <= last; c++ {
 		if want[c] {
 			continue
 		}

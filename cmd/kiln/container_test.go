@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/runner/network"
 )
 
 // newContainerEnv is an env with the busybox base imported as "bb" that,
@@ -30,6 +31,12 @@ func newContainerEnv(t *testing.T) *env {
 			e.run("", append([]string{"rm", "-f", "-v"}, ids...)...)
 		}
 		e.assertNoContainers(ids)
+		// The default bridge stays up after its last container (as
+		// docker0): network prune takes it down.
+		e.run("", "network", "prune", "-f")
+		if br := network.DefaultBridgeName(e.root); exists("/sys/class/net/" + br) {
+			t.Errorf("bridge %s left behind", br)
+		}
 	})
 	return e
 }

@@ -309,7 +309,8 @@ func (m *monitorState) teardownNetwork() {
 	}
 	os.Remove(m.c.portsPath())
 	if m.net.store != nil {
-		if err := m.net.store.Release(m.c.ID); err != nil {
+		// The container is dead: its namespace goes with the fd closed below.
+		if err := m.net.store.ReleaseDying(m.c.ID); err != nil {
 			fmt.Fprintln(os.Stderr, "kiln-monitor:", err)
 		}
 	}

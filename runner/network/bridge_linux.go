@@ -80,6 +80,22 @@ func (st *state) bringDown(n *Network) error {
 	return errors.Join(errs...)
 }
 
+// takeDown removes n's kernel state, if any, and records it gone.
+func (st *state) takeDown(n *Network) error {
+	err := st.bringDown(n)
+	if n.Up {
+		n.Up = false
+		st.dirty[n] = true
+	}
+	return err
+}
+
+// linkExists reports whether the host has a network device named name.
+func linkExists(name string) bool {
+	_, err := netlink.LinkByName(name)
+	return err == nil
+}
+
 // enableForwarding turns IPv4 forwarding on, as Docker does.
 func enableForwarding() error {
 	const p = "/proc/sys/net/ipv4/ip_forward"

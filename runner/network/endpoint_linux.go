@@ -78,15 +78,18 @@ func (s *Store) Attach(ns *os.File, req AttachRequest) (*Endpoint, *Network, err
 		if n.Endpoints[req.ContainerID] != nil {
 			return fmt.Errorf("container %s is already attached to network %s: %w", req.ContainerName, n.Name, ErrAttached)
 		}
-		if len(n.Endpoints) == 0 {
+		broughtUp := false
+		if !n.Up || !linkExists(n.Bridge) {
 			if err := st.bringUp(n); err != nil {
-				return errors.Join(err, st.bringDown(n))
+				return errors.Join(err, st.takeDown(n))
 			}
+			n.Up, broughtUp = true, true
+			st.dirty[n] = true
 		}
 		e, err := st.attach(n, ns, req)
 		if err != nil {
-			if len(n.Endpoints) == 0 {
-				err = errors.Join(err, st.bringDown(n))
+			if broughtUp && len(n.Endpoints) == 0 {
+				err = errors.Join(err, st.takeDown(n))
 			}
 			return err
 		}
@@ -226,7 +229,16 @@ func (s *Store) Detach(containerID, network string) error {
 // Release detaches the container from every network; it is what a dead
 // container's cleanup calls, and does nothing for a container without
 // endpoints.
-func (s *Store) Release(containerID string) error {
+func (s *Store) Release(containerID string) error { return s.release(containerID, false) }
+
+// ReleaseDying is Release for a container whose network namespace goes away
+// with it (its monitor's last reference is about to be closed): the host
+// ends of its veth pairs are only unplugged from their bridges, and the
+// kernel deletes them with the namespace, which spares the caller the
+// synchronous wait (an RCU grace period) of deleting a device.
+func (s *Store) ReleaseDying(containerID string) error { return s.release(containerID, true) }
+
+func (s *Store) release(containerID string, dying bool) error {
 	nets, err := s.load()
 	if err != nil {
 		return err
@@ -242,6 +254,9 @@ func (s *Store) Release(containerID string) error {
 		var errs []error
 		for _, n := range st.nets {
 			if e := n.Endpoints[containerID]; e != nil {
+				if dying {
+					errs = append(errs, unplug(e.HostVeth))
+				}
 				errs = append(errs, st.detach(n, e))
 			}
 		}
@@ -249,18 +264,33 @@ func (s *Store) Release(containerID string) error {
 	})
 }
 
+// unplug takes a veth out of its bridge and down, for the kernel to delete
+// with the peer's namespace (a new endpoint of the same name deletes it
+// first if it is still there).
+func unplug(name string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil
+	}
+	if err := netlink.LinkSetDown(l); err != nil {
+		return fmt.Errorf("unplug veth %s: %w", name, err)
+	}
+	if err := netlink.LinkSetNoMaster(l); err != nil {
+		return fmt.Errorf("unplug veth %s: %w", name, err)
+	}
+	return nil
+}
+
 func (st *state) detach(n *Network, e *Endpoint) error {
 	var errs []error
-	if l, err := netlink.LinkByName(e.HostVeth); err == nil {
+	if l, err := netlink.LinkByName(e.HostVeth); err == nil && l.Attrs().MasterIndex != 0 {
 		if err := netlink.LinkDel(l); err != nil {
 			errs = append(errs, fmt.Errorf("delete veth %s: %w", e.HostVeth, err))
 		}
 	}
 	delete(n.Endpoints, e.ContainerID)
 	st.dirty[n] = true
-	if len(n.Endpoints) == 0 {
-		errs = append(errs, st.bringDown(n))
-	}
+	// The bridge and its rules stay up for the next container (Network.Up).
 	errs = append(errs, st.writeHosts(e.ContainerID, n))
 	if e.HostsPath != "" {
 		if _, err := os.Stat(e.HostsPath); err == nil {

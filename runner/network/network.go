@@ -46,6 +46,11 @@ type Network struct {
 	AutoSubnet bool              `json:"AutoSubnet"` // picked from the pools: may move while no endpoint exists
 	Internal   bool              `json:"Internal"`   // no outbound traffic
 	Labels     map[string]string `json:"Labels,omitempty"`
+	// Up: the bridge and the firewall rules were made. They stay, as
+	// docker0's do, once the last endpoint goes (making and removing them
+	// for every container would cost a container start several times
+	// over): removing the network, or pruning networks, takes them down.
+	Up bool `json:"Up,omitempty"`
 	// Endpoints by container ID.
 	Endpoints map[string]*Endpoint `json:"Endpoints,omitempty"`
 }

@@ -321,6 +321,11 @@ func (st *state) remove(n *Network) error {
 	if len(n.Endpoints) > 0 {
 		return fmt.Errorf("error while removing network: network %s id %s has active endpoints: %w", n.Name, n.ID, ErrInUse)
 	}
+	if n.Up {
+		if err := st.takeDown(n); err != nil {
+			return err
+		}
+	}
 	for i, m := range st.nets {
 		if m == n {
 			st.nets = append(st.nets[:i], st.nets[i+1:]...)
@@ -333,17 +338,27 @@ func (st *state) remove(n *Network) error {
 }
 
 // Prune removes every user-defined network without endpoints and returns
-// their names.
+// their names; the default network, when it has no endpoint, loses its
+// kernel state (bridge and firewall rules) until the next container needs it.
 func (s *Store) Prune() ([]string, error) {
 	var names []string
 	err := s.update(func(st *state) error {
 		for _, n := range append([]*Network{}, st.nets...) {
-			if !n.Default() && len(n.Endpoints) == 0 {
-				if err := st.remove(n); err != nil {
-					return err
-				}
-				names = append(names, n.Name)
+			if len(n.Endpoints) > 0 {
+				continue
 			}
+			if n.Default() {
+				if n.Up {
+					if err := st.takeDown(n); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			if err := st.remove(n); err != nil {
+				return err
+			}
+			names = append(names, n.Name)
 		}
 		return nil
 	})
