@@ -1,7 +1,9 @@
 // Package network gives kiln containers Docker's bridge networking without a
 // daemon: networks are data in the store, and the kernel state they need (a
-// bridge, its gateway address, firewall rules) exists only while at least
-// one container is attached, so that an idle host carries nothing of kiln's.
+// bridge, its gateway address, firewall rules) is made when their first
+// container attaches and then stays, as docker0's does, so that starting a
+// container costs no firewall change: removing the network, or network
+// prune (system prune too), takes it down.
 //
 // Layout under <store root>/networks/:
 //
