@@ -144,6 +144,7 @@ func execMonitor(root, id, flags string) error {
 		m.hub.setProcess(in, true, p.Pty)
 	}
 	m.send(monitorMsg{Pid: p.Pid})
+	shed()
 	code, werr := p.Wait()
 	if o.Tty {
 		// Once the process is gone its terminal only has what is left to

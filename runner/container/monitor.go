@@ -208,6 +208,7 @@ func (m *monitorState) runOnce() (int, error) {
 		fmt.Fprintln(os.Stderr, "kiln-monitor:", err)
 	}
 	m.send(monitorMsg{Pid: p.Pid})
+	shed()
 	code, werr := p.Wait()
 	st.wait()
 	if werr != nil {
