@@ -17,26 +17,44 @@ import (
 // process, and come back on use.
 func shed() {
 	debug.FreeOSMemory()
-	maps, err := os.ReadFile("/proc/self/maps")
+	smaps, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
 		return
 	}
-	for _, line := range strings.Split(string(maps), "\n") {
-		// start-end perms offset dev inode path
-		f := strings.Fields(line)
-		if len(f) < 6 || !strings.HasPrefix(f[5], "/") || (f[1] != "r-xp" && f[1] != "r--p") {
-			continue
-		}
-		lo, hi, ok := strings.Cut(f[0], "-")
-		if !ok {
-			continue
-		}
-		start, err1 := strconv.ParseUint(lo, 16, 64)
-		end, err2 := strconv.ParseUint(hi, 16, 64)
-		if err1 != nil || err2 != nil || end <= start {
-			continue
-		}
-		// Unmodified private file pages: dropping them loses nothing.
-		_, _, _ = unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_DONTNEED)
+	for _, r := range cleanFileMappings(string(smaps)) {
+		_, _, _ = unix.Syscall(unix.SYS_MADVISE, uintptr(r[0]), uintptr(r[1]-r[0]), unix.MADV_DONTNEED)
 	}
+}
+
+// cleanFileMappings lists the read-only private file mappings of an smaps
+// listing that no page was ever written to (Anonymous: 0 kB): dropping
+// their pages loses nothing. A mapping written once and made read-only
+// later, as the dynamic linker does to relocated data (RELRO), has
+// anonymous pages and is left alone.
+func cleanFileMappings(smaps string) [][2]uint64 {
+	var out [][2]uint64
+	var cur [2]uint64
+	candidate := false
+	for _, line := range strings.Split(smaps, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if lo, hi, ok := strings.Cut(f[0], "-"); ok && len(f) >= 5 {
+			// A mapping's header: start-end perms offset dev inode [path].
+			start, err1 := strconv.ParseUint(lo, 16, 64)
+			end, err2 := strconv.ParseUint(hi, 16, 64)
+			candidate = err1 == nil && err2 == nil && end > start && len(f) >= 6 &&
+				strings.HasPrefix(f[5], "/") && (f[1] == "r-xp" || f[1] == "r--p")
+			cur = [2]uint64{start, end}
+			continue
+		}
+		if candidate && f[0] == "Anonymous:" {
+			if len(f) >= 2 && f[1] == "0" {
+				out = append(out, cur)
+			}
+			candidate = false
+		}
+	}
+	return out
 }
