@@ -25,6 +25,7 @@ type createFlags struct {
 	cpuShares, pidsLimit                                                            int64
 	stopTimeout                                                                     int
 	iso                                                                             isolationFlags
+	detach                                                                          bool
 	net                                                                             netFlags // runnet.go
 }
 
@@ -65,7 +66,7 @@ func (f *createFlags) register(fs *pflag.FlagSet) {
 func (f *createFlags) create(cmd *cobra.Command, g *globals, ref string, args []string) (*container.Store, *container.Container, error) {
 	o := container.CreateOptions{
 		Name: f.name, ImageName: ref, Cmd: args, WorkingDir: f.workdir, User: f.user, Hostname: f.hostname,
-		Tty: f.tty, OpenStdin: f.interactive, StopSignal: f.stopSignal,
+		Tty: f.tty, OpenStdin: f.interactive, StopSignal: f.stopSignal, Detach: f.detach,
 	}
 	if cmd.Flags().Changed("entrypoint") {
 		o.EntrypointSet = true
@@ -251,6 +252,7 @@ func newRunCommand(g *globals) *cobra.Command {
 			if f.tty && f.interactive && !detach && !isTerminal(os.Stdin) {
 				return errNotATerminal // before anything is created, as docker
 			}
+			f.detach = detach
 			cs, c, err := f.create(cmd, g, args[0], args[1:])
 			if err != nil {
 				return exitWith(125, err)

@@ -127,3 +127,19 @@ func TestParseDevice(t *testing.T) {
 		}
 	}
 }
+
+// A detached container's stdin stays open across attaches, as docker's.
+func TestNewConfigStdinOnce(t *testing.T) {
+	img := ocispec.ImageConfig{Cmd: []string{"cat"}}
+	for _, tc := range []struct {
+		open, detach, once, attach bool
+	}{{true, false, true, true}, {true, true, false, false}, {false, false, false, false}} {
+		c, err := NewConfig(CreateOptions{ImageConfig: img, OpenStdin: tc.open, Detach: tc.detach})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cc := c.Config; cc.StdinOnce != tc.once || cc.AttachStdin != tc.attach || cc.AttachStdout == tc.detach {
+			t.Errorf("-i %v -d %v: %+v", tc.open, tc.detach, cc)
+		}
+	}
+}

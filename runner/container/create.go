@@ -29,6 +29,7 @@ type CreateOptions struct {
 	Hostname      string // default: the short container ID
 	Tty           bool
 	OpenStdin     bool
+	Detach        bool // run -d: nothing attached, stdin (with OpenStdin) kept open across attaches
 	StopSignal    string
 	StopTimeout   *int
 	Labels        map[string]string
@@ -59,8 +60,10 @@ func NewConfig(o CreateOptions) (Config, error) {
 	}
 	env := mergeEnv(ic.Env, o.Env)
 	cc := ContainerConfig{
-		Hostname: o.Hostname, User: ic.User, Tty: o.Tty, OpenStdin: o.OpenStdin, StdinOnce: o.OpenStdin,
-		AttachStdin: o.OpenStdin, AttachStdout: true, AttachStderr: true,
+		Hostname: o.Hostname, User: ic.User, Tty: o.Tty, OpenStdin: o.OpenStdin,
+		// As docker's: a detached container's stdin outlives its clients.
+		StdinOnce:   o.OpenStdin && !o.Detach,
+		AttachStdin: o.OpenStdin && !o.Detach, AttachStdout: !o.Detach, AttachStderr: !o.Detach,
 		Env: env, Cmd: cmd, Image: o.ImageName, Volumes: ic.Volumes, WorkingDir: ic.WorkingDir,
 		Entrypoint: entry, Labels: ic.Labels, StopSignal: ic.StopSignal, StopTimeout: o.StopTimeout,
 	}
