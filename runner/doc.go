@@ -14,6 +14,12 @@
 // the image lacks are created as stubs and removed from the upper directory
 // after the run, so the upper directory holds exactly the step's changes.
 //
+// StartExec starts a process inside a running sandbox (kiln exec): it
+// joins the sandbox's namespaces with one setns(2) on a pidfd from a locked
+// OS thread that is thrown away afterwards, so the caller's other threads
+// never change namespace. With Spec.Init the sandbox init stays PID 1 as a
+// tiny init (tinyinit_linux.go) instead of exec'ing the command.
+//
 // Mounts are data (Mount, built by OverlayMount) mounted by MountOverlay.
 // The package imports nothing heavy, to keep the init's start-up cheap.
 package runner
