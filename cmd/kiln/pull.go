@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 
 	"context"
 	"fmt"
@@ -100,6 +101,31 @@ func pullFunc(s *cache.Store, o registry.Options, w io.Writer) builder.PullFunc 
 		pulled[name] = res.ID
 		return res.ID, nil
 	}
+}
+
+// resolveImage finds the image `run` and `create` start: in the store, or
+// pulled as the policy says (docker's "Unable to find image ... locally").
+func resolveImage(ctx context.Context, s *cache.Store, ref string, policy builder.PullPolicy, o registry.Options, w io.Writer) (digest.Digest, error) {
+	if _, err := digest.Parse(ref); err == nil || policy != builder.PullAlways {
+		id, err := s.Resolve(ref)
+		if err == nil || !errors.Is(err, cache.ErrNotFound) || policy == builder.PullNever {
+			if err != nil {
+				return "", fmt.Errorf("unable to find image '%s' locally: %w", ref, err)
+			}
+			return id, nil
+		}
+		if _, perr := digest.Parse(ref); perr == nil {
+			return "", fmt.Errorf("unable to find image '%s' locally: %w", ref, err)
+		}
+		fmt.Fprintf(w, "Unable to find image '%s' locally\n", ref)
+	}
+	o.Progress = w
+	res, err := registry.Pull(ctx, s, ref, o)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(w, "Digest: %s\nStatus: Downloaded newer image for %s\n", res.Digest, cache.FamiliarName(res.Name))
+	return res.ID, nil
 }
 
 // insecureRegistries reads "insecure-registries" from the kiln config file

@@ -112,3 +112,29 @@ func TestLoginLogout(t *testing.T) {
 		t.Errorf("pull after logout worked")
 	}
 }
+
+// TestRunPullsWhatItLacks: kiln run in an empty store pulls the image, as
+// docker run does; --pull=never refuses.
+func TestRunPullsWhatItLacks(t *testing.T) {
+	e := newEnv(t)
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	reg := registrytest.Start(t, registrytest.Options{})
+	ref := reg.Ref("kiln/busybox:1")
+	e.importBase(ref)
+	e.kiln("push", ref)
+
+	fresh := newEnv(t)
+	if r := fresh.run("", "run", "--rm", "--network", "none", "--pull", "never", ref, "true"); r.code == 0 || !strings.Contains(r.stderr, "unable to find image") {
+		t.Errorf("--pull never: %d %q", r.code, r.stderr)
+	}
+	r := fresh.run("", "run", "--rm", "--network", "none", ref, "echo", "pulled and ran")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "pulled and ran" || !strings.Contains(r.stderr, "Unable to find image '"+ref+"' locally") {
+		t.Fatalf("run of a missing image: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	// Now it is in the store: no second pull.
+	mark := reg.Mark()
+	fresh.kiln("run", "--rm", "--network", "none", ref, "true")
+	if n := reg.Requests(mark, "GET", "/manifests/"); n != 0 {
+		t.Errorf("the second run asked the registry %d times", n)
+	}
+}

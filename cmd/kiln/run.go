@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/runner/container"
 )
@@ -27,9 +28,13 @@ type createFlags struct {
 	iso                                                                             isolationFlags
 	detach                                                                          bool
 	net                                                                             netFlags // runnet.go
+	pull                                                                            string
+	reg                                                                             registryFlags
 }
 
 func (f *createFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.pull, "pull", "missing", `pull the image before creating the container ("always", "missing", "never")`)
+	fs.BoolVar(&f.reg.tlsVerify, "tls-verify", true, "require HTTPS and verify certificates when pulling")
 	fs.StringVar(&f.name, "name", "", "assign a name to the container")
 	fs.StringVarP(&f.user, "user", "u", "", "username or UID (format: <name|uid>[:<group|gid>])")
 	fs.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
@@ -141,9 +146,14 @@ func (f *createFlags) create(cmd *cobra.Command, g *globals, ref string, args []
 		return nil, nil, err
 	}
 	defer s.Close()
-	id, err := s.Resolve(ref)
+	policy, err := builder.ParsePullPolicy(f.pull)
 	if err != nil {
-		return nil, nil, fmt.Errorf("unable to find image '%s' locally: %w", ref, err)
+		return nil, nil, fmt.Errorf("--pull: %w", err)
+	}
+	f.reg.g = g
+	id, err := resolveImage(cmd.Context(), s, ref, policy, f.reg.options(false), cmd.ErrOrStderr())
+	if err != nil {
+		return nil, nil, err
 	}
 	img, _, err := s.Image(id)
 	if err != nil {
