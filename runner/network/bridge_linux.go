@@ -83,6 +83,7 @@ func (st *state) bringDown(n *Network) error {
 // takeDown removes n's kernel state, if any, and records it gone.
 func (st *state) takeDown(n *Network) error {
 	err := st.bringDown(n)
+	unregister(n.Bridge)
 	if n.Up {
 		n.Up = false
 		st.dirty[n] = true

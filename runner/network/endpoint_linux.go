@@ -80,11 +80,15 @@ func (s *Store) Attach(ns *os.File, req AttachRequest) (*Endpoint, *Network, err
 		}
 		broughtUp := false
 		if !n.Up || !linkExists(n.Bridge) {
+			// (Leftovers of deleted stores go first; they must not stop
+			// this container.)
+			_ = st.sweepOrphans()
 			if err := st.bringUp(n); err != nil {
 				return errors.Join(err, st.takeDown(n))
 			}
 			n.Up, broughtUp = true, true
 			st.dirty[n] = true
+			_ = st.register(n)
 		}
 		e, err := st.attach(n, ns, req)
 		if err != nil {
