@@ -507,7 +507,7 @@ func TestContainersInParallel(t *testing.T) {
 func TestContainerBadInput(t *testing.T) {
 	e := newContainerEnv(t)
 	for _, args := range [][]string{
-		{"run", "--rm", "nosuchimage"},
+		{"run", "--rm", "--pull", "never", "nosuchimage"}, // (without: a pull, and docker's "Unable to find image" line first)
 		{"run", "--rm", "--cap-add", "CAP_NOPE", "bb", "true"},
 		{"run", "--rm", "--restart", "sometimes", "bb", "true"},
 		{"run", "--rm", "--restart", "always", "bb", "true"},
