@@ -1,23 +1,22 @@
 package builder
 
 import (
-	"encoding/json"
-	"github.com/moby/patternmatcher"
-	"time"
-
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kiln-build/kiln/cache"
-	"github.com/opencontainers/go-digest"
 	"io/fs"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/patternmatcher"
+	"github.com/opencontainers/go-digest"
 
+	"github.com/kiln-build/kiln/cache"
 )
 
 // copyRequest is a COPY or ADD instruction after expansion.

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-
 )
 
 // stageSources gathers a COPY --from's sources from another stage or an

@@ -1,13 +1,9 @@
 package builder
 
 import (
-	"crypto/sha256"
-
 	"archive/tar"
 	"context"
-	"github.com/kiln-build/kiln/cache"
-	"github.com/kiln-build/kiln/layer"
-	"github.com/opencontainers/go-digest"
+	"crypto/sha256"
 	"io"
 	"io/fs"
 	"os"
@@ -15,7 +11,11 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/layer"
 )
 
 // copyPlan is what a COPY writes: each source to its target path, with the

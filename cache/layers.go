@@ -13,9 +13,9 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/layer"
-	"golang.org/x/sys/unix"
 )
 
 // Layer is what the store records of a layer, keyed by its diffID (the digest

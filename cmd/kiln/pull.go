@@ -1,12 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
-
-	"context"
 	"fmt"
-	"github.com/kiln-build/kiln/runner/network"
 	"io"
 	"os"
 	"sync"
@@ -18,6 +16,7 @@ import (
 	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/registry"
+	"github.com/kiln-build/kiln/runner/network"
 )
 
 // registryFlags are the flags the commands that talk to registries share.
