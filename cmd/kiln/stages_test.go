@@ -86,7 +86,7 @@ COPY --from=two /two /two
 	t.Logf("two 2-second stages took %.1fs", elapsed.Seconds())
 
 	failing := writeContext(t, map[string]string{"Dockerfile": `FROM localhost/bb:latest AS slow
-RUN sleep 60
+RUN sleep 59.123
 FROM localhost/bb:latest AS bad
 RUN sleep 0.3 && exit 5
 FROM localhost/bb:latest
@@ -101,7 +101,7 @@ COPY --from=bad / /bad
 	if time.Since(start) > 30*time.Second {
 		t.Errorf("the failing stage did not cancel the slow one (%.0fs)", time.Since(start).Seconds())
 	}
-	if procs := sandboxProcesses(t, "sleep 60"); len(procs) > 0 {
+	if procs := sandboxProcesses(t, "sleep 59.123"); len(procs) > 0 {
 		t.Errorf("left running: %v", procs)
 	}
 }
