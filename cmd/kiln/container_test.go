@@ -31,8 +31,8 @@ func newContainerEnv(t *testing.T) *env {
 			e.run("", append([]string{"rm", "-f", "-v"}, ids...)...)
 		}
 		e.assertNoContainers(ids)
-		// The default bridge stays up after its last container (as
-		// docker0): network prune takes it down.
+		// The default bridge outlives its last container by the teardown
+		// delay: network prune takes it down at once.
 		e.run("", "network", "prune", "-f")
 		if br := network.DefaultBridgeName(e.root); exists("/sys/class/net/" + br) {
 			t.Errorf("bridge %s left behind", br)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kiln-build/kiln/runner"
 	"github.com/kiln-build/kiln/runner/container"
+	"github.com/kiln-build/kiln/runner/network"
 )
 
 func main() {
@@ -23,6 +24,9 @@ func main() {
 	}
 	if container.IsMonitor() {
 		container.Monitor()
+	}
+	if network.IsReaper() {
+		network.Reap()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCommand().ExecuteContext(ctx)

@@ -10,13 +10,14 @@ import (
 
 	"github.com/kiln-build/kiln/runner"
 	"github.com/kiln-build/kiln/runner/container"
+	"github.com/kiln-build/kiln/runner/network"
 )
 
 // The test binary doubles as kiln: with KILN_TEST_MAIN set it runs main(), so
 // the end-to-end tests exercise the real command, its re-executions (mount
 // namespace, sandbox init) included, without a separate build step.
 func TestMain(m *testing.M) {
-	if os.Getenv("KILN_TEST_MAIN") == "1" || runner.IsInit() || container.IsMonitor() {
+	if os.Getenv("KILN_TEST_MAIN") == "1" || runner.IsInit() || container.IsMonitor() || network.IsReaper() {
 		main()
 		os.Exit(0)
 	}

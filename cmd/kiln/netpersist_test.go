@@ -1,45 +1,221 @@
 package main
 
 import (
+	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/kiln-build/kiln/runner/network"
 )
 
-// The default bridge and its rules stay up after the last container (as
-// docker0), so that starting a container changes no firewall rule; network
-// prune takes them down, and a store deleted without it loses them at the
-// next bring-up of any kiln network.
-func TestNetworkStaysUpAndOrphansGo(t *testing.T) {
+// A network stays up for the teardown delay (2 s by default) after its last
+// container leaves, then a reaper takes it down: no bridge, veth, address
+// or firewall rule of it remains.
+
+// netTrace is what a network leaves in the kernel while a container is on
+// it: the bridge, the gateway address, the subnet, the host side of veths.
+type netTrace struct {
+	bridge, gateway, subnet string
+	veths                   []string // ifindexes of the host ends
+}
+
+// trace runs a container that prints its eth0's iflink and records it.
+func (e *env) trace(tr *netTrace, id string) {
+	e.t.Helper()
+	var iflink string
+	for i := 0; i < 200 && iflink == ""; i++ {
+		iflink = strings.TrimSpace(e.kiln("logs", id))
+		time.Sleep(10 * time.Millisecond)
+	}
+	if iflink == "" {
+		e.t.Fatalf("container %s printed no iflink", id)
+	}
+	tr.veths = append(tr.veths, iflink)
+	tr.gateway = e.inspectF("{{.NetworkSettings.Gateway}}", id)
+	tr.subnet = strings.TrimSpace(e.kiln("network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", "bridge"))
+}
+
+// left lists what of tr the kernel still has.
+func (tr *netTrace) left() []string {
+	var out []string
+	if exists("/sys/class/net/" + tr.bridge) {
+		out = append(out, "bridge "+tr.bridge)
+	}
+	ents, _ := os.ReadDir("/sys/class/net")
+	for _, d := range ents {
+		b, err := os.ReadFile(filepath.Join("/sys/class/net", d.Name(), "ifindex"))
+		for _, v := range tr.veths {
+			if err == nil && strings.TrimSpace(string(b)) == v {
+				out = append(out, "device "+d.Name()+" (ifindex "+v+")")
+			}
+		}
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil && tr.gateway != "" {
+		for _, a := range addrs {
+			if strings.HasPrefix(a.String(), tr.gateway+"/") {
+				out = append(out, "address "+a.String())
+			}
+		}
+	}
+	for _, args := range [][]string{{"iptables", "-S"}, {"iptables", "-t", "nat", "-S"}, {"nft", "list", "ruleset"}} {
+		res, _ := exec.Command(args[0], args[1:]...).Output()
+		for _, l := range strings.Split(string(res), "\n") {
+			if strings.Contains(l, tr.bridge) || (tr.subnet != "" && strings.Contains(l, tr.subnet)) {
+				out = append(out, strings.Join(args, " ")+": "+l)
+			}
+		}
+	}
+	return out
+}
+
+// awaitGone polls for up to 10 s for tr to leave no trace.
+func (e *env) awaitGone(tr *netTrace) time.Duration {
+	e.t.Helper()
+	start := time.Now()
+	for {
+		left := tr.left()
+		if len(left) == 0 {
+			return time.Since(start)
+		}
+		if time.Since(start) > 10*time.Second {
+			e.t.Fatalf("10 s after the last container: left behind: %v", left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+const printIflink = "cat /sys/class/net/eth0/iflink; sleep 3600"
+
+// TestNetworkTeardownAfterRemove: the default bridge outlives its last
+// container by the teardown delay, then goes with its rules.
+func TestNetworkTeardownAfterRemove(t *testing.T) {
+	e := newContainerEnv(t)
+	tr := &netTrace{bridge: network.DefaultBridgeName(e.root)}
+	id := strings.TrimSpace(e.kiln("run", "-d", "bb", "sh", "-c", printIflink))
+	e.trace(tr, id)
+	if len(tr.left()) < 3 { // bridge, veth, address (and rules)
+		t.Fatalf("while the container runs, only %v", tr.left())
+	}
+	e.kiln("rm", "-f", id)
+	if !exists("/sys/class/net/" + tr.bridge) {
+		t.Errorf("bridge %s went at once with its last container", tr.bridge)
+	}
+	if d := e.awaitGone(tr); d < time.Second {
+		t.Errorf("the network went %v after its last container, before the teardown delay", d)
+	}
+}
+
+// TestNetworkTeardownMonitorKilled: kill -9 of the monitor, then any
+// command that notices (ps), and the network goes the same way.
+func TestNetworkTeardownMonitorKilled(t *testing.T) {
+	e := newContainerEnv(t)
+	tr := &netTrace{bridge: network.DefaultBridgeName(e.root)}
+	id := strings.TrimSpace(e.kiln("run", "-d", "bb", "sh", "-c", printIflink))
+	e.trace(tr, id)
+	var st struct {
+		MonitorPid int `json:"kilnMonitorPid"`
+	}
+	data, err := os.ReadFile(filepath.Join(e.root, "containers", id, "state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &st); err != nil || st.MonitorPid == 0 {
+		t.Fatalf("state: %v %s", err, data)
+	}
+	if err := syscall.Kill(st.MonitorPid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for exists(filepath.Join("/proc", strconv.Itoa(st.MonitorPid), "cmdline")) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.kiln("ps")
+	e.awaitGone(tr)
+	if s := e.inspectF("{{.State.Status}}", id); s != "exited" {
+		t.Errorf("status after the monitor's death = %s", s)
+	}
+}
+
+// TestNetworkTeardownDeferred: a container started within the delay finds
+// the network up and keeps it (its traffic flows); the network goes only
+// after that container leaves.
+func TestNetworkTeardownDeferred(t *testing.T) {
+	e := newContainerEnv(t)
+	tr := &netTrace{bridge: network.DefaultBridgeName(e.root)}
+	e.kiln("run", "--rm", "bb", "true")
+	if !exists("/sys/class/net/" + tr.bridge) {
+		t.Fatalf("bridge %s went at once with its last container", tr.bridge)
+	}
+	id := strings.TrimSpace(e.kiln("run", "-d", "bb", "sh", "-c", "cat /sys/class/net/eth0/iflink; nc -l -p 5000"))
+	e.trace(tr, id)
+	time.Sleep(2*network.DefaultTeardownDelay + 500*time.Millisecond) // past the first container's delay
+	if !exists("/sys/class/net/" + tr.bridge) {
+		t.Fatalf("bridge %s went with a container on it", tr.bridge)
+	}
+	ip := e.inspectF("{{.NetworkSettings.IPAddress}}", id)
+	var conn net.Conn
+	var err error
+	for i := 0; i < 50; i++ {
+		if conn, err = net.DialTimeout("tcp", net.JoinHostPort(ip, "5000"), time.Second); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("connect to the container: %v", err)
+	}
+	_, err = conn.Write([]byte("kept-up\n"))
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(e.kiln("logs", id), "kept-up"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the container did not receive: %q", e.kiln("logs", id))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.kiln("rm", "-f", id)
+	if !exists("/sys/class/net/" + tr.bridge) {
+		t.Errorf("bridge %s went at once with its last container", tr.bridge)
+	}
+	e.awaitGone(tr)
+}
+
+// TestNetworkTeardownConfigAndOrphans: teardown-delay 0 in the config
+// takes the network down with its last container; and a store deleted
+// within the delay loses its network all the same.
+func TestNetworkTeardownConfigAndOrphans(t *testing.T) {
 	a := newContainerEnv(t)
+	if err := os.WriteFile(filepath.Join(a.root, "config.json"), []byte(`{"teardown-delay": 0}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	brA := network.DefaultBridgeName(a.root)
 	a.kiln("run", "--rm", "bb", "true")
-	if !exists("/sys/class/net/" + brA) {
-		t.Fatalf("bridge %s went with its last container", brA)
-	}
-	a.kiln("network", "prune", "-f")
 	if exists("/sys/class/net/" + brA) {
-		t.Fatalf("network prune left bridge %s", brA)
-	}
-	// A store that disappears with its bridge up.
-	a.kiln("run", "--rm", "bb", "true")
-	if err := os.RemoveAll(a.root); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(a.root, 0o700); err != nil { // (for the env's cleanup)
-		t.Fatal(err)
+		t.Errorf("with teardown-delay 0, bridge %s outlived its last container", brA)
 	}
 	b := newContainerEnv(t)
+	tr := &netTrace{bridge: network.DefaultBridgeName(b.root)}
 	b.kiln("run", "--rm", "bb", "true")
-	if exists("/sys/class/net/" + brA) {
-		t.Errorf("the bridge %s of a deleted store is still there", brA)
+	if !exists("/sys/class/net/" + tr.bridge) {
+		t.Fatalf("bridge %s went at once with its last container", tr.bridge)
 	}
-	for _, args := range [][]string{{"iptables", "-S"}, {"iptables", "-t", "nat", "-S"}} {
-		if out, err := exec.Command(args[0], args[1:]...).Output(); err == nil && strings.Contains(string(out), brA) {
-			t.Errorf("%v still names %s", args, brA)
-		}
+	if err := os.RemoveAll(b.root); err != nil {
+		t.Fatal(err)
+	}
+	b.awaitGone(tr)
+	if exists(b.root) {
+		t.Errorf("the deleted store %s was made again", b.root)
+	}
+	if err := os.Mkdir(b.root, 0o700); err != nil { // (for the env's cleanup)
+		t.Fatal(err)
 	}
 }

@@ -347,7 +347,7 @@ func TestNetworkMonitorKilled(t *testing.T) {
 	if s := e.inspectF("{{.State.Status}}", id); s != "exited" {
 		t.Fatalf("status after the monitor's death = %s", s)
 	}
-	// (The bridge and its rules stay up for the next container: the
+	// (The bridge and its rules outlive it by the teardown delay: the
 	// cleanup checks them after network prune.)
 	e.assertNoLinks([]string{veth})
 	if out := e.kiln("port", id); out != "" {

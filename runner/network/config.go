@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // DefaultRoot is the store root whose default bridge is named kiln0.
@@ -22,6 +23,49 @@ type Config struct {
 	MTU                 int    `json:"mtu,omitempty"`
 	DefaultAddressPools []Pool `json:"default-address-pools,omitempty"`
 	Firewall            string `json:"firewall,omitempty"`
+	// TeardownDelay is how long a network stays up once its last
+	// container has left (default DefaultTeardownDelay; 0: at once).
+	TeardownDelay *Duration `json:"teardown-delay,omitempty"`
+}
+
+// DefaultTeardownDelay keeps a network up between containers run back to
+// back, so that starting one usually costs no firewall change.
+const DefaultTeardownDelay = 2 * time.Second
+
+// Duration is a duration in the config file: a Go duration string ("2s",
+// "500ms") or a number of seconds.
+type Duration time.Duration
+
+// UnmarshalJSON reads a duration string or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	switch v := v.(type) {
+	case float64:
+		*d = Duration(v * float64(time.Second))
+	case string:
+		p, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("duration %q: %w", v, err)
+		}
+		*d = Duration(p)
+	default:
+		return fmt.Errorf("duration %s: want a string such as \"2s\" or a number of seconds", b)
+	}
+	return nil
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// teardownDelay is TeardownDelay, filled in by withDefaults.
+func (c Config) teardownDelay() time.Duration {
+	if c.TeardownDelay == nil {
+		return DefaultTeardownDelay
+	}
+	return time.Duration(*c.TeardownDelay)
 }
 
 // Pool is an address range cut into subnets of Size bits of prefix.
@@ -85,6 +129,13 @@ func (c Config) withDefaults(root string) (Config, error) {
 		if err != nil || !base.Addr().Is4() || p.Size < base.Bits() || p.Size > 30 {
 			return c, fmt.Errorf("config: address pool %s/%d: invalid", p.Base, p.Size)
 		}
+	}
+	if c.TeardownDelay == nil {
+		d := Duration(DefaultTeardownDelay)
+		c.TeardownDelay = &d
+	}
+	if *c.TeardownDelay < 0 {
+		return c, fmt.Errorf("config: teardown-delay %s is negative", time.Duration(*c.TeardownDelay))
 	}
 	switch c.Firewall {
 	case "", "iptables", "nftables":

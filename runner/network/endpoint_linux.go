@@ -214,8 +214,8 @@ func hasDefaultRoute(h *netlink.Handle) bool {
 }
 
 // Detach removes the container's endpoint on the network: its veth pair
-// goes (so does the network's bridge with its last endpoint), its peers
-// forget its name.
+// goes (and, the teardown delay after its last endpoint, the network's
+// bridge and rules), its peers forget its name.
 func (s *Store) Detach(containerID, network string) error {
 	return s.update(func(st *state) error {
 		n, err := st.get(network)
@@ -294,7 +294,11 @@ func (st *state) detach(n *Network, e *Endpoint) error {
 	}
 	delete(n.Endpoints, e.ContainerID)
 	st.dirty[n] = true
-	// The bridge and its rules stay up for the next container (Network.Up).
+	if len(n.Endpoints) == 0 && n.Up {
+		// The bridge and its rules stay up a while for the next container
+		// (Network.Up): a reaper takes them down if none comes.
+		n.IdleSince, st.idled = time.Now().UTC(), true
+	}
 	errs = append(errs, st.writeHosts(e.ContainerID, n))
 	if e.HostsPath != "" {
 		if _, err := os.Stat(e.HostsPath); err == nil {

@@ -46,11 +46,14 @@ type Network struct {
 	AutoSubnet bool              `json:"AutoSubnet"` // picked from the pools: may move while no endpoint exists
 	Internal   bool              `json:"Internal"`   // no outbound traffic
 	Labels     map[string]string `json:"Labels,omitempty"`
-	// Up: the bridge and the firewall rules were made. They stay, as
-	// docker0's do, once the last endpoint goes (making and removing them
-	// for every container would cost a container start several times
-	// over): removing the network, or pruning networks, takes them down.
+	// Up: the bridge and the firewall rules were made. They outlive the
+	// last endpoint by the config's teardown-delay (making and removing
+	// them for every container would cost a container start several times
+	// over): a reaper process (see Reap) takes them down once the network
+	// has been idle that long; removing or pruning the network at once.
 	Up bool `json:"Up,omitempty"`
+	// IdleSince is when the last endpoint of a network still up went.
+	IdleSince time.Time `json:"IdleSince,omitzero"`
 	// Endpoints by container ID.
 	Endpoints map[string]*Endpoint `json:"Endpoints,omitempty"`
 }

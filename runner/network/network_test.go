@@ -2,6 +2,7 @@ package network
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -154,6 +155,35 @@ func TestConfig(t *testing.T) {
 		if _, err := bad.withDefaults("/tmp/x"); err == nil {
 			t.Errorf("%+v: no error", bad)
 		}
+	}
+}
+
+func TestConfigTeardownDelay(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		`{}`: DefaultTeardownDelay, `{"teardown-delay": "500ms"}`: 500 * time.Millisecond,
+		`{"teardown-delay": 3}`: 3 * time.Second, `{"teardown-delay": 0}`: 0, `{"teardown-delay": "0s"}`: 0,
+	} {
+		var c Config
+		if err := json.Unmarshal([]byte(in), &c); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		c, err := c.withDefaults("/tmp/x")
+		if err != nil || c.teardownDelay() != want {
+			t.Errorf("%s: delay %v, %v; want %v", in, c.teardownDelay(), err, want)
+		}
+	}
+	for _, bad := range []string{`{"teardown-delay": "soon"}`, `{"teardown-delay": true}`} {
+		var c Config
+		if err := json.Unmarshal([]byte(bad), &c); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+	var c Config
+	if err := json.Unmarshal([]byte(`{"teardown-delay": "-1s"}`), &c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.withDefaults("/tmp/x"); err == nil {
+		t.Error("a negative teardown-delay: no error")
 	}
 }
 

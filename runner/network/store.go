@@ -50,13 +50,7 @@ func flock(path string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock networks: %w", err)
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
+	if err := lockFile(f, unix.LOCK_EX); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock networks: %w", err)
 	}
@@ -69,6 +63,7 @@ type state struct {
 	nets    []*Network
 	dirty   map[*Network]bool
 	deleted []*Network
+	idled   bool // a network still up lost its last endpoint (see idle)
 }
 
 // update runs fn with the store's networks under the store's lock and the
@@ -96,18 +91,26 @@ func (s *Store) update(fn func(st *state) error) error {
 		}
 	}
 	ferr := fn(st)
+	if st.idled {
+		ferr = errors.Join(ferr, st.idle())
+	}
 	// Save even after a failure: kernel changes made before it are recorded.
+	return errors.Join(ferr, st.save())
+}
+
+// save writes the networks st changed and removes those it deleted.
+func (st *state) save() error {
 	for n := range st.dirty {
-		if err := writeJSONAtomic(filepath.Join(s.dir(), n.ID+".json"), n); err != nil {
-			return errors.Join(ferr, err)
+		if err := writeJSONAtomic(filepath.Join(st.s.dir(), n.ID+".json"), n); err != nil {
+			return err
 		}
 	}
 	for _, n := range st.deleted {
-		if err := os.Remove(filepath.Join(s.dir(), n.ID+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return errors.Join(ferr, fmt.Errorf("remove network %s: %w", n.Name, err))
+		if err := os.Remove(filepath.Join(st.s.dir(), n.ID+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove network %s: %w", n.Name, err)
 		}
 	}
-	return ferr
+	return nil
 }
 
 // load reads every network file; writes are atomic, so no lock is needed to
@@ -381,14 +384,13 @@ func (s *Store) Endpoints(containerID string) (map[string]*Endpoint, map[string]
 	return eps, byName, nil
 }
 
-// writeJSONAtomic replaces path with v's JSON through a rename.
+// writeJSONAtomic replaces path with v's JSON through a rename. The
+// directory must exist (the store's lock is in it): a reaper must not make
+// again the directory of a store deleted under it.
 func writeJSONAtomic(path string, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
 	if err != nil {
