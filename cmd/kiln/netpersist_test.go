@@ -67,7 +67,10 @@ func (tr *netTrace) left() []string {
 	for _, args := range [][]string{{"iptables", "-S"}, {"iptables", "-t", "nat", "-S"}, {"nft", "list", "ruleset"}} {
 		res, _ := exec.Command(args[0], args[1:]...).Output()
 		for _, l := range strings.Split(string(res), "\n") {
-			if strings.Contains(l, tr.bridge) || (tr.subnet != "" && strings.Contains(l, tr.subnet)) {
+			// kiln's rules all name its bridge (the MASQUERADE one as "! -o
+			// BRIDGE"); a rule that only shares the subnet is someone else's
+			// (a stopped dockerd leaves one for 172.17.0.0/16).
+			if strings.Contains(l, tr.bridge) {
 				out = append(out, strings.Join(args, " ")+": "+l)
 			}
 		}
