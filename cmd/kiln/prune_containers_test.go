@@ -78,7 +78,7 @@ func TestContainerPruneAndDiskUsage(t *testing.T) {
 	}
 
 	// rmi of an image containers use.
-	bbID := e.inspectF("{{.Id}}", "bb")
+	bbID := strings.TrimSpace(e.kiln("inspect", "--type", "image", "--format", "{{.Id}}", "bb")) // not a container ID prefix
 	r := e.run("", "rmi", "bb")
 	if r.code == 0 || !strings.Contains(r.stderr, `conflict: unable to remove repository reference "bb" (must force) - container `) ||
 		!strings.Contains(r.stderr, "is using its referenced image "+strings.TrimPrefix(bbID, "sha256:")[:12]) {
