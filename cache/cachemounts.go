@@ -187,7 +187,7 @@ func (s *Store) RemoveCacheMounts() (int64, error) {
 				f.Close()
 				continue // in use
 			}
-			freed += diskUsage(p)
+			freed += SpaceOnDisk(p)
 			err = removeAll(p)
 			f.Close()
 			if err != nil {

@@ -108,7 +108,7 @@ func (s *Store) GC(ctx context.Context) (int64, error) {
 		for _, e := range ents {
 			if !files[e.Name()] {
 				p := s.path("buildcache", "files", e.Name())
-				freed += diskUsage(p)
+				freed += SpaceOnDisk(p)
 				os.Remove(p)
 			}
 		}
@@ -120,7 +120,7 @@ func (s *Store) GC(ctx context.Context) (int64, error) {
 	for _, e := range ents {
 		d := digest.NewDigestFromEncoded(digest.SHA256, e.Name())
 		if !layers[d] {
-			freed += diskUsage(s.path("layers", e.Name()))
+			freed += SpaceOnDisk(s.path("layers", e.Name()))
 			if err := removeAll(s.path("layers", e.Name())); err != nil {
 				return freed, fmt.Errorf("remove layer %s: %w", d, err)
 			}
@@ -133,7 +133,7 @@ func (s *Store) GC(ctx context.Context) (int64, error) {
 	for _, e := range ents {
 		d := digest.NewDigestFromEncoded(digest.SHA256, e.Name())
 		if !blobs[d] {
-			freed += diskUsage(s.path("blobs", "sha256", e.Name()))
+			freed += SpaceOnDisk(s.path("blobs", "sha256", e.Name()))
 			if err := os.Remove(s.path("blobs", "sha256", e.Name())); err != nil {
 				return freed, err
 			}
@@ -145,7 +145,7 @@ func (s *Store) GC(ctx context.Context) (int64, error) {
 	}
 	for _, e := range ents {
 		p := s.path("tmp", e.Name())
-		freed += diskUsage(p)
+		freed += SpaceOnDisk(p)
 		if err := removeAll(p); err != nil {
 			return freed, err
 		}
@@ -153,8 +153,10 @@ func (s *Store) GC(ctx context.Context) (int64, error) {
 	return freed, nil
 }
 
-// diskUsage is the space a path occupies on disk (blocks, each inode once).
-func diskUsage(path string) int64 {
+// SpaceOnDisk is the space the tree at path occupies on disk, as du(1)
+// counts it: the blocks of every inode, directories included, each
+// hard-linked inode once.
+func SpaceOnDisk(path string) int64 {
 	var total int64
 	seen := map[[2]uint64]bool{}
 	filepath.WalkDir(path, func(p string, _ fs.DirEntry, err error) error {

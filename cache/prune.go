@@ -53,7 +53,7 @@ func (s *Store) PruneBuildCache(ctx context.Context, opts PruneOptions, waiting 
 		size := int64(0)
 		if r.DiffID != "" {
 			if _, seen := sizes[r.DiffID]; !seen {
-				sizes[r.DiffID] = diskUsage(s.layerPath(r.DiffID))
+				sizes[r.DiffID] = SpaceOnDisk(s.layerPath(r.DiffID))
 				size = sizes[r.DiffID]
 			}
 		}
@@ -61,7 +61,7 @@ func (s *Store) PruneBuildCache(ctx context.Context, opts PruneOptions, waiting 
 			kept += size
 			continue
 		}
-		res.Freed += diskUsage(s.recordPath(r.Key))
+		res.Freed += SpaceOnDisk(s.recordPath(r.Key))
 		if err := s.RemoveCacheRecord(r.Key); err != nil {
 			return res, fmt.Errorf("remove cache record %s: %w", r.Key, err)
 		}
@@ -158,7 +158,7 @@ func (s *Store) Usage() (DiskUsage, error) {
 				continue
 			}
 			counted[d] = true
-			n := diskUsage(s.layerPath(d))
+			n := SpaceOnDisk(s.layerPath(d))
 			u.ImagesSize += n
 			if !usedByNamed[d] {
 				u.ImagesReclaimable += n
@@ -175,7 +175,7 @@ func (s *Store) Usage() (DiskUsage, error) {
 			continue
 		}
 		counted[r.DiffID] = true
-		n := diskUsage(s.layerPath(r.DiffID))
+		n := SpaceOnDisk(s.layerPath(r.DiffID))
 		u.CacheSize += n
 		u.CacheReclaimable += n
 	}

@@ -53,7 +53,7 @@ func measureImages(s *cache.Store, users map[digest.Digest][]*container.Containe
 			diffIDs[id] = append(diffIDs[id], d)
 			usedBy[d]++
 			if _, ok := layerSize[d]; !ok {
-				layerSize[d] = container.DiskUsage(filepath.Dir(s.SnapshotDir(d)))
+				layerSize[d] = cache.SpaceOnDisk(filepath.Dir(s.SnapshotDir(d)))
 			}
 			if len(users[id]) > 0 {
 				inUse[d] = true

@@ -207,7 +207,7 @@ func pruneImages(ctx context.Context, warn io.Writer, s *cache.Store, all bool, 
 			}
 			lines = append(lines, "untagged: "+cache.FamiliarName(n))
 		}
-		record := container.DiskUsage(filepath.Join(s.Root(), "images", id.Encoded()+".json"))
+		record := cache.SpaceOnDisk(filepath.Join(s.Root(), "images", id.Encoded()+".json"))
 		if err := s.DeleteImage(id); err != nil {
 			return lines, freed, err
 		}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/kiln-build/kiln/cache"
 )
 
 // Pruned is what a prune removed: the IDs or names, and the disk space
@@ -28,7 +30,7 @@ func (s *Store) PruneContainers(until time.Time) (Pruned, error) {
 		if c.State.Running || c.State.Restarting || (!until.IsZero() && !c.Created.Before(until)) {
 			continue
 		}
-		size := DiskUsage(c.Dir)
+		size := cache.SpaceOnDisk(c.Dir)
 		if err := s.Remove(c, false, false); err != nil {
 			if !errors.Is(err, ErrRunning) {
 				errs = append(errs, err)
@@ -58,7 +60,7 @@ func (s *Store) PruneVolumes(all bool) (Pruned, error) {
 		if used[v.Name] || (!v.Anonymous && !all) {
 			continue
 		}
-		size := DiskUsage(filepath.Join(s.volumesDir(), v.Name))
+		size := cache.SpaceOnDisk(filepath.Join(s.volumesDir(), v.Name))
 		if err := s.RemoveVolume(v.Name); err != nil {
 			if !errors.Is(err, ErrVolumeInUse) && !errors.Is(err, ErrNoSuchVolume) {
 				errs = append(errs, err)
@@ -134,7 +136,7 @@ func (s *Store) DiskUsage() (Usage, error) {
 	}
 	u.VolumeList = vols
 	for _, v := range vols {
-		n := DiskUsage(filepath.Join(s.volumesDir(), v.Name))
+		n := cache.SpaceOnDisk(filepath.Join(s.volumesDir(), v.Name))
 		u.VolumeSize[v.Name] = n
 		u.Volumes++
 		u.VolumesSize += n

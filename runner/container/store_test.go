@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-build/kiln/cache"
 )
 
 func create(t *testing.T, s *Store, name string, mounts ...MountSpec) *Container {
@@ -139,7 +141,7 @@ func TestVolumesAndPrune(t *testing.T) {
 	if err != nil || len(res.Removed) != 1 || res.Removed[0] != anon {
 		t.Errorf("PruneVolumes: %+v, %v", res, err)
 	}
-	size := DiskUsage(filepath.Join(s.volumesDir(), "data"))
+	size := cache.SpaceOnDisk(filepath.Join(s.volumesDir(), "data"))
 	res, err = s.PruneVolumes(true)
 	if err != nil || len(res.Removed) != 1 || res.Removed[0] != "data" || res.Freed != size || size < 100000 {
 		t.Errorf("PruneVolumes -a: %+v (size %d), %v", res, size, err)
