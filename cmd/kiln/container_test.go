@@ -242,19 +242,33 @@ func TestContainerSurvivesItsClient(t *testing.T) {
 		t.Fatalf("after killing the client: %s", got)
 	}
 	// The monitor's death, though, is seen by ps at once.
-	var st struct {
-		MonitorPid int `json:"kilnMonitorPid"`
-	}
-	id := e.inspectF("{{.Id}}", "fg")
-	data, _ := os.ReadFile(filepath.Join(e.root, "containers", id, "state.json"))
-	json.Unmarshal(data, &st)
-	if st.MonitorPid <= 0 {
-		t.Fatalf("no monitor pid in %s", data)
-	}
-	syscall.Kill(st.MonitorPid, syscall.SIGKILL)
+	e.killMonitor(e.inspectF("{{.Id}}", "fg"))
 	waitFor(t, func() bool { return e.inspectF("{{.State.Status}}", "fg") == "exited" })
 	if q := e.kiln("ps", "-q"); q != "" {
 		t.Errorf("ps after the monitor died: %q", q)
+	}
+}
+
+// killMonitor SIGKILLs a container's monitor and waits (up to 5 s) for the
+// process to be gone.
+func (e *env) killMonitor(id string) {
+	e.t.Helper()
+	var st struct {
+		MonitorPid int `json:"kilnMonitorPid"`
+	}
+	data, err := os.ReadFile(filepath.Join(e.root, "containers", id, "state.json"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &st); err != nil || st.MonitorPid <= 0 {
+		e.t.Fatalf("no monitor pid in state: %v %s", err, data)
+	}
+	if err := syscall.Kill(st.MonitorPid, syscall.SIGKILL); err != nil {
+		e.t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for exists(filepath.Join("/proc", strconv.Itoa(st.MonitorPid), "cmdline")) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

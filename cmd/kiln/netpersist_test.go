@@ -1,14 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -122,23 +119,7 @@ func TestNetworkTeardownMonitorKilled(t *testing.T) {
 	tr := &netTrace{bridge: network.DefaultBridgeName(e.root)}
 	id := strings.TrimSpace(e.kiln("run", "-d", "bb", "sh", "-c", printIflink))
 	e.trace(tr, id)
-	var st struct {
-		MonitorPid int `json:"kilnMonitorPid"`
-	}
-	data, err := os.ReadFile(filepath.Join(e.root, "containers", id, "state.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &st); err != nil || st.MonitorPid == 0 {
-		t.Fatalf("state: %v %s", err, data)
-	}
-	if err := syscall.Kill(st.MonitorPid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for exists(filepath.Join("/proc", strconv.Itoa(st.MonitorPid), "cmdline")) && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	e.killMonitor(id)
 	e.kiln("ps")
 	e.awaitGone(tr)
 	if s := e.inspectF("{{.State.Status}}", id); s != "exited" {

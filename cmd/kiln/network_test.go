@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -327,23 +325,7 @@ func TestNetworkMonitorKilled(t *testing.T) {
 		t.Fatalf("host side of eth0 (ifindex %s) = %q", iflink, veth)
 	}
 	*links = append(*links, veth)
-	var st struct {
-		MonitorPid int `json:"kilnMonitorPid"`
-	}
-	data, err := os.ReadFile(filepath.Join(e.root, "containers", id, "state.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &st); err != nil || st.MonitorPid == 0 {
-		t.Fatalf("state: %v %s", err, data)
-	}
-	if err := syscall.Kill(st.MonitorPid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for exists(filepath.Join("/proc", strconv.Itoa(st.MonitorPid), "cmdline")) && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	e.killMonitor(id)
 	if s := e.inspectF("{{.State.Status}}", id); s != "exited" {
 		t.Fatalf("status after the monitor's death = %s", s)
 	}
