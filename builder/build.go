@@ -57,6 +57,15 @@ type Options struct {
 	PullPolicy PullPolicy
 	// Secrets are what RUN --mount=type=secret mounts, by id (kiln build --secret).
 	Secrets map[string]SecretSource
+	// Network is the network of RUN steps without --network:
+	// NetworkDefault (the default), NetworkNone or NetworkHost.
+	Network string
+	// NetworkNamespace makes the build's network namespace for RUN steps on
+	// NetworkDefault (kiln build attaches it to the store's default bridge).
+	NetworkNamespace NetworkFunc
+	// Allow are the entitlements granted: EntitlementNetworkHost,
+	// EntitlementSecurityInsecure (kiln build --allow).
+	Allow []string
 }
 
 // Build builds the Dockerfile and returns the image ID. The image is tagged
@@ -92,6 +101,9 @@ func Build(ctx context.Context, s *cache.Store, opts Options) (digest.Digest, er
 		return "", fmt.Errorf("build context: %w", err)
 	}
 	opts.ContextDir = ctxDir
+	if err := checkSecurityOptions(&opts); err != nil {
+		return "", err
+	}
 	for _, t := range opts.Tags {
 		if _, err := cache.NormalizeName(t); err != nil {
 			return "", fmt.Errorf("tag %q: %w", t, err)
@@ -112,7 +124,11 @@ func Build(ctx context.Context, s *cache.Store, opts Options) (digest.Digest, er
 	if b.ignore, err = loadIgnore(ctxDir, opts.Dockerfile); err != nil {
 		return "", err
 	}
+	b.sandboxes.networkFn = opts.NetworkNamespace
 	id, err := b.run(ctx)
+	if rerr := b.sandboxes.release(); rerr != nil {
+		opts.Log.Warn("release the build's sandboxes", "err", rerr)
+	}
 	if err == nil {
 		b.exportCache(ctx)
 	}
@@ -159,6 +175,8 @@ type build struct {
 	results func(index int) *stage
 	// mu guards what parallel stages share: layers, used.
 	mu sync.Mutex
+	// sandboxes are what the RUN steps share (confinement, cgroup, network).
+	sandboxes sandboxes
 }
 
 // statCache is the build context's stat cache.

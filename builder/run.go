@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,16 +17,20 @@ import (
 // runStep executes a RUN instruction in a sandbox over the stage's layers and
 // commits what it changed as a new layer.
 func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunCommand) error {
-	network := "host"
+	network, insecure := b.opts.Network, false
 	for _, f := range c.FlagsUsed {
 		switch f {
 		case "network":
-			switch n := string(instructions.GetNetwork(c)); n {
-			case "", "default", "host":
-			case "none":
-				network = "none"
-			default:
-				return fmt.Errorf("RUN --network=%s is not supported", n)
+			if n := instructions.GetNetwork(c); n != NetworkDefault {
+				network = n
+			}
+			if network == NetworkHost && !slices.Contains(b.opts.Allow, EntitlementNetworkHost) {
+				return fmt.Errorf("RUN --network=host requires the entitlement %s: start the build with --allow %s", EntitlementNetworkHost, EntitlementNetworkHost)
+			}
+		case "security":
+			insecure = instructions.GetSecurity(c) == instructions.SecurityInsecure
+			if insecure && !slices.Contains(b.opts.Allow, EntitlementSecurityInsecure) {
+				return fmt.Errorf("RUN --security=insecure requires the entitlement %s: start the build with --allow %s", EntitlementSecurityInsecure, EntitlementSecurityInsecure)
 			}
 		case "mount":
 			// prepareRunMounts below
@@ -59,11 +64,12 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 	inputs := cache.StepInputs{Instruction: createdBy, Args: st.argValues(), Env: env}
 	key := stepKey(st.cacheKey, struct {
 		Op, User, Workdir, Network string
+		Insecure                   bool `json:",omitempty"`
 		Args, Env                  []string
 		Epoch                      *time.Time
 		Mounts                     any                            `json:",omitempty"`
 		Heredocs                   []instructions.ShellInlineFile `json:",omitempty"`
-	}{"RUN", st.img.Config.User, st.img.Config.WorkingDir, network, args, env, st.epoch, mounts.key, c.Files})
+	}{"RUN", st.img.Config.User, st.img.Config.WorkingDir, network, insecure, args, env, st.epoch, mounts.key, c.Files})
 	if rec, ok := b.lookup(ctx, st, key); ok {
 		st.applyRecord(rec, createdBy)
 		return errCached
@@ -91,7 +97,7 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 		defer release()
 		extra = append(append([]runner.Mount(nil), extra...), m)
 	}
-	code, err := runner.Run(ctx, &runner.Spec{
+	spec := &runner.Spec{
 		Lowers: lowers,
 		Upper:  sn.Dir,
 		Work:   sn.Work,
@@ -101,11 +107,15 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 		Env:         append(append(env[:len(env):len(env)], mounts.env...), b.proxyEnv(st)...),
 		Cwd:         st.img.Config.WorkingDir,
 		User:        st.img.Config.User,
-		Network:     network,
 		ExtraMounts: extra,
 		Stdout:      b.opts.Progress,
 		Stderr:      b.opts.Progress,
-	})
+	}
+	if err := b.confine(ctx, spec, network, insecure); err != nil {
+		sn.Discard()
+		return fmt.Errorf("RUN %s: %w", strings.Join(c.CmdLine, " "), err)
+	}
+	code, err := runner.Run(ctx, spec)
 	if err != nil {
 		sn.Discard()
 		return fmt.Errorf("RUN %s: %w", strings.Join(c.CmdLine, " "), err)

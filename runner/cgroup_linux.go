@@ -29,7 +29,10 @@ type Cgroup struct {
 
 // OpenCgroup returns the cgroup at name (e.g. "kiln/<id>") relative to
 // each hierarchy's root, whether or not it exists.
-func OpenCgroup(name string) *Cgroup {
+func OpenCgroup(name string) *Cgroup { return openCgroupIn(name, cgroupV1Controllers) }
+
+// openCgroupIn is OpenCgroup in the given v1 hierarchies only.
+func openCgroupIn(name string, controllers []string) *Cgroup {
 	c := &Cgroup{dirs: map[string]string{}}
 	if _, err := os.Stat(filepath.Join(CgroupRoot, "cgroup.controllers")); err == nil {
 		c.v2 = true
@@ -37,7 +40,7 @@ func OpenCgroup(name string) *Cgroup {
 		return c
 	}
 	seen := map[string]bool{}
-	for _, ctl := range cgroupV1Controllers {
+	for _, ctl := range controllers {
 		h, err := filepath.EvalSymlinks(filepath.Join(CgroupRoot, ctl))
 		if err != nil || seen[h] {
 			continue
@@ -228,4 +231,64 @@ func DeviceRule(path, perms string) (string, error) {
 		return "", fmt.Errorf("invalid device permissions %q", perms)
 	}
 	return fmt.Sprintf("%s %d:%d %s", t, unix.Major(st.Rdev), unix.Minor(st.Rdev), perms), nil
+}
+
+// buildCgroupPrefix names the cgroups of builds: kiln/build-<pid>-<start>.
+const buildCgroupPrefix = "build-"
+
+// NewBuildCgroup creates the cgroup the RUN steps of one build run in,
+// kiln/build-<pid>-<start time> in the devices hierarchy, allowing only
+// DefaultDevices (cgroup v1; on v2, where that takes an eBPF program, the
+// cgroup is made without device rules). The cgroups of builds whose
+// process is gone (killed before they could remove theirs) are removed
+// first.
+func NewBuildCgroup() (*Cgroup, error) {
+	pid := os.Getpid()
+	start, _ := ProcStart(pid)
+	sweepBuildCgroups()
+	name := fmt.Sprintf("kiln/%s%d-%d", buildCgroupPrefix, pid, start)
+	c := openCgroupIn(name, []string{"devices"})
+	if len(c.dirs) == 0 {
+		return nil, errors.New("create build cgroup: no devices cgroup hierarchy mounted")
+	}
+	for _, d := range c.Dirs() {
+		if err := mkdirRetry(d); err != nil {
+			c.Remove()
+			return nil, fmt.Errorf("create build cgroup: %w", err)
+		}
+	}
+	if c.v2 {
+		return c, nil
+	}
+	for _, f := range cgroupFiles(Resources{Devices: DefaultDevices}, false) {
+		if err := os.WriteFile(filepath.Join(c.dirs[f.Controller], f.Name), []byte(f.Value), 0); err != nil {
+			c.Remove()
+			return nil, fmt.Errorf("set cgroup %s=%s: %w", f.Name, f.Value, err)
+		}
+	}
+	return c, nil
+}
+
+// sweepBuildCgroups removes the build cgroups whose build process is gone.
+func sweepBuildCgroups() {
+	c := openCgroupIn("kiln", []string{"devices"})
+	for _, dir := range c.Dirs() {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			rest, ok := strings.CutPrefix(e.Name(), buildCgroupPrefix)
+			if !ok || !e.IsDir() {
+				continue
+			}
+			p, s, _ := strings.Cut(rest, "-")
+			pid, err1 := strconv.Atoi(p)
+			start, err2 := strconv.ParseUint(s, 10, 64)
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			if st, ok := ProcStart(pid); ok && st == start {
+				continue // a live build's
+			}
+			_ = unix.Rmdir(filepath.Join(dir, e.Name())) // EBUSY while something still runs in it
+		}
+	}
 }

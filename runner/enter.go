@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path"
+
+	"github.com/kiln-build/kiln/runner/seccomp"
 )
 
 // ErrSandboxGone: the process whose namespaces StartExec should join is no
@@ -27,6 +29,7 @@ type ExecSpec struct {
 
 	Capabilities    []string // when not nil, the capability bounding set, as Spec.Capabilities
 	NoNewPrivileges bool
+	Seccomp         seccomp.Filter // when not nil, the process's seccomp filter
 	Cgroups         []string // cgroup directories the process starts in (v1 hierarchies, or one v2 directory)
 
 	// Stdio of the process; nil is /dev/null. Ignored with Terminal.

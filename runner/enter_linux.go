@@ -150,6 +150,14 @@ func enterAndStart(spec *ExecSpec) (*ExecProcess, int, error) {
 			return nil, -1, fmt.Errorf("exec: set no_new_privs: %w", err)
 		}
 	}
+	if spec.Seccomp != nil {
+		// On this thread alone (it forks the process and dies), which still
+		// has every capability in its effective set: the filter loads with
+		// or without no_new_privs.
+		if err := spec.Seccomp.InstallThread(); err != nil {
+			return nil, -1, fmt.Errorf("exec: load seccomp filter: %w", err)
+		}
+	}
 
 	groups := make([]uint32, 0, len(u.Groups))
 	for _, g := range u.Groups {

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/runner/seccomp"
 )
 
 // execProcess runs inside the new root: it resolves the user, creates and
@@ -29,6 +31,14 @@ func execProcess(cfg *initConfig, started func()) error {
 		return fmt.Errorf("chdir %s: %w", cwd, err)
 	}
 	env := withDefaultEnv(cfg.Env, u.Home)
+	if cfg.Seccomp != nil && !cfg.NoNewPrivileges {
+		// Without no_new_privs, loading a filter takes CAP_SYS_ADMIN: load
+		// it while the init still has every capability, as runc does. The
+		// syscalls left before the exec are all ones the profile allows.
+		if err := installSeccomp(cfg.Seccomp); err != nil {
+			return err
+		}
+	}
 	if cfg.Capabilities != nil {
 		if err := limitCapabilities(cfg.Capabilities); err != nil {
 			return err
@@ -47,6 +57,11 @@ func execProcess(cfg *initConfig, started func()) error {
 	exe, err := lookPath(cfg.Args[0], pathEnv)
 	if err != nil {
 		return err
+	}
+	if cfg.Seccomp != nil && cfg.NoNewPrivileges {
+		if err := installSeccomp(cfg.Seccomp); err != nil {
+			return err
+		}
 	}
 	if cfg.Init {
 		err = runInit(exe, cfg.Args, env, cfg.Terminal, started)
@@ -175,6 +190,15 @@ func checkExecutable(p string) error {
 	}
 	if err := unix.Faccessat(unix.AT_FDCWD, p, unix.X_OK, unix.AT_EACCESS); err != nil {
 		return &fs.PathError{Op: "access", Path: p, Err: err}
+	}
+	return nil
+}
+
+// installSeccomp loads the sandbox's seccomp filter on every thread of the
+// init, so that whatever it forks or execs from now on is filtered.
+func installSeccomp(f seccomp.Filter) error {
+	if err := f.Install(); err != nil {
+		return fmt.Errorf("load seccomp filter: %w", err)
 	}
 	return nil
 }

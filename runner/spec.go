@@ -8,6 +8,8 @@ import (
 	"os"
 	"path"
 	"strings"
+
+	"github.com/kiln-build/kiln/runner/seccomp"
 )
 
 // DefaultPath is Docker's default PATH, used when Spec.Env has none.
@@ -41,6 +43,7 @@ type Spec struct {
 	// every capability, the host's /etc/hosts and /etc/resolv.conf read-only.
 	Capabilities    []string          // when not nil, the capability bounding set ("CAP_CHOWN", ...); inheritable and ambient sets are cleared
 	NoNewPrivileges bool              // set no_new_privs before the exec
+	Seccomp         seccomp.Filter    // when not nil, installed before the exec (see Confinement)
 	MaskedPaths     []string          // container paths hidden after pivot_root: /dev/null over files, an empty read-only tmpfs over directories
 	ReadonlyPaths   []string          // container paths remounted read-only after pivot_root
 	ReadonlyRootfs  bool              // the root filesystem is remounted read-only once everything is mounted
@@ -76,6 +79,7 @@ type initConfig struct {
 
 	Capabilities    []string
 	NoNewPrivileges bool
+	Seccomp         seccomp.Filter
 	MaskedPaths     []string
 	ReadonlyPaths   []string
 	ReadonlyRootfs  bool
@@ -105,7 +109,7 @@ func newInitConfig(s *Spec) (*initConfig, error) {
 		Args: s.Args, Env: s.Env, Cwd: s.Cwd, User: s.User, Hostname: s.Hostname,
 		ExtraMounts: s.ExtraMounts,
 
-		Capabilities: s.Capabilities, NoNewPrivileges: s.NoNewPrivileges,
+		Capabilities: s.Capabilities, NoNewPrivileges: s.NoNewPrivileges, Seccomp: s.Seccomp,
 		MaskedPaths: s.MaskedPaths, ReadonlyPaths: s.ReadonlyPaths, ReadonlyRootfs: s.ReadonlyRootfs,
 		Files: s.Files, CgroupNS: s.CgroupNS, Privileged: s.Privileged,
 		Terminal: s.Terminal, Init: s.Init, Devices: s.Devices, Populate: s.Populate,

@@ -32,6 +32,8 @@ func newBuildCommand(g *globals) *cobra.Command {
 		target      string
 		pull        string
 		secrets     []string
+		netMode     string
+		allow       []string
 		rf          registryFlags
 	)
 	cmd := &cobra.Command{
@@ -73,6 +75,10 @@ func newBuildCommand(g *globals) *cobra.Command {
 				NoCache:         noCache,
 				Compression:     c,
 				Progress:        os.Stderr,
+				Network:         netMode,
+			}
+			for _, a := range allow {
+				opts.Allow = append(opts.Allow, strings.Split(a, ",")...)
 			}
 			if quiet {
 				opts.Progress = io.Discard
@@ -99,6 +105,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 			}
 			defer s.Close()
 			opts.Pull = pullFunc(s, rf.options(quiet), opts.Progress)
+			opts.NetworkNamespace = buildNetwork(g.root, s)
 			id, err := builder.Build(cmd.Context(), s, opts)
 			if err != nil {
 				return err
@@ -125,6 +132,8 @@ func newBuildCommand(g *globals) *cobra.Command {
 	f.StringArrayVar(&cacheFrom, "cache-from", nil, "import build cache: type=local,src=DIR or type=registry,ref=NAME")
 	f.StringVar(&cacheTo, "cache-to", "", "export build cache: type=local,dest=DIR or type=registry,ref=NAME[,mode=max]")
 	f.StringArrayVar(&secrets, "secret", nil, "secret for RUN --mount=type=secret: id=NAME,src=FILE or id=NAME,env=VAR")
+	f.StringVar(&netMode, "network", builder.NetworkDefault, "the networking mode of RUN steps: default (the build's own namespace on kiln's bridge), none or host (needs --allow network.host)")
+	f.StringArrayVar(&allow, "allow", nil, "extra privileged entitlements: network.host (RUN --network=host), security.insecure (RUN --security=insecure)")
 	f.StringVar(&epoch, "source-date-epoch", "", "timestamp (seconds since 1970) for the image's history, config and file times (default $SOURCE_DATE_EPOCH)")
 	return cmd
 }

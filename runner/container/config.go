@@ -68,6 +68,7 @@ type HostConfig struct {
 	Mounts         []MountSpec `json:",omitempty"`
 	MaskedPaths    []string
 	ReadonlyPaths  []string
+	SecurityOpt    []string `json:",omitempty"` // docker's --security-opt values (a seccomp profile inline, as docker stores it)
 
 	// Networking (see network.go).
 	PortBindings    network.PortMap `json:",omitempty"`

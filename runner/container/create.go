@@ -55,7 +55,11 @@ func NewConfig(o CreateOptions) (Config, error) {
 	if len(argv) == 0 {
 		return Config{}, fmt.Errorf("create container: %w", errNoCommand)
 	}
-	if _, err := runner.Capabilities(nil, o.HostConfig.CapAdd, o.HostConfig.CapDrop); err != nil {
+	sec, err := security(o.HostConfig)
+	if err != nil {
+		return Config{}, err
+	}
+	if _, err := sec.Resolve(); err != nil {
 		return Config{}, err
 	}
 	env := mergeEnv(ic.Env, o.Env)
@@ -97,11 +101,10 @@ func NewConfig(o CreateOptions) (Config, error) {
 	if hc.NetworkMode == "" {
 		hc.NetworkMode = network.DefaultNetwork
 	}
-	var err error
 	if cc.ExposedPorts, err = exposedPorts(ic.ExposedPorts, o.ExposedPorts); err != nil {
 		return Config{}, err
 	}
-	if !hc.Privileged {
+	if !hc.Privileged && !sec.SystemPathsUnconfined {
 		hc.MaskedPaths, hc.ReadonlyPaths = runner.DefaultMaskedPaths, runner.DefaultReadonlyPaths
 	}
 	return Config{

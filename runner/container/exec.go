@@ -190,12 +190,15 @@ func execSpec(c *Container, o ExecOptions) (*runner.ExecSpec, error) {
 	if o.WorkingDir != "" {
 		spec.Cwd = o.WorkingDir
 	}
-	if !c.HostConfig.Privileged && !o.Privileged {
-		caps, err := runner.Capabilities(nil, c.HostConfig.CapAdd, c.HostConfig.CapDrop)
-		if err != nil {
-			return nil, err
-		}
-		spec.Capabilities, spec.NoNewPrivileges = caps, true
+	sec, err := security(c.HostConfig)
+	if err != nil {
+		return nil, err
 	}
+	sec.Privileged = sec.Privileged || o.Privileged
+	conf, err := sec.Resolve()
+	if err != nil {
+		return nil, err
+	}
+	conf.ConfineExec(spec)
 	return spec, nil
 }

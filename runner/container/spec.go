@@ -9,8 +9,9 @@ import (
 )
 
 // containerSpec is the runner sandbox for c: its own namespaces with only a
-// loopback network, Docker's default capabilities, masked /proc paths and
-// no_new_privs unless privileged, its own /etc files, volumes and cgroup.
+// loopback network, Docker's default confinement (capabilities, seccomp,
+// masked /proc paths) unless privileged or changed by --cap-add, --cap-drop
+// and --security-opt, its own /etc files, volumes and cgroup.
 func containerSpec(c *Container, cgroups []string) (*runner.Spec, error) {
 	args := append([]string{c.Path}, c.Args...)
 	if c.Path == "" {
@@ -31,13 +32,12 @@ func containerSpec(c *Container, cgroups []string) (*runner.Spec, error) {
 	for _, d := range hc.Devices {
 		spec.Devices = append(spec.Devices, runner.Device{Source: d.PathOnHost, Target: d.PathInContainer})
 	}
+	conf, err := c.confinement()
+	if err != nil {
+		return nil, err
+	}
+	conf.Confine(spec)
 	if !hc.Privileged {
-		caps, err := runner.Capabilities(nil, hc.CapAdd, hc.CapDrop)
-		if err != nil {
-			return nil, err
-		}
-		spec.Capabilities = caps
-		spec.NoNewPrivileges = true
 		spec.MaskedPaths, spec.ReadonlyPaths = hc.MaskedPaths, hc.ReadonlyPaths
 	}
 	noCopy := map[string]bool{}
@@ -72,4 +72,20 @@ func hasEnv(env []string, key string) bool {
 		}
 	}
 	return false
+}
+
+// security is the container's confinement as its HostConfig asks.
+func security(hc HostConfig) (runner.Security, error) {
+	sec := runner.Security{Privileged: hc.Privileged, CapAdd: hc.CapAdd, CapDrop: hc.CapDrop}
+	err := sec.ParseSecurityOpt(hc.SecurityOpt)
+	return sec, err
+}
+
+// confinement resolves the container's security settings.
+func (c *Container) confinement() (*runner.Confinement, error) {
+	sec, err := security(c.HostConfig)
+	if err != nil {
+		return nil, err
+	}
+	return sec.Resolve()
 }

@@ -62,6 +62,7 @@ type AttachRequest struct {
 	Aliases       []string
 	HostsPath     string   // the container's /etc/hosts to keep up to date ("" for none)
 	ExtraHosts    []string // its --add-host entries
+	Holder        *Holder  // the process the endpoint lasts for, when not a container's (see Endpoint.Holder)
 }
 
 // Attach gives the namespace ns an interface on the network: a veth pair
@@ -137,6 +138,7 @@ func (st *state) attach(n *Network, ns *os.File, req AttachRequest) (*Endpoint, 
 		Aliases: req.Aliases, EndpointID: newID(), IP: ip, MAC: macFor(ip),
 		HostVeth: vethName(req.ContainerID, n.ID), Interface: ifname,
 		HostsPath: req.HostsPath, ExtraHosts: req.ExtraHosts, Attached: time.Now().UTC(),
+		Holder: req.Holder,
 	}
 	if old, err := netlink.LinkByName(e.HostVeth); err == nil {
 		_ = netlink.LinkDel(old) // left by a container that died unseen
@@ -366,4 +368,22 @@ func (st *state) writeHostsFor(containerID string, any *Endpoint) error {
 	}
 	_, werr := f.Write(HostsFile(any.ExtraHosts, entries))
 	return errors.Join(werr, f.Close())
+}
+
+// AttachSelf makes a network namespace with an interface on the network
+// that lasts as long as the calling process (see Endpoint.Holder), under
+// the endpoint ID id: the namespace a build's RUN steps share. release
+// detaches it; if the process dies first, the next change to the store's
+// networks does.
+func (s *Store) AttachSelf(id, network string) (ns *os.File, release func() error, err error) {
+	ns, err = NewNamespace()
+	if err != nil {
+		return nil, nil, err
+	}
+	_, _, err = s.Attach(ns, AttachRequest{ContainerID: id, ContainerName: id, Hostname: id, Network: network, Holder: Self()})
+	if err != nil {
+		ns.Close()
+		return nil, nil, err
+	}
+	return ns, func() error { return s.ReleaseDying(id) }, nil
 }

@@ -5,8 +5,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/netip"
+	"os"
 	"regexp"
 	"time"
+
+	"github.com/kiln-build/kiln/runner"
 )
 
 var (
@@ -76,6 +79,30 @@ type Endpoint struct {
 	HostsPath     string   `json:",omitempty"` // the container's /etc/hosts, rewritten on changes
 	ExtraHosts    []string `json:",omitempty"`
 	Attached      time.Time
+	// Holder, when set, is the process whose life the endpoint lasts (a
+	// build's RUN steps' namespace): once that process is gone, the next
+	// change to the store's networks releases the endpoint.
+	Holder *Holder `json:",omitempty"`
+}
+
+// Holder names a process: its PID and start time (runner.ProcStart), a
+// guard against PID reuse.
+type Holder struct {
+	Pid   int
+	Start uint64
+}
+
+// Alive reports whether the process still runs.
+func (h *Holder) Alive() bool {
+	st, ok := runner.ProcStart(h.Pid)
+	return ok && st == h.Start
+}
+
+// Self is the calling process as a Holder.
+func Self() *Holder {
+	pid := os.Getpid()
+	st, _ := runner.ProcStart(pid)
+	return &Holder{Pid: pid, Start: st}
 }
 
 // Names are what peers on a user-defined network call the endpoint.

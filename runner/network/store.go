@@ -90,7 +90,8 @@ func (s *Store) update(fn func(st *state) error) error {
 			return err
 		}
 	}
-	ferr := fn(st)
+	ferr := st.releaseDeadHolders()
+	ferr = errors.Join(ferr, fn(st))
 	if st.idled {
 		ferr = errors.Join(ferr, st.idle())
 	}
@@ -417,4 +418,18 @@ func hostRoutes() ([]Route, error) {
 	}
 	defer f.Close()
 	return parseRoutes(f)
+}
+
+// releaseDeadHolders detaches the endpoints whose holder process is gone
+// (a build killed before it could release its network).
+func (st *state) releaseDeadHolders() error {
+	var errs []error
+	for _, n := range st.nets {
+		for _, e := range n.Endpoints {
+			if e.Holder != nil && !e.Holder.Alive() {
+				errs = append(errs, st.detach(n, e))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -1,0 +1,196 @@
+package runner
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/kiln-build/kiln/runner/seccomp"
+)
+
+// Security is what confines a sandbox beyond its namespaces. Its zero value
+// is Docker's default confinement, the one a `docker run` container and a
+// BuildKit RUN step get: DefaultCapabilities, Docker's default seccomp
+// profile, DefaultMaskedPaths and DefaultReadonlyPaths, /sys read-only, only
+// the devices of DefaultDevices usable (enforced by the sandbox's cgroup),
+// no_new_privs off. RUN steps and containers are confined by the same
+// function, Confine, from this one description.
+type Security struct {
+	// Privileged lifts it all, as docker run --privileged and BuildKit's
+	// RUN --security=insecure: every capability, no seccomp filter, no
+	// masked or read-only paths, /sys read-write, the host's devices.
+	Privileged bool
+	// CapAdd and CapDrop change the capability set as --cap-add/--cap-drop.
+	CapAdd, CapDrop []string
+	// NoNewPrivileges sets no_new_privs (--security-opt no-new-privileges).
+	NoNewPrivileges bool
+	// SeccompProfile is a seccomp profile in Docker's JSON format; nil is
+	// Docker's default profile. SeccompUnconfined turns seccomp off.
+	SeccompProfile    []byte
+	SeccompUnconfined bool
+	// SystemPathsUnconfined keeps /proc and /sys paths unmasked and
+	// writable (--security-opt systempaths=unconfined).
+	SystemPathsUnconfined bool
+}
+
+// ParseSecurityOpt adds docker's --security-opt values to s:
+// seccomp=unconfined|PROFILE.json (a file, or the profile's JSON itself as
+// docker keeps it in HostConfig), no-new-privileges[=true|false],
+// systempaths=unconfined, and the AppArmor and SELinux options that say
+// "none" (apparmor=unconfined, label=disable: kiln applies neither). Any
+// other value is an error: an option is never silently dropped.
+func (s *Security) ParseSecurityOpt(opts []string) error {
+	for _, o := range opts {
+		k, v, hasValue := strings.Cut(o, "=")
+		if !hasValue {
+			k, v, hasValue = strings.Cut(o, ":") // docker's legacy separator
+		}
+		switch k {
+		case "no-new-privileges":
+			b := true
+			if hasValue {
+				var err error
+				if b, err = strconv.ParseBool(v); err != nil {
+					return fmt.Errorf("invalid --security-opt %q: no-new-privileges takes true or false", o)
+				}
+			}
+			s.NoNewPrivileges = b
+		case "seccomp":
+			switch {
+			case v == "unconfined":
+				s.SeccompUnconfined, s.SeccompProfile = true, nil
+			case v == "":
+				return fmt.Errorf("invalid --security-opt %q: seccomp needs unconfined or a profile file", o)
+			case strings.HasPrefix(strings.TrimSpace(v), "{"):
+				// The profile itself, as docker's client sends it and
+				// HostConfig.SecurityOpt keeps it.
+				if _, err := seccompFilter([]byte(v), nil); err != nil {
+					return fmt.Errorf("seccomp profile: %w", err)
+				}
+				s.SeccompUnconfined, s.SeccompProfile = false, []byte(v)
+			default:
+				data, err := os.ReadFile(v)
+				if err != nil {
+					return fmt.Errorf("opening seccomp profile (%s) failed: %w", v, err)
+				}
+				if _, err := seccompFilter(data, nil); err != nil {
+					return fmt.Errorf("seccomp profile %s: %w", v, err)
+				}
+				s.SeccompUnconfined, s.SeccompProfile = false, data
+			}
+		case "systempaths":
+			if v != "unconfined" {
+				return fmt.Errorf("invalid --security-opt %q: systempaths only takes unconfined", o)
+			}
+			s.SystemPathsUnconfined = true
+		case "apparmor":
+			if v != "unconfined" {
+				return fmt.Errorf("invalid --security-opt %q: kiln applies no AppArmor profile (only apparmor=unconfined is accepted)", o)
+			}
+		case "label":
+			if v != "disable" {
+				return fmt.Errorf("invalid --security-opt %q: kiln applies no SELinux labels (only label=disable is accepted)", o)
+			}
+		default:
+			return fmt.Errorf("invalid --security-opt %q: unknown option (seccomp, no-new-privileges, systempaths, apparmor=unconfined and label=disable are supported)", o)
+		}
+	}
+	return nil
+}
+
+// Capabilities is the capability set s gives (every one when privileged).
+func (s Security) Capabilities() ([]string, error) {
+	if s.Privileged {
+		return AllCapabilities(), nil
+	}
+	return Capabilities(nil, s.CapAdd, s.CapDrop)
+}
+
+// Confinement is a Security resolved once (capabilities checked, the
+// seccomp profile compiled), to confine any number of sandboxes.
+type Confinement struct {
+	privileged      bool
+	caps            []string
+	noNewPrivileges bool
+	seccomp         seccomp.Filter // nil: none
+	masked, ro      []string
+}
+
+// Resolve checks s and compiles its seccomp profile for its capability set.
+func (s Security) Resolve() (*Confinement, error) {
+	caps, err := s.Capabilities()
+	if err != nil {
+		return nil, err
+	}
+	c := &Confinement{privileged: s.Privileged, caps: caps, noNewPrivileges: s.NoNewPrivileges}
+	if s.Privileged {
+		return c, nil
+	}
+	if !s.SeccompUnconfined {
+		if c.seccomp, err = seccompFilter(s.SeccompProfile, caps); err != nil {
+			return nil, err
+		}
+	}
+	if !s.SystemPathsUnconfined {
+		c.masked, c.ro = DefaultMaskedPaths, DefaultReadonlyPaths
+	}
+	return c, nil
+}
+
+// Privileged reports whether the confinement is --privileged's.
+func (c *Confinement) Privileged() bool { return c.privileged }
+
+// Confine sets spec's capabilities, seccomp filter, no_new_privs, masked
+// and read-only paths and privileged mode. Devices are the cgroup's job:
+// the caller puts the sandbox in a cgroup that allows DefaultDevices (see
+// Resources.Devices) unless Privileged.
+func (c *Confinement) Confine(spec *Spec) {
+	spec.Privileged = c.privileged
+	spec.Capabilities = slices.Clone(c.caps)
+	spec.NoNewPrivileges = c.noNewPrivileges
+	spec.Seccomp = c.seccomp
+	spec.MaskedPaths, spec.ReadonlyPaths = c.masked, c.ro
+}
+
+// ConfineExec does the same for a process started in a running sandbox.
+func (c *Confinement) ConfineExec(spec *ExecSpec) {
+	spec.Capabilities = slices.Clone(c.caps)
+	spec.NoNewPrivileges = c.noNewPrivileges
+	spec.Seccomp = c.seccomp
+}
+
+// seccompFilter compiles a profile in Docker's JSON format (nil: Docker's
+// default) for a process with the capabilities caps.
+func seccompFilter(profile []byte, caps []string) (seccomp.Filter, error) {
+	p := seccomp.Default()
+	if profile != nil {
+		var err error
+		if p, err = seccomp.Load(profile); err != nil {
+			return nil, err
+		}
+	}
+	return seccomp.Compile(p, caps)
+}
+
+// InlineSecurityOpt turns seccomp=FILE into seccomp=<the file's JSON>, as
+// docker's client does before it creates a container, so the container
+// keeps the profile it was created with.
+func InlineSecurityOpt(opts []string) ([]string, error) {
+	out := make([]string, 0, len(opts))
+	for _, o := range opts {
+		if v, ok := strings.CutPrefix(o, "seccomp="); ok && v != "unconfined" && v != "" && !strings.HasPrefix(strings.TrimSpace(v), "{") {
+			data, err := os.ReadFile(v)
+			if err != nil {
+				return nil, fmt.Errorf("opening seccomp profile (%s) failed: %w", v, err)
+			}
+			if _, err := seccompFilter(data, nil); err != nil {
+				return nil, fmt.Errorf("seccomp profile %s: %w", v, err)
+			}
+			o = "seccomp=" + string(data)
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
