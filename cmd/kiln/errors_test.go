@@ -52,7 +52,8 @@ func TestBuildBadInput(t *testing.T) {
 		{"missing base", "FROM localhost/missing:1\nRUN true\n", "Dockerfile:1: FROM localhost/missing:1: image not found"},
 		{"unknown user", "FROM localhost/bb:latest\nCOPY --chown=nobody2 file.txt /\n", "Dockerfile:2: COPY --chown=nobody2: unable to find user nobody2"},
 		{"multiple sources need a dir", "FROM localhost/bb:latest\nCOPY file.txt file.txt /dst\n", "Dockerfile:2: COPY file.txt file.txt: when using COPY with more than one source file, the destination must be a directory and end with a /"},
-		{"unsupported", "FROM localhost/bb:latest\nRUN --security=insecure true\n", "Dockerfile:2: RUN --security is not supported yet"},
+		{"entitlement", "FROM localhost/bb:latest\nRUN --security=insecure true\n", "Dockerfile:2: RUN --security=insecure requires the entitlement security.insecure"},
+		{"entitlement-network", "FROM localhost/bb:latest\nRUN --network=host true\n", "Dockerfile:2: RUN --network=host requires the entitlement network.host"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
