@@ -81,35 +81,39 @@ func (a *asm) assemble() ([]unix.SockFilter, error) {
 			return nil, fmt.Errorf("assemble: label %d is past the last instruction", l)
 		}
 	}
+	// Lay out from the end: all jumps go forward, so when instruction i is
+	// placed, the distance to each of its targets is known, and with it
+	// whether a branch needs an extra ja (which lengthens the other branch's
+	// jump by one).
 	far := make([][2]bool, n) // conditional jumps whose jt, jf go through an extra ja
-	pos := make([]int, n)
-	for {
-		p := 0
-		for i := range a.insns {
-			pos[i] = p
-			p++
-			if far[i][0] {
-				p++
-			}
-			if far[i][1] {
-				p++
+	tail := make([]int, n+1)  // tail[i]: instructions emitted from insns[i] to the end
+	for i := n - 1; i >= 0; i-- {
+		in := a.insns[i]
+		size := 1
+		for b, l := range [2]label{in.jt, in.jf} {
+			if l != next && a.labels[l] <= i && (isCond(in.code) || b == 0) {
+				return nil, fmt.Errorf("assemble: backward jump at %d", i)
 			}
 		}
-		changed := false
-		for i, in := range a.insns {
-			if !isCond(in.code) {
-				continue
-			}
-			for b, l := range [2]label{in.jt, in.jf} {
-				if l != next && !far[i][b] && pos[a.labels[l]]-pos[i]-1 > 255 {
-					far[i][b] = true
-					changed = true
+		if isCond(in.code) {
+			extra := 0
+			for changed := true; changed; {
+				changed = false
+				for b, l := range [2]label{in.jt, in.jf} {
+					if l != next && !far[i][b] && tail[i+1]-tail[a.labels[l]]+extra > 255 {
+						far[i][b] = true
+						extra++
+						changed = true
+					}
 				}
 			}
+			size += extra
 		}
-		if !changed {
-			break
-		}
+		tail[i] = tail[i+1] + size
+	}
+	pos := make([]int, n)
+	for i := range pos {
+		pos[i] = tail[0] - tail[i]
 	}
 	prog := make([]unix.SockFilter, 0, n)
 	for i, in := range a.insns {

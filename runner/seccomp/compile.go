@@ -2,6 +2,7 @@ package seccomp
 
 import (
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
 
@@ -71,15 +72,50 @@ type condRule struct {
 // sysRules are the rules of one syscall number: the conditional ones are
 // tried in profile order, then the unconditional one, then the default.
 type sysRules struct {
-	conds  []condRule
-	uncond *uint32
+	nr        uint32
+	conds     []condRule
+	uncond    uint32
+	hasUncond bool
 }
 
-// archRules gathers the rules of r by syscall number on arch, and the
-// highest number the profile names there (0 if none).
-func archRules(r *resolved, arch int) (map[uint32]*sysRules, uint32, error) {
-	bySys := map[uint32]*sysRules{}
-	var maxNr uint32
+// denseNrs bounds the syscall numbers indexed by a slice rather than a map
+// (all but ARM's private syscalls, from 0x0f0000).
+const denseNrs = 1024
+
+// archRules gathers the rules of r by syscall number on arch, sorted by
+// number, and the highest number the profile names there (0 if none).
+func archRules(r *resolved, arch int) ([]sysRules, uint32, error) {
+	names := 0
+	for _, rule := range r.rules {
+		names += len(rule.Names)
+	}
+	var (
+		rules  = make([]sysRules, 0, names)
+		dense  [denseNrs]int32 // nr → 1 + index in rules
+		sparse map[uint32]int32
+		maxNr  uint32
+	)
+	get := func(nr uint32) *sysRules {
+		var i int32
+		if nr < denseNrs {
+			i = dense[nr]
+		} else {
+			i = sparse[nr]
+		}
+		if i == 0 {
+			rules = append(rules, sysRules{nr: nr})
+			i = int32(len(rules))
+			if nr < denseNrs {
+				dense[nr] = i
+			} else {
+				if sparse == nil {
+					sparse = map[uint32]int32{}
+				}
+				sparse[nr] = i
+			}
+		}
+		return &rules[i-1]
+	}
 	for _, rule := range r.rules {
 		ret, err := action(rule.Action, rule.ErrnoRet)
 		if err != nil {
@@ -94,16 +130,12 @@ func archRules(r *resolved, arch int) (map[uint32]*sysRules, uint32, error) {
 			if ret == r.defaultRet {
 				continue // runc skips rules that repeat the default action
 			}
-			s := bySys[nr]
-			if s == nil {
-				s = &sysRules{}
-				bySys[nr] = s
-			}
+			s := get(nr)
 			if len(rule.Args) == 0 {
-				if s.uncond != nil && *s.uncond != ret {
+				if s.hasUncond && s.uncond != ret {
 					return nil, 0, fmt.Errorf("%w: syscall %s has two rules without args and with different actions", ErrInvalid, name)
 				}
-				s.uncond = &ret
+				s.uncond, s.hasUncond = ret, true
 				continue
 			}
 			// As runc does: conditions on distinct arguments must all hold;
@@ -117,7 +149,16 @@ func archRules(r *resolved, arch int) (map[uint32]*sysRules, uint32, error) {
 			}
 		}
 	}
-	return bySys, maxNr, nil
+	sorted := make([]sysRules, 0, len(rules))
+	for _, i := range dense {
+		if i != 0 {
+			sorted = append(sorted, rules[i-1])
+		}
+	}
+	for _, nr := range slices.Sorted(maps.Keys(sparse)) {
+		sorted = append(sorted, rules[sparse[nr]-1])
+	}
+	return sorted, maxNr, nil
 }
 
 func sameIndex(args []specs.LinuxSeccompArg) bool {
@@ -157,7 +198,7 @@ func generate(r *resolved, goarch string) ([]unix.SockFilter, error) {
 	if len(arches) == 0 {
 		return nil, fmt.Errorf("architecture %s is not supported", goarch)
 	}
-	g := &generator{rets: map[uint32]label{}}
+	g := &generator{asm: asm{insns: make([]insn, 0, 4096), labels: make([]int, 0, 1024)}, rets: map[uint32]label{}}
 	dflt := g.retLabel(r.defaultRet)
 
 	archLabels := make([]label, len(arches))
@@ -169,7 +210,7 @@ func generate(r *resolved, goarch string) ([]unix.SockFilter, error) {
 	g.ret(unix.SECCOMP_RET_KILL_PROCESS)
 
 	for i, arch := range arches {
-		bySys, maxNr, err := archRules(r, arch)
+		rules, maxNr, err := archRules(r, arch)
 		if err != nil {
 			return nil, err
 		}
@@ -181,15 +222,12 @@ func generate(r *resolved, goarch string) ([]unix.SockFilter, error) {
 		if !allows(r.defaultRet) && maxNr > 0 {
 			g.jump(unix.BPF_JGT, maxNr, g.retLabel(unix.SECCOMP_RET_ERRNO|uint32(unix.ENOSYS)), next)
 		}
-		nrs := make([]uint32, 0, len(bySys))
-		for nr := range bySys {
-			nrs = append(nrs, nr)
-		}
-		slices.Sort(nrs)
-		targets := make([]label, len(nrs))
-		for j, nr := range nrs {
-			if s := bySys[nr]; len(s.conds) == 0 {
-				targets[j] = g.retLabel(*s.uncond)
+		nrs := make([]uint32, len(rules))
+		targets := make([]label, len(rules))
+		for j, s := range rules {
+			nrs[j] = s.nr
+			if len(s.conds) == 0 {
+				targets[j] = g.retLabel(s.uncond)
 			} else {
 				targets[j] = g.newLabel()
 			}
@@ -199,8 +237,7 @@ func generate(r *resolved, goarch string) ([]unix.SockFilter, error) {
 		} else {
 			g.search(nrs, targets, dflt)
 		}
-		for j, nr := range nrs {
-			s := bySys[nr]
+		for j, s := range rules {
 			if len(s.conds) == 0 {
 				continue
 			}
@@ -213,8 +250,8 @@ func generate(r *resolved, goarch string) ([]unix.SockFilter, error) {
 				g.ret(c.ret)
 				g.place(fail)
 			}
-			if s.uncond != nil {
-				g.ret(*s.uncond)
+			if s.hasUncond {
+				g.ret(s.uncond)
 			} else {
 				g.ret(r.defaultRet)
 			}

@@ -96,24 +96,27 @@ func validate(p *Profile) error {
 		if call == nil {
 			return fmt.Errorf("%w: syscalls[%d] is null", ErrInvalid, i)
 		}
-		where := fmt.Sprintf("syscalls[%d] %v", i, call.Names)
-		if call.Name != "" {
-			if len(call.Names) != 0 {
-				return fmt.Errorf("%w: syscalls[%d]: both name and names are given, use one", ErrInvalid, i)
+		where := func() string { // names the entry in an error
+			if call.Name != "" {
+				return fmt.Sprintf("syscalls[%d] [%s]", i, call.Name)
 			}
-			where = fmt.Sprintf("syscalls[%d] [%s]", i, call.Name)
-		} else if len(call.Names) == 0 {
+			return fmt.Sprintf("syscalls[%d] %v", i, call.Names)
+		}
+		if call.Name != "" && len(call.Names) != 0 {
+			return fmt.Errorf("%w: syscalls[%d]: both name and names are given, use one", ErrInvalid, i)
+		}
+		if call.Name == "" && len(call.Names) == 0 {
 			return fmt.Errorf("%w: syscalls[%d]: no names", ErrInvalid, i)
 		}
 		if _, err := action(call.Action, call.ErrnoRet); err != nil {
-			return fmt.Errorf("%w: %s: %v", ErrInvalid, where, err)
+			return fmt.Errorf("%w: %s: %v", ErrInvalid, where(), err)
 		}
 		for j, arg := range call.Args {
 			if arg.Index > 5 {
-				return fmt.Errorf("%w: %s: args[%d]: index %d is not an argument (0 to 5)", ErrInvalid, where, j, arg.Index)
+				return fmt.Errorf("%w: %s: args[%d]: index %d is not an argument (0 to 5)", ErrInvalid, where(), j, arg.Index)
 			}
 			if !knownOp(arg.Op) {
-				return fmt.Errorf("%w: %s: args[%d]: unknown op %q", ErrInvalid, where, j, arg.Op)
+				return fmt.Errorf("%w: %s: args[%d]: unknown op %q", ErrInvalid, where(), j, arg.Op)
 			}
 		}
 	}
