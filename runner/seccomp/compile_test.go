@@ -340,3 +340,28 @@ func BenchmarkCompileDefault(b *testing.B) {
 	b.ReportMetric(float64(cpu.Microseconds()), "cpu-µs/op")
 	b.ReportMetric(float64(n), "insns")
 }
+
+// TestUnknownNamesSkipped: a name the architecture does not have is skipped
+// (as libseccomp does), the rule's other names still apply.
+func TestUnknownNamesSkipped(t *testing.T) {
+	p, err := Load([]byte(`{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+		{"names": ["no_such_syscall", "socketcall", "getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := resolve(p, target{goarch: "amd64", kernel: kernel618})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := generate(r, "amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newVM(t, prog)
+	if got := v.run(t, unix.AUDIT_ARCH_X86_64, unix.SYS_GETCWD, [6]uint64{}); got != unix.SECCOMP_RET_ERRNO|22 {
+		t.Errorf("getcwd: got %#x", got)
+	}
+	if got := v.run(t, unix.AUDIT_ARCH_X86_64, unix.SYS_GETPID, [6]uint64{}); got != unix.SECCOMP_RET_ALLOW {
+		t.Errorf("getpid: got %#x", got)
+	}
+}
