@@ -196,7 +196,7 @@ func checkExecutable(p string) error {
 
 // installSeccomp loads the sandbox's seccomp filter on every thread of the
 // init, so that whatever it forks or execs from now on is filtered.
-func installSeccomp(f seccomp.Filter) error {
+func installSeccomp(f *seccomp.Filter) error {
 	if err := f.Install(); err != nil {
 		return fmt.Errorf("load seccomp filter: %w", err)
 	}

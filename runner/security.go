@@ -114,7 +114,7 @@ type Confinement struct {
 	privileged      bool
 	caps            []string
 	noNewPrivileges bool
-	seccomp         seccomp.Filter // nil: none
+	seccomp         *seccomp.Filter // nil: none
 	masked, ro      []string
 }
 
@@ -163,7 +163,7 @@ func (c *Confinement) ConfineExec(spec *ExecSpec) {
 
 // seccompFilter compiles a profile in Docker's JSON format (nil: Docker's
 // default) for a process with the capabilities caps.
-func seccompFilter(profile []byte, caps []string) (seccomp.Filter, error) {
+func seccompFilter(profile []byte, caps []string) (*seccomp.Filter, error) {
 	p := seccomp.Default()
 	if profile != nil {
 		var err error
@@ -171,7 +171,11 @@ func seccompFilter(profile []byte, caps []string) (seccomp.Filter, error) {
 			return nil, err
 		}
 	}
-	return seccomp.Compile(p, caps)
+	f, err := seccomp.Compile(p, caps)
+	if err != nil {
+		return nil, err
+	}
+	return &f, nil
 }
 
 // InlineSecurityOpt turns seccomp=FILE into seccomp=<the file's JSON>, as

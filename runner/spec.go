@@ -43,7 +43,7 @@ type Spec struct {
 	// every capability, the host's /etc/hosts and /etc/resolv.conf read-only.
 	Capabilities    []string          // when not nil, the capability bounding set ("CAP_CHOWN", ...); inheritable and ambient sets are cleared
 	NoNewPrivileges bool              // set no_new_privs before the exec
-	Seccomp         seccomp.Filter    // when not nil, installed before the exec (see Confinement)
+	Seccomp         *seccomp.Filter   // when not nil, installed before the exec (see Confinement)
 	MaskedPaths     []string          // container paths hidden after pivot_root: /dev/null over files, an empty read-only tmpfs over directories
 	ReadonlyPaths   []string          // container paths remounted read-only after pivot_root
 	ReadonlyRootfs  bool              // the root filesystem is remounted read-only once everything is mounted
@@ -79,7 +79,7 @@ type initConfig struct {
 
 	Capabilities    []string
 	NoNewPrivileges bool
-	Seccomp         seccomp.Filter
+	Seccomp         *seccomp.Filter
 	MaskedPaths     []string
 	ReadonlyPaths   []string
 	ReadonlyRootfs  bool

@@ -17,7 +17,15 @@ import (
 // is off, as runc does; the filter must then allow what the caller does
 // until execve (capset, setgroups, setresuid, prctl, execve: Docker's profile
 // does). The zero Filter installs nothing.
-func (f Filter) Install() error {
+func (f Filter) Install() error { return f.install(unix.SECCOMP_FILTER_FLAG_TSYNC) }
+
+// InstallThread is Install for the calling thread alone (no TSYNC): for a
+// locked OS thread that starts the sandboxed process and is then thrown
+// away, in a process whose other threads must stay unfiltered (kiln exec's
+// monitor). The process it forks inherits the thread's filter.
+func (f Filter) InstallThread() error { return f.install(0) }
+
+func (f Filter) install(flags uint) error {
 	if len(f.Program) == 0 {
 		return nil
 	}
@@ -29,7 +37,7 @@ func (f Filter) Install() error {
 	}
 	prog := unix.SockFprog{Len: uint16(len(f.Program)), Filter: &f.Program[0]}
 	tid, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER,
-		uintptr(f.Flags|unix.SECCOMP_FILTER_FLAG_TSYNC), uintptr(unsafe.Pointer(&prog)))
+		uintptr(f.Flags|flags), uintptr(unsafe.Pointer(&prog)))
 	switch {
 	case errors.Is(errno, unix.EACCES):
 		return fmt.Errorf("install seccomp filter: %w (needs no_new_privs or CAP_SYS_ADMIN)", errno)
