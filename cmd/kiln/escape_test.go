@@ -318,3 +318,15 @@ func kilnProcesses(root string) []int {
 	}
 	return pids
 }
+
+// 13 lines of ARG X=$X$X$X$X$X$X$X$X$X$X once grew past 3 GB: the build
+// fails at once, naming the line where the value got too big.
+func TestEscapeExpansionBomb(t *testing.T) {
+	e := newEnv(t)
+	df := "FROM scratch\nARG X=abcdefghij\n" + strings.Repeat("ARG X=$X$X$X$X$X$X$X$X$X$X\n", 13) + "LABEL x=$X\n"
+	r := e.run("", "build", writeContext(t, map[string]string{"Dockerfile": df}))
+	// 10 bytes, then 100 B, 1 kB, ... 1 MB on line 7: line 8 asks for 10 MB.
+	if r.code == 0 || !strings.Contains(r.stderr, "Dockerfile:8: ARG X: variable expansion exceeds 1048576 bytes") {
+		t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+}
