@@ -330,3 +330,44 @@ func TestEscapeExpansionBomb(t *testing.T) {
 		t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
 	}
 }
+
+// buildah's CVE-2024-1753: the source of RUN --mount=type=bind is resolved
+// inside what it names (the context, a stage, an image): a symlink to /,
+// to a host directory or up out of it never reaches the host's files.
+func TestEscapeBindMountSymlinkSource(t *testing.T) {
+	e := newEnv(t)
+	e.importBase("localhost/bb:latest")
+	c := newHostCanary(t)
+	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM scratch\n"})
+	for name, target := range map[string]string{"root": "/", "host": c.dir, "up": "../../../../../../../../.."} {
+		if err := os.Symlink(target, filepath.Join(ctx, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	look := func(dir string) string {
+		return "ls -la " + dir + "/ " + dir + c.dir + "/ 2>&1; cat " + dir + c.dir + "/" + c.name + " " + dir + "/" + c.name + " 2>&1; true"
+	}
+	var df strings.Builder
+	df.WriteString("FROM localhost/bb:latest AS evil\nRUN ln -s / /root-link && ln -s " + c.dir + " /host-link && ln -s ../../../.. /up-link\n")
+	df.WriteString("FROM localhost/bb:latest\n")
+	for _, src := range []string{"root", "host", "up", "root" + c.dir, "up" + c.dir} {
+		fmt.Fprintf(&df, "RUN --mount=type=bind,source=%s,target=/x %s\n", src, look("/x"))
+	}
+	for _, src := range []string{"root-link", "host-link", "up-link", "root-link" + c.dir, "up-link" + c.dir} {
+		for _, from := range []string{"evil", "localhost/evil:latest"} {
+			fmt.Fprintf(&df, "RUN --mount=type=bind,from=%s,source=%s,target=/x %s\n", from, src, look("/x"))
+		}
+	}
+	// The image the stage makes, for from=IMAGE.
+	e.kiln("build", "-q", "-t", "localhost/evil:latest", "--target", "evil",
+		writeContext(t, map[string]string{"Dockerfile": df.String()}))
+	for _, line := range strings.Split(strings.TrimSpace(df.String()), "\n")[3:] {
+		// One RUN per build: a source that is not found fails the build,
+		// which is a fine answer too, but must not hide the others.
+		if err := os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(strings.Join(strings.Split(df.String(), "\n")[:3], "\n")+"\n"+line+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := e.run("", "build", "--no-cache", ctx)
+		c.check(t, line, r.stdout+r.stderr)
+	}
+}
