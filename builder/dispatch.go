@@ -104,7 +104,8 @@ func (b *build) dispatch(ctx context.Context, st *stage, meta *stage, cmd instru
 					}
 				}
 			}
-			one := instructions.ArgCommand{Args: []instructions.KeyValuePairOptional{kv}}
+			one := *c // keeps the line, for errors
+			one.Args = []instructions.KeyValuePairOptional{kv}
 			if err := b.declareArgs(st, &one); err != nil {
 				return err
 			}

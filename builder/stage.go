@@ -108,16 +108,18 @@ func (g envGetter) Keys() []string {
 
 func (st *stage) expand(word string) (string, error) {
 	lex := *st.lex // a Lex keeps state while it works: one per call
-	s, _, err := lex.ProcessWord(word, envGetter{st})
-	return s, err
+	env := &boundedEnv{EnvGetter: envGetter{st}}
+	s, _, err := lex.ProcessWord(word, env)
+	return s, env.check(err)
 }
 
 // expandRaw expands a heredoc's content: variables only, quotes kept.
 func (st *stage) expandRaw(word string) (string, error) {
 	lex := *st.lex
 	lex.SkipProcessQuotes = true
-	s, _, err := lex.ProcessWord(word, envGetter{st})
-	return s, err
+	env := &boundedEnv{EnvGetter: envGetter{st}}
+	s, _, err := lex.ProcessWord(word, env)
+	return s, env.check(err)
 }
 
 // argEnv is the build arguments with values as KEY=VALUE, those ENV does not shadow.

@@ -127,8 +127,10 @@ func enterAndStart(spec *ExecSpec) (*ExecProcess, int, error) {
 	if spec.Cwd != "" {
 		cwd = path.Clean(spec.Cwd)
 	}
-	if err := unix.Chdir(cwd); err != nil {
-		return nil, 126, fmt.Errorf("exec: chdir to cwd (%q): %w", cwd, err)
+	// The fork inherits this thread's working directory: the child must not
+	// resolve cwd again (cmd.Dir), its /proc/self/fd holds our descriptors.
+	if err := chdirInRoot(cwd, false, 0, 0); err != nil {
+		return nil, 126, fmt.Errorf("exec: %w", err)
 	}
 	env := withDefaultEnv(spec.Env, u.Home)
 	pathEnv, _ := lookupEnv(env, "PATH")
@@ -163,7 +165,7 @@ func enterAndStart(spec *ExecSpec) (*ExecProcess, int, error) {
 	for _, g := range u.Groups {
 		groups = append(groups, uint32(g))
 	}
-	cmd := &exec.Cmd{Path: exe, Args: spec.Args, Env: env, Dir: cwd}
+	cmd := &exec.Cmd{Path: exe, Args: spec.Args, Env: env}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID), Groups: groups},
 	}
@@ -199,6 +201,13 @@ func enterAndStart(spec *ExecSpec) (*ExecProcess, int, error) {
 	}
 	// The umask lives in the file-system context this thread no longer shares.
 	unix.Umask(0o022)
+	// Only stdio reaches the process, nothing the caller inherited.
+	if err := CloseExtraFilesOnExec(); err != nil {
+		if pty != nil {
+			pty.Close()
+		}
+		return nil, -1, fmt.Errorf("exec: %w", err)
+	}
 	err = cmd.Start()
 	if err != nil {
 		if pty != nil {

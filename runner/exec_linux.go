@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -23,12 +22,8 @@ func execProcess(cfg *initConfig, started func()) error {
 	if err != nil {
 		return err
 	}
-	cwd := path.Clean("/" + cfg.Cwd)
-	if err := mkdirAllOwned(cwd, u.UID, u.GID); err != nil {
+	if err := chdirInRoot(cfg.Cwd, true, u.UID, u.GID); err != nil {
 		return err
-	}
-	if err := unix.Chdir(cwd); err != nil {
-		return fmt.Errorf("chdir %s: %w", cwd, err)
 	}
 	env := withDefaultEnv(cfg.Env, u.Home)
 	if cfg.Seccomp != nil && !cfg.NoNewPrivileges {
@@ -106,29 +101,6 @@ func openUserFile(name string) (*os.File, error) {
 		return nil, fmt.Errorf("open %s: not a regular file", name)
 	}
 	return f, nil
-}
-
-// mkdirAllOwned creates dir and its missing parents (mode 0755), chowning
-// only the directories it creates to uid:gid, like BuildKit does for the
-// working directory.
-func mkdirAllOwned(dir string, uid, gid int) error {
-	cur := "/"
-	for _, c := range strings.Split(strings.Trim(dir, "/"), "/") {
-		if c == "" {
-			continue
-		}
-		cur = path.Join(cur, c)
-		if _, err := os.Stat(cur); err == nil {
-			continue
-		}
-		if err := unix.Mkdir(cur, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("create working directory %s: %w", cur, err)
-		}
-		if err := unix.Lchown(cur, uid, gid); err != nil {
-			return fmt.Errorf("chown working directory %s: %w", cur, err)
-		}
-	}
-	return nil
 }
 
 // setCredentials switches the calling thread (locked: the exec follows on

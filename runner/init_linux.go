@@ -27,6 +27,7 @@ type initReport struct {
 // command: it never returns (on failure it reports the error to Run and exits
 // non-zero).
 func Init() {
+	closeInheritedFiles(reportFd)
 	unix.CloseOnExec(reportFd)
 	rep := os.NewFile(reportFd, "report")
 	enc := json.NewEncoder(rep)

@@ -14,11 +14,11 @@ import (
 func TestEnterMountNamespace(t *testing.T) {
 	requireRoot(t)
 	// TestMain called it: this process is the re-executed child.
-	if os.Getenv(MountNamespaceEnv) == "" {
-		t.Fatal("marker not set")
+	if private, err := InPrivateMountNamespace(); err != nil || !private {
+		t.Fatalf("InPrivateMountNamespace = %v, %v in the re-executed child", private, err)
 	}
 	if err := EnterMountNamespace(); err != nil {
-		t.Fatalf("with the marker set: %v", err)
+		t.Fatalf("in the re-executed child: %v", err)
 	}
 	self, err1 := os.Readlink("/proc/self/ns/mnt")
 	parent, err2 := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", os.Getppid()))
@@ -36,16 +36,11 @@ func TestEnterMountNamespace(t *testing.T) {
 	}
 }
 
-// helperProcess runs this test binary as a fresh process (without the
-// marker) executing only TestHelperProcess in the given mode.
+// helperProcess runs this test binary as a fresh process executing only
+// TestHelperProcess in the given mode.
 func helperProcess(mode string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
-	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, MountNamespaceEnv+"=") {
-			cmd.Env = append(cmd.Env, e)
-		}
-	}
-	cmd.Env = append(cmd.Env, "KILN_TEST_HELPER="+mode)
+	cmd.Env = append(os.Environ(), "KILN_TEST_HELPER="+mode)
 	return cmd
 }
 
@@ -53,6 +48,13 @@ func TestHelperProcess(t *testing.T) {
 	switch os.Getenv("KILN_TEST_HELPER") {
 	case "exit7":
 		os.Exit(7)
+	case "mntns":
+		// Report the namespace this helper ended up in, from the host's
+		// view of it: its own and its parent's.
+		self, _ := os.Readlink("/proc/self/ns/mnt")
+		parent, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", os.Getppid()))
+		fmt.Printf("%s %s\n", self, parent)
+		os.Exit(0)
 	case "sleep":
 		os.Stdout.WriteString("ready\n")
 		time.Sleep(time.Minute)
@@ -86,5 +88,25 @@ func TestEnterMountNamespaceExitAndSignals(t *testing.T) {
 	err = cmd.Wait()
 	if !errors.As(err, &ee) || ee.ExitCode() != 128+int(syscall.SIGTERM) {
 		t.Fatalf("after SIGTERM: %v", err)
+	}
+}
+
+// An internal marker once said "already in a private mount namespace"; set
+// in a user's environment, it made kiln mount on the host's namespace. The
+// environment must change nothing: the process that runs is in a namespace
+// of its own, not its parent's.
+func TestEnterMountNamespaceIgnoresEnvironment(t *testing.T) {
+	requireRoot(t)
+	for _, marker := range []string{"KILN_MNTNS=1", "KILN_MNTNS=yes"} {
+		cmd := helperProcess("mntns")
+		cmd.Env = append(cmd.Env, marker)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: %v", marker, err)
+		}
+		f := strings.Fields(string(out))
+		if len(f) != 2 || f[0] == f[1] {
+			t.Fatalf("with %s in the environment the process runs in its parent's mount namespace: %q", marker, out)
+		}
 	}
 }

@@ -68,7 +68,16 @@ func start(ctx context.Context, spec *Spec) (*Process, int, error) {
 	defer repR.Close()
 	defer repW.Close()
 
-	cmd := exec.CommandContext(ctx, "/proc/self/exe")
+	// The init is PID 1 of the sandbox: it runs from a sealed view of the
+	// binary, and gets stdio and its two pipes, nothing else of ours.
+	exe, err := SealedExe()
+	if err != nil {
+		return nil, -1, fmt.Errorf("run: %w", err)
+	}
+	if err := CloseExtraFilesOnExec(); err != nil {
+		return nil, -1, fmt.Errorf("run: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, exe)
 	cmd.Args = []string{initArg0}
 	cmd.Env = []string{"GOMAXPROCS=1"}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = spec.Stdin, spec.Stdout, spec.Stderr

@@ -20,6 +20,12 @@ import (
 // which the child inherits.
 func runInit(exe string, args, env []string, tty bool, started func()) error {
 	_ = os.WriteFile("/proc/self/comm", []byte("kiln-init"), 0) // what ps shows
+	// The init never execs: left as they are, its capabilities would be
+	// more than the command's (whose permitted set execve cut to the
+	// bounding set), a prize for whoever can ptrace it.
+	if err := keepBoundingCapabilities(); err != nil {
+		return err
+	}
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs)
 	sys := &syscall.SysProcAttr{Setpgid: true}
@@ -70,4 +76,30 @@ func reapAll(child int) (code int, done bool) {
 			}
 		}
 	}
+}
+
+// keepBoundingCapabilities cuts the calling thread's permitted and
+// effective capabilities to its bounding set, which is what execve leaves
+// a root process.
+func keepBoundingCapabilities() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("get capabilities: %w", err)
+	}
+	for c := 0; c < 64; c++ {
+		in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0)
+		if err == nil && in == 1 {
+			continue
+		}
+		// Not in the bounding set (or past the kernel's last capability).
+		mask := ^(uint32(1) << (c % 32))
+		data[c/32].Permitted &= mask
+		data[c/32].Effective &= mask
+		data[c/32].Inheritable &= mask
+	}
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("drop the init's capabilities: %w", err)
+	}
+	return nil
 }

@@ -68,7 +68,17 @@ func (s *Store) Exec(c *Container, o ExecOptions, a *Attach) (*Running, error) {
 		return nil, fmt.Errorf("exec: %w", err)
 	}
 	defer logf.Close()
-	cmd := exec.Command("/proc/self/exe", s.root, c.ID, flags)
+	// The monitor starts the container's processes: it runs from a sealed
+	// view of the binary, and inherits nothing but what it is given.
+	exe, err := runner.SealedExe()
+	if err == nil {
+		err = runner.CloseExtraFilesOnExec()
+	}
+	if err != nil {
+		r.abort(files)
+		return nil, fmt.Errorf("exec: %w", err)
+	}
+	cmd := exec.Command(exe, s.root, c.ID, flags)
 	cmd.Args[0] = execArg0
 	cmd.Env = []string{"GOMAXPROCS=1", execOptionsEnv + "=" + string(opts)}
 	if err := r.startMonitor(cmd, logf, files); err != nil {

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
+
+	"github.com/kiln-build/kiln/runner"
 )
 
 // winsizeEnv passes the client terminal's "rows cols" to the monitor.
@@ -70,7 +72,17 @@ func (s *Store) Start(c *Container, a *Attach) (*Running, error) {
 		return nil, fmt.Errorf("start container: %w", err)
 	}
 	defer logf.Close()
-	cmd := exec.Command("/proc/self/exe", filepath.Dir(filepath.Dir(c.Dir)), c.ID, flags)
+	// The monitor starts the container's processes: it runs from a sealed
+	// view of the binary, and inherits nothing but what it is given.
+	exe, err := runner.SealedExe()
+	if err == nil {
+		err = runner.CloseExtraFilesOnExec()
+	}
+	if err != nil {
+		r.abort(files)
+		return nil, fmt.Errorf("start container: %w", err)
+	}
+	cmd := exec.Command(exe, filepath.Dir(filepath.Dir(c.Dir)), c.ID, flags)
 	cmd.Args[0] = monitorArg0
 	cmd.Env = []string{"GOMAXPROCS=1"}
 	if a != nil && a.Rows > 0 {
