@@ -30,7 +30,7 @@ type ExecSpec struct {
 	Capabilities    []string // when not nil, the capability bounding set, as Spec.Capabilities
 	NoNewPrivileges bool
 	Seccomp         *seccomp.Filter // when not nil, the process's seccomp filter
-	Cgroups         []string       // cgroup directories the process starts in (v1 hierarchies, or one v2 directory)
+	Cgroups         []string        // cgroup directories the process starts in (v1 hierarchies, or one v2 directory)
 
 	// Stdio of the process; nil is /dev/null. Ignored with Terminal.
 	Stdin, Stdout, Stderr *os.File
