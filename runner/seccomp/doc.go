@@ -27,12 +27,16 @@
 // What the filter does, as runc with libseccomp does for Docker: it checks
 // seccomp_data.arch against the native architecture and the profile's
 // sub-architectures it can run (x86_64 with i386, aarch64 with arm), each with
-// its own syscall table, and kills the process for any other; on x86_64 it
+// its own syscall table, and kills the process for any other (libseccomp's
+// default kills the thread); on x86_64 it
 // refuses every x32 syscall (nr & 0x40000000) with EPERM, where libseccomp
 // filters x32 calls by name (Debian's kernels boot with x32 off, and a filter
 // that lets them through unchecked is the classic bypass); syscall numbers
 // above the highest one the profile names get ENOSYS instead of the default
 // errno, as runc's patchbpf stub does, so that programs fall back from
 // syscalls newer than the profile; rules whose syscall the architecture does
-// not have are skipped.
+// not have are skipped. For one syscall, rules with argument conditions are
+// tried in profile order before its unconditional rule; rules whose action is
+// the default one are dropped (runc's reading); two unconditional rules with
+// different actions are an error (libseccomp refuses them too).
 package seccomp
