@@ -176,11 +176,15 @@ func mountCgroup2(t *testing.T) string {
 		t.Fatalf("mount cgroup2 on %s: %v", dir, err)
 	}
 	t.Cleanup(func() {
-		// Cgroups left in it would outlive the mount, unseen.
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			if e.IsDir() && strings.HasPrefix(e.Name(), "kiln") {
-				t.Errorf("cgroup %s left behind", e.Name())
+		// Cgroups left in it would outlive the mount, unseen. (On a v2 host
+		// this is the host's hierarchy: only this test's cgroups count.)
+		pid := strconv.Itoa(os.Getpid())
+		for _, sub := range []string{"", "kiln"} {
+			entries, _ := os.ReadDir(filepath.Join(dir, sub))
+			for _, e := range entries {
+				if e.IsDir() && strings.Contains(e.Name(), "-"+pid) {
+					t.Errorf("cgroup %s left behind", filepath.Join(sub, e.Name()))
+				}
 			}
 		}
 		if err := unix.Unmount(dir, 0); err != nil {
