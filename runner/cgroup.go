@@ -1,6 +1,10 @@
 package runner
 
-import "strconv"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
 
 // Resources are a container's cgroup limits; zero values mean no limit (or
 // the kernel's default share).
@@ -10,8 +14,10 @@ type Resources struct {
 	NanoCPUs  int64 // CPU quota in units of 1e-9 CPUs
 	PidsLimit int64 // maximum tasks; <= 0 is unlimited
 	// Devices, when not nil, are the only devices the cgroup may use, as
-	// device cgroup rules ("c 1:3 rwm"); nil allows every device. Enforced
-	// on cgroup v1 (the devices controller); v2 would need an eBPF program.
+	// device cgroup rules ("c 1:3 rwm", "b *:* m", "a"; see
+	// parseDeviceRule); nil allows every device. Enforced by the devices
+	// controller on cgroup v1, by an eBPF program attached to the cgroup on
+	// v2 (devices_linux.go).
 	Devices []string
 }
 
@@ -97,4 +103,84 @@ func cut(s string, sep byte) (before, after string, found bool) {
 		}
 	}
 	return s, "", false
+}
+
+// deviceRule is one device cgroup rule allowing some accesses to some
+// devices: "c 1:3 rwm" (type, major:minor, access), "b *:* m" (any
+// major or minor), "a" (everything).
+type deviceRule struct {
+	Type         byte  // 'c', 'b', or 'a' for every device
+	Major, Minor int64 // -1 is any ("*")
+	Access       string
+}
+
+// The largest major and minor numbers the kernel's dev_t holds.
+const (
+	maxDeviceMajor = 1<<12 - 1
+	maxDeviceMinor = 1<<20 - 1
+)
+
+// parseDeviceRule parses a rule as the v1 devices.allow file takes it:
+// TYPE MAJOR:MINOR ACCESS with TYPE c or b, MAJOR and MINOR numbers or *,
+// ACCESS one to three of r, w and m; or "a" (equally "a *:* rwm"), every
+// device. An "a" rule narrower than everything is refused: the v1 kernel
+// would read it as everything.
+func parseDeviceRule(s string) (deviceRule, error) {
+	bad := func(why string) (deviceRule, error) {
+		return deviceRule{}, fmt.Errorf("invalid device rule %q: %s", s, why)
+	}
+	if s == "a" || s == "a *:* rwm" {
+		return deviceRule{Type: 'a', Major: -1, Minor: -1, Access: "rwm"}, nil
+	}
+	f := strings.Split(s, " ")
+	if len(f) != 3 {
+		return bad("want TYPE MAJOR:MINOR ACCESS")
+	}
+	if f[0] == "a" {
+		return bad(`type a is only "a" or "a *:* rwm"`)
+	}
+	if f[0] != "c" && f[0] != "b" {
+		return bad("type must be c, b or a")
+	}
+	r := deviceRule{Type: f[0][0], Access: f[2]}
+	maj, mnr, ok := strings.Cut(f[1], ":")
+	if !ok {
+		return bad("want MAJOR:MINOR")
+	}
+	var err error
+	if r.Major, err = parseDeviceNumber(maj, maxDeviceMajor); err != nil {
+		return bad("major " + err.Error())
+	}
+	if r.Minor, err = parseDeviceNumber(mnr, maxDeviceMinor); err != nil {
+		return bad("minor " + err.Error())
+	}
+	if len(r.Access) == 0 || len(r.Access) > 3 || strings.Trim(r.Access, "rwm") != "" {
+		return bad("access must be some of r, w and m")
+	}
+	return r, nil
+}
+
+// parseDeviceNumber parses a major or minor number up to max; "*" is -1.
+func parseDeviceNumber(s string, max int64) (int64, error) {
+	if s == "*" {
+		return -1, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > max || s[0] == '+' {
+		return 0, fmt.Errorf("%q is not * or a number up to %d", s, max)
+	}
+	return n, nil
+}
+
+// parseDeviceRules parses every rule of rules.
+func parseDeviceRules(rules []string) ([]deviceRule, error) {
+	out := make([]deviceRule, 0, len(rules))
+	for _, s := range rules {
+		r, err := parseDeviceRule(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }

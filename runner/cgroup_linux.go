@@ -29,19 +29,21 @@ type Cgroup struct {
 
 // OpenCgroup returns the cgroup at name (e.g. "kiln/<id>") relative to
 // each hierarchy's root, whether or not it exists.
-func OpenCgroup(name string) *Cgroup { return openCgroupIn(name, cgroupV1Controllers) }
+func OpenCgroup(name string) *Cgroup { return openCgroupIn(CgroupRoot, name, cgroupV1Controllers) }
 
-// openCgroupIn is OpenCgroup in the given v1 hierarchies only.
-func openCgroupIn(name string, controllers []string) *Cgroup {
+// openCgroupIn is OpenCgroup with the cgroup filesystems mounted at root
+// (CgroupRoot but in tests), in the given v1 hierarchies only. root is
+// cgroup v2 when it has cgroup.controllers.
+func openCgroupIn(root, name string, controllers []string) *Cgroup {
 	c := &Cgroup{dirs: map[string]string{}}
-	if _, err := os.Stat(filepath.Join(CgroupRoot, "cgroup.controllers")); err == nil {
+	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
 		c.v2 = true
-		c.dirs[""] = filepath.Join(CgroupRoot, name)
+		c.dirs[""] = filepath.Join(root, name)
 		return c
 	}
 	seen := map[string]bool{}
 	for _, ctl := range controllers {
-		h, err := filepath.EvalSymlinks(filepath.Join(CgroupRoot, ctl))
+		h, err := filepath.EvalSymlinks(filepath.Join(root, ctl))
 		if err != nil || seen[h] {
 			continue
 		}
@@ -54,19 +56,35 @@ func openCgroupIn(name string, controllers []string) *Cgroup {
 	return c
 }
 
-// NewCgroup creates the cgroup name with the limits r.
+// NewCgroup creates the cgroup name with the limits r. On cgroup v2, the
+// device rules of r are a device filter program attached to the cgroup.
 func NewCgroup(name string, r Resources) (*Cgroup, error) {
-	c := OpenCgroup(name)
+	return newCgroupIn(CgroupRoot, name, r)
+}
+
+// newCgroupIn is NewCgroup with the cgroup filesystems mounted at root.
+func newCgroupIn(root, name string, r Resources) (*Cgroup, error) {
+	devices, err := parseDeviceRules(r.Devices)
+	if err != nil {
+		return nil, fmt.Errorf("create cgroup: %w", err)
+	}
+	c := openCgroupIn(root, name, cgroupV1Controllers)
 	if len(c.dirs) == 0 {
 		return nil, errors.New("create cgroup: no cgroup hierarchy mounted")
 	}
 	if c.v2 {
-		if err := enableV2Controllers(filepath.Dir(c.dirs[""])); err != nil {
+		if err := enableV2Controllers(root, filepath.Dir(c.dirs[""])); err != nil {
 			return nil, err
 		}
 	}
 	for _, d := range c.Dirs() {
 		if err := mkdirRetry(d); err != nil {
+			c.Remove()
+			return nil, fmt.Errorf("create cgroup: %w", err)
+		}
+	}
+	if c.v2 && r.Devices != nil {
+		if err := attachDeviceFilter(c.dirs[""], devices); err != nil {
 			c.Remove()
 			return nil, fmt.Errorf("create cgroup: %w", err)
 		}
@@ -104,13 +122,13 @@ func mkdirRetry(dir string) error {
 }
 
 // enableV2Controllers turns on memory, pids and cpu for the children of every
-// cgroup from the root down to parent (inclusive).
-func enableV2Controllers(parent string) error {
-	rel, err := filepath.Rel(CgroupRoot, parent)
+// cgroup from root down to parent (inclusive).
+func enableV2Controllers(root, parent string) error {
+	rel, err := filepath.Rel(root, parent)
 	if err != nil {
 		return err
 	}
-	dir := CgroupRoot
+	dir := root
 	for _, comp := range append([]string{""}, strings.Split(rel, "/")...) {
 		if comp != "" && comp != "." {
 			dir = filepath.Join(dir, comp)
@@ -237,17 +255,21 @@ func DeviceRule(path, perms string) (string, error) {
 const buildCgroupPrefix = "build-"
 
 // NewBuildCgroup creates the cgroup the RUN steps of one build run in,
-// kiln/build-<pid>-<start time> in the devices hierarchy, allowing only
-// DefaultDevices (cgroup v1; on v2, where that takes an eBPF program, the
-// cgroup is made without device rules). The cgroups of builds whose
+// kiln/build-<pid>-<start time> in the devices hierarchy (v1) or the
+// unified one (v2), allowing only DefaultDevices (the devices controller
+// on v1, a device filter program on v2). The cgroups of builds whose
 // process is gone (killed before they could remove theirs) are removed
 // first.
-func NewBuildCgroup() (*Cgroup, error) {
+func NewBuildCgroup() (*Cgroup, error) { return newBuildCgroupIn(CgroupRoot) }
+
+// newBuildCgroupIn is NewBuildCgroup with the cgroup filesystems mounted
+// at root.
+func newBuildCgroupIn(root string) (*Cgroup, error) {
 	pid := os.Getpid()
 	start, _ := ProcStart(pid)
-	sweepBuildCgroups()
+	sweepBuildCgroups(root)
 	name := fmt.Sprintf("kiln/%s%d-%d", buildCgroupPrefix, pid, start)
-	c := openCgroupIn(name, []string{"devices"})
+	c := openCgroupIn(root, name, []string{"devices"})
 	if len(c.dirs) == 0 {
 		return nil, errors.New("create build cgroup: no devices cgroup hierarchy mounted")
 	}
@@ -258,6 +280,14 @@ func NewBuildCgroup() (*Cgroup, error) {
 		}
 	}
 	if c.v2 {
+		devices, err := parseDeviceRules(DefaultDevices)
+		if err == nil {
+			err = attachDeviceFilter(c.dirs[""], devices)
+		}
+		if err != nil {
+			c.Remove()
+			return nil, fmt.Errorf("create build cgroup: %w", err)
+		}
 		return c, nil
 	}
 	for _, f := range cgroupFiles(Resources{Devices: DefaultDevices}, false) {
@@ -270,8 +300,8 @@ func NewBuildCgroup() (*Cgroup, error) {
 }
 
 // sweepBuildCgroups removes the build cgroups whose build process is gone.
-func sweepBuildCgroups() {
-	c := openCgroupIn("kiln", []string{"devices"})
+func sweepBuildCgroups(root string) {
+	c := openCgroupIn(root, "kiln", []string{"devices"})
 	for _, dir := range c.Dirs() {
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {

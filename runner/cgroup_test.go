@@ -24,8 +24,8 @@ func TestCgroupFiles(t *testing.T) {
 	if got := cgroupFiles(r, false); !slices.Equal(got, v1) {
 		t.Errorf("v1:\n%v\nwant\n%v", got, v1)
 	}
-	// v2: runc's shares-to-weight conversion, cpu.max; device rules would
-	// need eBPF and are left out.
+	// v2: runc's shares-to-weight conversion, cpu.max; device rules are
+	// not files there but a program attached to the cgroup (devices_linux.go).
 	v2 := []cgroupFile{
 		{"memory", "memory.max", "67108864"},
 		{"pids", "pids.max", "10"},
@@ -177,4 +177,66 @@ func TestCgroupRemoveKills(t *testing.T) {
 	if code := <-done; code != 137 {
 		t.Errorf("the sandbox exited %d, want 137 (killed)", code)
 	}
+}
+
+func TestParseDeviceRule(t *testing.T) {
+	for s, want := range map[string]deviceRule{
+		"c 1:3 rwm":         {'c', 1, 3, "rwm"},
+		"b *:* m":           {'b', -1, -1, "m"},
+		"c 136:* rw":        {'c', 136, -1, "rw"},
+		"c *:3 w":           {'c', -1, 3, "w"},
+		"b 4095:1048575 mr": {'b', 4095, 1048575, "mr"},
+		"a":                 {'a', -1, -1, "rwm"},
+		"a *:* rwm":         {'a', -1, -1, "rwm"},
+	} {
+		if got, err := parseDeviceRule(s); err != nil || got != want {
+			t.Errorf("parseDeviceRule(%q) = %+v, %v; want %+v", s, got, err, want)
+		}
+	}
+	for _, bad := range []string{
+		"", "c", "c 1:3", "c 1:3 ", "c 1:3 rwx", "c 1:3 rwmr", "x 1:3 r", "c 1 r", "c 1:3:4 r", "c -1:3 r",
+		"c +1:3 r", "c 4096:0 r", "c 0:1048576 r", "c 1:3  r", " c 1:3 r", "c a:3 r", "a 1:3 r", "a *:* r",
+		"cc 1:3 r", "c 1:3 rwm extra",
+	} {
+		if r, err := parseDeviceRule(bad); err == nil {
+			t.Errorf("parseDeviceRule(%q) = %+v, want an error", bad, r)
+		}
+	}
+	// Every rule kiln writes parses.
+	if _, err := parseDeviceRules(DefaultDevices); err != nil {
+		t.Error(err)
+	}
+	if r, err := DeviceRule("/dev/null", "r"); err != nil {
+		t.Error(err)
+	} else if _, err := parseDeviceRule(r); err != nil {
+		t.Error(err)
+	}
+}
+
+// Whatever parses is a rule the device program and devices.allow take,
+// and parses again the same from its canonical form.
+func FuzzParseDeviceRule(f *testing.F) {
+	for _, s := range append(slices.Clone(DefaultDevices), "a", "b 8:* rw", "c 1:3 rwx", "c 01:3 r") {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := parseDeviceRule(s)
+		if err != nil {
+			return
+		}
+		if !strings.ContainsRune("abc", rune(r.Type)) || r.Major < -1 || r.Major > maxDeviceMajor ||
+			r.Minor < -1 || r.Minor > maxDeviceMinor || r.Access == "" || strings.Trim(r.Access, "rwm") != "" {
+			t.Fatalf("%q parsed to %+v", s, r)
+		}
+		num := func(n int64) string {
+			if n < 0 {
+				return "*"
+			}
+			return fmt.Sprint(n)
+		}
+		canon := fmt.Sprintf("%c %s:%s %s", r.Type, num(r.Major), num(r.Minor), r.Access)
+		if again, err := parseDeviceRule(canon); err != nil || again != r {
+			t.Fatalf("%q parsed to %+v, its form %q to %+v, %v", s, r, canon, again, err)
+		}
+	})
 }
