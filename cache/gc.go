@@ -121,7 +121,9 @@ func (s *Store) GC(ctx context.Context) (int64, error) {
 		d := digest.NewDigestFromEncoded(digest.SHA256, e.Name())
 		if !layers[d] {
 			freed += SpaceOnDisk(s.path("layers", e.Name()))
-			if err := removeAll(s.path("layers", e.Name())); err != nil {
+			// Out of layers/ in one rename, then removed: a kill halfway
+			// never leaves a record over a half-removed snapshot.
+			if err := s.moveToTmp(s.path("layers", e.Name()), "gc."); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return freed, fmt.Errorf("remove layer %s: %w", d, err)
 			}
 		}
