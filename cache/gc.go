@@ -147,6 +147,11 @@ func (s *Store) GC(ctx context.Context) (int64, error) {
 	}
 	for _, e := range ents {
 		p := s.path("tmp", e.Name())
+		if ext, ok := s.externalTemp(e.Name()); ok {
+			// The temp file of a killed process, outside the store.
+			freed += SpaceOnDisk(ext)
+			os.Remove(ext)
+		}
 		freed += SpaceOnDisk(p)
 		if err := removeAll(p); err != nil {
 			return freed, err
