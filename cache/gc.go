@@ -141,10 +141,18 @@ func (s *Store) GC(ctx context.Context) (int64, error) {
 			}
 		}
 	}
-	ents, err = os.ReadDir(s.path("tmp"))
+	n, err := s.sweepTmp()
+	return freed + n, err
+}
+
+// sweepTmp removes everything in tmp/, and the temp files outside the store
+// that notes there name. The caller holds the store exclusively.
+func (s *Store) sweepTmp() (int64, error) {
+	ents, err := os.ReadDir(s.path("tmp"))
 	if err != nil {
-		return freed, err
+		return 0, err
 	}
+	var freed int64
 	for _, e := range ents {
 		p := s.path("tmp", e.Name())
 		if ext, ok := s.externalTemp(e.Name()); ok {

@@ -49,8 +49,20 @@ type Store struct {
 	lock *os.File
 }
 
-// Open opens (creating when needed) the store at root.
-func Open(root string) (*Store, error) {
+// OpenOptions change how OpenWith opens a store.
+type OpenOptions struct {
+	// KeepDebris leaves what killed processes left in tmp/ in place (for
+	// Check to report). Without it, a process that finds the store unused
+	// by any other removes that debris as it opens it.
+	KeepDebris bool
+}
+
+// Open opens (creating when needed) the store at root. If no other process
+// has it open, the debris of killed processes in tmp/ is removed first.
+func Open(root string) (*Store, error) { return OpenWith(root, OpenOptions{}) }
+
+// OpenWith opens (creating when needed) the store at root.
+func OpenWith(root string, o OpenOptions) (*Store, error) {
 	if root == "" {
 		root = DefaultRoot
 	}
@@ -67,11 +79,16 @@ func Open(root string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", abs, err)
 	}
+	s := &Store{root: abs, lock: f}
+	if !o.KeepDebris && flock(f, unix.LOCK_EX|unix.LOCK_NB) == nil {
+		// Alone: whatever tmp/ holds is a killed process's.
+		s.sweepTmp()
+	}
 	if err := flock(f, unix.LOCK_SH); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock store %s: %w", abs, err)
 	}
-	return &Store{root: abs, lock: f}, nil
+	return s, nil
 }
 
 // Root returns the store's absolute root directory.

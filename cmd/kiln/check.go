@@ -23,7 +23,8 @@ func newSystemCheckCommand(g *globals) *cobra.Command {
 			if opts.Force && !opts.Repair {
 				return fmt.Errorf("--force only applies with --repair")
 			}
-			s, err := cache.Open(g.root)
+			// Debris stays for the check to report (and --repair to remove).
+			s, err := cache.OpenWith(g.root, cache.OpenOptions{KeepDebris: true})
 			if err != nil {
 				return err
 			}
