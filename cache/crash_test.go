@@ -127,3 +127,44 @@ func TestConcurrentCommitsOverDebris(t *testing.T) {
 		snapshotDigestOK(t, s, l)
 	}
 }
+
+// TestOpenSweepsDebris: a process that opens the store while no other has
+// it open removes what killed processes left; one that opens it beside
+// another leaves tmp/ alone.
+func TestOpenSweepsDebris(t *testing.T) {
+	root := t.TempDir()
+	s, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	debris := []string{filepath.Join(root, "tmp", "blob.1"), filepath.Join(root, "tmp", "snap.2", "fs", "f")}
+	os.MkdirAll(filepath.Join(root, "statcache"), 0o700)
+	debris = append(debris, filepath.Join(root, "statcache", "statcache.3"))
+	for _, p := range debris {
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	busy, err := Open(root) // s is open: nothing is swept
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy.Close()
+	for _, p := range debris {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("swept while another process had the store open: %s", p)
+		}
+	}
+	s.Close()
+	alone, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alone.Close()
+	for _, p := range debris {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("debris survived: %s", p)
+		}
+	}
+}

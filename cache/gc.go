@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -163,6 +164,15 @@ func (s *Store) sweepTmp() (int64, error) {
 		freed += SpaceOnDisk(p)
 		if err := removeAll(p); err != nil {
 			return freed, err
+		}
+	}
+	// The stat cache writes its temp files beside its files.
+	stats, _ := os.ReadDir(s.path("statcache"))
+	for _, e := range stats {
+		if !strings.HasSuffix(e.Name(), ".gob") {
+			p := s.path("statcache", e.Name())
+			freed += SpaceOnDisk(p)
+			os.Remove(p)
 		}
 	}
 	return freed, nil
