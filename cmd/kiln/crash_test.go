@@ -218,7 +218,7 @@ func TestKillTorture(t *testing.T) {
 	ops := []op{
 		{"build", nil, build("--no-cache")},
 		{"load", []string{"image", "prune", "-af"}, []string{"load", "-i", saved}},
-		{"save", []string{"rmi", "-f", ref}, []string{"save", "-o", filepath.Join(outDir, "out.tar"), "app"}},
+		{"save", nil, []string{"save", "-o", filepath.Join(outDir, "out.tar"), "app"}},
 		{"pull", []string{"image", "prune", "-af"}, []string{"pull", ref}},
 		{"prune", nil, []string{"builder", "prune", "-af"}},
 		{"image prune", []string{"rmi", "-f", "app"}, []string{"image", "prune", "-af"}},
