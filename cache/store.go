@@ -14,10 +14,14 @@
 //	buildcache/<key>.json   build cache records: step key -> layer; files/ their COPY file lists
 //	statcache/              digests of build context files by stat data, to skip re-reading them
 //	tmp/                    work in progress; anything here is garbage once its process is gone
+//	    external.*          notes naming temp files a process writes outside the store (kiln save)
+//	layers.lock             taken by processes replacing the debris of a layer directory
 //
 // Every write is atomic: data goes to tmp/, is fsynced and verified, then
 // renamed into place, so a crash never leaves a wrong or partial object under a
-// digest. Garbage left by a crash is swept by GC.
+// digest; a snapshot's files are synced (syncfs) before its record appears.
+// Garbage left by a crash is invisible to every command and swept by the next
+// process that opens the store alone, or by GC. Check verifies the whole.
 package cache
 
 import (
