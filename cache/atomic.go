@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // tempFile creates a file in the store's tmp directory, on the same filesystem
@@ -61,6 +63,21 @@ func syncDir(dir string) error {
 	defer d.Close()
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// syncFS flushes the whole filesystem holding path to disk (syncfs(2)): one
+// call makes every file of a snapshot durable, where an fsync per file would
+// cost a round trip to the disk each.
+func syncFS(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("sync filesystem of %s: %w", path, err)
 	}
 	return nil
 }

@@ -6,22 +6,30 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 
 	"github.com/opencontainers/go-digest"
 )
 
-// ContainerRefs lists the images and layers that containers use: the
-// "Image" and "Layers" of every <root>/containers/<id>/config.json (written
-// by runner/container). GC keeps them, so that a container's rootfs
-// survives the removal of its image.
-func (s *Store) ContainerRefs() (images, layers []digest.Digest, err error) {
+// containerUse is what one container uses of the store.
+type containerUse struct {
+	ID     string
+	Image  digest.Digest
+	Layers []digest.Digest
+}
+
+// containerUses reads the "Image" and "Layers" of every
+// <root>/containers/<id>/config.json (written by runner/container), sorted
+// by container ID.
+func (s *Store) containerUses() ([]containerUse, error) {
 	ents, err := os.ReadDir(s.path("containers"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
+	var out []containerUse
 	for _, e := range ents {
 		data, err := os.ReadFile(filepath.Join(s.path("containers"), e.Name(), "config.json"))
 		if err != nil {
@@ -34,14 +42,33 @@ func (s *Store) ContainerRefs() (images, layers []digest.Digest, err error) {
 		if json.Unmarshal(data, &c) != nil {
 			continue
 		}
+		u := containerUse{ID: e.Name()}
 		if c.Image.Validate() == nil {
-			images = append(images, c.Image)
+			u.Image = c.Image
 		}
 		for _, l := range c.Layers {
 			if l.Validate() == nil {
-				layers = append(layers, l)
+				u.Layers = append(u.Layers, l)
 			}
 		}
+		out = append(out, u)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// ContainerRefs lists the images and layers that containers use. GC keeps
+// them, so that a container's rootfs survives the removal of its image.
+func (s *Store) ContainerRefs() (images, layers []digest.Digest, err error) {
+	uses, err := s.containerUses()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, u := range uses {
+		if u.Image != "" {
+			images = append(images, u.Image)
+		}
+		layers = append(layers, u.Layers...)
 	}
 	return images, layers, nil
 }

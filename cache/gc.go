@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -121,7 +122,9 @@ func (s *Store) GC(ctx context.Context) (int64, error) {
 		d := digest.NewDigestFromEncoded(digest.SHA256, e.Name())
 		if !layers[d] {
 			freed += SpaceOnDisk(s.path("layers", e.Name()))
-			if err := removeAll(s.path("layers", e.Name())); err != nil {
+			// Out of layers/ in one rename, then removed: a kill halfway
+			// never leaves a record over a half-removed snapshot.
+			if err := s.moveToTmp(s.path("layers", e.Name()), "gc."); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return freed, fmt.Errorf("remove layer %s: %w", d, err)
 			}
 		}
@@ -139,15 +142,37 @@ func (s *Store) GC(ctx context.Context) (int64, error) {
 			}
 		}
 	}
-	ents, err = os.ReadDir(s.path("tmp"))
+	n, err := s.sweepTmp()
+	return freed + n, err
+}
+
+// sweepTmp removes everything in tmp/, and the temp files outside the store
+// that notes there name. The caller holds the store exclusively.
+func (s *Store) sweepTmp() (int64, error) {
+	ents, err := os.ReadDir(s.path("tmp"))
 	if err != nil {
-		return freed, err
+		return 0, err
 	}
+	var freed int64
 	for _, e := range ents {
 		p := s.path("tmp", e.Name())
+		if ext, ok := s.externalTemp(e.Name()); ok {
+			// The temp file of a killed process, outside the store.
+			freed += SpaceOnDisk(ext)
+			os.Remove(ext)
+		}
 		freed += SpaceOnDisk(p)
 		if err := removeAll(p); err != nil {
 			return freed, err
+		}
+	}
+	// The stat cache writes its temp files beside its files.
+	stats, _ := os.ReadDir(s.path("statcache"))
+	for _, e := range stats {
+		if !strings.HasSuffix(e.Name(), ".gob") {
+			p := s.path("statcache", e.Name())
+			freed += SpaceOnDisk(p)
+			os.Remove(p)
 		}
 	}
 	return freed, nil

@@ -128,25 +128,67 @@ func (sn *Snapshot) Commit(diffID digest.Digest, size int64, canonical bool, blo
 		return Layer{}, fmt.Errorf("commit layer %s: %w", diffID, err)
 	}
 	f.Close()
+	// The snapshot's files reach the disk before a record points at them:
+	// after a power cut a record never names a snapshot with lost data.
+	if err := syncFS(sn.tmp); err != nil {
+		return Layer{}, fmt.Errorf("commit layer %s: %w", diffID, err)
+	}
 	target := sn.s.layerPath(diffID)
-	if err := os.Rename(sn.tmp, target); err != nil {
+	err = os.Rename(sn.tmp, target)
+	if err != nil && (errors.Is(err, fs.ErrExist) || errors.Is(err, unix.ENOTEMPTY)) {
 		if l, err2 := sn.s.Layer(diffID); err2 == nil {
 			return l, nil // another process committed it first
 		}
-		if errors.Is(err, fs.ErrExist) || errors.Is(err, unix.ENOTEMPTY) {
-			// A layer directory without a valid record is crash debris: replace it.
-			if err := os.RemoveAll(target); err == nil {
-				err = os.Rename(sn.tmp, target)
-			}
-			if err == nil {
-				sn.tmp = ""
-				return l, syncDir(filepath.Dir(target))
-			}
+		// A layer directory without a valid record is crash debris (a
+		// killed commit or GC): replace it.
+		err = sn.s.replaceDebris(target, sn.tmp)
+	}
+	if err != nil {
+		if l, err2 := sn.s.Layer(diffID); err2 == nil {
+			return l, nil // another process committed it first
 		}
 		return Layer{}, fmt.Errorf("commit layer %s: %w", diffID, err)
 	}
 	sn.tmp = ""
 	return l, syncDir(filepath.Dir(target))
+}
+
+// replaceDebris renames dir to target, where target is a layer directory
+// without a valid record. Processes that meet the same debris take turns
+// (an exclusive flock of layers.lock), so none removes a layer another just
+// committed there. The debris is first moved into tmp/ and removed from
+// there: a kill during the removal leaves garbage GC sweeps, not another
+// half-removed layer directory.
+func (s *Store) replaceDebris(target, dir string) error {
+	lf, err := os.OpenFile(s.path("layers.lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+	if err := flock(lf, unix.LOCK_EX); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(target, "layer.json")); err == nil {
+		return fs.ErrExist // committed meanwhile: the caller reads that record
+	}
+	if err := s.moveToTmp(target, "debris."); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return os.Rename(dir, target)
+}
+
+// moveToTmp renames path into tmp/ under a fresh name and removes it there.
+func (s *Store) moveToTmp(path, prefix string) error {
+	aside, err := s.TempDir(prefix)
+	if err != nil {
+		return err
+	}
+	dst := filepath.Join(aside, "x")
+	if err := os.Rename(path, dst); err != nil {
+		os.Remove(aside)
+		return err
+	}
+	return removeAll(aside)
 }
 
 // Discard removes the snapshot unless it was committed.

@@ -14,10 +14,14 @@
 //	buildcache/<key>.json   build cache records: step key -> layer; files/ their COPY file lists
 //	statcache/              digests of build context files by stat data, to skip re-reading them
 //	tmp/                    work in progress; anything here is garbage once its process is gone
+//	    external.*          notes naming temp files a process writes outside the store (kiln save)
+//	layers.lock             taken by processes replacing the debris of a layer directory
 //
 // Every write is atomic: data goes to tmp/, is fsynced and verified, then
 // renamed into place, so a crash never leaves a wrong or partial object under a
-// digest. Garbage left by a crash is swept by GC.
+// digest; a snapshot's files are synced (syncfs) before its record appears.
+// Garbage left by a crash is invisible to every command and swept by the next
+// process that opens the store alone, or by GC. Check verifies the whole.
 package cache
 
 import (
@@ -49,8 +53,20 @@ type Store struct {
 	lock *os.File
 }
 
-// Open opens (creating when needed) the store at root.
-func Open(root string) (*Store, error) {
+// OpenOptions change how OpenWith opens a store.
+type OpenOptions struct {
+	// KeepDebris leaves what killed processes left in tmp/ in place (for
+	// Check to report). Without it, a process that finds the store unused
+	// by any other removes that debris as it opens it.
+	KeepDebris bool
+}
+
+// Open opens (creating when needed) the store at root. If no other process
+// has it open, the debris of killed processes in tmp/ is removed first.
+func Open(root string) (*Store, error) { return OpenWith(root, OpenOptions{}) }
+
+// OpenWith opens (creating when needed) the store at root.
+func OpenWith(root string, o OpenOptions) (*Store, error) {
 	if root == "" {
 		root = DefaultRoot
 	}
@@ -67,11 +83,16 @@ func Open(root string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", abs, err)
 	}
+	s := &Store{root: abs, lock: f}
+	if !o.KeepDebris && flock(f, unix.LOCK_EX|unix.LOCK_NB) == nil {
+		// Alone: whatever tmp/ holds is a killed process's.
+		s.sweepTmp()
+	}
 	if err := flock(f, unix.LOCK_SH); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock store %s: %w", abs, err)
 	}
-	return &Store{root: abs, lock: f}, nil
+	return s, nil
 }
 
 // Root returns the store's absolute root directory.

@@ -37,7 +37,7 @@ func startSleeper(t *testing.T, s *Spec) int {
 		syscall.Kill(pid, syscall.SIGKILL)
 		<-done
 	})
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !exists(filepath.Join(s.Upper, "marker")) {
 		if time.Now().After(deadline) {
 			t.Fatal("the sandbox did not start")
@@ -112,7 +112,7 @@ func TestStartExecJoinsTheSandbox(t *testing.T) {
 		return out
 	}
 	left := elsewhere()
-	for deadline := time.Now().Add(2 * time.Second); len(left) > 0 && time.Now().Before(deadline); left = elsewhere() {
+	for deadline := time.Now().Add(time.Minute); len(left) > 0 && time.Now().Before(deadline); left = elsewhere() {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if len(left) > 0 {

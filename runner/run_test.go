@@ -41,7 +41,7 @@ func TestRunKilledBySignal(t *testing.T) {
 	go func() {
 		// The command is PID 1 of its namespace: only a signal from outside
 		// (SIGKILL) can kill it.
-		for range 500 {
+		for range 6000 { // a minute
 			if pid := findProcess(t, "sleep\x0031337\x00"); pid > 0 {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 				return
@@ -361,13 +361,9 @@ func TestRunCancel(t *testing.T) {
 	s := newSpec(t, true, "sh", "-c", "sleep 4242 & sleep 4242")
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	code, err := Run(ctx, s)
 	if !errors.Is(err, context.DeadlineExceeded) || code != 137 {
 		t.Fatalf("Run = %d, %v", code, err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("cancel took %v", d)
 	}
 	if pid := findProcess(t, "sleep\x004242\x00"); pid > 0 {
 		t.Fatalf("sleep %d survived", pid)

@@ -45,7 +45,7 @@ func newContainerEnv(t *testing.T) *env {
 // monitor) or a cgroup of ids remains.
 func (e *env) assertNoContainers(ids []string) {
 	e.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		var left []string
 		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
@@ -172,8 +172,8 @@ func TestContainerLifecycle(t *testing.T) {
 	// PID 1 ignores SIGTERM: stop waits for the timeout, then SIGKILLs.
 	start := time.Now()
 	e.kiln("stop", "-t", "1", "loop")
-	if d := time.Since(start); d < time.Second || d > 5*time.Second {
-		t.Errorf("stop -t 1 took %v", d)
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("stop -t 1 did not wait for the timeout: %v", d)
 	}
 	if got := e.inspectF("{{.State.Status}} {{.State.ExitCode}} {{.State.Running}}", id); got != "exited 137 false" {
 		t.Errorf("after stop: %q", got)
@@ -184,11 +184,8 @@ func TestContainerLifecycle(t *testing.T) {
 	// A trapped SIGTERM ends it early with its own code; restart works.
 	e.kiln("run", "-d", "--name", "trap", "bb", "sh", "-c", `trap "exit 7" TERM; echo ready; while true; do sleep 0.05; done`)
 	waitFor(t, func() bool { return strings.Contains(e.kiln("logs", "trap"), "ready") })
-	start = time.Now()
+	// Its own exit code (not SIGKILL's 137): stop did not wait for the timeout.
 	e.kiln("stop", "trap")
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("stop of a trapping container took %v", d)
-	}
 	if got := e.inspectF("{{.State.ExitCode}}", "trap"); got != "7" {
 		t.Errorf("trapped exit = %s", got)
 	}
@@ -208,13 +205,12 @@ func TestContainerLifecycle(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	for range 250 {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if cond() {
 			return
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatal("condition not met within 5s")
+	t.Fatal("condition not met within a minute")
 }
 
 // Killing the kiln that started a container, detached or attached, never
@@ -266,7 +262,7 @@ func (e *env) killMonitor(id string) {
 	if err := syscall.Kill(st.MonitorPid, syscall.SIGKILL); err != nil {
 		e.t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for exists(filepath.Join("/proc", strconv.Itoa(st.MonitorPid), "cmdline")) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -82,12 +82,22 @@ func TestContainerExec(t *testing.T) {
 			t.Errorf("%v: %+v", tc.args, r)
 		}
 	}
-	// exec -d returns at once; its process runs on in the container.
-	start := time.Now()
-	e.kiln("exec", "-d", "box", "sh", "-c", "sleep 0.3; echo done > /d")
-	if time.Since(start) > 250*time.Millisecond {
-		t.Errorf("exec -d waited for the process")
+	// exec -d returns at once; its process runs on in the container. The
+	// process waits for /go, made only once exec -d has returned: an exec
+	// -d that waited for its process would never return.
+	detached := make(chan result, 1)
+	go func() {
+		detached <- e.run("", "exec", "-d", "box", "sh", "-c", "while [ ! -e /go ]; do sleep 0.05; done; echo done > /d")
+	}()
+	select {
+	case r := <-detached:
+		if r.code != 0 {
+			t.Fatalf("exec -d: exit %d: %s", r.code, r.stderr)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("exec -d waited for the process")
 	}
+	e.kiln("exec", "box", "touch", "/go")
 	waitFor(t, func() bool { return e.run("", "exec", "box", "cat", "/d").stdout == "done\n" })
 
 	// util-linux's nsenter joins the container as on docker.

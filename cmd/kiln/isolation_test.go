@@ -3,7 +3,6 @@ package main
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestContainerInit(t *testing.T) {
@@ -27,11 +26,9 @@ func TestContainerInit(t *testing.T) {
 	// The stop signal reaches the command (not PID 1 any more, so its
 	// default action applies): stop does not wait for the timeout.
 	e.kiln("run", "-d", "--init", "--name", "sleeper", "bb", "sleep", "1000")
-	start := time.Now()
+	// 143, SIGTERM's code (not SIGKILL's 137): the signal ended it, stop
+	// did not wait for the timeout.
 	e.kiln("stop", "-t", "5", "sleeper")
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("stop took %v", d)
-	}
 	if got := e.inspectF("{{.State.ExitCode}} {{.HostConfig.Init}}", "sleeper"); got != "143 true" {
 		t.Errorf("after stop: %s", got)
 	}

@@ -82,7 +82,7 @@ func TestNetworkBridgeTCP(t *testing.T) {
 	if r := e.retry("run", "--rm", "bb", "sh", "-c", "echo hello-over-tcp | nc -w 2 "+ip+" 5000"); r.code != 0 {
 		t.Fatalf("client: exit %d: %s", r.code, r.stderr)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !strings.Contains(e.kiln("logs", srv), "hello-over-tcp") {
 		if time.Now().After(deadline) {
 			t.Fatalf("server logs: %q", e.kiln("logs", srv))
@@ -266,7 +266,7 @@ func TestUserNetworks(t *testing.T) {
 	cli := strings.TrimSpace(e.kiln("run", "-d", "--name", "cli", "--dns", "127.0.0.1", "--network", "back", "bb", "sh", "-c",
 		"until ping -c 1 -W 1 web >/dev/null 2>&1; do sleep 0.1; done; "+httpGet("$(ping -c 1 web | sed -n 's/^PING web (\\(.*\\)).*/\\1/p')")+"; sleep 3600"))
 	e.kiln("network", "connect", "--alias", "client", "front", "cli")
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !strings.Contains(e.kiln("logs", cli), "front-page") {
 		if time.Now().After(deadline) {
 			t.Fatalf("cli never reached web after connect: %q", e.kiln("logs", cli))

@@ -72,7 +72,7 @@ func TestKilledBuild(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		leftover := sandboxProcesses(t, e.root)
 		mounts := mountsUnder(t, e.root)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -27,27 +26,10 @@ func newSaveCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			var w io.Writer = os.Stdout
-			var f *os.File
 			if output != "" && output != "-" {
-				// Write beside the target and rename, so a failed save leaves no partial file.
-				if f, err = os.CreateTemp(filepath.Dir(output), ".kiln-save-*"); err != nil {
-					return err
-				}
-				defer os.Remove(f.Name())
-				defer f.Close()
-				w = f
+				return archive.SaveFile(cmd.Context(), s, output, args, archive.Format(format))
 			}
-			if err := archive.Save(cmd.Context(), s, w, args, archive.Format(format)); err != nil {
-				return err
-			}
-			if f != nil {
-				if err := f.Close(); err != nil {
-					return err
-				}
-				return os.Rename(f.Name(), output)
-			}
-			return nil
+			return archive.Save(cmd.Context(), s, os.Stdout, args, archive.Format(format))
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to a file instead of STDOUT")

@@ -100,7 +100,7 @@ func confirm(in io.Reader, out io.Writer, question string) bool {
 
 func newSystemCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "system", Short: "Manage kiln"}
-	cmd.AddCommand(newSystemDfCommand(g), newSystemPruneCommand(g))
+	cmd.AddCommand(newSystemDfCommand(g), newSystemPruneCommand(g), newSystemCheckCommand(g))
 	return cmd
 }
 

@@ -77,7 +77,7 @@ func (p *ptyKiln) output() string {
 // expect waits for the terminal to show s, counted from the start.
 func (p *ptyKiln) expect(s string) {
 	p.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !strings.Contains(p.output(), s) {
 		if time.Now().After(deadline) {
 			p.t.Fatalf("the terminal never showed %q; it shows:\n%q", s, p.output())
@@ -108,7 +108,7 @@ func (p *ptyKiln) wait() int {
 			p.t.Fatal(err)
 		}
 		return 0
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		p.t.Fatalf("kiln did not exit; the terminal shows:\n%q", p.output())
 		return -1
 	}
