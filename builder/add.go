@@ -188,7 +188,7 @@ func (b *build) addStep(ctx context.Context, st *stage, req copyRequest) error {
 	for _, c := range req.sd.SourceContents {
 		names = append(names, "<<"+c.Path)
 	}
-	createdBy := fmt.Sprintf("ADD %s %s # buildkit", strings.Join(names, " "), req.sd.DestPath)
+	createdBy := fmt.Sprintf("ADD%s %s %s # buildkit", req.historyFlags(), strings.Join(names, " "), req.sd.DestPath)
 	inputs := cache.StepInputs{Instruction: createdBy, Files: filesDigest}
 	key := stepKey(st.cacheKey, struct {
 		Op, Dest, Workdir, Chown, Chmod string
@@ -219,7 +219,7 @@ func (b *build) addStep(ctx context.Context, st *stage, req copyRequest) error {
 				}
 				continue
 			}
-			ci, err := placeItem(r, it.item, dest, destIsDir, false, owner)
+			ci, err := placeItem(r, it.item, dest, destIsDir, false, owner, mode)
 			if err != nil {
 				return false, err
 			}

@@ -106,7 +106,7 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 	for _, c := range req.sd.SourceContents {
 		names = append(names, "<<"+c.Path)
 	}
-	createdBy := fmt.Sprintf("%s %s %s # buildkit", req.name, strings.Join(names, " "), req.sd.DestPath)
+	createdBy := fmt.Sprintf("%s%s %s %s # buildkit", req.name, req.historyFlags(), strings.Join(names, " "), req.sd.DestPath)
 	keyDest := dest // as written: dest is resolved against WORKDIR below
 	stepKeyOf := func() (digest.Digest, cache.StepInputs) {
 		if srcs.finish != nil {
@@ -143,7 +143,7 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 		}
 		plan := copyPlan{owner: owner, chown: req.chown != "", mode: mode, preserveOwner: srcs.preserveOwner, stats: b.statCache()}
 		for _, it := range srcs.items {
-			it, err := placeItem(r, it, dest, destIsDir, req.parents, owner)
+			it, err := placeItem(r, it, dest, destIsDir, req.parents, owner, mode)
 			if err != nil {
 				return false, err
 			}
@@ -166,11 +166,33 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 	return nil
 }
 
+// historyFlags are the flags BuildKit keeps in a COPY's or ADD's history
+// text, in its order: --parents, --chown and --chmod (not --from, --link,
+// --exclude and the like).
+func (req copyRequest) historyFlags() string {
+	var b strings.Builder
+	if req.parents {
+		b.WriteString(" --parents")
+	}
+	if req.chown != "" {
+		b.WriteString(" --chown=" + req.chown)
+	}
+	if req.chmod != "" {
+		b.WriteString(" --chmod=" + req.chmod)
+	}
+	return b.String()
+}
+
 // placeItem decides where a source lands, as COPY does — a directory's
 // contents into dest, a file into dest when dest is (or is written as) a
 // directory, else as dest itself; with --parents below its kept path — and
 // creates the directories it needs, owned by owner.
-func placeItem(r *rootfs, it copyItem, dest string, destIsDir, parents bool, owner ids) (copyItem, error) {
+//
+// As BuildKit, the directories it creates take the --chmod mode (0755
+// without one), and a directory source's destination directory — created
+// or already there, also when reached through a symlink — keeps its mode and
+// owner but takes the source directory's mtime once the copy is done.
+func placeItem(r *rootfs, it copyItem, dest string, destIsDir, parents bool, owner ids, mode *uint32) (copyItem, error) {
 	it.target = dest
 	dir := dest
 	switch {
@@ -186,8 +208,22 @@ func placeItem(r *rootfs, it copyItem, dest string, destIsDir, parents bool, own
 	default:
 		dir = path.Dir(dest)
 	}
-	_, err := r.MkdirAll(dir, 0o755, owner)
-	return it, err
+	dirMode := uint32(0o755)
+	if mode != nil {
+		dirMode = *mode
+	}
+	if _, err := r.MkdirAll(dir, dirMode, owner); err != nil {
+		return it, err
+	}
+	if it.src.info.IsDir() && !parents {
+		top, err := r.dirEntry(it.target)
+		if err != nil {
+			return it, err
+		}
+		top.ModTime = it.src.info.ModTime()
+		it.top = top
+	}
+	return it, nil
 }
 
 // contextCopySources gathers a COPY's sources from the build context and its

@@ -35,6 +35,9 @@ type copyItem struct {
 	src    source
 	files  []*contextFile // the source itself, or a directory's contents
 	target string         // absolute path in the image
+	// top, for a directory source, is the directory it lands in (its real
+	// path in the rootfs and metadata), written after its contents.
+	top *tar.Header
 }
 
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
@@ -54,11 +57,35 @@ func (p *copyPlan) apply(ctx context.Context, r *rootfs) error {
 func (p *copyPlan) writeTar(ctx context.Context, w io.Writer) error {
 	tw := tar.NewWriter(w)
 	for _, it := range p.items {
+		// Files that are hard links of each other in one source stay
+		// linked, as with BuildKit (which links within one source only).
+		links := map[[2]uint64]*contextFile{}
 		for _, f := range it.files {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := p.writeEntry(tw, f, path.Join(it.target, f.rel)); err != nil {
+			target := path.Join(it.target, f.rel)
+			if f.host != "" && f.info.Mode().IsRegular() && f.st.Nlink > 1 {
+				ino := [2]uint64{f.st.Dev, f.st.Ino}
+				if first, ok := links[ino]; ok {
+					hdr := &tar.Header{Typeflag: tar.TypeLink, Name: strings.TrimPrefix(target, "/"),
+						Linkname: strings.TrimPrefix(path.Join(it.target, first.rel), "/"), Format: tar.FormatPAX}
+					if err := tw.WriteHeader(hdr); err != nil {
+						return err
+					}
+					if f.digest == "" {
+						f.digest = first.digest // the same content (the cache key needs it)
+					}
+					continue
+				}
+				links[ino] = f
+			}
+			if err := p.writeEntry(tw, f, target); err != nil {
+				return err
+			}
+		}
+		if it.top != nil {
+			if err := tw.WriteHeader(it.top); err != nil {
 				return err
 			}
 		}

@@ -92,6 +92,7 @@ func (b *build) dispatch(ctx context.Context, st *stage, meta *stage, cmd instru
 		}
 		st.addHistory("ENV "+strings.Join(parts, " "), true)
 	case *instructions.ArgCommand:
+		var parts []string
 		for _, kv := range c.Args {
 			// A stage's ARG without a value takes the global ARG's value.
 			if kv.Value == nil {
@@ -108,13 +109,13 @@ func (b *build) dispatch(ctx context.Context, st *stage, meta *stage, cmd instru
 			if err := b.declareArgs(st, &one); err != nil {
 				return err
 			}
-		}
-		var parts []string
-		for _, kv := range c.Args {
-			if kv.Value != nil {
-				parts = append(parts, kv.Key+"="+*kv.Value)
+			// History shows the value in effect: --build-arg's, or the
+			// default expanded (BuildKit v0.34).
+			a := st.args[len(st.args)-1]
+			if a.value != nil {
+				parts = append(parts, a.key+"="+*a.value)
 			} else {
-				parts = append(parts, kv.Key)
+				parts = append(parts, a.key)
 			}
 		}
 		st.addHistory("ARG "+strings.Join(parts, " "), true)
@@ -226,12 +227,9 @@ func (b *build) expose(st *stage, c *instructions.ExposeCommand) error {
 			added = append(added, port)
 		}
 	}
+	// As BuildKit v0.34: the ports as a list, sorted.
 	sort.Strings(added)
-	m := make([]string, len(added))
-	for i, p := range added {
-		m[i] = p + ":{}"
-	}
-	st.addHistory("EXPOSE map["+strings.Join(m, " ")+"]", true)
+	st.addHistory(fmt.Sprintf("EXPOSE %v", added), true)
 	return nil
 }
 
@@ -275,10 +273,8 @@ func resolveWorkdir(cur, p string) string {
 	return path.Join(cur, p)
 }
 
-// healthcheckHistory is the history text BuildKit writes for HEALTHCHECK:
-// its health config printed with %q, field by field.
+// healthcheckHistory is the history text BuildKit v0.34 writes for
+// HEALTHCHECK: its health config printed with %+v.
 func healthcheckHistory(c *instructions.HealthCheckCommand) string {
-	h := c.Health
-	return fmt.Sprintf("HEALTHCHECK &{%s %q %q %q %q}", quoteArgs(h.Test),
-		h.Interval.String(), h.Timeout.String(), h.StartPeriod.String(), rune(h.Retries))
+	return fmt.Sprintf("HEALTHCHECK %+v", *c.Health)
 }

@@ -259,7 +259,7 @@ func compareText(t *testing.T, what, want, got string) {
 			diff = append(diff, "+ "+l)
 		}
 	}
-	t.Errorf("%s differ from docker's (- docker, + kiln):\n%s\nkiln's whole %s:\n%s", what, strings.Join(diff, "\n"), what, got)
+	t.Errorf("%s differ from the expected (- expected, + kiln):\n%s\nkiln's whole %s:\n%s", what, strings.Join(diff, "\n"), what, got)
 }
 
 // readTar reads every member of a tar file into memory (test archives are small).
