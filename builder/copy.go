@@ -44,6 +44,9 @@ type source struct {
 	parentRel string
 	name      string // as the user wrote it, for messages
 	info      fs.FileInfo
+	// contextRoot marks the build context's root: as BuildKit, which
+	// receives the context into a fresh directory, its time is the build's.
+	contextRoot bool
 }
 
 // copySources is what a COPY copies: files of the context, of another
@@ -221,6 +224,9 @@ func placeItem(r *rootfs, it copyItem, dest string, destIsDir, parents bool, own
 			return it, err
 		}
 		top.ModTime = it.src.info.ModTime()
+		if it.src.contextRoot {
+			top.ModTime = time.Now()
+		}
 		it.top = top
 	}
 	return it, nil
@@ -379,7 +385,7 @@ func (b *build) contextSources(req copyRequest) ([]source, error) {
 				continue // --exclude
 			}
 			rel := strings.TrimPrefix(strings.TrimPrefix(m, pivot), "/")
-			out = append(out, source{path: real, base: path.Base(m), parentRel: rel, name: src, info: info})
+			out = append(out, source{path: real, base: path.Base(m), parentRel: rel, name: src, info: info, contextRoot: real == ctxRoot.dir})
 		}
 	}
 	return out, nil
