@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path"
-	"sort"
 	"strings"
 	"time"
 
@@ -213,22 +212,25 @@ func (b *build) expose(st *stage, c *instructions.ExposeCommand) error {
 		st.img.Config.ExposedPorts = map[string]struct{}{}
 	}
 	var added []string
-	for _, p := range c.Ports {
-		p, err := st.expand(p)
+	// The parser sorted the words as written; each may expand to several.
+	for _, word := range c.Ports {
+		lex := *st.lex
+		words, err := lex.ProcessWords(word, envGetter{st})
 		if err != nil {
 			return fmt.Errorf("EXPOSE: %w", err)
 		}
-		ports, err := parsePorts(p)
-		if err != nil {
-			return fmt.Errorf("EXPOSE: %w", err)
-		}
-		for _, port := range ports {
-			st.img.Config.ExposedPorts[port] = struct{}{}
-			added = append(added, port)
+		for _, p := range words {
+			ports, err := parsePorts(p)
+			if err != nil {
+				return fmt.Errorf("EXPOSE: %w", err)
+			}
+			for _, port := range ports {
+				st.img.Config.ExposedPorts[port] = struct{}{}
+				added = append(added, port)
+			}
 		}
 	}
-	// As BuildKit v0.34: the ports as a list, sorted.
-	sort.Strings(added)
+	// As BuildKit v0.34: the ports as a list, in that order.
 	st.addHistory(fmt.Sprintf("EXPOSE %v", added), true)
 	return nil
 }

@@ -26,7 +26,12 @@ import (
 // Dockerfile on the same base image: files.txt lists the image's files
 // (timestamps aside) and config.json its config and history.
 //
-// To re-record expected/ with docker: KILN_RECORD_DOCKER=1 go test ./cmd/kiln -run TestBuildMatchesDocker
+// To re-record expected/ with BuildKit v0.34.2 (../shared/oracle/buildkit.sh),
+// as the cases issue 20 changed were:
+//
+//	KILN_RECORD_BUILDKIT=1 go test ./cmd/kiln -run TestBuildMatchesDocker
+//
+// or with a local dockerd: KILN_RECORD_DOCKER=1 go test ./cmd/kiln -run TestBuildMatchesDocker
 func TestBuildMatchesDocker(t *testing.T) {
 	requireRoot(t)
 	for _, tool := range []string{"skopeo", "umoci"} {
@@ -39,6 +44,7 @@ func TestBuildMatchesDocker(t *testing.T) {
 		t.Fatalf("no build cases: %v", err)
 	}
 	record := os.Getenv("KILN_RECORD_DOCKER") == "1"
+	recordBuildKit := os.Getenv("KILN_RECORD_BUILDKIT") == "1"
 	for _, df := range cases {
 		dir := filepath.Dir(filepath.Dir(df))
 		name := filepath.Base(dir)
@@ -51,6 +57,13 @@ func TestBuildMatchesDocker(t *testing.T) {
 				os.MkdirAll(filepath.Join(dir, "expected"), 0o755)
 				writeFile(t, filepath.Join(dir, "expected", "files.txt"), dfiles)
 				writeFile(t, filepath.Join(dir, "expected", "config.json"), dconfig)
+			}
+			if recordBuildKit {
+				out := oracleBuild(t, e, dir, filepath.Join(dir, "ctx"), work)
+				bfiles, bconfig := unpackImage(t, "oci-archive:"+out, work)
+				os.MkdirAll(filepath.Join(dir, "expected"), 0o755)
+				writeFile(t, filepath.Join(dir, "expected", "files.txt"), bfiles)
+				writeFile(t, filepath.Join(dir, "expected", "config.json"), bconfig)
 			}
 			args := []string{"build", "-q", "-t", "case-" + name}
 			for _, a := range readLines(t, filepath.Join(dir, "build-args")) {

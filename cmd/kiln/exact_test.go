@@ -60,17 +60,8 @@ func TestBuildMatchesBuildKit(t *testing.T) {
 			copyContext(t, filepath.Join(dir, "ctx"), ctx)
 			buildArgs := readLines(t, filepath.Join(dir, "build-args"))
 			if record {
-				bb := filepath.Join(work, "bb.tar")
-				e.kiln("save", "--format", "oci", "-o", bb, "localhost/bb:latest")
-				out := filepath.Join(work, "oracle.tar")
-				args := []string{"build", "--image", "localhost/bb:latest=" + bb, "-o", out}
-				for _, a := range buildArgs {
-					args = append(args, "--build-arg", a)
-				}
 				start := time.Now()
-				if b, err := exec.Command(oracleScript, append(args, ctx)...).CombinedOutput(); err != nil {
-					t.Fatalf("oracle: %v\n%s", err, b)
-				}
+				out := oracleBuild(t, e, dir, ctx, work)
 				layers, config := imageLayers(t, "oci-archive:"+out, work, start)
 				os.MkdirAll(filepath.Join(dir, "expected"), 0o755)
 				writeFile(t, filepath.Join(dir, "expected", "layers.txt"), layers)
@@ -89,6 +80,27 @@ func TestBuildMatchesBuildKit(t *testing.T) {
 			compareText(t, "config", readFile(t, filepath.Join(dir, "expected", "config.json")), config)
 		})
 	}
+}
+
+// oracleBuild builds the context ctx of the case in dir (its build-args)
+// with BuildKit v0.34.2 on the store's localhost/bb:latest, and returns the
+// OCI archive it wrote.
+func oracleBuild(t *testing.T, e *env, dir, ctx, work string) string {
+	t.Helper()
+	if _, err := os.Stat(oracleScript); err != nil {
+		t.Fatalf("recording needs the BuildKit oracle %s: %v", oracleScript, err)
+	}
+	bb := filepath.Join(work, "bb.tar")
+	e.kiln("save", "--format", "oci", "-o", bb, "localhost/bb:latest")
+	out := filepath.Join(work, "oracle.tar")
+	args := []string{"build", "--image", "localhost/bb:latest=" + bb, "-o", out}
+	for _, a := range readLines(t, filepath.Join(dir, "build-args")) {
+		args = append(args, "--build-arg", a)
+	}
+	if b, err := exec.Command(oracleScript, append(args, ctx)...).CombinedOutput(); err != nil {
+		t.Fatalf("oracle: %v\n%s", err, b)
+	}
+	return out
 }
 
 // TestReproducibleCopyLayers: two --no-cache builds more than a second apart
