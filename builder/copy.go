@@ -47,6 +47,10 @@ type source struct {
 	// contextRoot marks the build context's root: as BuildKit, which
 	// receives the context into a fresh directory, its time is the build's.
 	contextRoot bool
+	// pivot, for COPY --parents, is the directory the kept path starts
+	// from (the context's root without a "/./"): the destination takes its
+	// mtime, as the destination of a directory source takes that one's.
+	pivot *source
 }
 
 // copySources is what a COPY copies: files of the context, of another
@@ -144,7 +148,8 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 				return false, fmt.Errorf("%s --chown=%s: %w", req.name, req.chown, err)
 			}
 		}
-		plan := copyPlan{owner: owner, chown: req.chown != "", mode: mode, preserveOwner: srcs.preserveOwner, stats: b.statCache()}
+		plan := copyPlan{owner: owner, chown: req.chown != "", mode: mode, preserveOwner: srcs.preserveOwner,
+			parents: req.parents, stats: b.statCache()}
 		for _, it := range srcs.items {
 			it, err := placeItem(r, it, dest, destIsDir, req.parents, owner, mode)
 			if err != nil {
@@ -218,16 +223,30 @@ func placeItem(r *rootfs, it copyItem, dest string, destIsDir, parents bool, own
 	if _, err := r.MkdirAll(dir, dirMode, owner); err != nil {
 		return it, err
 	}
-	if it.src.info.IsDir() && !parents {
-		top, err := r.dirEntry(it.target)
+	// The directory whose mtime the copy sets at the end: a directory
+	// source's destination, or with --parents dest itself (from the pivot).
+	topSrc, topDir := &it.src, it.target
+	if parents {
+		topSrc, topDir = it.src.pivot, dest
+	}
+	if topSrc != nil && topSrc.info.IsDir() {
+		top, err := r.dirEntry(topDir)
 		if err != nil {
 			return it, err
 		}
-		top.ModTime = it.src.info.ModTime()
-		if it.src.contextRoot {
+		top.ModTime = topSrc.info.ModTime()
+		if topSrc.contextRoot {
 			top.ModTime = time.Now()
 		}
 		it.top = top
+	}
+	if !it.src.info.IsDir() {
+		// A file landing in a directory gives it the build's time.
+		into, err := r.dirEntry(path.Dir(it.target))
+		if err != nil {
+			return it, err
+		}
+		it.into = into.Name
 	}
 	return it, nil
 }
@@ -344,10 +363,16 @@ func (b *build) contextSources(req copyRequest) ([]source, error) {
 		}
 		clean := path.Clean("/" + src)
 		pivot := "/"
+		var pivotSrc *source
 		if req.parents {
 			if before, _, ok := strings.Cut(src, "/./"); ok {
 				pivot = path.Clean("/" + before)
 			}
+			real, info, err := ctxRoot.resolve(pivot)
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: %w", req.name, src, err)
+			}
+			pivotSrc = &source{path: real, info: info, contextRoot: real == ctxRoot.dir}
 		}
 		matches := []string{clean}
 		if strings.ContainsAny(src, "*?[") {
@@ -385,7 +410,8 @@ func (b *build) contextSources(req copyRequest) ([]source, error) {
 				continue // --exclude
 			}
 			rel := strings.TrimPrefix(strings.TrimPrefix(m, pivot), "/")
-			out = append(out, source{path: real, base: path.Base(m), parentRel: rel, name: src, info: info, contextRoot: real == ctxRoot.dir})
+			out = append(out, source{path: real, base: path.Base(m), parentRel: rel, name: src, info: info,
+				contextRoot: real == ctxRoot.dir, pivot: pivotSrc})
 		}
 	}
 	return out, nil

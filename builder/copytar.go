@@ -27,6 +27,8 @@ type copyPlan struct {
 	mode  *uint32
 	// preserveOwner keeps the source files' owners when there is no --chown.
 	preserveOwner bool
+	// parents is COPY --parents: a directory source is copied itself.
+	parents bool
 	// stats learns the digests of files hashed while they are copied.
 	stats *cache.StatCache
 }
@@ -38,6 +40,8 @@ type copyItem struct {
 	// top, for a directory source, is the directory it lands in (its real
 	// path in the rootfs and metadata), written after its contents.
 	top *tar.Header
+	// into, for a file source, is the real path of the directory it lands in.
+	into string
 }
 
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
@@ -56,7 +60,7 @@ func (p *copyPlan) apply(ctx context.Context, r *rootfs) error {
 // contents (not itself), a file or symlink source itself.
 func (p *copyPlan) writeTar(ctx context.Context, w io.Writer) error {
 	tw := tar.NewWriter(w)
-	for _, it := range p.items {
+	for i, it := range p.items {
 		// Files that are hard links of each other in one source stay
 		// linked, as with BuildKit (which links within one source only).
 		links := map[[2]uint64]*contextFile{}
@@ -84,13 +88,35 @@ func (p *copyPlan) writeTar(ctx context.Context, w io.Writer) error {
 				return err
 			}
 		}
-		if it.top != nil {
+		if p.parents && it.src.info.IsDir() {
+			// A directory --parents matched is copied with its metadata.
+			self, err := statFile(it.src.path, "", it.src.info)
+			if err != nil {
+				return err
+			}
+			if err := p.writeEntry(tw, self, it.target); err != nil {
+				return err
+			}
+		}
+		if it.top != nil && !p.landsInLater(i, it.top.Name) {
 			if err := tw.WriteHeader(it.top); err != nil {
 				return err
 			}
 		}
 	}
 	return tw.Close()
+}
+
+// landsInLater reports whether a file source after item i lands in the
+// directory dir (a real path): BuildKit copies sources in order, and that
+// file's creation gives dir the build's time after dir's own was set.
+func (p *copyPlan) landsInLater(i int, dir string) bool {
+	for _, it := range p.items[i+1:] {
+		if it.into == dir {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *copyPlan) writeEntry(tw *tar.Writer, f *contextFile, target string) error {

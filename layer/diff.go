@@ -380,11 +380,12 @@ func (p *pruner) dir(abs, rel string) (empty bool, err error) {
 	return left == 0, nil
 }
 
-// unchanged reports whether the upper directory abs is not opaque and has
-// the mode, owner and xattrs of the lower directory it covers.
+// unchanged reports whether the empty upper directory abs has the mode,
+// owner and xattrs of the lower directory it covers, and hides nothing of
+// it (it is not opaque, or the lower directory is empty too).
 func (p *pruner) unchanged(abs, rel string, st *unix.Stat_t) (bool, error) {
 	attrs, opaque, err := p.ownXattrs(abs)
-	if err != nil || opaque {
+	if err != nil {
 		return false, err
 	}
 	for _, lower := range p.lowers {
@@ -397,6 +398,19 @@ func (p *pruner) unchanged(abs, rel string, st *unix.Stat_t) (bool, error) {
 		}
 		if lst.Mode&unix.S_IFMT != unix.S_IFDIR || lst.Mode != st.Mode || lst.Uid != st.Uid || lst.Gid != st.Gid {
 			return false, nil
+		}
+		if opaque {
+			// Removed and made again: the same only if nothing was
+			// removed with it (conservatively: this lower holds nothing
+			// there, and no layer below is visible through it).
+			empty, err := p.emptyDir(lower + "/" + rel)
+			if err != nil || !empty {
+				return false, err
+			}
+			_, lopaque, err := p.ownXattrs(lower + "/" + rel)
+			if err != nil || !lopaque && !p.noneBelow(lower, rel) {
+				return false, err
+			}
 		}
 		lattrs, _, err := p.ownXattrs(lower + "/" + rel)
 		if err != nil {
@@ -413,6 +427,31 @@ func (p *pruner) unchanged(abs, rel string, st *unix.Stat_t) (bool, error) {
 		return true, nil
 	}
 	return false, nil // new in this layer
+}
+
+// emptyDir reports whether the directory abs has no entries.
+func (p *pruner) emptyDir(abs string) (bool, error) {
+	fd, err := unix.Open(abs, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, fmt.Errorf("open %s: %w", abs, err)
+	}
+	defer unix.Close(fd)
+	names, err := readDirNames(fd, make([]byte, 4096))
+	return len(names) == 0, err
+}
+
+// noneBelow reports whether rel exists in no lower under the given one.
+func (p *pruner) noneBelow(lower, rel string) bool {
+	below := false
+	for _, l := range p.lowers {
+		if below {
+			if _, found, _ := p.lookupLower(l, rel); found {
+				return false
+			}
+		}
+		below = below || l == lower
+	}
+	return true
 }
 
 // ownXattrs returns the xattrs of abs that are not overlay's, and whether
