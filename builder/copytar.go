@@ -60,6 +60,16 @@ func (p *copyPlan) apply(ctx context.Context, r *rootfs) error {
 // contents (not itself), a file or symlink source itself.
 func (p *copyPlan) writeTar(ctx context.Context, w io.Writer) error {
 	tw := tar.NewWriter(w)
+	// lastInto is, for each directory a file source lands in, the last
+	// such source: BuildKit copies sources in order, and a file created in
+	// a directory after a directory source set its time gives it the
+	// build's time again.
+	lastInto := map[string]int{}
+	for i, it := range p.items {
+		if it.into != "" {
+			lastInto[it.into] = i
+		}
+	}
 	for i, it := range p.items {
 		// Files that are hard links of each other in one source stay
 		// linked, as with BuildKit (which links within one source only).
@@ -98,25 +108,15 @@ func (p *copyPlan) writeTar(ctx context.Context, w io.Writer) error {
 				return err
 			}
 		}
-		if it.top != nil && !p.landsInLater(i, it.top.Name) {
-			if err := tw.WriteHeader(it.top); err != nil {
-				return err
+		if it.top != nil {
+			if last, ok := lastInto[it.top.Name]; !ok || last < i {
+				if err := tw.WriteHeader(it.top); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	return tw.Close()
-}
-
-// landsInLater reports whether a file source after item i lands in the
-// directory dir (a real path): BuildKit copies sources in order, and that
-// file's creation gives dir the build's time after dir's own was set.
-func (p *copyPlan) landsInLater(i int, dir string) bool {
-	for _, it := range p.items[i+1:] {
-		if it.into == dir {
-			return true
-		}
-	}
-	return false
 }
 
 func (p *copyPlan) writeEntry(tw *tar.Writer, f *contextFile, target string) error {
