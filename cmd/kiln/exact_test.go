@@ -58,7 +58,9 @@ func TestBuildMatchesBuildKit(t *testing.T) {
 			e.importBase("localhost/bb:latest")
 			work := t.TempDir()
 			ctx := filepath.Join(work, "ctx")
-			copyContext(t, filepath.Join(dir, "ctx"), ctx)
+			// Git keeps no hard links: a case's hardlinks file makes them
+			// ("EXISTING NEW" a line, paths in the context).
+			copyContext(t, filepath.Join(dir, "ctx"), ctx, readLines(t, filepath.Join(dir, "hardlinks")))
 			buildArgs := readLines(t, filepath.Join(dir, "build-args"))
 			if record {
 				start := time.Now()
@@ -165,13 +167,20 @@ func TestReproducibleCopyLayers(t *testing.T) {
 	}
 }
 
-// copyContext copies a case's context to dst, every file with mtime
+// copyContext copies a case's context to dst, adds the hard links given
+// ("EXISTING NEW" in the context), and gives every file mtime
 // ctxFileTime and every directory with ctxDirTime, so that layers can tell
 // which times came from the context.
-func copyContext(t *testing.T, src, dst string) {
+func copyContext(t *testing.T, src, dst string, links []string) {
 	t.Helper()
 	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v\n%s", err, out)
+	}
+	for _, l := range links {
+		from, to, _ := strings.Cut(l, " ")
+		if err := os.Link(filepath.Join(dst, from), filepath.Join(dst, to)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var dirs []string
 	err := filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
