@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -76,21 +75,15 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 	case req.checksum != "":
 		return fmt.Errorf("%s --checksum can only be used with a URL source", req.name)
 	}
-	var mode *uint32
-	if req.chmod != "" {
-		m, err := strconv.ParseUint(req.chmod, 8, 32)
-		if err != nil || m > 0o7777 {
-			return fmt.Errorf("%s --chmod=%s: invalid mode, expected an octal number", req.name, req.chmod)
-		}
-		m32 := uint32(m)
-		mode = &m32
+	mode, err := parseChmod(req.chmod)
+	if err != nil {
+		return fmt.Errorf("%s --chmod=%s: %w", req.name, req.chmod, err)
 	}
 	// The key is needed before copying only when a record could match: on
 	// a cold build the files are hashed while they are copied instead.
 	hashFirst := len(b.opts.CacheFrom) > 0 ||
 		!b.opts.NoCache && !b.noCacheStage(st) && b.store.HasCacheChildren(st.cacheKey)
 	var srcs *copySources
-	var err error
 	if req.from != "" {
 		srcs, err = b.stageSources(ctx, st, req)
 	} else {
@@ -200,7 +193,7 @@ func (req copyRequest) historyFlags() string {
 // without one), and a directory source's destination directory — created
 // or already there, also when reached through a symlink — keeps its mode and
 // owner but takes the source directory's mtime once the copy is done.
-func placeItem(r *rootfs, it copyItem, dest string, destIsDir, parents bool, owner ids, mode *uint32) (copyItem, error) {
+func placeItem(r *rootfs, it copyItem, dest string, destIsDir, parents bool, owner ids, mode fileMode) (copyItem, error) {
 	it.target = dest
 	dir := dest
 	switch {
@@ -216,11 +209,7 @@ func placeItem(r *rootfs, it copyItem, dest string, destIsDir, parents bool, own
 	default:
 		dir = path.Dir(dest)
 	}
-	dirMode := uint32(0o755)
-	if mode != nil {
-		dirMode = *mode
-	}
-	if _, err := r.MkdirAll(dir, dirMode, owner); err != nil {
+	if _, err := r.MkdirAll(dir, mode.created(), owner); err != nil {
 		return it, err
 	}
 	// The directory whose mtime the copy sets at the end: a directory

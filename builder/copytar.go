@@ -4,14 +4,17 @@ import (
 	"archive/tar"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/tonistiigi/dchapes-mode"
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/cache"
@@ -24,7 +27,7 @@ type copyPlan struct {
 	items []copyItem
 	owner ids
 	chown bool
-	mode  *uint32
+	mode  fileMode
 	// preserveOwner keeps the source files' owners when there is no --chown.
 	preserveOwner bool
 	// parents is COPY --parents: a directory source is copied itself.
@@ -138,8 +141,8 @@ func (p *copyPlan) writeEntry(tw *tar.Writer, f *contextFile, target string) err
 	default:
 		hdr.Uid, hdr.Gid = 0, 0
 	}
-	if p.mode != nil && info.Mode()&fs.ModeSymlink == 0 {
-		hdr.Mode = int64(*p.mode)
+	if m, ok := p.mode.apply(info.Mode()); ok && info.Mode()&fs.ModeSymlink == 0 {
+		hdr.Mode = int64(m)
 	}
 	if f.host != "" {
 		hdr.Devmajor, hdr.Devminor = int64(unix.Major(f.st.Rdev)), int64(unix.Minor(f.st.Rdev))
@@ -176,4 +179,50 @@ func (p *copyPlan) writeEntry(tw *tar.Writer, f *contextFile, target string) err
 		p.stats.Add(f.host, &f.st, f.digest)
 	}
 	return nil
+}
+
+// fileMode is a COPY or ADD --chmod: octal, or symbolic as chmod(1)'s
+// ("u+x,g-w", parsed by the package BuildKit uses, with no umask).
+type fileMode struct {
+	octal *uint32
+	set   *mode.Set
+}
+
+func parseChmod(s string) (fileMode, error) {
+	if s == "" {
+		return fileMode{}, nil
+	}
+	if m, err := strconv.ParseUint(s, 8, 32); err == nil {
+		if m > 0o7777 {
+			return fileMode{}, fmt.Errorf("invalid mode, expected an octal number up to 7777 or a symbolic mode")
+		}
+		m32 := uint32(m)
+		return fileMode{octal: &m32}, nil
+	}
+	set, err := mode.ParseWithUmask(s, 0)
+	if err != nil {
+		return fileMode{}, fmt.Errorf("invalid mode, expected an octal number or a symbolic mode: %w", err)
+	}
+	return fileMode{set: &set}, nil
+}
+
+// created is the mode of the directories a COPY creates: the octal
+// --chmod, else 0755 (as BuildKit, also with a symbolic --chmod).
+func (m fileMode) created() uint32 {
+	if m.octal != nil {
+		return *m.octal
+	}
+	return 0o755
+}
+
+// apply is the mode a copied file of mode perm gets, as stat bits, and
+// whether --chmod was given.
+func (m fileMode) apply(perm fs.FileMode) (uint32, bool) {
+	switch {
+	case m.octal != nil:
+		return *m.octal, true
+	case m.set != nil:
+		return unixPerm(m.set.Apply(perm)), true
+	}
+	return 0, false
 }

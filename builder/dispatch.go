@@ -235,8 +235,13 @@ func (b *build) expose(st *stage, c *instructions.ExposeCommand) error {
 	return nil
 }
 
-// parsePorts parses "80", "80/udp" or "8000-8002/tcp".
+// parsePorts parses "80", "80/udp" or "8000-8002/tcp"; an address and host
+// port before the container port ("127.0.0.1:8080:80") are ignored, as
+// BuildKit does (with a lint warning).
 func parsePorts(spec string) ([]string, error) {
+	if i := strings.LastIndexByte(spec, ':'); i >= 0 {
+		spec = spec[i+1:]
+	}
 	port, proto, ok := strings.Cut(spec, "/")
 	if !ok {
 		proto = "tcp"
