@@ -358,6 +358,9 @@ func (b *build) contextSources(req copyRequest) ([]source, error) {
 				pivot = path.Clean("/" + before)
 			}
 			real, info, err := ctxRoot.resolve(pivot)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%s %s: %q not found in the build context", req.name, src, pivot)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("%s %s: %w", req.name, src, err)
 			}
