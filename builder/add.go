@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -110,14 +109,9 @@ func (b *build) addStep(ctx context.Context, st *stage, req copyRequest) error {
 	if !remote && !anyArchive {
 		return b.copyStep(ctx, st, req)
 	}
-	var mode *uint32
-	if req.chmod != "" {
-		m, err := strconv.ParseUint(req.chmod, 8, 32)
-		if err != nil || m > 0o7777 {
-			return fmt.Errorf("ADD --chmod=%s: invalid mode, expected an octal number", req.chmod)
-		}
-		m32 := uint32(m)
-		mode = &m32
+	mode, err := parseChmod(req.chmod)
+	if err != nil {
+		return fmt.Errorf("ADD --chmod=%s: %w", req.chmod, err)
 	}
 	dest := req.sd.DestPath
 	destIsDir := strings.HasSuffix(dest, "/") || dest == "." || dest == ".."
@@ -188,7 +182,7 @@ func (b *build) addStep(ctx context.Context, st *stage, req copyRequest) error {
 	for _, c := range req.sd.SourceContents {
 		names = append(names, "<<"+c.Path)
 	}
-	createdBy := fmt.Sprintf("ADD %s %s # buildkit", strings.Join(names, " "), req.sd.DestPath)
+	createdBy := fmt.Sprintf("ADD%s %s %s # buildkit", req.historyFlags(), strings.Join(names, " "), req.sd.DestPath)
 	inputs := cache.StepInputs{Instruction: createdBy, Files: filesDigest}
 	key := stepKey(st.cacheKey, struct {
 		Op, Dest, Workdir, Chown, Chmod string
@@ -219,7 +213,7 @@ func (b *build) addStep(ctx context.Context, st *stage, req copyRequest) error {
 				}
 				continue
 			}
-			ci, err := placeItem(r, it.item, dest, destIsDir, false, owner)
+			ci, err := placeItem(r, it.item, dest, destIsDir, false, owner, mode)
 			if err != nil {
 				return false, err
 			}

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -44,6 +43,13 @@ type source struct {
 	parentRel string
 	name      string // as the user wrote it, for messages
 	info      fs.FileInfo
+	// contextRoot marks the build context's root: as BuildKit, which
+	// receives the context into a fresh directory, its time is the build's.
+	contextRoot bool
+	// pivot, for COPY --parents, is the directory the kept path starts
+	// from (the context's root without a "/./"): the destination takes its
+	// mtime, as the destination of a directory source takes that one's.
+	pivot *source
 }
 
 // copySources is what a COPY copies: files of the context, of another
@@ -69,21 +75,15 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 	case req.checksum != "":
 		return fmt.Errorf("%s --checksum can only be used with a URL source", req.name)
 	}
-	var mode *uint32
-	if req.chmod != "" {
-		m, err := strconv.ParseUint(req.chmod, 8, 32)
-		if err != nil || m > 0o7777 {
-			return fmt.Errorf("%s --chmod=%s: invalid mode, expected an octal number", req.name, req.chmod)
-		}
-		m32 := uint32(m)
-		mode = &m32
+	mode, err := parseChmod(req.chmod)
+	if err != nil {
+		return fmt.Errorf("%s --chmod=%s: %w", req.name, req.chmod, err)
 	}
 	// The key is needed before copying only when a record could match: on
 	// a cold build the files are hashed while they are copied instead.
 	hashFirst := len(b.opts.CacheFrom) > 0 ||
 		!b.opts.NoCache && !b.noCacheStage(st) && b.store.HasCacheChildren(st.cacheKey)
 	var srcs *copySources
-	var err error
 	if req.from != "" {
 		srcs, err = b.stageSources(ctx, st, req)
 	} else {
@@ -106,7 +106,7 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 	for _, c := range req.sd.SourceContents {
 		names = append(names, "<<"+c.Path)
 	}
-	createdBy := fmt.Sprintf("%s %s %s # buildkit", req.name, strings.Join(names, " "), req.sd.DestPath)
+	createdBy := fmt.Sprintf("%s%s %s %s # buildkit", req.name, req.historyFlags(), strings.Join(names, " "), req.sd.DestPath)
 	keyDest := dest // as written: dest is resolved against WORKDIR below
 	stepKeyOf := func() (digest.Digest, cache.StepInputs) {
 		if srcs.finish != nil {
@@ -141,9 +141,10 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 				return false, fmt.Errorf("%s --chown=%s: %w", req.name, req.chown, err)
 			}
 		}
-		plan := copyPlan{owner: owner, chown: req.chown != "", mode: mode, preserveOwner: srcs.preserveOwner, stats: b.statCache()}
+		plan := copyPlan{owner: owner, chown: req.chown != "", mode: mode, preserveOwner: srcs.preserveOwner,
+			parents: req.parents, stats: b.statCache()}
 		for _, it := range srcs.items {
-			it, err := placeItem(r, it, dest, destIsDir, req.parents, owner)
+			it, err := placeItem(r, it, dest, destIsDir, req.parents, owner, mode)
 			if err != nil {
 				return false, err
 			}
@@ -166,11 +167,33 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 	return nil
 }
 
+// historyFlags are the flags BuildKit keeps in a COPY's or ADD's history
+// text, in its order: --parents, --chown and --chmod (not --from, --link,
+// --exclude and the like).
+func (req copyRequest) historyFlags() string {
+	var b strings.Builder
+	if req.parents {
+		b.WriteString(" --parents")
+	}
+	if req.chown != "" {
+		b.WriteString(" --chown=" + req.chown)
+	}
+	if req.chmod != "" {
+		b.WriteString(" --chmod=" + req.chmod)
+	}
+	return b.String()
+}
+
 // placeItem decides where a source lands, as COPY does — a directory's
 // contents into dest, a file into dest when dest is (or is written as) a
 // directory, else as dest itself; with --parents below its kept path — and
 // creates the directories it needs, owned by owner.
-func placeItem(r *rootfs, it copyItem, dest string, destIsDir, parents bool, owner ids) (copyItem, error) {
+//
+// As BuildKit, the directories it creates take the --chmod mode (0755
+// without one), and a directory source's destination directory — created
+// or already there, also when reached through a symlink — keeps its mode and
+// owner but takes the source directory's mtime once the copy is done.
+func placeItem(r *rootfs, it copyItem, dest string, destIsDir, parents bool, owner ids, mode fileMode) (copyItem, error) {
 	it.target = dest
 	dir := dest
 	switch {
@@ -186,8 +209,35 @@ func placeItem(r *rootfs, it copyItem, dest string, destIsDir, parents bool, own
 	default:
 		dir = path.Dir(dest)
 	}
-	_, err := r.MkdirAll(dir, 0o755, owner)
-	return it, err
+	if _, err := r.MkdirAll(dir, mode.created(), owner); err != nil {
+		return it, err
+	}
+	// The directory whose mtime the copy sets at the end: a directory
+	// source's destination, or with --parents dest itself (from the pivot).
+	topSrc, topDir := &it.src, it.target
+	if parents {
+		topSrc, topDir = it.src.pivot, dest
+	}
+	if topSrc != nil && topSrc.info.IsDir() {
+		top, err := r.dirEntry(topDir)
+		if err != nil {
+			return it, err
+		}
+		top.ModTime = topSrc.info.ModTime()
+		if topSrc.contextRoot {
+			top.ModTime = time.Now()
+		}
+		it.top = top
+	}
+	if !it.src.info.IsDir() {
+		// A file landing in a directory gives it the build's time.
+		into, err := r.dirEntry(path.Dir(it.target))
+		if err != nil {
+			return it, err
+		}
+		it.into = into.Name
+	}
+	return it, nil
 }
 
 // contextCopySources gathers a COPY's sources from the build context and its
@@ -302,10 +352,19 @@ func (b *build) contextSources(req copyRequest) ([]source, error) {
 		}
 		clean := path.Clean("/" + src)
 		pivot := "/"
+		var pivotSrc *source
 		if req.parents {
 			if before, _, ok := strings.Cut(src, "/./"); ok {
 				pivot = path.Clean("/" + before)
 			}
+			real, info, err := ctxRoot.resolve(pivot)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%s %s: %q not found in the build context", req.name, src, pivot)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: %w", req.name, src, err)
+			}
+			pivotSrc = &source{path: real, info: info, contextRoot: real == ctxRoot.dir}
 		}
 		matches := []string{clean}
 		if strings.ContainsAny(src, "*?[") {
@@ -343,7 +402,8 @@ func (b *build) contextSources(req copyRequest) ([]source, error) {
 				continue // --exclude
 			}
 			rel := strings.TrimPrefix(strings.TrimPrefix(m, pivot), "/")
-			out = append(out, source{path: real, base: path.Base(m), parentRel: rel, name: src, info: info})
+			out = append(out, source{path: real, base: path.Base(m), parentRel: rel, name: src, info: info,
+				contextRoot: real == ctxRoot.dir, pivot: pivotSrc})
 		}
 	}
 	return out, nil

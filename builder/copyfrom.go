@@ -93,7 +93,8 @@ func imageWithLayers(diffIDs []digest.Digest) (img dockerImage) {
 
 // heredocItem is a COPY <<NAME source: a file made from the heredoc's text.
 func heredocItem(name, data string) copyItem {
-	info := heredocInfo{name: path.Base(name), size: int64(len(data))}
+	// As BuildKit, which writes it out at build time: the file has that time.
+	info := heredocInfo{name: path.Base(name), size: int64(len(data)), mtime: time.Now()}
 	return copyItem{
 		src:   source{base: path.Base(name), name: "<<" + name, info: info},
 		files: []*contextFile{{rel: "", info: info, data: []byte(data), digest: digest.FromString(data)}},
@@ -102,13 +103,14 @@ func heredocItem(name, data string) copyItem {
 
 // heredocInfo describes a heredoc as a regular file of mode 0644.
 type heredocInfo struct {
-	name string
-	size int64
+	name  string
+	size  int64
+	mtime time.Time
 }
 
 func (h heredocInfo) Name() string       { return h.name }
 func (h heredocInfo) Size() int64        { return h.size }
 func (h heredocInfo) Mode() fs.FileMode  { return 0o644 }
-func (h heredocInfo) ModTime() time.Time { return time.Unix(0, 0) }
+func (h heredocInfo) ModTime() time.Time { return h.mtime }
 func (h heredocInfo) IsDir() bool        { return false }
 func (h heredocInfo) Sys() any           { return nil }

@@ -4,14 +4,17 @@ import (
 	"archive/tar"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/tonistiigi/dchapes-mode"
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/cache"
@@ -24,9 +27,11 @@ type copyPlan struct {
 	items []copyItem
 	owner ids
 	chown bool
-	mode  *uint32
+	mode  fileMode
 	// preserveOwner keeps the source files' owners when there is no --chown.
 	preserveOwner bool
+	// parents is COPY --parents: a directory source is copied itself.
+	parents bool
 	// stats learns the digests of files hashed while they are copied.
 	stats *cache.StatCache
 }
@@ -35,6 +40,11 @@ type copyItem struct {
 	src    source
 	files  []*contextFile // the source itself, or a directory's contents
 	target string         // absolute path in the image
+	// top, for a directory source, is the directory it lands in (its real
+	// path in the rootfs and metadata), written after its contents.
+	top *tar.Header
+	// into, for a file source, is the real path of the directory it lands in.
+	into string
 }
 
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
@@ -53,13 +63,59 @@ func (p *copyPlan) apply(ctx context.Context, r *rootfs) error {
 // contents (not itself), a file or symlink source itself.
 func (p *copyPlan) writeTar(ctx context.Context, w io.Writer) error {
 	tw := tar.NewWriter(w)
-	for _, it := range p.items {
+	// lastInto is, for each directory a file source lands in, the last
+	// such source: BuildKit copies sources in order, and a file created in
+	// a directory after a directory source set its time gives it the
+	// build's time again.
+	lastInto := map[string]int{}
+	for i, it := range p.items {
+		if it.into != "" {
+			lastInto[it.into] = i
+		}
+	}
+	for i, it := range p.items {
+		// Files that are hard links of each other in one source stay
+		// linked, as with BuildKit (which links within one source only).
+		links := map[[2]uint64]*contextFile{}
 		for _, f := range it.files {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := p.writeEntry(tw, f, path.Join(it.target, f.rel)); err != nil {
+			target := path.Join(it.target, f.rel)
+			if f.host != "" && f.info.Mode().IsRegular() && f.st.Nlink > 1 {
+				ino := [2]uint64{f.st.Dev, f.st.Ino}
+				if first, ok := links[ino]; ok {
+					hdr := &tar.Header{Typeflag: tar.TypeLink, Name: strings.TrimPrefix(target, "/"),
+						Linkname: strings.TrimPrefix(path.Join(it.target, first.rel), "/"), Format: tar.FormatPAX}
+					if err := tw.WriteHeader(hdr); err != nil {
+						return err
+					}
+					if f.digest == "" {
+						f.digest = first.digest // the same content (the cache key needs it)
+					}
+					continue
+				}
+				links[ino] = f
+			}
+			if err := p.writeEntry(tw, f, target); err != nil {
 				return err
+			}
+		}
+		if p.parents && it.src.info.IsDir() {
+			// A directory --parents matched is copied with its metadata.
+			self, err := statFile(it.src.path, "", it.src.info)
+			if err != nil {
+				return err
+			}
+			if err := p.writeEntry(tw, self, it.target); err != nil {
+				return err
+			}
+		}
+		if it.top != nil {
+			if last, ok := lastInto[it.top.Name]; !ok || last < i {
+				if err := tw.WriteHeader(it.top); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -85,8 +141,8 @@ func (p *copyPlan) writeEntry(tw *tar.Writer, f *contextFile, target string) err
 	default:
 		hdr.Uid, hdr.Gid = 0, 0
 	}
-	if p.mode != nil && info.Mode()&fs.ModeSymlink == 0 {
-		hdr.Mode = int64(*p.mode)
+	if m, ok := p.mode.apply(info.Mode()); ok && info.Mode()&fs.ModeSymlink == 0 {
+		hdr.Mode = int64(m)
 	}
 	if f.host != "" {
 		hdr.Devmajor, hdr.Devminor = int64(unix.Major(f.st.Rdev)), int64(unix.Minor(f.st.Rdev))
@@ -123,4 +179,50 @@ func (p *copyPlan) writeEntry(tw *tar.Writer, f *contextFile, target string) err
 		p.stats.Add(f.host, &f.st, f.digest)
 	}
 	return nil
+}
+
+// fileMode is a COPY or ADD --chmod: octal, or symbolic as chmod(1)'s
+// ("u+x,g-w", parsed by the package BuildKit uses, with no umask).
+type fileMode struct {
+	octal *uint32
+	set   *mode.Set
+}
+
+func parseChmod(s string) (fileMode, error) {
+	if s == "" {
+		return fileMode{}, nil
+	}
+	if m, err := strconv.ParseUint(s, 8, 32); err == nil {
+		if m > 0o7777 {
+			return fileMode{}, fmt.Errorf("invalid mode, expected an octal number up to 7777 or a symbolic mode")
+		}
+		m32 := uint32(m)
+		return fileMode{octal: &m32}, nil
+	}
+	set, err := mode.ParseWithUmask(s, 0)
+	if err != nil {
+		return fileMode{}, fmt.Errorf("invalid mode, expected an octal number or a symbolic mode: %w", err)
+	}
+	return fileMode{set: &set}, nil
+}
+
+// created is the mode of the directories a COPY creates: the octal
+// --chmod, else 0755 (as BuildKit, also with a symbolic --chmod).
+func (m fileMode) created() uint32 {
+	if m.octal != nil {
+		return *m.octal
+	}
+	return 0o755
+}
+
+// apply is the mode a copied file of mode perm gets, as stat bits, and
+// whether --chmod was given.
+func (m fileMode) apply(perm fs.FileMode) (uint32, bool) {
+	switch {
+	case m.octal != nil:
+		return *m.octal, true
+	case m.set != nil:
+		return unixPerm(m.set.Apply(perm)), true
+	}
+	return 0, false
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path"
-	"sort"
 	"strings"
 	"time"
 
@@ -92,6 +91,7 @@ func (b *build) dispatch(ctx context.Context, st *stage, meta *stage, cmd instru
 		}
 		st.addHistory("ENV "+strings.Join(parts, " "), true)
 	case *instructions.ArgCommand:
+		var parts []string
 		for _, kv := range c.Args {
 			// A stage's ARG without a value takes the global ARG's value.
 			if kv.Value == nil {
@@ -109,13 +109,13 @@ func (b *build) dispatch(ctx context.Context, st *stage, meta *stage, cmd instru
 			if err := b.declareArgs(st, &one); err != nil {
 				return err
 			}
-		}
-		var parts []string
-		for _, kv := range c.Args {
-			if kv.Value != nil {
-				parts = append(parts, kv.Key+"="+*kv.Value)
+			// History shows the value in effect: --build-arg's, or the
+			// default expanded (BuildKit v0.34).
+			a := st.args[len(st.args)-1]
+			if a.value != nil {
+				parts = append(parts, a.key+"="+*a.value)
 			} else {
-				parts = append(parts, kv.Key)
+				parts = append(parts, a.key)
 			}
 		}
 		st.addHistory("ARG "+strings.Join(parts, " "), true)
@@ -213,31 +213,36 @@ func (b *build) expose(st *stage, c *instructions.ExposeCommand) error {
 		st.img.Config.ExposedPorts = map[string]struct{}{}
 	}
 	var added []string
-	for _, p := range c.Ports {
-		p, err := st.expand(p)
+	// The parser sorted the words as written; each may expand to several.
+	for _, word := range c.Ports {
+		lex := *st.lex
+		words, err := lex.ProcessWords(word, envGetter{st})
 		if err != nil {
 			return fmt.Errorf("EXPOSE: %w", err)
 		}
-		ports, err := parsePorts(p)
-		if err != nil {
-			return fmt.Errorf("EXPOSE: %w", err)
-		}
-		for _, port := range ports {
-			st.img.Config.ExposedPorts[port] = struct{}{}
-			added = append(added, port)
+		for _, p := range words {
+			ports, err := parsePorts(p)
+			if err != nil {
+				return fmt.Errorf("EXPOSE: %w", err)
+			}
+			for _, port := range ports {
+				st.img.Config.ExposedPorts[port] = struct{}{}
+				added = append(added, port)
+			}
 		}
 	}
-	sort.Strings(added)
-	m := make([]string, len(added))
-	for i, p := range added {
-		m[i] = p + ":{}"
-	}
-	st.addHistory("EXPOSE map["+strings.Join(m, " ")+"]", true)
+	// As BuildKit v0.34: the ports as a list, in that order.
+	st.addHistory(fmt.Sprintf("EXPOSE %v", added), true)
 	return nil
 }
 
-// parsePorts parses "80", "80/udp" or "8000-8002/tcp".
+// parsePorts parses "80", "80/udp" or "8000-8002/tcp"; an address and host
+// port before the container port ("127.0.0.1:8080:80") are ignored, as
+// BuildKit does (with a lint warning).
 func parsePorts(spec string) ([]string, error) {
+	if i := strings.LastIndexByte(spec, ':'); i >= 0 {
+		spec = spec[i+1:]
+	}
 	port, proto, ok := strings.Cut(spec, "/")
 	if !ok {
 		proto = "tcp"
@@ -276,10 +281,8 @@ func resolveWorkdir(cur, p string) string {
 	return path.Join(cur, p)
 }
 
-// healthcheckHistory is the history text BuildKit writes for HEALTHCHECK:
-// its health config printed with %q, field by field.
+// healthcheckHistory is the history text BuildKit v0.34 writes for
+// HEALTHCHECK: its health config printed with %+v.
 func healthcheckHistory(c *instructions.HealthCheckCommand) string {
-	h := c.Health
-	return fmt.Sprintf("HEALTHCHECK &{%s %q %q %q %q}", quoteArgs(h.Test),
-		h.Interval.String(), h.Timeout.String(), h.StartPeriod.String(), rune(h.Retries))
+	return fmt.Sprintf("HEALTHCHECK %+v", *c.Health)
 }

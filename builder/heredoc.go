@@ -24,7 +24,7 @@ type heredocScript struct {
 const pipesDir = "/dev/pipes"
 
 // heredocCommand turns a RUN with heredocs into the command BuildKit runs:
-// a lone heredoc with a shebang runs as a script file; a lone heredoc
+// a lone heredoc with a shebang runs as a script file, through the shell; a lone heredoc
 // without one runs as the shell's script; otherwise the heredocs are put
 // back after the command line and the shell itself reads them (so their
 // delimiters' quoting decides expansion, as in sh).
@@ -39,7 +39,9 @@ func (b *build) heredocCommand(st *stage, c *instructions.RunCommand) ([]string,
 			data = parser.ChompHeredocContent(data)
 		}
 		if strings.HasPrefix(data, "#!") {
-			return []string{path.Join(pipesDir, f.Name)}, &heredocScript{name: f.Name, data: data}, nil
+			// Run through the shell, as BuildKit does (and records).
+			script := path.Join(pipesDir, f.Name)
+			return append(append([]string(nil), st.shell...), script), &heredocScript{name: f.Name, data: data}, nil
 		}
 		return append(append([]string(nil), st.shell...), data), nil, nil
 	}

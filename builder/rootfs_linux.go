@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"archive/tar"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -123,4 +125,30 @@ func (r *rootfs) resolve(p string) (string, fs.FileInfo, error) {
 	}
 	info, err := os.Lstat(real)
 	return real, info, err
+}
+
+// dirEntry is a tar header for the directory p (symlinks followed inside
+// the root) as it is: its real path in the root, mode and owner.
+func (r *rootfs) dirEntry(p string) (*tar.Header, error) {
+	real, info, err := r.resolve(p)
+	if err != nil {
+		return nil, err
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("%s: not a directory", p)
+	}
+	rel, err := filepath.Rel(r.dir, real)
+	if err != nil {
+		return nil, err
+	}
+	st := info.Sys().(*syscall.Stat_t)
+	return &tar.Header{
+		Typeflag: tar.TypeDir,
+		Name:     filepath.ToSlash(rel) + "/",
+		Mode:     int64(st.Mode & 0o7777),
+		Uid:      int(st.Uid),
+		Gid:      int(st.Gid),
+		ModTime:  info.ModTime(),
+		Format:   tar.FormatPAX,
+	}, nil
 }

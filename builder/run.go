@@ -125,6 +125,11 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 		return fmt.Errorf("RUN %s: process %q did not complete successfully: exit code: %d",
 			strings.Join(c.CmdLine, " "), strings.Join(args, " "), code)
 	}
+	// As BuildKit, a directory whose only change is its mtime is no part of the layer.
+	if err := layer.PruneUnchangedDirs(ctx, sn.Dir, lowers); err != nil {
+		sn.Discard()
+		return fmt.Errorf("RUN %s: %w", strings.Join(c.CmdLine, " "), err)
+	}
 	l, err := b.commitSnapshot(ctx, st, sn)
 	if err != nil {
 		return err
@@ -206,7 +211,12 @@ func (b *build) workdir(ctx context.Context, st *stage, c *instructions.WorkdirC
 	}
 	inputs := cache.StepInputs{Instruction: createdBy}
 	b.explainMiss(st, inputs, nil)
+	// As BuildKit, WORKDIR makes a layer — without files when the
+	// directory exists — except for "/".
 	l, created, err := b.changeLayer(ctx, st, func(r *rootfs) (bool, error) {
+		if dir == "/" {
+			return false, nil
+		}
 		owner := ids{}
 		if u := st.img.Config.User; u != "" {
 			var err error
@@ -214,7 +224,8 @@ func (b *build) workdir(ctx context.Context, st *stage, c *instructions.WorkdirC
 				return false, err
 			}
 		}
-		return r.MkdirAll(dir, 0o755, owner)
+		_, err := r.MkdirAll(dir, 0o755, owner)
+		return err == nil, err
 	})
 	if err != nil {
 		return fmt.Errorf("WORKDIR %s: %w", c.Path, err)

@@ -259,6 +259,13 @@ func (b *build) newStage(ctx context.Context, s instructions.Stage, built map[st
 		st.img = cloneImage(parent.img)
 		st.shell = slices.Clone(parent.shell)
 		st.baseKey, st.created = parent.cacheKey, parent.created
+		// As BuildKit, a stage inherits its parent stage's ARGs with their
+		// values, and runs the parent's own ONBUILD triggers (those of the
+		// parent's base ran in the parent and are used up).
+		st.args = slices.Clone(parent.args)
+		if err := b.takeTriggers(st, line, base); err != nil {
+			return nil, err
+		}
 	default:
 		id, err := b.resolveBase(ctx, base)
 		if err != nil {
@@ -274,15 +281,9 @@ func (b *build) newStage(ctx context.Context, s instructions.Stage, built map[st
 		if err := json.Unmarshal(raw, &st.img); err != nil {
 			return nil, b.errorf(line, "FROM %s: image config: %v", base, err)
 		}
-		// ONBUILD triggers of the base run first, and are used up.
-		for _, expr := range st.img.Config.OnBuild {
-			cmd, err := parseTrigger(expr)
-			if err != nil {
-				return nil, b.errorf(line, "FROM %s: ONBUILD trigger %q: %v", base, expr, err)
-			}
-			st.onbuild = append(st.onbuild, cmd)
+		if err := b.takeTriggers(st, line, base); err != nil {
+			return nil, err
 		}
-		st.img.Config.OnBuild = nil
 		if len(st.img.Config.Shell) > 0 {
 			st.shell = slices.Clone(st.img.Config.Shell)
 		}
@@ -301,6 +302,20 @@ func (b *build) newStage(ctx context.Context, s instructions.Stage, built map[st
 		st.img.RootFS.Type = "layers"
 	}
 	return st, nil
+}
+
+// takeTriggers makes the ONBUILD triggers of the stage's base config the
+// stage's first steps, and removes them from its config: they are used up.
+func (b *build) takeTriggers(st *stage, line int, base string) error {
+	for _, expr := range st.img.Config.OnBuild {
+		cmd, err := parseTrigger(expr)
+		if err != nil {
+			return b.errorf(line, "FROM %s: ONBUILD trigger %q: %v", base, expr, err)
+		}
+		st.onbuild = append(st.onbuild, cmd)
+	}
+	st.img.Config.OnBuild = nil
+	return nil
 }
 
 func cloneImage(img dockerspec.DockerOCIImage) dockerspec.DockerOCIImage {
