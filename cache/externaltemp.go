@@ -20,7 +20,8 @@ type externalNote struct {
 }
 
 // NoteExternalTemp records that this process is writing the temp file path
-// (absolute or not) outside the store. forget removes the note; call it once
+// (absolute or not) outside the store; call it before the file is created,
+// so that no moment exists where the file is there and the note is not. forget removes the note; call it once
 // the file is renamed or removed.
 func (s *Store) NoteExternalTemp(path string) (forget func(), err error) {
 	abs, err := filepath.Abs(path)
@@ -31,7 +32,9 @@ func (s *Store) NoteExternalTemp(path string) (forget func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := s.tempFile(externalNotePrefix + "*")
+	// Written under another name and renamed: a note is whole or absent,
+	// whenever this process is killed.
+	f, err := s.tempFile("note-*")
 	if err != nil {
 		return nil, err
 	}
@@ -39,11 +42,15 @@ func (s *Store) NoteExternalTemp(path string) (forget func(), err error) {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	note := filepath.Join(filepath.Dir(f.Name()), externalNotePrefix+strings.TrimPrefix(filepath.Base(f.Name()), "note-"))
+	if err == nil {
+		err = os.Rename(f.Name(), note)
+	}
 	if err != nil {
 		os.Remove(f.Name())
 		return nil, err
 	}
-	return func() { os.Remove(f.Name()) }, nil
+	return func() { os.Remove(note) }, nil
 }
 
 // externalTemp returns the path a note in tmp/ names, if name is a whole note.

@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -27,17 +28,18 @@ const SaveTempPrefix = ".kiln-save-"
 func SaveFile(ctx context.Context, s *cache.Store, path string, images []string, f Format) error {
 	dir := filepath.Dir(path)
 	RemoveStaleSaveTemps(dir)
-	tmp, err := createSaveTemp(dir)
+	// The store notes the temp file before it exists: a save killed at any
+	// moment leaves no temp file the store does not know of.
+	name := saveTempName(dir)
+	forget, err := s.NoteExternalTemp(name)
 	if err != nil {
-		return fmt.Errorf("save: %w", err)
-	}
-	forget, err := s.NoteExternalTemp(tmp.Name())
-	if err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
 		return fmt.Errorf("save: %w", err)
 	}
 	defer forget()
+	tmp, err := createSaveTemp(name)
+	if err != nil {
+		return fmt.Errorf("save: %w", err)
+	}
 	committed := false
 	defer func() {
 		if !committed {
@@ -61,10 +63,15 @@ func SaveFile(ctx context.Context, s *cache.Store, path string, images []string,
 	return tmp.Close() // releases the lock only now: the name is gone already
 }
 
-// createSaveTemp creates ".kiln-save-<pid>-<random>" in dir and locks it
-// (flock LOCK_EX) for as long as this process has it open.
-func createSaveTemp(dir string) (*os.File, error) {
-	f, err := os.CreateTemp(dir, SaveTempPrefix+strconv.Itoa(os.Getpid())+"-*")
+// saveTempName is a fresh ".kiln-save-<pid>-<random>" in dir.
+func saveTempName(dir string) string {
+	return filepath.Join(dir, SaveTempPrefix+strconv.Itoa(os.Getpid())+"-"+strconv.FormatUint(uint64(rand.Uint32()), 10))
+}
+
+// createSaveTemp creates the temp file name (which must not exist) and locks
+// it (flock LOCK_EX) for as long as this process has it open.
+func createSaveTemp(name string) (*os.File, error) {
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, err
 	}

@@ -54,7 +54,9 @@ func TestConcurrentBuilds(t *testing.T) {
 func TestKilledBuild(t *testing.T) {
 	e := newEnv(t)
 	e.importBase("localhost/bb:latest")
-	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM localhost/bb:latest\nRUN echo before > /f\nRUN sleep 300\n"})
+	// A sleep no other process on the machine runs, to find what is left.
+	sleep := fmt.Sprintf("sleep 300.%d", os.Getpid()%1000)
+	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM localhost/bb:latest\nRUN echo before > /f\nRUN " + sleep + "\n"})
 	self, _ := os.Executable()
 	cmd := exec.Command(self, "--root", e.root, "build", "-t", "killed", ctx)
 	cmd.Env = append(os.Environ(), "KILN_TEST_MAIN=1")
@@ -64,7 +66,7 @@ func TestKilledBuild(t *testing.T) {
 	}
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
-		if strings.Contains(sc.Text(), "RUN sleep 300") {
+		if strings.Contains(sc.Text(), "RUN "+sleep) {
 			break
 		}
 	}
@@ -74,7 +76,7 @@ func TestKilledBuild(t *testing.T) {
 
 	deadline := time.Now().Add(time.Minute)
 	for {
-		leftover := sandboxProcesses(t, e.root)
+		leftover := append(sandboxProcesses(t, sleep), sandboxProcesses(t, e.root)...)
 		mounts := mountsUnder(t, e.root)
 		if len(leftover) == 0 && len(mounts) == 0 {
 			break
@@ -92,9 +94,9 @@ func TestKilledBuild(t *testing.T) {
 	e.kiln("build", "-q", "-t", "after", ctx2)
 }
 
-// sandboxProcesses lists processes whose command line mentions sleep 300 or
-// whose cwd is inside root.
-func sandboxProcesses(t *testing.T, root string) []string {
+// sandboxProcesses lists processes whose command line mentions marker (a
+// command only the test runs, or the test's store root).
+func sandboxProcesses(t *testing.T, marker string) []string {
 	var out []string
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -103,7 +105,7 @@ func sandboxProcesses(t *testing.T, root string) []string {
 			continue
 		}
 		c := strings.ReplaceAll(string(cmdline), "\x00", " ")
-		if strings.Contains(c, "sleep 300") || strings.Contains(c, root) {
+		if strings.Contains(c, marker) {
 			out = append(out, e.Name()+": "+c)
 		}
 	}
