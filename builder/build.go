@@ -117,7 +117,7 @@ func Build(ctx context.Context, s *cache.Store, opts Options) (digest.Digest, er
 	if err != nil {
 		return "", err
 	}
-	b := &build{store: s, opts: opts, df: df, data: data, start: time.Now(), layers: map[digest.Digest]cache.Layer{}}
+	b := &build{store: s, opts: opts, df: df, data: data, start: time.Now()}
 	if df.syntax != "" {
 		fmt.Fprintf(opts.Progress, "note: %s: # syntax=%s: kiln builds with its own Dockerfile frontend (BuildKit's parser, dockerfile:1 features)\n", df.name, df.syntax)
 	}
@@ -157,14 +157,12 @@ func Build(ctx context.Context, s *cache.Store, opts Options) (digest.Digest, er
 
 // build is the state of one Build call.
 type build struct {
-	store *cache.Store
-	opts  Options
-	df    *dockerfile
-	data  []byte // the Dockerfile
-	start time.Time
-	total int // steps of the stages the target needs
-	// layers caches the records of the layers this build has looked up.
-	layers map[digest.Digest]cache.Layer
+	store  *cache.Store
+	opts   Options
+	df     *dockerfile
+	data   []byte // the Dockerfile
+	start  time.Time
+	total  int              // steps of the stages the target needs
 	stats  *cache.StatCache // opened on first use
 	ignore *ignorer         // the context's .dockerignore
 	// used are the records this build hit or made, for --cache-to.
@@ -173,7 +171,7 @@ type build struct {
 	dry bool
 	// results returns a stage built by this build (during the real pass).
 	results func(index int) *stage
-	// mu guards what parallel stages share: layers, used.
+	// mu guards what parallel stages share: used.
 	mu sync.Mutex
 	// sandboxes are what the RUN steps share (confinement, cgroup, network).
 	sandboxes sandboxes
