@@ -61,8 +61,10 @@ func validLeasePart(s string) bool {
 	return s != "" && !strings.ContainsAny(s, "/\x00") && s != "." && s != ".." && !strings.HasPrefix(s, ".")
 }
 
-// PutLease takes (or replaces) the lease of l.Kind and l.Name. It is on disk
-// when PutLease returns.
+// PutLease takes (or replaces) the lease of l.Kind and l.Name, atomically.
+// A lease without an Owner is on disk when PutLease returns; one with an
+// Owner is not synced (a crash of the machine ends its owner anyway), so a
+// build pays no fsync per layer for it.
 func (s *Store) PutLease(l Lease) error {
 	if !validLeasePart(l.Kind) || !validLeasePart(l.Name) || strings.Contains(l.Kind, "-") {
 		return fmt.Errorf("lease %q %q: %w", l.Kind, l.Name, ErrInvalid)
@@ -74,7 +76,11 @@ func (s *Store) PutLease(l Lease) error {
 	if err != nil {
 		return err
 	}
-	if err := s.writeFileAtomic(s.path("leases", l.file()), data); err != nil {
+	write := s.writeFileAtomic
+	if l.Owner != nil {
+		write = s.replaceFile
+	}
+	if err := write(s.path("leases", l.file()), data); err != nil {
 		return fmt.Errorf("put lease %s: %w", l.Holder(), err)
 	}
 	return nil
