@@ -3,7 +3,9 @@ package container
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -67,5 +69,37 @@ func TestContainerLeasesItsImage(t *testing.T) {
 	}
 	if _, err := st.Layer(l.DiffID); err == nil || st.HasBlob(id) {
 		t.Error("the removed container's image outlived the collection")
+	}
+}
+
+// TestPruneReleasesOrphanLeases: the lease of a container whose rm was
+// killed halfway (its directory gone) is released by container prune; the
+// leases of existing containers stay.
+func TestPruneReleasesOrphanLeases(t *testing.T) {
+	root := t.TempDir()
+	s := NewStore(root)
+	c := create(t, s, "kept")
+	st, err := cache.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	orphan := strings.Repeat("ab", 32)
+	if err := st.PutLease(cache.Lease{Kind: cache.KindContainer, Name: orphan}); err != nil {
+		t.Fatal(err)
+	}
+	// Created after until, the kept container is not pruned.
+	if _, err := s.PruneContainers(time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := st.Leases()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 1 || ls[0].Name != c.ID {
+		t.Errorf("leases after prune: %+v, want only container %s's", ls, c.ID)
+	}
+	if err := s.Remove(c, false, true); err != nil {
+		t.Fatal(err)
 	}
 }

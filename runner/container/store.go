@@ -268,18 +268,47 @@ func (s *Store) removeFiles(c *Container, volumes bool) error {
 		}
 		return fmt.Errorf("remove container %s: %w", c.ShortID(), err)
 	}
-	// No container uses the image any more: what is left of it needs no
-	// lower layer.
-	if err := s.releaseImage(c.ID); err != nil {
-		return fmt.Errorf("remove container %s: %w", c.ShortID(), err)
-	}
 	if link, err := os.Readlink(filepath.Join(s.namesDir(), c.Name)); err == nil && link == c.ID {
 		os.Remove(filepath.Join(s.namesDir(), c.Name))
 	}
+	var errs []error
 	if err := removeAll(dead); err != nil {
+		errs = append(errs, err)
+	}
+	// No container uses the image any more. A kill before this leaves a
+	// lease without a container: releaseOrphanLeases gives it back.
+	if err := s.releaseImage(c.ID); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ShortID(), err)
 	}
 	return nil
+}
+
+// releaseOrphanLeases releases the leases of containers whose directory is
+// gone (rm killed halfway). A container being created has its directory
+// before its lease, so it is never taken for an orphan.
+func (s *Store) releaseOrphanLeases() error {
+	st, err := cache.Open(s.root)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ls, err := st.Leases()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, l := range ls {
+		if l.Kind != cache.KindContainer {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(s.containersDir(), l.Name)); errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, st.DeleteLease(l.Kind, l.Name))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // removeAll removes a tree even where it holds read-only directories.
