@@ -91,7 +91,7 @@ func OpenWith(root string, o OpenOptions) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", root, err)
 	}
-	for _, d := range []string{"blobs/sha256", "layers", "images", "tmp"} {
+	for _, d := range []string{"blobs/sha256", "layers", "images", "leases", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(abs, d), 0o700); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", abs, err)
 		}
