@@ -5,6 +5,8 @@ package builder
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -117,11 +119,52 @@ func Build(ctx context.Context, s *cache.Store, opts Options) (digest.Digest, er
 	if err != nil {
 		return "", err
 	}
-	b := &build{store: s, opts: opts, df: df, data: data, start: time.Now(), layers: map[digest.Digest]cache.Layer{}}
+	// The build holds what it makes through a lease that ends with this
+	// process: a build killed with -9 pins nothing once it is gone.
+	leased, lease, err := leaseBuild(s)
+	if err != nil {
+		return "", err
+	}
+	id, err := (&build{store: leased, opts: opts, df: df, data: data, start: time.Now()}).runAndTag(ctx)
+	if rerr := s.DeleteLease(lease.Kind, lease.Name); rerr != nil {
+		opts.Log.Warn("release the build's lease", "err", rerr)
+	}
+	if err != nil {
+		// Leave the store as it was: the layers of the failed build go, unless
+		// another kiln process has the store open (then a later GC takes them).
+		if _, gcErr := s.GC(context.WithoutCancel(ctx)); gcErr != nil && !errors.Is(gcErr, cache.ErrBusy) {
+			opts.Log.Warn("clean up after failed build", "err", gcErr)
+		}
+		return "", err
+	}
+	return id, nil
+}
+
+// leaseBuild takes a build's lease, owned by this process, and returns the
+// view of s that adds what the build makes to it.
+func leaseBuild(s *cache.Store) (*cache.Store, cache.Lease, error) {
+	self, err := cache.Self()
+	if err != nil {
+		return nil, cache.Lease{}, fmt.Errorf("lease the build: %w", err)
+	}
+	var n [8]byte
+	if _, err := rand.Read(n[:]); err != nil {
+		return nil, cache.Lease{}, fmt.Errorf("lease the build: %w", err)
+	}
+	l := cache.Lease{Kind: "build", Name: hex.EncodeToString(n[:]), Owner: self}
+	leased, err := s.Leased(l)
+	return leased, l, err
+}
+
+// runAndTag runs the stages and tags the result: the build's work while it
+// holds its lease.
+func (b *build) runAndTag(ctx context.Context) (digest.Digest, error) {
+	opts, df := b.opts, b.df
+	var err error
 	if df.syntax != "" {
 		fmt.Fprintf(opts.Progress, "note: %s: # syntax=%s: kiln builds with its own Dockerfile frontend (BuildKit's parser, dockerfile:1 features)\n", df.name, df.syntax)
 	}
-	if b.ignore, err = loadIgnore(ctxDir, opts.Dockerfile); err != nil {
+	if b.ignore, err = loadIgnore(opts.ContextDir, opts.Dockerfile); err != nil {
 		return "", err
 	}
 	b.sandboxes.networkFn = opts.NetworkNamespace
@@ -138,15 +181,10 @@ func Build(ctx context.Context, s *cache.Store, opts Options) (digest.Digest, er
 		}
 	}
 	if err != nil {
-		// Leave the store as it was: the layers of the failed build go, unless
-		// another kiln process has the store open (then a later GC takes them).
-		if _, gcErr := s.GC(context.WithoutCancel(ctx)); gcErr != nil && !errors.Is(gcErr, cache.ErrBusy) {
-			opts.Log.Warn("clean up after failed build", "err", gcErr)
-		}
 		return "", err
 	}
 	for _, t := range opts.Tags {
-		if err := s.Tag(t, id); err != nil {
+		if err := b.store.Tag(t, id); err != nil {
 			return "", err
 		}
 		n, _ := cache.NormalizeName(t)
@@ -157,14 +195,12 @@ func Build(ctx context.Context, s *cache.Store, opts Options) (digest.Digest, er
 
 // build is the state of one Build call.
 type build struct {
-	store *cache.Store
-	opts  Options
-	df    *dockerfile
-	data  []byte // the Dockerfile
-	start time.Time
-	total int // steps of the stages the target needs
-	// layers caches the records of the layers this build has looked up.
-	layers map[digest.Digest]cache.Layer
+	store  *cache.Store
+	opts   Options
+	df     *dockerfile
+	data   []byte // the Dockerfile
+	start  time.Time
+	total  int              // steps of the stages the target needs
 	stats  *cache.StatCache // opened on first use
 	ignore *ignorer         // the context's .dockerignore
 	// used are the records this build hit or made, for --cache-to.
@@ -173,7 +209,7 @@ type build struct {
 	dry bool
 	// results returns a stage built by this build (during the real pass).
 	results func(index int) *stage
-	// mu guards what parallel stages share: layers, used.
+	// mu guards what parallel stages share: used.
 	mu sync.Mutex
 	// sandboxes are what the RUN steps share (confinement, cgroup, network).
 	sandboxes sandboxes

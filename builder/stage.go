@@ -325,36 +325,10 @@ func cloneImage(img dockerspec.DockerOCIImage) dockerspec.DockerOCIImage {
 	return out
 }
 
-// lowers are the snapshot directories of the stage's layers, top-most first,
-// without empty layers and with only the top-most copy of a repeated layer
-// (which gives the same merged tree).
+// lowers are the snapshot directories the stage's tree is mounted from
+// (cache.Store.Lowers).
 func (b *build) lowers(st *stage) ([]string, error) {
-	var dirs []string
-	seen := map[digest.Digest]bool{}
-	ids := st.img.RootFS.DiffIDs
-	for i := len(ids) - 1; i >= 0; i-- {
-		if seen[ids[i]] {
-			continue
-		}
-		seen[ids[i]] = true
-		b.mu.Lock()
-		l, ok := b.layers[ids[i]]
-		b.mu.Unlock()
-		if !ok {
-			var err error
-			if l, err = b.store.Layer(ids[i]); err != nil {
-				return nil, err
-			}
-			b.mu.Lock()
-			b.layers[ids[i]] = l
-			b.mu.Unlock()
-		}
-		if l.EmptyLayer() {
-			continue
-		}
-		dirs = append(dirs, b.store.SnapshotDir(ids[i]))
-	}
-	return dirs, nil
+	return b.store.Lowers(st.img.RootFS.DiffIDs)
 }
 
 // commit writes the stage's image config into the store. Its created time is

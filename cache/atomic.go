@@ -40,6 +40,26 @@ func (s *Store) writeFileAtomic(path string, data []byte) error {
 	return nil
 }
 
+// replaceFile replaces path with data (temp file, rename) without syncing:
+// for files whose loss in a crash of the machine does no harm.
+func (s *Store) replaceFile(path string, data []byte) error {
+	f, err := s.tempFile(filepath.Base(path) + ".*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
 // commitFile fsyncs and closes f, renames it to path and fsyncs path's directory.
 func commitFile(f *os.File, path string) error {
 	if err := f.Sync(); err != nil {

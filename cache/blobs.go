@@ -53,6 +53,14 @@ func (w *BlobWriter) Size() int64 { return w.size }
 // size (when >= 0), fsyncs it and renames it into place. A mismatch discards
 // the content and returns an error wrapping ErrInvalid.
 func (w *BlobWriter) Commit(expected digest.Digest, size int64) (digest.Digest, error) {
+	d, err := w.commit(expected, size)
+	if err == nil {
+		err = w.s.hold(nil, nil, []digest.Digest{d})
+	}
+	return d, err
+}
+
+func (w *BlobWriter) commit(expected digest.Digest, size int64) (digest.Digest, error) {
 	got := w.Digest()
 	if size >= 0 && size != w.size {
 		w.Abort()

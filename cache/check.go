@@ -30,7 +30,8 @@ type CheckOptions struct {
 	// Repair removes what is damaged or half-made, the images that depend
 	// on it, and the references and cache records pointing at those.
 	Repair bool
-	// Force lets Repair remove images (and layers) that containers use too.
+	// Force lets Repair remove images (and layers) that leases hold too
+	// (a container's, a running build's).
 	Force bool
 	// Waiting, when not nil, is called once if Repair has to wait for other
 	// kiln processes to close the store.
@@ -45,8 +46,9 @@ const (
 	KindReference   = "reference"
 	KindCacheRecord = "cache-record"
 	KindCacheMount  = "cache-mount"
-	KindContainer   = "container"
-	KindDebris      = "debris"
+	KindContainer   = "container" // a container's lease: a lease's problems are of its Kind
+
+	KindDebris = "debris"
 )
 
 // Problem is one thing wrong in the store.
@@ -105,7 +107,7 @@ type checker struct {
 	goodLayers map[digest.Digest]bool
 	badLayers  map[digest.Digest]bool // records that exist but are damaged
 	badImages  map[digest.Digest][]int
-	containers []containerUse
+	leases     []Lease // in force: what containers and builds hold
 
 	// repair work, decided while checking
 	dropLayerBlobs map[digest.Digest][]digest.Digest
@@ -149,10 +151,10 @@ func (s *Store) Check(ctx context.Context, opts CheckOptions) (CheckReport, erro
 	} else {
 		c.rep.DebrisSkipped = true
 	}
-	if c.containers, err = s.containerUses(); err != nil {
+	if c.leases, err = s.Leases(); err != nil {
 		return c.rep, err
 	}
-	for _, step := range []func() error{c.checkBlobs, c.checkLayers, c.checkImages, c.checkReferences, c.checkCacheRecords, c.checkCacheMounts, c.checkContainers} {
+	for _, step := range []func() error{c.checkBlobs, c.checkLayers, c.checkImages, c.checkReferences, c.checkCacheRecords, c.checkCacheMounts, c.checkLeases} {
 		if err := step(); err != nil {
 			return c.rep, err
 		}
@@ -548,16 +550,26 @@ func (c *checker) checkCacheMounts() error {
 	return nil
 }
 
-func (c *checker) checkContainers() error {
-	for _, u := range c.containers {
-		if u.Image != "" && !c.s.isImage(u.Image) {
-			if ok, _ := c.blobOK(u.Image, -1); !ok {
-				c.problem(KindContainer, u.ID, "image config %s is gone", u.Image)
+// checkLeases reports what a lease holds that is gone or damaged, as a
+// problem of its holder (kind "container" for a container's lease): the
+// holder is not the store's to remove, so Repair leaves these reported.
+func (c *checker) checkLeases() error {
+	for _, l := range c.leases {
+		for _, id := range l.Images {
+			if !c.s.isImage(id) {
+				if ok, _ := c.blobOK(id, -1); !ok {
+					c.problem(l.Kind, l.Name, "image config %s is gone", id)
+				}
 			}
 		}
-		for _, d := range u.Layers {
+		for _, d := range l.Layers {
 			if !c.goodLayers[d] {
-				c.problem(KindContainer, u.ID, "layer %s is missing or damaged", d)
+				c.problem(l.Kind, l.Name, "layer %s is missing or damaged", d)
+			}
+		}
+		for _, d := range l.Blobs {
+			if ok, _ := c.blobOK(d, -1); !ok {
+				c.problem(l.Kind, l.Name, "blob %s is missing or damaged", d)
 			}
 		}
 	}

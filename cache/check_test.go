@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,16 +121,15 @@ func TestCheckFindsAndRepairsDamage(t *testing.T) {
 	}
 }
 
-// TestCheckContainerHeldImages: repair keeps a damaged image a container
-// uses unless forced.
+// TestCheckContainerHeldImages: repair keeps a damaged image a container's
+// lease holds unless forced.
 func TestCheckContainerHeldImages(t *testing.T) {
 	s := openTestStore(t)
 	l := importTree(t, s, map[string]string{"f": "1"})
 	id := putImage(t, s, l)
-	ctr := s.path("containers", "c1")
-	os.MkdirAll(ctr, 0o700)
-	data, _ := json.Marshal(map[string]any{"Image": id, "Layers": []digest.Digest{l.DiffID}})
-	os.WriteFile(filepath.Join(ctr, "config.json"), data, 0o600)
+	if err := s.PutLease(Lease{Kind: KindContainer, Name: "c1", Images: []digest.Digest{id}, Layers: []digest.Digest{l.DiffID}}); err != nil {
+		t.Fatal(err)
+	}
 	os.WriteFile(filepath.Join(s.SnapshotDir(l.DiffID), "f"), []byte("changed"), 0o644)
 
 	rep := check(t, s, CheckOptions{Repair: true})

@@ -18,9 +18,10 @@ import (
 // ErrBusy: another kiln process has the store open, so garbage collection was deferred.
 var ErrBusy = errors.New("store in use by another kiln process")
 
-// GC removes what no image record reaches: blobs, layers with their
-// snapshots, and debris left in tmp/ by crashed processes. It is mark and
-// sweep, rooted at the image records. It needs the store to itself: if another
+// GC removes what no image record, build cache record or lease reaches:
+// blobs, layers with their snapshots, and debris left in tmp/ by crashed
+// processes. It is mark and sweep, rooted at the image records, the cache
+// records and the leases in force (it first removes those that have ended). It needs the store to itself: if another
 // process holds it open, GC does nothing and returns ErrBusy. It returns the
 // bytes freed.
 func (s *Store) GC(ctx context.Context) (int64, error) {
@@ -46,15 +47,21 @@ func (s *Store) GC(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	cImages, cLayers, err := s.ContainerRefs()
+	if err := s.sweepLeases(); err != nil {
+		return 0, err
+	}
+	lImages, lLayers, lBlobs, err := s.leaseRoots()
 	if err != nil {
 		return 0, err
 	}
-	for _, id := range cImages {
+	for _, id := range lImages {
 		blobs[id] = true // the config, even when the image record is gone
 	}
-	for _, d := range cLayers {
+	for _, d := range lLayers {
 		layers[d] = true
+	}
+	for _, d := range lBlobs {
+		blobs[d] = true
 	}
 	for _, id := range ids {
 		blobs[id] = true

@@ -69,14 +69,22 @@ func (s *Store) PutImage(ctx context.Context, config []byte, opts ImageOptions) 
 	if opts.Manifest != nil {
 		rec.Manifest = opts.Manifest
 	}
-	return id, s.writeImageRecord(id, rec)
+	if err := s.writeImageRecord(id, rec); err != nil {
+		return "", err
+	}
+	return id, s.hold([]digest.Digest{id}, nil, nil)
+}
+
+// imagePath is the file of the image's record.
+func (s *Store) imagePath(id digest.Digest) string {
+	return s.path("images", id.Encoded()+".json")
 }
 
 func (s *Store) imageRecord(id digest.Digest) (imageRecord, error) {
 	var rec imageRecord
-	data, err := os.ReadFile(s.path("images", id.Encoded()+".json"))
+	data, err := os.ReadFile(s.imagePath(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return rec, fmt.Errorf("no such image: %s: %w", id, ErrNotFound)
+		return rec, imageNotFound(id)
 	}
 	if err != nil {
 		return rec, err
@@ -92,14 +100,14 @@ func (s *Store) writeImageRecord(id digest.Digest, rec imageRecord) error {
 	if err != nil {
 		return err
 	}
-	return s.writeFileAtomic(s.path("images", id.Encoded()+".json"), data)
+	return s.writeFileAtomic(s.imagePath(id), data)
 }
 
 func (s *Store) isImage(id digest.Digest) bool {
 	if id.Validate() != nil {
 		return false
 	}
-	_, err := os.Stat(s.path("images", id.Encoded()+".json"))
+	_, err := os.Stat(s.imagePath(id))
 	return err == nil
 }
 
@@ -125,7 +133,7 @@ func (s *Store) ImageIDs() ([]digest.Digest, error) {
 // Image returns the image's parsed config and its raw bytes.
 func (s *Store) Image(id digest.Digest) (ocispec.Image, []byte, error) {
 	if !s.isImage(id) {
-		return ocispec.Image{}, nil, fmt.Errorf("no such image: %s: %w", id, ErrNotFound)
+		return ocispec.Image{}, nil, imageNotFound(id)
 	}
 	data, err := s.ReadBlob(id)
 	if err != nil {
@@ -217,9 +225,9 @@ func (s *Store) DeleteImage(id digest.Digest) error {
 	if len(names) > 0 {
 		return fmt.Errorf("image %s is referenced by %s: %w", id, strings.Join(names, ", "), ErrExists)
 	}
-	if err := os.Remove(s.path("images", id.Encoded()+".json")); err != nil {
+	if err := os.Remove(s.imagePath(id)); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("no such image: %s: %w", id, ErrNotFound)
+			return imageNotFound(id)
 		}
 		return err
 	}

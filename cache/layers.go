@@ -99,6 +99,14 @@ func (s *Store) NewSnapshot() (*Snapshot, error) {
 // the layer exists already, the new snapshot is discarded and the existing
 // record returned.
 func (sn *Snapshot) Commit(diffID digest.Digest, size int64, canonical bool, blobs ...ocispec.Descriptor) (Layer, error) {
+	l, err := sn.commit(diffID, size, canonical, blobs...)
+	if err == nil {
+		err = sn.s.hold(nil, []digest.Digest{diffID}, nil)
+	}
+	return l, err
+}
+
+func (sn *Snapshot) commit(diffID digest.Digest, size int64, canonical bool, blobs ...ocispec.Descriptor) (Layer, error) {
 	defer sn.Discard()
 	if l, err := sn.s.Layer(diffID); err == nil {
 		for _, b := range blobs {

@@ -90,7 +90,7 @@ func (s *Store) Tag(name string, id digest.Digest) error {
 		return err
 	}
 	if !s.isImage(id) {
-		return fmt.Errorf("no such image: %s: %w", id, ErrNotFound)
+		return imageNotFound(id)
 	}
 	return s.updateRefs(func(refs map[string]digest.Digest) error {
 		refs[n] = id
@@ -108,7 +108,7 @@ func (s *Store) Untag(name string) (digest.Digest, error) {
 	err = s.updateRefs(func(refs map[string]digest.Digest) error {
 		var ok bool
 		if id, ok = refs[n]; !ok {
-			return fmt.Errorf("no such image: %s: %w", name, ErrNotFound)
+			return imageNotFound(name)
 		}
 		delete(refs, n)
 		return nil
@@ -142,7 +142,7 @@ func (s *Store) Resolve(nameOrID string) (digest.Digest, error) {
 		if s.isImage(d) {
 			return d, nil
 		}
-		return "", fmt.Errorf("no such image: %s: %w", nameOrID, ErrNotFound)
+		return "", imageNotFound(nameOrID)
 	}
 	refs, err := s.readRefs()
 	if err != nil {
@@ -171,7 +171,7 @@ func (s *Store) Resolve(nameOrID string) (digest.Digest, error) {
 			return "", fmt.Errorf("image ID prefix %s is ambiguous: %w", nameOrID, ErrInvalid)
 		}
 	}
-	return "", fmt.Errorf("no such image: %s: %w", nameOrID, ErrNotFound)
+	return "", imageNotFound(nameOrID)
 }
 
 func isHex(s string) bool {

@@ -14,20 +14,20 @@ import (
 )
 
 // repair removes what the checks found damaged: debris, then images with
-// damaged parts (but those containers use, unless Force) and the references
+// damaged parts (but those a lease holds, unless Force) and the references
 // to them, cache records of damaged layers, damaged layers nothing kept
 // needs, corrupt blobs; and it rewrites layer records naming lost blobs and
 // image records naming a broken manifest.
 func (c *checker) repair() error {
 	s := c.s
-	heldImages := map[digest.Digest]string{}
+	heldImages := map[digest.Digest]string{} // → the lease's holder
 	heldLayers := map[digest.Digest]string{}
-	for _, u := range c.containers {
-		if u.Image != "" {
-			heldImages[u.Image] = u.ID
+	for _, l := range c.leases {
+		for _, id := range l.Images {
+			heldImages[id] = l.Holder()
 		}
-		for _, d := range u.Layers {
-			heldLayers[d] = u.ID
+		for _, d := range l.Layers {
+			heldLayers[d] = l.Holder()
 		}
 	}
 	var paths []string
@@ -48,9 +48,9 @@ func (c *checker) repair() error {
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	kept := map[digest.Digest]bool{} // layers a kept image still uses
 	for _, id := range ids {
-		if ctr, ok := heldImages[id]; ok && !c.opts.Force {
+		if holder, ok := heldImages[id]; ok && !c.opts.Force {
 			for _, i := range c.badImages[id] {
-				c.rep.Problems[i].Message += " (container " + ctr + " uses it: --force removes it)"
+				c.rep.Problems[i].Message += " (" + holder + " uses it: --force removes it)"
 			}
 			if img, _, err := s.Image(id); err == nil {
 				for _, d := range img.RootFS.DiffIDs {
@@ -64,8 +64,8 @@ func (c *checker) repair() error {
 		}
 	}
 	for d := range c.badLayers {
-		if ctr, ok := heldLayers[d]; ok && !c.opts.Force {
-			c.problem(KindLayer, d.String(), "damaged but kept: container %s uses it (--force removes it)", ctr)
+		if holder, ok := heldLayers[d]; ok && !c.opts.Force {
+			c.problem(KindLayer, d.String(), "damaged but kept: %s uses it (--force removes it)", holder)
 			continue
 		}
 		if kept[d] {
@@ -152,7 +152,7 @@ func (c *checker) repair() error {
 
 // removeImage removes an image record and marks its problems repaired.
 func (c *checker) removeImage(id digest.Digest) error {
-	if err := os.Remove(c.s.path("images", id.Encoded()+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(c.s.imagePath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("repair: remove image %s: %w", id, err)
 	}
 	c.rep.Removed = append(c.rep.Removed, "image "+id.String())

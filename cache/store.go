@@ -13,6 +13,7 @@
 //	refs.json               name:tag -> image ID (config digest)
 //	buildcache/<key>.json   build cache records: step key -> layer; files/ their COPY file lists
 //	statcache/              digests of build context files by stat data, to skip re-reading them
+//	leases/<kind>-<name>.json  what a container or a running build holds (Lease)
 //	tmp/                    work in progress; anything here is garbage once its process is gone
 //	    external.*          notes naming temp files a process writes outside the store (kiln save)
 //	layers.lock             taken by processes replacing the debris of a layer directory
@@ -31,7 +32,15 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/layer"
 )
+
+// imageNotFound is the error for the image name or ID: "no such image:
+// NAME: not found", wrapping ErrImageNotFound and ErrNotFound.
+func imageNotFound(name any) error {
+	return fmt.Errorf("%w: %v: %w", ErrImageNotFound, name, ErrNotFound)
+}
 
 // DefaultRoot is where the store lives when neither --root nor KILN_ROOT says otherwise.
 const DefaultRoot = "/var/lib/kiln"
@@ -39,8 +48,13 @@ const DefaultRoot = "/var/lib/kiln"
 var (
 	// ErrNotFound: the blob, layer, image or reference is not in the store.
 	ErrNotFound = errors.New("not found")
-	// ErrInvalid: content failed verification or does not parse.
-	ErrInvalid = errors.New("invalid")
+	// ErrImageNotFound: no image has that ID or name. Its errors wrap
+	// ErrNotFound too; it says what is missing (an image, not a cache entry).
+	ErrImageNotFound = errors.New("no such image")
+	// ErrInvalid: content failed verification or does not parse. It is
+	// layer.ErrInvalid, defined once in the lower package: a malformed layer
+	// and a malformed blob are the same class of error.
+	ErrInvalid = layer.ErrInvalid
 	// ErrExists: the object already exists.
 	ErrExists = errors.New("already exists")
 )
@@ -51,6 +65,9 @@ var (
 type Store struct {
 	root string
 	lock *os.File
+	// view: a Leased view of another Store, sharing its lock.
+	view  bool
+	lease *leaseState
 }
 
 // OpenOptions change how OpenWith opens a store.
@@ -74,7 +91,7 @@ func OpenWith(root string, o OpenOptions) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", root, err)
 	}
-	for _, d := range []string{"blobs/sha256", "layers", "images", "tmp"} {
+	for _, d := range []string{"blobs/sha256", "layers", "images", "leases", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(abs, d), 0o700); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", abs, err)
 		}
@@ -87,6 +104,7 @@ func OpenWith(root string, o OpenOptions) (*Store, error) {
 	if !o.KeepDebris && flock(f, unix.LOCK_EX|unix.LOCK_NB) == nil {
 		// Alone: whatever tmp/ holds is a killed process's.
 		s.sweepTmp()
+		s.sweepLeases()
 	}
 	if err := flock(f, unix.LOCK_SH); err != nil {
 		f.Close()
@@ -100,7 +118,7 @@ func (s *Store) Root() string { return s.root }
 
 // Close releases the store's lock.
 func (s *Store) Close() error {
-	if s.lock == nil {
+	if s.view || s.lock == nil {
 		return nil
 	}
 	err := s.lock.Close()

@@ -115,9 +115,9 @@ func inspectImage(s *cache.Store, ref string) (*imageInspect, error) {
 	if img.Created != nil {
 		created = img.Created.Format(time.RFC3339Nano)
 	}
-	var lowers []string
-	for i := len(img.RootFS.DiffIDs) - 1; i >= 0; i-- {
-		lowers = append(lowers, s.SnapshotDir(img.RootFS.DiffIDs[i]))
+	lowers, err := s.Lowers(img.RootFS.DiffIDs)
+	if err != nil {
+		return nil, err
 	}
 	gd := graphDriver{Name: "overlay2", Data: map[string]string{}}
 	if len(lowers) > 0 {

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/cache"
@@ -144,9 +141,11 @@ func newImagePruneCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			lines, freed, err := pruneImages(cmd.Context(), cmd.ErrOrStderr(), s, all, until)
-			printDeleted(cmd.OutOrStdout(), "Images", lines)
-			fmt.Fprintf(cmd.OutOrStdout(), "Total reclaimed space: %s\n", humanSize(freed))
+			res, err := s.PruneImages(cmd.Context(), cache.PruneImagesOptions{All: all, Until: until, Waiting: func() {
+				fmt.Fprintln(cmd.ErrOrStderr(), "waiting for running kiln commands to finish...")
+			}})
+			printPrunedImages(cmd.OutOrStdout(), res.Images)
+			fmt.Fprintf(cmd.OutOrStdout(), "Total reclaimed space: %s\n", humanSize(res.Freed))
 			return err
 		},
 	}
@@ -155,88 +154,19 @@ func newImagePruneCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-// imageUsers maps each image some container uses to those containers.
-func imageUsers(root string) (map[digest.Digest][]*container.Container, error) {
-	list, err := container.NewStore(root).List()
-	if err != nil {
-		return nil, err
-	}
-	users := map[digest.Digest][]*container.Container{}
-	for _, c := range list {
-		users[c.Image] = append(users[c.Image], c)
-	}
-	return users, nil
-}
-
-// pruneImages removes the images no container uses: the untagged ones,
-// or with all every one (untagging it first), created before until when
-// that is not zero; then the content only they kept. It returns docker's
-// "untagged: NAME" and "deleted: ID" lines and the disk space freed (the
-// image records and what the collection removed, each measured as it goes).
-func pruneImages(ctx context.Context, warn io.Writer, s *cache.Store, all bool, until time.Time) ([]string, int64, error) {
-	users, err := imageUsers(s.Root())
-	if err != nil {
-		return nil, 0, err
-	}
-	ids, err := s.ImageIDs()
-	if err != nil {
-		return nil, 0, err
-	}
+// printPrunedImages prints docker's "untagged: NAME" and "deleted: ID"
+// lines of an image prune.
+func printPrunedImages(w io.Writer, images []cache.PrunedImage) {
 	var lines []string
-	var freed int64
-	for _, id := range ids {
-		if len(users[id]) > 0 {
-			continue
-		}
-		names, err := s.NamesOf(id)
-		if err != nil {
-			return lines, freed, err
-		}
-		if len(names) > 0 && !all {
-			continue
-		}
-		if !until.IsZero() {
-			img, _, err := s.Image(id)
-			if err != nil || img.Created == nil || !img.Created.Before(until) {
-				continue
-			}
-		}
-		for _, n := range names {
-			if _, err := s.Untag(n); err != nil {
-				return lines, freed, err
-			}
+	for _, p := range images {
+		for _, n := range p.Untagged {
 			lines = append(lines, "untagged: "+cache.FamiliarName(n))
 		}
-		record := cache.SpaceOnDisk(filepath.Join(s.Root(), "images", id.Encoded()+".json"))
-		if err := s.DeleteImage(id); err != nil {
-			return lines, freed, err
-		}
-		lines = append(lines, "deleted: "+id.String())
-		freed += record
-	}
-	n, err := gcWait(ctx, s, func() { fmt.Fprintln(warn, "waiting for running kiln commands to finish...") })
-	return lines, freed + n, err
-}
-
-// gcWait collects the store's garbage, waiting for the other kiln
-// processes that have it open.
-func gcWait(ctx context.Context, s *cache.Store, waiting func()) (int64, error) {
-	told := false
-	for {
-		freed, err := s.GC(ctx)
-		if !errors.Is(err, cache.ErrBusy) {
-			return freed, err
-		}
-		if !told {
-			waiting()
-			told = true
-		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		if p.ID != "" {
+			lines = append(lines, "deleted: "+p.ID.String())
 		}
 	}
+	printDeleted(w, "Images", lines)
 }
 
 func newSystemPruneCommand(g *globals) *cobra.Command {
@@ -290,10 +220,10 @@ func newSystemPruneCommand(g *globals) *cobra.Command {
 			}
 			defer s.Close()
 			waiting := func() { fmt.Fprintln(cmd.ErrOrStderr(), "waiting for running kiln commands to finish...") }
-			lines, n, err := pruneImages(cmd.Context(), cmd.ErrOrStderr(), s, all, until)
+			ir, err := s.PruneImages(cmd.Context(), cache.PruneImagesOptions{All: all, Until: until, Waiting: waiting})
 			errs = append(errs, err)
-			printDeleted(out, "Images", lines)
-			freed += n
+			printPrunedImages(out, ir.Images)
+			freed += ir.Freed
 			bc, err := s.PruneBuildCache(cmd.Context(), cache.PruneOptions{All: all}, waiting)
 			errs = append(errs, err)
 			if bc.Records > 0 {
@@ -308,35 +238,4 @@ func newSystemPruneCommand(g *globals) *cobra.Command {
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "remove all unused images, not just dangling ones")
 	cmd.Flags().BoolVar(&volumes, "volumes", false, "prune anonymous volumes")
 	return cmd
-}
-
-// refuseImageInUse is rmi's check of the containers using the image id,
-// with docker's messages: the last name of an image some container uses
-// needs -f (which then only untags), and an image deleted by ID cannot go
-// while a container runs it, nor without -f while a stopped one has it.
-func refuseImageInUse(root string, id digest.Digest, arg string, byName, lastName, force bool) (keep bool, err error) {
-	users, err := imageUsers(root)
-	if err != nil {
-		return false, err
-	}
-	cs := users[id]
-	if len(cs) == 0 {
-		return false, nil
-	}
-	short := id.Encoded()[:12]
-	if byName {
-		if lastName && !force {
-			return true, fmt.Errorf("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s", arg, cs[0].ShortID(), short)
-		}
-		return true, nil
-	}
-	for _, c := range cs {
-		if c.State.Running || c.State.Restarting {
-			return true, fmt.Errorf("conflict: unable to delete %s (cannot be forced) - image is being used by running container %s", short, c.ShortID())
-		}
-	}
-	if !force {
-		return true, fmt.Errorf("conflict: unable to delete %s (must be forced) - image is being used by stopped container %s", short, cs[0].ShortID())
-	}
-	return false, nil
 }

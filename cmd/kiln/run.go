@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -160,20 +159,8 @@ func (f *createFlags) create(cmd *cobra.Command, g *globals, ref string, args []
 		return nil, nil, err
 	}
 	o.Image, o.ImageConfig, o.Layers = id, img.Config, img.RootFS.DiffIDs
-	seen := map[digest.Digest]bool{}
-	for i := len(o.Layers) - 1; i >= 0; i-- {
-		d := o.Layers[i]
-		if seen[d] {
-			continue
-		}
-		seen[d] = true
-		l, err := s.Layer(d)
-		if err != nil {
-			return nil, nil, err
-		}
-		if !l.EmptyLayer() {
-			o.Lowers = append(o.Lowers, s.SnapshotDir(d))
-		}
+	if o.Lowers, err = s.Lowers(o.Layers); err != nil {
+		return nil, nil, err
 	}
 	cfg, err := container.NewConfig(o)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/runner/container"
 )
 
 func newTagCommand(g *globals) *cobra.Command {
@@ -78,7 +79,7 @@ func removeImage(cmd *cobra.Command, s *cache.Store, arg string, force bool) err
 	if byName {
 		// The last name of an image a container uses needs -f, and then
 		// only goes: the image stays for the container.
-		keep, err := refuseImageInUse(s.Root(), id, arg, true, len(names) == 1, force)
+		keep, err := container.NewStore(s.Root()).ImageRemoval(id, arg, true, len(names) == 1, force)
 		if err != nil {
 			return err
 		}
@@ -93,7 +94,7 @@ func removeImage(cmd *cobra.Command, s *cache.Store, arg string, force bool) err
 		if len(names) > 1 && !force {
 			return fmt.Errorf("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories", id.Encoded()[:12])
 		}
-		if _, err := refuseImageInUse(s.Root(), id, arg, false, false, force); err != nil {
+		if _, err := container.NewStore(s.Root()).ImageRemoval(id, arg, false, false, force); err != nil {
 			return err
 		}
 		for _, n := range names {

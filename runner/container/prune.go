@@ -40,6 +40,7 @@ func (s *Store) PruneContainers(until time.Time) (Pruned, error) {
 		res.Removed = append(res.Removed, c.ID)
 		res.Freed += size
 	}
+	errs = append(errs, s.releaseOrphanLeases())
 	return res, errors.Join(errs...)
 }
 

@@ -10,6 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/kiln-build/kiln/cache"
 )
 
 var (
@@ -100,6 +104,11 @@ func (s *Store) Create(cfg Config) (*Container, error) {
 		if err := c.saveState(); err != nil {
 			return err
 		}
+		// The lease before config.json: no container exists whose image
+		// GC could take.
+		if err := s.holdImage(cfg); err != nil {
+			return err
+		}
 		// config.json last: its presence makes the container exist.
 		return writeJSONAtomic(filepath.Join(c.Dir, "config.json"), c.Config)
 	}()
@@ -107,6 +116,7 @@ func (s *Store) Create(cfg Config) (*Container, error) {
 		s.removeAnonymousVolumes(c)
 		os.RemoveAll(c.Dir)
 		os.Remove(filepath.Join(s.namesDir(), cfg.Name))
+		s.releaseImage(cfg.ID)
 		return nil, fmt.Errorf("create container: %w", err)
 	}
 	return c, nil
@@ -254,17 +264,51 @@ func (s *Store) removeFiles(c *Container, volumes bool) error {
 	dead := filepath.Join(s.containersDir(), ".removing-"+c.ID)
 	if err := os.Rename(c.Dir, dead); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil
+			return s.releaseImage(c.ID) // removed meanwhile: its lease may be left
 		}
 		return fmt.Errorf("remove container %s: %w", c.ShortID(), err)
 	}
 	if link, err := os.Readlink(filepath.Join(s.namesDir(), c.Name)); err == nil && link == c.ID {
 		os.Remove(filepath.Join(s.namesDir(), c.Name))
 	}
+	var errs []error
 	if err := removeAll(dead); err != nil {
+		errs = append(errs, err)
+	}
+	// No container uses the image any more. A kill before this leaves a
+	// lease without a container: releaseOrphanLeases gives it back.
+	if err := s.releaseImage(c.ID); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ShortID(), err)
 	}
 	return nil
+}
+
+// releaseOrphanLeases releases the leases of containers whose directory is
+// gone (rm killed halfway). A container being created has its directory
+// before its lease, so it is never taken for an orphan.
+func (s *Store) releaseOrphanLeases() error {
+	st, err := cache.Open(s.root)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ls, err := st.Leases()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, l := range ls {
+		if l.Kind != cache.KindContainer {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(s.containersDir(), l.Name)); errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, st.DeleteLease(l.Kind, l.Name))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // removeAll removes a tree even where it holds read-only directories.
@@ -279,4 +323,29 @@ func removeAll(path string) error {
 		return nil
 	})
 	return os.RemoveAll(path)
+}
+
+// holdImage takes the container's lease on its image and layers in the
+// store: GC keeps them from create to rm, even once the image is removed.
+func (s *Store) holdImage(cfg Config) error {
+	st, err := cache.Open(s.root)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	l := cache.Lease{Kind: cache.KindContainer, Name: cfg.ID, Layers: cfg.Layers}
+	if cfg.Image != "" {
+		l.Images = []digest.Digest{cfg.Image}
+	}
+	return st.PutLease(l)
+}
+
+// releaseImage releases the lease of container id.
+func (s *Store) releaseImage(id string) error {
+	st, err := cache.Open(s.root)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return st.DeleteLease(cache.KindContainer, id)
 }

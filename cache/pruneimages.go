@@ -1,0 +1,103 @@
+package cache
+
+import (
+	"context"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// PruneImagesOptions say which images PruneImages removes.
+type PruneImagesOptions struct {
+	// All removes every image no lease holds, untagging it first; without
+	// it only the untagged (dangling) ones go.
+	All bool
+	// Until, when not zero, keeps the images created at or after it.
+	Until time.Time
+	// Waiting, when not nil, is called once if the collection has to wait
+	// for other kiln processes to close the store.
+	Waiting func()
+}
+
+// PrunedImage is an image PruneImages removed, and the names it untagged
+// from it first.
+type PrunedImage struct {
+	ID       digest.Digest
+	Untagged []string
+}
+
+// PruneImagesResult is what PruneImages removed, in order, and the disk
+// space freed: the image records and what the collection then removed,
+// each measured as it goes.
+type PruneImagesResult struct {
+	Images []PrunedImage
+	Freed  int64
+}
+
+// PruneImages removes the images no lease holds (no container uses them,
+// no running build made them) that opts selects, then the content only
+// they kept: it waits for the other kiln processes to close the store to
+// collect it, as docker's image prune.
+func (s *Store) PruneImages(ctx context.Context, opts PruneImagesOptions) (PruneImagesResult, error) {
+	var res PruneImagesResult
+	held, err := s.leasedImages()
+	if err != nil {
+		return res, err
+	}
+	ids, err := s.ImageIDs()
+	if err != nil {
+		return res, err
+	}
+	for _, id := range ids {
+		if held[id] > 0 {
+			continue
+		}
+		names, err := s.NamesOf(id)
+		if err != nil {
+			return res, err
+		}
+		if len(names) > 0 && !opts.All {
+			continue
+		}
+		if !opts.Until.IsZero() {
+			img, _, err := s.Image(id)
+			if err != nil || img.Created == nil || !img.Created.Before(opts.Until) {
+				continue
+			}
+		}
+		p := PrunedImage{ID: id}
+		for _, n := range names {
+			if _, err := s.Untag(n); err != nil {
+				return res, err
+			}
+			p.Untagged = append(p.Untagged, n)
+		}
+		record := SpaceOnDisk(s.imagePath(id))
+		if err := s.DeleteImage(id); err != nil {
+			if len(p.Untagged) > 0 {
+				res.Images = append(res.Images, PrunedImage{Untagged: p.Untagged})
+			}
+			return res, err
+		}
+		res.Images = append(res.Images, p)
+		res.Freed += record
+	}
+	n, err := s.gcWait(ctx, opts.Waiting)
+	res.Freed += n
+	return res, err
+}
+
+// leasedImages counts, for each image, the leases in force holding it.
+func (s *Store) leasedImages() (map[digest.Digest]int, error) {
+	ls, err := s.Leases()
+	if err != nil {
+		return nil, err
+	}
+	held := map[digest.Digest]int{}
+	for _, l := range ls {
+		for _, id := range l.Images {
+			held[id]++
+		}
+	}
+	return held, nil
+}
