@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/layer/inroot"
 )
 
 // IDPair is a uid and gid.
@@ -432,7 +434,7 @@ func setTimes(pfd int, base string, mtime time.Time) error {
 // A symlink named by target is linked itself, never followed.
 func (a *applier) link(pfd int, base, target string) error {
 	tparent, tbase := splitRel(target)
-	tfd, err := openInRoot(a.rootfd, tparent, unix.O_PATH|unix.O_DIRECTORY)
+	tfd, err := inroot.Open(a.rootfd, tparent, unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return fmt.Errorf("hardlink target %q: %w", target, err)
 	}
@@ -473,7 +475,7 @@ func (a *applier) whiteout(parent, base string) error {
 		}
 		return nil
 	}
-	pfd, err := openInRoot(a.rootfd, parent, unix.O_PATH|unix.O_DIRECTORY)
+	pfd, err := inroot.Open(a.rootfd, parent, unix.O_PATH|unix.O_DIRECTORY)
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 		return nil // nothing to delete
 	}
@@ -494,7 +496,7 @@ func (a *applier) opaque(rel string) error {
 		if _, err := a.parentFD(rel); err != nil { // create it if missing
 			return err
 		}
-		fd, err := openInRoot(a.rootfd, rel, unix.O_RDONLY|unix.O_DIRECTORY)
+		fd, err := inroot.Open(a.rootfd, rel, unix.O_RDONLY|unix.O_DIRECTORY)
 		if err != nil {
 			return fmt.Errorf("open opaque directory: %w", err)
 		}
@@ -504,7 +506,7 @@ func (a *applier) opaque(rel string) error {
 		}
 		return nil
 	}
-	fd, err := openInRoot(a.rootfd, rel, unix.O_RDONLY|unix.O_DIRECTORY)
+	fd, err := inroot.Open(a.rootfd, rel, unix.O_RDONLY|unix.O_DIRECTORY)
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 		return nil
 	}
@@ -607,7 +609,7 @@ func (a *applier) mkdirAll(rel string) (int, error) {
 	if rel == "" {
 		return unix.Dup(a.rootfd)
 	}
-	fd, err := openInRoot(a.rootfd, rel, unix.O_PATH|unix.O_DIRECTORY)
+	fd, err := inroot.Open(a.rootfd, rel, unix.O_PATH|unix.O_DIRECTORY)
 	if err == nil || !errors.Is(err, unix.ENOENT) {
 		if err != nil {
 			return -1, fmt.Errorf("resolve parent %q: %w", rel, err)
@@ -622,14 +624,14 @@ func (a *applier) mkdirAll(rel string) (int, error) {
 	prefix := ""
 	for _, elem := range strings.Split(rel, "/") {
 		prefix = joinRel(prefix, elem)
-		fd, err := openInRoot(a.rootfd, prefix, unix.O_PATH|unix.O_DIRECTORY)
+		fd, err := inroot.Open(a.rootfd, prefix, unix.O_PATH|unix.O_DIRECTORY)
 		if errors.Is(err, unix.ENOENT) {
 			if err = unix.Mkdirat(parentFD, elem, 0o755); err != nil {
 				unix.Close(parentFD)
 				return -1, fmt.Errorf("create parent %q: %w", prefix, err)
 			}
 			a.markWritten(prefix)
-			fd, err = openInRoot(a.rootfd, prefix, unix.O_PATH|unix.O_DIRECTORY)
+			fd, err = inroot.Open(a.rootfd, prefix, unix.O_PATH|unix.O_DIRECTORY)
 		}
 		unix.Close(parentFD)
 		if err != nil {
@@ -663,7 +665,7 @@ func (a *applier) finishDirs() error {
 		}
 		done[d.ino] = struct{}{}
 		parent, base := splitRel(d.rel)
-		pfd, err := openInRoot(a.rootfd, parent, unix.O_PATH|unix.O_DIRECTORY)
+		pfd, err := inroot.Open(a.rootfd, parent, unix.O_PATH|unix.O_DIRECTORY)
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 			continue
 		}

@@ -179,7 +179,7 @@ func TestMountOverlayManyLowers(t *testing.T) {
 func TestMountOverlayClassic(t *testing.T) {
 	lowers, upper, work, target := overlayDirs(t, 3)
 	lowers2, rest := overlayOptions(OverlayMount(target, lowers, upper, work).Options)
-	if err := mountOverlayClassic(target, lowers2, parseMountOptions(rest)); err != nil {
+	if err := mountOverlayClassic(target, lowers2, parseMountOptions(rest), nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
