@@ -120,7 +120,7 @@ func (d *differ) entry(dirfd int, abs, rel, name string) error {
 	case unix.S_IFSOCK:
 		return nil
 	case unix.S_IFCHR:
-		if st.Rdev == 0 {
+		if isWhiteout(&st) {
 			dir, base := splitRel(rel)
 			return d.writeMarker(joinRel(dir, whiteoutPrefix+base))
 		}
@@ -497,16 +497,14 @@ func (p *pruner) lookupLower(lower, rel string) (st unix.Stat_t, found, hidden b
 			return st, false, opaqueAbove
 		}
 		if rest == "" {
-			whiteout := st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
+			whiteout := isWhiteout(&st)
 			return st, !whiteout, whiteout
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			return st, false, true
 		}
-		for _, prefix := range []string{overlayXattrTrusted, overlayXattrUser} {
-			if v, err := p.xattrs.get(cur, prefix+"opaque"); err == nil && string(v) == "y" {
-				opaqueAbove = true
-			}
+		if IsOpaqueDir(cur) {
+			opaqueAbove = true
 		}
 	}
 	return st, false, false

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/layer"
 	"github.com/kiln-build/kiln/layer/inroot"
 )
 
@@ -186,12 +187,6 @@ func dirEmpty(p string) (bool, error) {
 	return false, err
 }
 
-func isOpaque(p string) bool {
-	var buf [4]byte
-	n, err := unix.Lgetxattr(p, "trusted.overlay.opaque", buf[:])
-	return err == nil && n > 0 && buf[0] == 'y'
-}
-
 func setTimes(p string, atime, mtime unix.Timespec) error {
 	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{atime, mtime}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("restore times of %s: %w", p, err)
@@ -263,7 +258,7 @@ func cleanStubs(upper string, entries []stubEntry) error {
 		} else {
 			errs = append(errs, setTimes(p, snap.atime, snap.mtime))
 		}
-		if !e.InUpper && unmodified && empty && !isOpaque(p) &&
+		if !e.InUpper && unmodified && empty && !layer.IsOpaqueDir(p) &&
 			st.Mode == e.Mode && st.Uid == e.UID && st.Gid == e.GID {
 			if err := os.Remove(p); err != nil {
 				errs = append(errs, fmt.Errorf("remove copied-up dir: %w", err))
