@@ -12,15 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Change is one entry of `docker diff`: Kind is 'A' (added), 'C'
-// (changed) or 'D' (deleted), Path a container path.
-type Change struct {
-	Kind byte
-	Path string
-}
-
-func (c Change) String() string { return string(c.Kind) + " " + c.Path }
-
 // Changes lists what the overlay upper directory upper changes over lowers
 // (top-most first), sorted by path, as `docker diff` does: whiteouts are
 // deletions (and an opaque directory deletes what the lowers had in it),

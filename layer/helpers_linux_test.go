@@ -55,13 +55,6 @@ func mountOverlay(t testing.TB, merged, upper, work string, lowers ...string) (u
 	return unmount
 }
 
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 func mkdirs(t testing.TB, root string, rels ...string) {
 	t.Helper()
 	for _, rel := range rels {

@@ -7,15 +7,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Usage is what a tree takes. Size is the apparent size of everything but
-// directories, what docker reports for a layer (`docker history`, `docker
-// images`) and for a container's writable layer (SizeRw); Disk is the space
-// its blocks occupy, directories included, as du(1) counts it. A
-// hard-linked inode counts once in both.
-type Usage struct {
-	Size, Disk int64
-}
-
 // DiskUsage measures the tree at dir (symlinks are counted, never
 // followed). It goes on past what it cannot read, and returns what it
 // counted with the first such error.
