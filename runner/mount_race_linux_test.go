@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/kilntest"
 )
 
 // mountsUnder lists this namespace's mount points at or below dir, deepest
@@ -40,7 +42,7 @@ func mountsUnder(t *testing.T, dir string) []string {
 // MkdirAll and mount(2) on rootfs+path) fails this: the kernel follows the
 // new symlink to the host.
 func TestMountPlannedRaceStaysInRoot(t *testing.T) {
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	for _, stage := range []string{"resolved", "opened"} {
 		t.Run(stage, func(t *testing.T) {
 			root, shared, host := t.TempDir(), t.TempDir(), t.TempDir()

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/kilntest"
 )
 
 func TestOverlayMount(t *testing.T) {
@@ -117,7 +119,7 @@ func TestParseMountOptions(t *testing.T) {
 // overlayDirs makes n lowers (lowers[i]/level holds i; lowers[n-1] also has
 // bottom.txt) plus upper, work and a mount point.
 func overlayDirs(t *testing.T, n int) (lowers []string, upper, work, target string) {
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	base := t.TempDir()
 	t.Cleanup(func() { assertClean(t, base) })
 	for i := range n {
@@ -191,7 +193,7 @@ func TestMountOverlayClassic(t *testing.T) {
 }
 
 func TestMountOverlayGeneric(t *testing.T) {
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	base := t.TempDir()
 	t.Cleanup(func() { assertClean(t, base) })
 	src, ro, tmp := filepath.Join(base, "src"), filepath.Join(base, "ro"), filepath.Join(base, "tmp")
