@@ -2,17 +2,17 @@ package builder
 
 import (
 	"archive/tar"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/layer/inroot"
 )
 
 // rootfs is a mounted image filesystem. Paths are resolved inside it as if it
@@ -37,20 +37,7 @@ func openRootfs(dir string) (*rootfs, error) {
 func (r *rootfs) Close() error { return unix.Close(r.fd) }
 
 func (r *rootfs) openat(p string, flags uint64) (int, error) {
-	rel := strings.TrimLeft(path.Clean("/"+p), "/")
-	if rel == "" {
-		rel = "."
-	}
-	for {
-		fd, err := unix.Openat2(r.fd, rel, &unix.OpenHow{
-			Flags:   flags | unix.O_CLOEXEC,
-			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-		})
-		if err == unix.EAGAIN || err == unix.EINTR {
-			continue
-		}
-		return fd, err
-	}
+	return inroot.Open(r.fd, inroot.Rel(p), flags)
 }
 
 // Open opens a file of the image for reading.
@@ -75,37 +62,20 @@ func (r *rootfs) IsDir(p string) bool {
 // MkdirAll creates p and its missing parents with mode and owner; existing
 // directories are left as they are. It reports whether it created anything.
 func (r *rootfs) MkdirAll(p string, mode uint32, owner ids) (bool, error) {
-	clean := path.Clean("/" + p)
-	if r.IsDir(clean) {
-		return false, nil
-	}
-	parent := path.Dir(clean)
-	created, err := r.MkdirAll(parent, mode, owner)
+	fd, created, err := inroot.MkdirAll(r.fd, p, mode, func(pfd int, name, p string) error {
+		if err := unix.Fchownat(pfd, name, owner.UID, owner.GID, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("chown %s: %w", p, err)
+		}
+		if err := unix.Fchmodat(pfd, name, mode, 0); err != nil {
+			return fmt.Errorf("chmod %s: %w", p, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return created, err
 	}
-	pfd, err := r.openat(parent, unix.O_PATH|unix.O_DIRECTORY)
-	if err != nil {
-		return created, fmt.Errorf("mkdir %s: %w", p, err)
-	}
-	defer unix.Close(pfd)
-	name := path.Base(clean)
-	if err := unix.Mkdirat(pfd, name, mode); err != nil {
-		if errors.Is(err, unix.EEXIST) && !r.IsDir(clean) {
-			return created, fmt.Errorf("mkdir %s: not a directory", clean)
-		}
-		if !errors.Is(err, unix.EEXIST) {
-			return created, fmt.Errorf("mkdir %s: %w", clean, err)
-		}
-		return created, nil
-	}
-	if err := unix.Fchownat(pfd, name, owner.UID, owner.GID, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return true, fmt.Errorf("chown %s: %w", clean, err)
-	}
-	if err := unix.Fchmodat(pfd, name, mode, 0); err != nil {
-		return true, fmt.Errorf("chmod %s: %w", clean, err)
-	}
-	return true, nil
+	unix.Close(fd)
+	return created, nil
 }
 
 // resolve follows p inside the root and returns the host path it ends at,

@@ -13,6 +13,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/layer"
 )
 
 // ErrBusy: another kiln process has the store open, so garbage collection was deferred.
@@ -189,27 +191,8 @@ func (s *Store) sweepTmp() (int64, error) {
 // counts it: the blocks of every inode, directories included, each
 // hard-linked inode once.
 func SpaceOnDisk(path string) int64 {
-	var total int64
-	seen := map[[2]uint64]bool{}
-	filepath.WalkDir(path, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		var st unix.Stat_t
-		if unix.Lstat(p, &st) != nil {
-			return nil
-		}
-		key := [2]uint64{st.Dev, st.Ino}
-		if st.Nlink > 1 {
-			if seen[key] {
-				return nil
-			}
-			seen[key] = true
-		}
-		total += st.Blocks * 512
-		return nil
-	})
-	return total
+	u, _ := layer.DiskUsage(path)
+	return u.Disk
 }
 
 // removeAll removes a tree even where it holds read-only directories.

@@ -310,30 +310,9 @@ func (s *Store) anyBlob(l Layer) (ocispec.Descriptor, bool) {
 // ContentSize is the total size of the regular files in the layer's snapshot,
 // the size docker reports for a layer in `docker history` and `docker images`.
 func (s *Store) ContentSize(diffID digest.Digest) (int64, error) {
-	var total int64
-	seen := map[uint64]bool{}
-	err := filepath.WalkDir(s.SnapshotDir(diffID), func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.Type().IsRegular() && d.Type()&fs.ModeSymlink == 0 {
-			return nil
-		}
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		if st.Nlink > 1 {
-			if seen[st.Ino] {
-				return nil
-			}
-			seen[st.Ino] = true
-		}
-		total += st.Size
-		return nil
-	})
+	u, err := layer.DiskUsage(s.SnapshotDir(diffID))
 	if err != nil {
 		return 0, fmt.Errorf("size of layer %s: %w", diffID, err)
 	}
-	return total, nil
+	return u.Size, nil
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/kilntest"
 )
 
 // jail is a target dir next to a sentinel dir that must stay empty.
@@ -22,7 +24,7 @@ type jail struct {
 
 func newJail(t testing.TB) jail {
 	t.Helper()
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	base := t.TempDir()
 	j := jail{base: base, root: filepath.Join(base, "root"), sentinel: filepath.Join(base, "sentinel")}
 	mkdirs(t, base, "root", "sentinel")
@@ -60,34 +62,34 @@ func readString(t testing.TB, path string) string {
 // sentinel path is the absolute path of a dir that must stay empty.
 func hostileTars(t testing.TB, sentinel string) map[string][]byte {
 	return map[string][]byte{
-		"dotdot":     buildTar(t, tarEntry{Name: "../evil", Body: "dotdot"}, tarEntry{Name: "../../../../sentinel/evil2", Body: "x"}),
-		"absolute":   buildTar(t, tarEntry{Name: "/abs/evil", Body: "abs"}, tarEntry{Name: sentinel + "/evil", Body: "x"}),
-		"root-link":  buildTar(t, tarEntry{Name: "link", Type: tar.TypeSymlink, Link: "/"}, tarEntry{Name: "link/evil", Body: "via /"}),
-		"up-link":    buildTar(t, tarEntry{Name: "up", Type: tar.TypeSymlink, Link: "../.."}, tarEntry{Name: "up/evil", Body: "via ../.."}),
-		"chain-link": buildTar(t, tarEntry{Name: "a", Type: tar.TypeSymlink, Link: "b/../../.."}, tarEntry{Name: "b/", Type: tar.TypeDir}, tarEntry{Name: "a/sentinel/evil", Body: "x"}),
-		"abs-link":   buildTar(t, tarEntry{Name: "s", Type: tar.TypeSymlink, Link: sentinel}, tarEntry{Name: "s/evil", Body: "x"}),
-		"rel-link":   buildTar(t, tarEntry{Name: "s", Type: tar.TypeSymlink, Link: "../sentinel"}, tarEntry{Name: "s/evil", Body: "x"}),
-		"proc-link":  buildTar(t, tarEntry{Name: "p", Type: tar.TypeSymlink, Link: "/proc/self/cwd"}, tarEntry{Name: "p/evil", Body: "x"}),
-		"hardlink":   buildTar(t, tarEntry{Name: "hl", Type: tar.TypeLink, Link: "../../etc/passwd"}),
-		"hardlink-via-symlink": buildTar(t,
-			tarEntry{Name: "etc", Type: tar.TypeSymlink, Link: "/etc"},
-			tarEntry{Name: "hl", Type: tar.TypeLink, Link: "etc/passwd"}),
-		"whiteout-sentinel": buildTar(t, tarEntry{Name: "../.wh.sentinel"}, tarEntry{Name: "../../.wh..wh..opq"}),
-		"symlink-then-file": buildTar(t,
-			tarEntry{Name: "f", Type: tar.TypeSymlink, Link: sentinel + "/target"},
-			tarEntry{Name: "f", Body: "replaces the symlink"}),
-		"symlink-then-dir": buildTar(t,
-			tarEntry{Name: "d", Type: tar.TypeSymlink, Link: sentinel},
-			tarEntry{Name: "d/", Type: tar.TypeDir},
-			tarEntry{Name: "d/x", Body: "inside"}),
-		"xattr-through-link": buildTar(t,
-			tarEntry{Name: "x", Type: tar.TypeSymlink, Link: sentinel},
-			tarEntry{Name: "x", Type: tar.TypeDir, Xattrs: map[string]string{"user.evil": "1"}}),
+		"dotdot":     kilntest.Tar(t, kilntest.TarEntry{Name: "../evil", Body: "dotdot"}, kilntest.TarEntry{Name: "../../../../sentinel/evil2", Body: "x"}),
+		"absolute":   kilntest.Tar(t, kilntest.TarEntry{Name: "/abs/evil", Body: "abs"}, kilntest.TarEntry{Name: sentinel + "/evil", Body: "x"}),
+		"root-link":  kilntest.Tar(t, kilntest.TarEntry{Name: "link", Type: tar.TypeSymlink, Link: "/"}, kilntest.TarEntry{Name: "link/evil", Body: "via /"}),
+		"up-link":    kilntest.Tar(t, kilntest.TarEntry{Name: "up", Type: tar.TypeSymlink, Link: "../.."}, kilntest.TarEntry{Name: "up/evil", Body: "via ../.."}),
+		"chain-link": kilntest.Tar(t, kilntest.TarEntry{Name: "a", Type: tar.TypeSymlink, Link: "b/../../.."}, kilntest.TarEntry{Name: "b/", Type: tar.TypeDir}, kilntest.TarEntry{Name: "a/sentinel/evil", Body: "x"}),
+		"abs-link":   kilntest.Tar(t, kilntest.TarEntry{Name: "s", Type: tar.TypeSymlink, Link: sentinel}, kilntest.TarEntry{Name: "s/evil", Body: "x"}),
+		"rel-link":   kilntest.Tar(t, kilntest.TarEntry{Name: "s", Type: tar.TypeSymlink, Link: "../sentinel"}, kilntest.TarEntry{Name: "s/evil", Body: "x"}),
+		"proc-link":  kilntest.Tar(t, kilntest.TarEntry{Name: "p", Type: tar.TypeSymlink, Link: "/proc/self/cwd"}, kilntest.TarEntry{Name: "p/evil", Body: "x"}),
+		"hardlink":   kilntest.Tar(t, kilntest.TarEntry{Name: "hl", Type: tar.TypeLink, Link: "../../etc/passwd"}),
+		"hardlink-via-symlink": kilntest.Tar(t,
+			kilntest.TarEntry{Name: "etc", Type: tar.TypeSymlink, Link: "/etc"},
+			kilntest.TarEntry{Name: "hl", Type: tar.TypeLink, Link: "etc/passwd"}),
+		"whiteout-sentinel": kilntest.Tar(t, kilntest.TarEntry{Name: "../.wh.sentinel"}, kilntest.TarEntry{Name: "../../.wh..wh..opq"}),
+		"symlink-then-file": kilntest.Tar(t,
+			kilntest.TarEntry{Name: "f", Type: tar.TypeSymlink, Link: sentinel + "/target"},
+			kilntest.TarEntry{Name: "f", Body: "replaces the symlink"}),
+		"symlink-then-dir": kilntest.Tar(t,
+			kilntest.TarEntry{Name: "d", Type: tar.TypeSymlink, Link: sentinel},
+			kilntest.TarEntry{Name: "d/", Type: tar.TypeDir},
+			kilntest.TarEntry{Name: "d/x", Body: "inside"}),
+		"xattr-through-link": kilntest.Tar(t,
+			kilntest.TarEntry{Name: "x", Type: tar.TypeSymlink, Link: sentinel},
+			kilntest.TarEntry{Name: "x", Type: tar.TypeDir, Xattrs: map[string]string{"user.evil": "1"}}),
 	}
 }
 
 func TestApplyHostile(t *testing.T) {
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	for _, ow := range []bool{false, true} {
 		for name := range hostileTars(t, "/sentinel") {
 			t.Run(name, func(t *testing.T) {
@@ -155,10 +157,10 @@ func TestApplyHardlinkInsideRoot(t *testing.T) {
 	j := newJail(t)
 	var before unix.Stat_t
 	must(t, unix.Stat("/etc/passwd", &before))
-	data := buildTar(t,
-		tarEntry{Name: "etc/passwd", Body: "inner"},
-		tarEntry{Name: "hl", Type: tar.TypeLink, Link: "../../etc/passwd"},
-		tarEntry{Name: "abs", Type: tar.TypeLink, Link: "/etc/passwd"})
+	data := kilntest.Tar(t,
+		kilntest.TarEntry{Name: "etc/passwd", Body: "inner"},
+		kilntest.TarEntry{Name: "hl", Type: tar.TypeLink, Link: "../../etc/passwd"},
+		kilntest.TarEntry{Name: "abs", Type: tar.TypeLink, Link: "/etc/passwd"})
 	_, err := Apply(context.Background(), j.root, bytes.NewReader(data), ApplyOptions{})
 	must(t, err)
 	j.check(t)
@@ -176,7 +178,7 @@ func TestApplyHardlinkInsideRoot(t *testing.T) {
 
 func TestApplyHardlinkMissingNamesEntry(t *testing.T) {
 	j := newJail(t)
-	data := buildTar(t, tarEntry{Name: "dir/hl", Type: tar.TypeLink, Link: "nowhere"})
+	data := kilntest.Tar(t, kilntest.TarEntry{Name: "dir/hl", Type: tar.TypeLink, Link: "nowhere"})
 	_, err := Apply(context.Background(), j.root, bytes.NewReader(data), ApplyOptions{})
 	if err == nil || !strings.Contains(err.Error(), `entry "dir/hl"`) || !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("err = %v, want ENOENT naming entry dir/hl", err)
@@ -191,18 +193,18 @@ func TestApplyPlainWhiteouts(t *testing.T) {
 	writeFile(t, j.root, "b/old", "old")
 	writeFile(t, j.root, "b/keepdir/old", "old")
 	writeFile(t, j.root, "c/same", "lower")
-	data := buildTar(t,
-		tarEntry{Name: "a/.wh.x"},
-		tarEntry{Name: "a/.wh.sub"},
-		tarEntry{Name: "a/.wh.missing"},
-		tarEntry{Name: "nodir/.wh.missing"},
-		tarEntry{Name: "b/keepdir/new", Body: "new"},
-		tarEntry{Name: "b/", Type: tar.TypeDir},
-		tarEntry{Name: "b/.wh..wh..opq"},
-		tarEntry{Name: "b/fresh", Body: "fresh"},
-		tarEntry{Name: "c/same", Body: "this layer"},
-		tarEntry{Name: "c/.wh.same"}, // hides lower layers only
-		tarEntry{Name: ".wh..wh.aufs"},
+	data := kilntest.Tar(t,
+		kilntest.TarEntry{Name: "a/.wh.x"},
+		kilntest.TarEntry{Name: "a/.wh.sub"},
+		kilntest.TarEntry{Name: "a/.wh.missing"},
+		kilntest.TarEntry{Name: "nodir/.wh.missing"},
+		kilntest.TarEntry{Name: "b/keepdir/new", Body: "new"},
+		kilntest.TarEntry{Name: "b/", Type: tar.TypeDir},
+		kilntest.TarEntry{Name: "b/.wh..wh..opq"},
+		kilntest.TarEntry{Name: "b/fresh", Body: "fresh"},
+		kilntest.TarEntry{Name: "c/same", Body: "this layer"},
+		kilntest.TarEntry{Name: "c/.wh.same"}, // hides lower layers only
+		kilntest.TarEntry{Name: ".wh..wh.aufs"},
 	)
 	n, err := Apply(context.Background(), j.root, bytes.NewReader(data), ApplyOptions{})
 	must(t, err)
@@ -226,12 +228,12 @@ func TestApplyPlainWhiteouts(t *testing.T) {
 
 func TestApplyOverlayWhiteouts(t *testing.T) {
 	j := newJail(t)
-	data := buildTar(t,
-		tarEntry{Name: "a/", Type: tar.TypeDir},
-		tarEntry{Name: "a/.wh.gone"},
-		tarEntry{Name: "o/", Type: tar.TypeDir},
-		tarEntry{Name: "o/.wh..wh..opq"},
-		tarEntry{Name: "implicit/.wh..wh..opq"},
+	data := kilntest.Tar(t,
+		kilntest.TarEntry{Name: "a/", Type: tar.TypeDir},
+		kilntest.TarEntry{Name: "a/.wh.gone"},
+		kilntest.TarEntry{Name: "o/", Type: tar.TypeDir},
+		kilntest.TarEntry{Name: "o/.wh..wh..opq"},
+		kilntest.TarEntry{Name: "implicit/.wh..wh..opq"},
 	)
 	_, err := Apply(context.Background(), j.root, bytes.NewReader(data), ApplyOptions{OverlayWhiteouts: true})
 	must(t, err)
@@ -256,12 +258,12 @@ func TestApplyReplacesTypes(t *testing.T) {
 	writeFile(t, j.root, "dirToDir/keep", "k")
 	must(t, os.Symlink("/", filepath.Join(j.root, "linkToFile")))
 	writeFile(t, j.root, "fileToLink", "f")
-	data := buildTar(t,
-		tarEntry{Name: "fileToDir/", Type: tar.TypeDir, Mode: 0o711},
-		tarEntry{Name: "dirToFile", Body: "now a file"},
-		tarEntry{Name: "dirToDir/", Type: tar.TypeDir, Mode: 0o700, UID: 3, GID: 4},
-		tarEntry{Name: "linkToFile", Body: "file"},
-		tarEntry{Name: "fileToLink", Type: tar.TypeSymlink, Link: "dirToDir"},
+	data := kilntest.Tar(t,
+		kilntest.TarEntry{Name: "fileToDir/", Type: tar.TypeDir, Mode: 0o711},
+		kilntest.TarEntry{Name: "dirToFile", Body: "now a file"},
+		kilntest.TarEntry{Name: "dirToDir/", Type: tar.TypeDir, Mode: 0o700, UID: 3, GID: 4},
+		kilntest.TarEntry{Name: "linkToFile", Body: "file"},
+		kilntest.TarEntry{Name: "fileToLink", Type: tar.TypeSymlink, Link: "dirToDir"},
 	)
 	_, err := Apply(context.Background(), j.root, bytes.NewReader(data), ApplyOptions{})
 	must(t, err)
@@ -287,13 +289,13 @@ func TestApplyReplacesTypes(t *testing.T) {
 
 func TestApplyOwnershipModeTimes(t *testing.T) {
 	j := newJail(t)
-	data := buildTar(t,
-		tarEntry{Name: "d/", Type: tar.TypeDir, Mode: 0o1777, UID: 5, GID: 6, Mtime: 1000},
-		tarEntry{Name: "d/suid", Body: "s", Mode: 0o4755, UID: 1000, GID: 1000, Mtime: 2000},
-		tarEntry{Name: "d/sgid", Body: "s", Mode: 0o2711, UID: 1000, GID: 1000, Mtime: 2000},
-		tarEntry{Name: "d/link", Type: tar.TypeSymlink, Link: "suid", UID: 9, GID: 9, Mtime: 3000},
-		tarEntry{Name: "d/fifo", Type: tar.TypeFifo, Mode: 0o620, Mtime: 4000},
-		tarEntry{Name: "d/cap", Body: "c", Xattrs: map[string]string{
+	data := kilntest.Tar(t,
+		kilntest.TarEntry{Name: "d/", Type: tar.TypeDir, Mode: 0o1777, UID: 5, GID: 6, Mtime: 1000},
+		kilntest.TarEntry{Name: "d/suid", Body: "s", Mode: 0o4755, UID: 1000, GID: 1000, Mtime: 2000},
+		kilntest.TarEntry{Name: "d/sgid", Body: "s", Mode: 0o2711, UID: 1000, GID: 1000, Mtime: 2000},
+		kilntest.TarEntry{Name: "d/link", Type: tar.TypeSymlink, Link: "suid", UID: 9, GID: 9, Mtime: 3000},
+		kilntest.TarEntry{Name: "d/fifo", Type: tar.TypeFifo, Mode: 0o620, Mtime: 4000},
+		kilntest.TarEntry{Name: "d/cap", Body: "c", Xattrs: map[string]string{
 			"security.capability":    "\x00\x00\x00\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
 			"user.k":                 "v",
 			"trusted.overlay.opaque": "y", // never taken from a tar
@@ -345,11 +347,11 @@ func TestApplyOwnershipModeTimes(t *testing.T) {
 func TestApplyRejectsBadInput(t *testing.T) {
 	j := newJail(t)
 	for name, data := range map[string][]byte{
-		"self-link":   buildTar(t, tarEntry{Name: "a", Body: "a"}, tarEntry{Name: "a", Type: tar.TypeLink, Link: "a"}),
-		"root-link":   buildTar(t, tarEntry{Name: "a", Type: tar.TypeLink, Link: "/"}),
-		"file-parent": buildTar(t, tarEntry{Name: "f", Body: "f"}, tarEntry{Name: "f/x", Body: "x"}),
-		"truncated":   buildTar(t, tarEntry{Name: "f", Body: strings.Repeat("x", 5000)})[:2048],
-		"bad-xattr":   buildTar(t, tarEntry{Name: "f", Xattrs: map[string]string{"security.capability": "garbage"}}),
+		"self-link":   kilntest.Tar(t, kilntest.TarEntry{Name: "a", Body: "a"}, kilntest.TarEntry{Name: "a", Type: tar.TypeLink, Link: "a"}),
+		"root-link":   kilntest.Tar(t, kilntest.TarEntry{Name: "a", Type: tar.TypeLink, Link: "/"}),
+		"file-parent": kilntest.Tar(t, kilntest.TarEntry{Name: "f", Body: "f"}, kilntest.TarEntry{Name: "f/x", Body: "x"}),
+		"truncated":   kilntest.Tar(t, kilntest.TarEntry{Name: "f", Body: strings.Repeat("x", 5000)})[:2048],
+		"bad-xattr":   kilntest.Tar(t, kilntest.TarEntry{Name: "f", Xattrs: map[string]string{"security.capability": "garbage"}}),
 	} {
 		_, err := Apply(context.Background(), j.root, bytes.NewReader(data), ApplyOptions{})
 		if err == nil {
@@ -361,7 +363,7 @@ func TestApplyRejectsBadInput(t *testing.T) {
 
 func TestApplyCountsTrailingBytes(t *testing.T) {
 	j := newJail(t)
-	data := append(buildTar(t, tarEntry{Name: "f", Body: "f"}), make([]byte, 10240)...)
+	data := append(kilntest.Tar(t, kilntest.TarEntry{Name: "f", Body: "f"}), make([]byte, 10240)...)
 	r := &eofCounter{r: bytes.NewReader(data)}
 	n, err := Apply(context.Background(), j.root, r, ApplyOptions{})
 	must(t, err)
@@ -387,7 +389,7 @@ func TestApplyCanceled(t *testing.T) {
 	j := newJail(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := Apply(ctx, j.root, bytes.NewReader(buildTar(t, tarEntry{Name: "f"})), ApplyOptions{})
+	_, err := Apply(ctx, j.root, bytes.NewReader(kilntest.Tar(t, kilntest.TarEntry{Name: "f"})), ApplyOptions{})
 	if !errors.Is(err, context.Canceled) || j.exists(t, "f") {
 		t.Fatalf("err = %v, want context.Canceled and nothing written", err)
 	}
@@ -396,10 +398,10 @@ func TestApplyCanceled(t *testing.T) {
 func TestApplyKeepsZerosSparse(t *testing.T) {
 	j := newJail(t)
 	zeros := strings.Repeat("\x00", 4<<20)
-	data := buildTar(t,
-		tarEntry{Name: "middle", Body: "head" + zeros + "tail"},
-		tarEntry{Name: "trailing", Body: "head" + zeros},
-		tarEntry{Name: "allzero", Body: zeros},
+	data := kilntest.Tar(t,
+		kilntest.TarEntry{Name: "middle", Body: "head" + zeros + "tail"},
+		kilntest.TarEntry{Name: "trailing", Body: "head" + zeros},
+		kilntest.TarEntry{Name: "allzero", Body: zeros},
 	)
 	_, err := Apply(context.Background(), j.root, bytes.NewReader(data), ApplyOptions{})
 	must(t, err)

@@ -12,12 +12,14 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/kilntest"
 )
 
 // richTree builds a plain directory exercising every entry kind.
 func richTree(t testing.TB) string {
 	t.Helper()
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	root := t.TempDir()
 	writeFile(t, root, "a/file", "hello")
 	writeFile(t, root, "a-b", "sorts after a/ when walking per directory")
@@ -105,7 +107,7 @@ func TestWriteDiffDeterministic(t *testing.T) {
 }
 
 func TestWriteDiffSourceDateEpoch(t *testing.T) {
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	root := t.TempDir()
 	writeFile(t, root, "new", "n")
 	writeFile(t, root, "old", "o")
@@ -118,7 +120,7 @@ func TestWriteDiffSourceDateEpoch(t *testing.T) {
 }
 
 func TestWriteDiffRefusesRedirectAndMetacopy(t *testing.T) {
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	for _, name := range []string{"trusted.overlay.redirect", "trusted.overlay.metacopy", "user.overlay.redirect"} {
 		root := t.TempDir()
 		writeFile(t, root, "d/f", "f")
@@ -131,7 +133,7 @@ func TestWriteDiffRefusesRedirectAndMetacopy(t *testing.T) {
 }
 
 func TestWriteDiffUserOverlayOpaque(t *testing.T) {
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	root := t.TempDir()
 	writeFile(t, root, "d/f", "f")
 	setXattr(t, filepath.Join(root, "d"), "user.overlay.opaque", "y")

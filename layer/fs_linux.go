@@ -27,28 +27,6 @@ func readDirNames(fd int, buf []byte) ([]string, error) {
 	}
 }
 
-// openInRoot opens path relative to rootfd as if rootfd were the root
-// directory: "..", absolute names and symlinks (absolute or relative) never
-// lead outside rootfd, and magic links (/proc/self/fd/...) are refused.
-func openInRoot(rootfd int, path string, flags uint64) (int, error) {
-	if path == "" {
-		path = "."
-	}
-	how := unix.OpenHow{
-		Flags:   flags | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	}
-	for {
-		fd, err := unix.Openat2(rootfd, path, &how)
-		// EAGAIN: a concurrent rename raced the lookup; the kernel asks
-		// for a retry. EINTR: interrupted before anything happened.
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			continue
-		}
-		return fd, err
-	}
-}
-
 // removeAt removes the entry name inside the directory dirfd, recursively if
 // it is a directory. Symlinks are removed, never followed. A missing entry
 // is not an error.

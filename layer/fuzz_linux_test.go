@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kiln-build/kiln/internal/kilntest"
 )
 
 // FuzzApply applies arbitrary tars in both whiteout modes and checks that
@@ -18,17 +20,17 @@ import (
 // dir beside it, and not at any host path that an entry name or a symlink
 // target in the archive could point Apply at.
 func FuzzApply(f *testing.F) {
-	requireRoot(f)
+	kilntest.RequireRoot(f)
 	for _, data := range hostileTars(f, "/tmp/kiln-fuzz-sentinel") {
 		f.Add(data, false)
 		f.Add(data, true)
 	}
-	f.Add(buildTar(f,
-		tarEntry{Name: "a/", Type: tar.TypeDir},
-		tarEntry{Name: "a/.wh..wh..opq"},
-		tarEntry{Name: "a/.wh.b"},
-		tarEntry{Name: "a/f", Body: "f", Xattrs: map[string]string{"user.x": "y"}},
-		tarEntry{Name: "a/l", Type: tar.TypeLink, Link: "a/f"},
+	f.Add(kilntest.Tar(f,
+		kilntest.TarEntry{Name: "a/", Type: tar.TypeDir},
+		kilntest.TarEntry{Name: "a/.wh..wh..opq"},
+		kilntest.TarEntry{Name: "a/.wh.b"},
+		kilntest.TarEntry{Name: "a/f", Body: "f", Xattrs: map[string]string{"user.x": "y"}},
+		kilntest.TarEntry{Name: "a/l", Type: tar.TypeLink, Link: "a/f"},
 	), true)
 
 	f.Fuzz(func(t *testing.T, data []byte, overlay bool) {

@@ -18,20 +18,15 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-)
 
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skipf("needs root (mknod, chown, trusted.* xattrs, overlay mounts); running as uid %d", os.Geteuid())
-	}
-}
+	"github.com/kiln-build/kiln/internal/kilntest"
+)
 
 // mountOverlay mounts an overlay at merged and unmounts it at cleanup.
 // upper and work may be empty for a read-only mount of lowers only.
 func mountOverlay(t testing.TB, merged, upper, work string, lowers ...string) (unmount func()) {
 	t.Helper()
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	opts := "lowerdir=" + strings.Join(lowers, ":")
 	if upper != "" {
 		opts += ",upperdir=" + upper + ",workdir=" + work
@@ -53,13 +48,6 @@ func mountOverlay(t testing.TB, merged, upper, work string, lowers ...string) (u
 	}
 	t.Cleanup(unmount)
 	return unmount
-}
-
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 func mkdirs(t testing.TB, root string, rels ...string) {
@@ -167,50 +155,6 @@ func compareEntries(t testing.TB, got, want []entry) {
 	if bad {
 		t.FailNow()
 	}
-}
-
-// tarEntry describes an entry for buildTar.
-type tarEntry struct {
-	Name, Link string
-	Type       byte
-	Mode       int64
-	UID, GID   int
-	Body       string
-	Xattrs     map[string]string
-	Mtime      int64
-}
-
-func buildTar(t testing.TB, entries ...tarEntry) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range entries {
-		hdr := &tar.Header{
-			Name: e.Name, Linkname: e.Link, Typeflag: e.Type, Mode: e.Mode,
-			Uid: e.UID, Gid: e.GID, Size: int64(len(e.Body)),
-		}
-		hdr.ModTime = unixTime(e.Mtime)
-		if hdr.Typeflag == 0 {
-			hdr.Typeflag = tar.TypeReg
-		}
-		if hdr.Mode == 0 {
-			hdr.Mode = 0o644
-			if hdr.Typeflag == tar.TypeDir {
-				hdr.Mode = 0o755
-			}
-		}
-		for k, v := range e.Xattrs {
-			if hdr.PAXRecords == nil {
-				hdr.PAXRecords = map[string]string{}
-			}
-			hdr.PAXRecords["SCHILY.xattr."+k] = v
-		}
-		must(t, tw.WriteHeader(hdr))
-		_, err := io.WriteString(tw, e.Body)
-		must(t, err)
-	}
-	must(t, tw.Close())
-	return buf.Bytes()
 }
 
 // listing describes every path under root (not root itself) with what the

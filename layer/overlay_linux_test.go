@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/kilntest"
 )
 
 // overlayFixture is a lower dir changed through a real overlay mount.
@@ -20,7 +22,7 @@ type overlayFixture struct {
 
 func newOverlayFixture(t *testing.T) overlayFixture {
 	t.Helper()
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	base := t.TempDir()
 	lower, upper, work, merged := filepath.Join(base, "lower"), filepath.Join(base, "upper"), filepath.Join(base, "work"), filepath.Join(base, "merged")
 	mkdirs(t, base, "lower", "upper", "work", "merged")

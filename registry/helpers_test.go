@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,24 +10,14 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/internal/kilntest"
 )
-
-func openStore(t *testing.T) *cache.Store {
-	t.Helper()
-	s, err := cache.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
 
 // anon are options that never read the machine's docker config.
 var anon = Options{Keychain: authn.NewMultiKeychain()}
@@ -36,21 +25,11 @@ var anon = Options{Keychain: authn.NewMultiKeychain()}
 // makeTar makes a layer tar of regular files (name → content).
 func makeTar(t *testing.T, files map[string]string) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	var entries []kilntest.TarEntry
 	for _, n := range sortedKeys(files) {
-		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: 0o644, Size: int64(len(files[n])), ModTime: time.Unix(1700000000, 0)}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(files[n])); err != nil {
-			t.Fatal(err)
-		}
+		entries = append(entries, kilntest.TarEntry{Name: n, Mode: 0o644, Body: files[n], Mtime: 1700000000})
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return kilntest.Tar(t, entries...)
 }
 
 func sortedKeys(m map[string]string) []string {
@@ -106,13 +85,6 @@ func readSnapshot(t *testing.T, s *cache.Store, diffID digest.Digest, name strin
 		t.Fatal(err)
 	}
 	return string(data)
-}
-
-func needTool(t *testing.T, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("needs %s (make deps installs it)", name)
-	}
 }
 
 func run(t *testing.T, name string, args ...string) string {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/kiln-build/kiln/internal/kilntest/storetest"
 	"github.com/kiln-build/kiln/registry/registrytest"
 )
 
@@ -20,7 +21,7 @@ func TestLogin(t *testing.T) {
 	cfgDir := t.TempDir()
 	t.Setenv("DOCKER_CONFIG", cfgDir)
 	cfgFile := filepath.Join(cfgDir, "config.json")
-	s := openStore(t)
+	s := storetest.OpenStore(t)
 	makeImage(t, s, "app", filesA)
 	ref := reg.Ref("private/app:v1")
 
@@ -53,7 +54,7 @@ func TestLogin(t *testing.T) {
 	if _, err := Push(ctx, s, "app", ref, FormatKeep, Options{}); err != nil {
 		t.Fatalf("push with stored credentials: %v", err)
 	}
-	if _, err := Pull(ctx, openStore(t), ref, Options{}); err != nil {
+	if _, err := Pull(ctx, storetest.OpenStore(t), ref, Options{}); err != nil {
 		t.Fatalf("pull with stored credentials: %v", err)
 	}
 
@@ -68,7 +69,7 @@ func TestLogin(t *testing.T) {
 	if _, had, err := Logout(reg.Host, Options{}); err != nil || had {
 		t.Errorf("second logout: %v, %v", had, err)
 	}
-	if _, err := Pull(ctx, openStore(t), ref, Options{}); !errors.Is(err, ErrUnauthorized) {
+	if _, err := Pull(ctx, storetest.OpenStore(t), ref, Options{}); !errors.Is(err, ErrUnauthorized) {
 		t.Errorf("pull after logout: %v, want ErrUnauthorized", err)
 	}
 }

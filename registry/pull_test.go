@@ -17,6 +17,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/internal/kilntest"
+	"github.com/kiln-build/kiln/internal/kilntest/storetest"
 	"github.com/kiln-build/kiln/registry/registrytest"
 )
 
@@ -25,7 +27,7 @@ import (
 func TestPullCorruptBlob(t *testing.T) {
 	ctx := context.Background()
 	reg := registrytest.Start(t, registrytest.Options{})
-	src := openStore(t)
+	src := storetest.OpenStore(t)
 	id := makeImage(t, src, "app", filesA, filesB)
 	if _, err := Push(ctx, src, "app", reg.Ref("kiln/app:v1"), FormatKeep, anon); err != nil {
 		t.Fatal(err)
@@ -42,7 +44,7 @@ func TestPullCorruptBlob(t *testing.T) {
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	dst := openStore(t)
+	dst := storetest.OpenStore(t)
 	_, err = Pull(ctx, dst, reg.Ref("kiln/app:v1"), anon)
 	if err == nil || !strings.Contains(err.Error(), bad.Digest.String()) {
 		t.Fatalf("pull of a corrupt blob: %v, want an error naming %s", err, bad.Digest)
@@ -100,7 +102,7 @@ func checkNothingStored(t *testing.T, s *cache.Store, name string, bad digest.Di
 func TestPullResumes(t *testing.T) {
 	ctx := context.Background()
 	reg := registrytest.Start(t, registrytest.Options{})
-	src := openStore(t)
+	src := storetest.OpenStore(t)
 	id := makeImage(t, src, "app", filesA, filesB)
 	if _, err := Push(ctx, src, "app", reg.Ref("kiln/app:v1"), FormatKeep, anon); err != nil {
 		t.Fatal(err)
@@ -110,7 +112,7 @@ func TestPullResumes(t *testing.T) {
 
 	// As if an earlier pull died after its first layer: the store has that
 	// layer (blob and snapshot) and nothing else.
-	dst := openStore(t)
+	dst := storetest.OpenStore(t)
 	f, err := src.OpenBlob(m.Layers[0].Digest)
 	if err != nil {
 		t.Fatal(err)
@@ -143,10 +145,10 @@ func TestPullResumes(t *testing.T) {
 // TestPullWhatSkopeoPushed: OCI and docker schema 2 manifests, and a
 // multi-platform index, as skopeo writes them.
 func TestPullWhatSkopeoPushed(t *testing.T) {
-	needTool(t, "skopeo")
+	kilntest.NeedTool(t, "skopeo")
 	ctx := context.Background()
 	reg := registrytest.Start(t, registrytest.Options{})
-	src := openStore(t)
+	src := storetest.OpenStore(t)
 	amd := makeImage(t, src, "amd", filesA, filesB)
 	other := makeImage(t, src, "other", filesB)
 	for _, n := range []string{"amd", "other"} {
@@ -160,7 +162,7 @@ func TestPullWhatSkopeoPushed(t *testing.T) {
 	} {
 		dest := reg.Ref("skopeo/" + c.format + ":v1")
 		run(t, "skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--format", c.format, "docker://"+reg.Ref("kiln/amd:v1"), "docker://"+dest)
-		dst := openStore(t)
+		dst := storetest.OpenStore(t)
 		p, err := Pull(ctx, dst, dest, anon)
 		if err != nil {
 			t.Fatalf("%s: %v", c.format, err)
@@ -206,7 +208,7 @@ func TestPullWhatSkopeoPushed(t *testing.T) {
 	multi := reg.Ref("skopeo/multi:v1")
 	run(t, "skopeo", "copy", "--all", "--dest-tls-verify=false", "oci:"+layout+":multi", "docker://"+multi)
 
-	dst := openStore(t)
+	dst := storetest.OpenStore(t)
 	p, err := Pull(ctx, dst, multi, anon)
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +235,7 @@ func TestPullWhatSkopeoPushed(t *testing.T) {
 	}
 	for plat, want := range map[string]digest.Digest{"linux/amd64": amd, "linux/arm64/v8": other} {
 		o.Platform = plat
-		p, err := Pull(ctx, openStore(t), list, o)
+		p, err := Pull(ctx, storetest.OpenStore(t), list, o)
 		if err != nil {
 			t.Fatalf("manifest list, %s: %v", plat, err)
 		}
@@ -250,7 +252,7 @@ func TestPullWhatSkopeoPushed(t *testing.T) {
 func TestPullErrors(t *testing.T) {
 	ctx := context.Background()
 	reg := registrytest.Start(t, registrytest.Options{})
-	s := openStore(t)
+	s := storetest.OpenStore(t)
 	if _, err := Pull(ctx, s, reg.Ref("no/such:image"), anon); !errors.Is(err, cache.ErrNotFound) {
 		t.Errorf("missing image: %v", err)
 	}

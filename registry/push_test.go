@@ -13,6 +13,8 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/internal/kilntest"
+	"github.com/kiln-build/kiln/internal/kilntest/storetest"
 	"github.com/kiln-build/kiln/registry/registrytest"
 )
 
@@ -26,7 +28,7 @@ var (
 func TestPushPullRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	reg := registrytest.Start(t, registrytest.Options{})
-	src := openStore(t)
+	src := storetest.OpenStore(t)
 	id := makeImage(t, src, "app", filesA, filesB)
 	ref := reg.Ref("kiln/app:v1")
 	pushed, err := Push(ctx, src, "app", ref, FormatKeep, anon)
@@ -41,7 +43,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 		t.Errorf("pushed %+v, want manifest %s and 3 uploads", pushed, md.Digest)
 	}
 
-	dst := openStore(t)
+	dst := storetest.OpenStore(t)
 	pulled, err := Pull(ctx, dst, ref, anon)
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +79,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 func TestSecondPushUploadsNothing(t *testing.T) {
 	ctx := context.Background()
 	reg := registrytest.Start(t, registrytest.Options{})
-	s := openStore(t)
+	s := storetest.OpenStore(t)
 	makeImage(t, s, "app", filesA, filesB)
 	ref := reg.Ref("kiln/app:v1")
 	if _, err := Push(ctx, s, "app", ref, FormatKeep, anon); err != nil {
@@ -104,7 +106,7 @@ func TestSecondPushUploadsNothing(t *testing.T) {
 func TestPushMountsFromAnotherRepository(t *testing.T) {
 	ctx := context.Background()
 	reg := registrytest.Start(t, registrytest.Options{})
-	s := openStore(t)
+	s := storetest.OpenStore(t)
 	id := makeImage(t, s, "app", filesA, filesB)
 	if _, err := Push(ctx, s, "app", reg.Ref("team/one:v1"), FormatKeep, anon); err != nil {
 		t.Fatal(err)
@@ -135,7 +137,7 @@ func TestPushMountsFromAnotherRepository(t *testing.T) {
 		t.Errorf("push: %+v, want 2 layers mounted", res)
 	}
 	// The mounted blobs are really there.
-	dst := openStore(t)
+	dst := storetest.OpenStore(t)
 	if p, err := Pull(ctx, dst, reg.Ref("team/two:v1"), anon); err != nil || p.ID != id {
 		t.Fatalf("pull: %+v, %v", p, err)
 	}
@@ -145,7 +147,7 @@ func TestPushMountsFromAnotherRepository(t *testing.T) {
 func TestPushFormatDocker(t *testing.T) {
 	ctx := context.Background()
 	reg := registrytest.Start(t, registrytest.Options{})
-	s := openStore(t)
+	s := storetest.OpenStore(t)
 	id := makeImage(t, s, "app", filesA)
 	res, err := Push(ctx, s, "app", reg.Ref("fmt/docker:v1"), FormatDocker, anon)
 	if err != nil {
@@ -154,7 +156,7 @@ func TestPushFormatDocker(t *testing.T) {
 	if res.Manifest.MediaType != string(types.DockerManifestSchema2) {
 		t.Errorf("pushed %s", res.Manifest.MediaType)
 	}
-	dst := openStore(t)
+	dst := storetest.OpenStore(t)
 	p, err := Pull(ctx, dst, reg.Ref("fmt/docker:v1"), anon)
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +184,7 @@ func TestPushFormatDocker(t *testing.T) {
 
 func TestPushErrors(t *testing.T) {
 	ctx := context.Background()
-	s := openStore(t)
+	s := storetest.OpenStore(t)
 	id := makeImage(t, s, "app", filesA)
 	if _, err := Push(ctx, s, id.String(), "", FormatKeep, anon); !errors.Is(err, cache.ErrInvalid) {
 		t.Errorf("push by ID without destination: %v", err)
@@ -200,10 +202,10 @@ func TestPushErrors(t *testing.T) {
 
 // TestSkopeoReadsWhatKilnPushed: skopeo inspects and copies the image.
 func TestSkopeoReadsWhatKilnPushed(t *testing.T) {
-	needTool(t, "skopeo")
+	kilntest.NeedTool(t, "skopeo")
 	ctx := context.Background()
 	reg := registrytest.Start(t, registrytest.Options{})
-	s := openStore(t)
+	s := storetest.OpenStore(t)
 	id := makeImage(t, s, "app", filesA, filesB)
 	res, err := Push(ctx, s, "app", reg.Ref("kiln/app:v1"), FormatKeep, anon)
 	if err != nil {
@@ -234,7 +236,7 @@ func TestSkopeoReadsWhatKilnPushed(t *testing.T) {
 func TestInsecure(t *testing.T) {
 	ctx := context.Background()
 	reg := registrytest.Start(t, registrytest.Options{TLS: true})
-	s := openStore(t)
+	s := storetest.OpenStore(t)
 	id := makeImage(t, s, "app", filesA)
 	ref := reg.Ref("tls/app:v1")
 	_, err := Push(ctx, s, "app", ref, FormatKeep, anon)
@@ -246,7 +248,7 @@ func TestInsecure(t *testing.T) {
 	if _, err := Push(ctx, s, "app", ref, FormatKeep, o); err != nil {
 		t.Fatal(err)
 	}
-	if p, err := Pull(ctx, openStore(t), ref, o); err != nil || p.ID != id {
+	if p, err := Pull(ctx, storetest.OpenStore(t), ref, o); err != nil || p.ID != id {
 		t.Fatalf("pull: %+v, %v", p, err)
 	}
 	if n := reg.Requests(0, "PUT", "/manifests/v1"); n != 1 {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-build/kiln/internal/kilntest"
 )
 
 func TestCgroupFiles(t *testing.T) {
@@ -84,7 +86,7 @@ func TestDeviceRule(t *testing.T) {
 
 // A real cgroup: limits written, processes listed, everything removed.
 func TestNewCgroup(t *testing.T) {
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	name := fmt.Sprintf("kiln-test-%d/c", os.Getpid())
 	r := Resources{Memory: 64 << 20, PidsLimit: 10, Devices: DefaultDevices}
 	cg, err := NewCgroup(name, r)

@@ -15,6 +15,8 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/kilntest"
 )
 
 // devAccess is one access the kernel asks a device program about.
@@ -150,7 +152,7 @@ func parseAccess(t *testing.T, s string) devAccess {
 
 // The kernel's verifier takes the programs.
 func TestDeviceFilterLoads(t *testing.T) {
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	for _, rules := range [][]string{DefaultDevices, {}, {"a"}, {"b 8:* rw", "c *:3 w"}} {
 		parsed, err := parseDeviceRules(rules)
 		if err != nil {
@@ -170,7 +172,7 @@ func TestDeviceFilterLoads(t *testing.T) {
 // controller, but device programs work on any of its cgroups.
 func mountCgroup2(t *testing.T) string {
 	t.Helper()
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	dir := t.TempDir()
 	if err := unix.Mount("none", dir, "cgroup2", 0, ""); err != nil {
 		t.Fatalf("mount cgroup2 on %s: %v", dir, err)

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/kiln-build/kiln/internal/kilntest"
 )
 
 func TestMain(m *testing.M) {
@@ -32,13 +34,6 @@ const (
 	testPasswd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n"
 	testGroup  = "root:x:0:\napp:x:1000:\nextra:x:2000:app\n"
 )
-
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skipf("needs root (namespaces, mounts), running as uid %d", os.Geteuid())
-	}
-}
 
 // makeBusyboxRoot builds a tiny image in dir: /bin/busybox and applet
 // symlinks, plus /etc/passwd and /etc/group when withEtc.
@@ -78,7 +73,7 @@ func makeBusyboxRoot(t testing.TB, dir string, withEtc bool) {
 // and rootfs directories, and checks after the test that nothing is left.
 func newSpec(t testing.TB, withEtc bool, args ...string) *Spec {
 	t.Helper()
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	base := t.TempDir()
 	t.Cleanup(func() { assertClean(t, base) })
 	s := &Spec{

@@ -9,10 +9,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kiln-build/kiln/internal/kilntest"
 )
 
 func TestEnterMountNamespace(t *testing.T) {
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	// TestMain called it: this process is the re-executed child.
 	if private, err := InPrivateMountNamespace(); err != nil || !private {
 		t.Fatalf("InPrivateMountNamespace = %v, %v in the re-executed child", private, err)
@@ -63,7 +65,7 @@ func TestHelperProcess(t *testing.T) {
 }
 
 func TestEnterMountNamespaceExitAndSignals(t *testing.T) {
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	err := helperProcess("exit7").Run()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 7 {
@@ -96,7 +98,7 @@ func TestEnterMountNamespaceExitAndSignals(t *testing.T) {
 // environment must change nothing: the process that runs is in a namespace
 // of its own, not its parent's.
 func TestEnterMountNamespaceIgnoresEnvironment(t *testing.T) {
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	for _, marker := range []string{"KILN_MNTNS=1", "KILN_MNTNS=yes"} {
 		cmd := helperProcess("mntns")
 		cmd.Env = append(cmd.Env, marker)

@@ -90,18 +90,24 @@ var errNewMountAPI = errors.New("new mount API unsupported")
 // back to a classic mount(2) data string on kernels before 6.8. Types "bind"
 // (options "bind"/"rbind" plus flags, remounted to apply "ro" etc.), "tmpfs",
 // "proc", "sysfs", "devpts" and others go through mount(2).
-func MountOverlay(m Mount) error {
+func MountOverlay(m Mount) error { return mountOn(m, nil) }
+
+// mountOn mounts m. When top is set, m.Target is the /proc/self/fd name of
+// an open mount point, which keeps reaching the directory underneath once
+// mounted on: what applies to the new mount afterwards (a bind's flags,
+// propagation) goes through the descriptor top opens instead.
+func mountOn(m Mount, top func() (int, error)) error {
 	var err error
 	switch m.Type {
 	case "overlay":
 		lowers, rest := overlayOptions(m.Options)
 		o := parseMountOptions(rest)
-		err = mountOverlayNew(m.Target, lowers, o)
+		err = mountOverlayNew(m.Target, lowers, o, top)
 		if errors.Is(err, errNewMountAPI) {
-			err = mountOverlayClassic(m.Target, lowers, o)
+			err = mountOverlayClassic(m.Target, lowers, o, top)
 		}
 	case "bind", "rbind":
-		err = mountBind(m)
+		err = mountBind(m, top)
 	default:
 		o := parseMountOptions(m.Options)
 		src := m.Source
@@ -110,7 +116,7 @@ func MountOverlay(m Mount) error {
 		}
 		err = unix.Mount(src, m.Target, m.Type, o.flags, strings.Join(o.data, ","))
 		if err == nil && o.propagation != 0 {
-			err = unix.Mount("", m.Target, "", o.propagation, "")
+			err = onTop(m.Target, top, func(t string) error { return unix.Mount("", t, "", o.propagation, "") })
 		}
 	}
 	if err != nil {
@@ -119,7 +125,21 @@ func MountOverlay(m Mount) error {
 	return nil
 }
 
-func mountBind(m Mount) error {
+// onTop calls fn with a name of the mount just made on target: target
+// itself, or the /proc/self/fd name of the descriptor top opens.
+func onTop(target string, top func() (int, error), fn func(string) error) error {
+	if top == nil {
+		return fn(target)
+	}
+	fd, err := top()
+	if err != nil {
+		return fmt.Errorf("open the new mount: %w", err)
+	}
+	defer unix.Close(fd)
+	return fn(fmt.Sprintf("/proc/self/fd/%d", fd))
+}
+
+func mountBind(m Mount, top func() (int, error)) error {
 	o := parseMountOptions(m.Options)
 	flags := o.flags | unix.MS_BIND
 	if m.Type == "rbind" {
@@ -128,21 +148,23 @@ func mountBind(m Mount) error {
 	if err := unix.Mount(m.Source, m.Target, "", flags, ""); err != nil {
 		return err
 	}
-	// A bind mount ignores every flag but MS_REC: apply them with a remount.
-	if rest := flags &^ (unix.MS_BIND | unix.MS_REC); rest != 0 {
-		if err := unix.Mount("", m.Target, "", unix.MS_BIND|unix.MS_REMOUNT|rest, ""); err != nil {
-			_ = unix.Unmount(m.Target, unix.MNT_DETACH)
-			return fmt.Errorf("remount: %w", err)
+	return onTop(m.Target, top, func(t string) error {
+		// A bind mount ignores every flag but MS_REC: apply them with a remount.
+		if rest := flags &^ (unix.MS_BIND | unix.MS_REC); rest != 0 {
+			if err := unix.Mount("", t, "", unix.MS_BIND|unix.MS_REMOUNT|rest, ""); err != nil {
+				_ = unix.Unmount(t, unix.MNT_DETACH)
+				return fmt.Errorf("remount: %w", err)
+			}
 		}
-	}
-	if o.propagation != 0 {
-		return unix.Mount("", m.Target, "", o.propagation, "")
-	}
-	return nil
+		if o.propagation != 0 {
+			return unix.Mount("", t, "", o.propagation, "")
+		}
+		return nil
+	})
 }
 
 // mountOverlayNew mounts an overlay with fsopen/fsconfig/fsmount/move_mount.
-func mountOverlayNew(target string, lowers []string, o mountOpts) error {
+func mountOverlayNew(target string, lowers []string, o mountOpts, top func() (int, error)) error {
 	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		if errors.Is(err, unix.ENOSYS) {
@@ -178,11 +200,13 @@ func mountOverlayNew(target string, lowers []string, o mountOpts) error {
 		return fmt.Errorf("fsmount overlay: %w", err)
 	}
 	defer unix.Close(mfd)
-	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+	// T_SYMLINKS: a /proc/self/fd target is a (magic) link to follow, as
+	// mount(2) does.
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_SYMLINKS); err != nil {
 		return fmt.Errorf("move mount: %w", err)
 	}
 	if o.propagation != 0 {
-		return unix.Mount("", target, "", o.propagation, "")
+		return onTop(target, top, func(t string) error { return unix.Mount("", t, "", o.propagation, "") })
 	}
 	return nil
 }
@@ -206,7 +230,7 @@ func fsLog(fd int) string {
 
 // mountOverlayClassic mounts an overlay with one mount(2) data string, using
 // the paths as given (no chdir tricks: that is not thread-safe).
-func mountOverlayClassic(target string, lowers []string, o mountOpts) error {
+func mountOverlayClassic(target string, lowers []string, o mountOpts, top func() (int, error)) error {
 	data, err := overlayData(lowers, o.data, os.Getpagesize())
 	if err != nil {
 		return err
@@ -215,7 +239,7 @@ func mountOverlayClassic(target string, lowers []string, o mountOpts) error {
 		return err
 	}
 	if o.propagation != 0 {
-		return unix.Mount("", target, "", o.propagation, "")
+		return onTop(target, top, func(t string) error { return unix.Mount("", t, "", o.propagation, "") })
 	}
 	return nil
 }

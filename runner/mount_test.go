@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/kilntest"
 )
 
 func TestOverlayMount(t *testing.T) {
@@ -117,7 +119,7 @@ func TestParseMountOptions(t *testing.T) {
 // overlayDirs makes n lowers (lowers[i]/level holds i; lowers[n-1] also has
 // bottom.txt) plus upper, work and a mount point.
 func overlayDirs(t *testing.T, n int) (lowers []string, upper, work, target string) {
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	base := t.TempDir()
 	t.Cleanup(func() { assertClean(t, base) })
 	for i := range n {
@@ -179,7 +181,7 @@ func TestMountOverlayManyLowers(t *testing.T) {
 func TestMountOverlayClassic(t *testing.T) {
 	lowers, upper, work, target := overlayDirs(t, 3)
 	lowers2, rest := overlayOptions(OverlayMount(target, lowers, upper, work).Options)
-	if err := mountOverlayClassic(target, lowers2, parseMountOptions(rest)); err != nil {
+	if err := mountOverlayClassic(target, lowers2, parseMountOptions(rest), nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -191,7 +193,7 @@ func TestMountOverlayClassic(t *testing.T) {
 }
 
 func TestMountOverlayGeneric(t *testing.T) {
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	base := t.TempDir()
 	t.Cleanup(func() { assertClean(t, base) })
 	src, ro, tmp := filepath.Join(base, "src"), filepath.Join(base, "ro"), filepath.Join(base, "tmp")

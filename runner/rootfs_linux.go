@@ -10,16 +10,18 @@ import (
 	"slices"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/layer/inroot"
 )
 
 // plannedMount is one mount of the sandbox; Target is a container path.
 type plannedMount struct {
 	Mount
-	dir      bool                    // the mount point is a directory (else a file)
-	nested   bool                    // below an earlier mount: its mount point is made then, not as a stub
-	fallback func(host string) error // tried when the mount fails
-	after    func(host string) error // run once mounted
-	populate bool                    // fill an empty Source from the rootfs first (Spec.Populate)
+	dir      bool                       // the mount point is a directory (else a file)
+	nested   bool                       // below an earlier mount: its mount point is made then, not as a stub
+	fallback func(mp *mountPoint) error // tried when the mount fails
+	after    func(host string) error    // run once mounted, on a name of the new mount
+	populate bool                       // fill an empty Source from the rootfs first (Spec.Populate)
 }
 
 // planMounts lists the sandbox mounts in mount order: /proc, /dev, /sys, the
@@ -36,7 +38,7 @@ func planMounts(cfg *initConfig) []plannedMount {
 		{Mount: Mount{Type: "tmpfs", Source: "tmpfs", Target: "/dev", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}}, dir: true,
 			after: func(host string) error { return populateDev(host, privileged) }},
 		{Mount: Mount{Type: "sysfs", Source: "sysfs", Target: "/sys", Options: sysOpts}, dir: true,
-			fallback: func(host string) error { return bindHostSys(host, sysOpts) }},
+			fallback: func(mp *mountPoint) error { return bindHostSys(mp, sysOpts) }},
 	}
 	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
 		if _, ok := cfg.Files[f]; ok {
@@ -82,14 +84,19 @@ func setupRootfs(cfg *initConfig, report func([]stubEntry) error) error {
 		return err
 	}
 	plan := planMounts(cfg)
+	rootfd, err := unix.Open(cfg.Rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open rootfs: %w", err)
+	}
+	defer unix.Close(rootfd)
 
-	sm := newStubMaker(cfg.Rootfs, cfg.Upper)
+	sm := newStubMaker(rootfd, cfg.Upper)
 	var stubErr error
 	for _, pm := range plan {
 		if pm.nested {
 			continue
 		}
-		p, err := resolveInRoot(cfg.Rootfs, pm.Target)
+		p, err := inroot.Resolve(rootfd, pm.Target)
 		if err == nil {
 			err = sm.ensure(p, pm.dir)
 		}
@@ -106,12 +113,12 @@ func setupRootfs(cfg *initConfig, report func([]stubEntry) error) error {
 	}
 
 	for _, pm := range plan {
-		if err := mountPlanned(cfg.Rootfs, pm); err != nil {
+		if err := mountPlanned(rootfd, pm); err != nil {
 			return err
 		}
 	}
 	for _, d := range cfg.Devices {
-		if err := makeDevice(cfg.Rootfs, d); err != nil {
+		if err := makeDevice(rootfd, d); err != nil {
 			return err
 		}
 	}
@@ -123,39 +130,135 @@ func setupRootfs(cfg *initConfig, report func([]stubEntry) error) error {
 	return pivotRoot(cfg.Rootfs)
 }
 
-func mountPlanned(rootfs string, pm plannedMount) error {
-	p, err := resolveInRoot(rootfs, pm.Target)
+// testHookMount, when set (by tests), runs at each stage of mountPlanned
+// where a concurrent process could change the tree: "resolved" (the target
+// resolved), "opened" (the mount point opened, not yet mounted on).
+var testHookMount func(stage string)
+
+// mountPlanned mounts pm inside the root rootfd. Its mount point is resolved,
+// created (when nested) and opened inside the root, and the mount goes onto
+// that descriptor: a concurrent RUN that shares a directory with this one
+// (a cache mount) and swaps a component for a symlink meanwhile cannot make
+// it create or mount anything outside the root.
+func mountPlanned(rootfd int, pm plannedMount) error {
+	p, err := inroot.Resolve(rootfd, pm.Target)
 	if err != nil {
 		return err
 	}
-	host := rootfs + p
-	if pm.nested {
-		if err := ensureMountPoint(host, pm.dir); err != nil {
-			return err
-		}
+	if testHookMount != nil {
+		testHookMount("resolved")
+	}
+	mp, err := openMountPoint(rootfd, p, pm.dir, pm.nested)
+	if err != nil {
+		return err
+	}
+	defer mp.close()
+	if testHookMount != nil {
+		testHookMount("opened")
 	}
 	if pm.populate {
-		if err := populate(pm.Source, host); err != nil {
+		// "/." reads through the descriptor into the directory itself.
+		if err := populate(pm.Source, mp.path()+"/."); err != nil {
 			return fmt.Errorf("fill volume %s from the image: %w", pm.Target, err)
 		}
 	}
 	m := pm.Mount
-	m.Target = host
-	err = MountOverlay(m)
+	m.Target = mp.path()
+	err = mountOn(m, mp.top)
 	if err != nil && pm.fallback != nil {
-		if ferr := pm.fallback(host); ferr != nil {
+		if ferr := pm.fallback(mp); ferr != nil {
 			return errors.Join(err, ferr)
 		}
 		err = nil
 	}
 	if err == nil && pm.after != nil {
-		err = pm.after(host)
+		err = onTop(mp.path(), mp.top, pm.after)
 	}
 	return err
 }
 
+// mountPoint is a mount target opened inside the sandbox root. Mounting onto
+// its /proc/self/fd name reaches the very file opened, whatever is renamed
+// or replaced by a symlink meanwhile.
+type mountPoint struct {
+	parent int    // O_PATH descriptor of the directory that holds it
+	name   string // its name there
+	fd     int    // O_PATH descriptor of the mount point
+}
+
+// openMountPoint opens the resolved container path p inside rootfd as a
+// mount point, first creating it (a directory, or an empty file when dir is
+// false) and its missing parents when create is set.
+func openMountPoint(rootfd int, p string, dir, create bool) (*mountPoint, error) {
+	if p == "/" {
+		return nil, fmt.Errorf("mount point %s: resolves to the root", p)
+	}
+	mp := &mountPoint{parent: -1, name: path.Base(p), fd: -1}
+	var err error
+	if create {
+		mp.parent, _, err = inroot.MkdirAll(rootfd, path.Dir(p), 0o755, nil)
+		if err == nil {
+			err = makeStub(mp.parent, mp.name, dir)
+		}
+		if err != nil {
+			mp.close()
+			return nil, fmt.Errorf("create mount point %s: %w", p, err)
+		}
+	} else if mp.parent, err = inroot.Open(rootfd, inroot.Rel(path.Dir(p)), unix.O_PATH|unix.O_DIRECTORY); err != nil {
+		return nil, fmt.Errorf("open mount point %s: %w", p, err)
+	}
+	mp.fd, err = unix.Openat(mp.parent, mp.name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == nil {
+		var st unix.Stat_t
+		if err = unix.Fstat(mp.fd, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			err = errors.New("is a symlink")
+		}
+	}
+	if err != nil {
+		mp.close()
+		return nil, fmt.Errorf("open mount point %s: %w", p, err)
+	}
+	return mp, nil
+}
+
+// makeStub creates name in the directory dirfd, a directory or an empty
+// file, unless it exists.
+func makeStub(dirfd int, name string, dir bool) error {
+	if dir {
+		if err := unix.Mkdirat(dirfd, name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			return err
+		}
+		return nil
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_CREAT|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return err
+	}
+	return unix.Close(fd)
+}
+
+// path is the name that reaches the mount point (not what is mounted on it
+// later: see top).
+func (mp *mountPoint) path() string { return inroot.ProcPath(mp.fd) }
+
+// top opens what is mounted on the mount point now: looking its name up in
+// its parent crosses into the mount. Should the name have been replaced
+// meanwhile, what it opens is no mount root, and a remount or propagation
+// change on it fails.
+func (mp *mountPoint) top() (int, error) {
+	return unix.Openat(mp.parent, mp.name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+}
+
+func (mp *mountPoint) close() {
+	for _, fd := range []int{mp.fd, mp.parent} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+}
+
 // ensureMountPoint creates host (a directory, or an empty file) if missing,
-// for mount points that live inside another sandbox mount.
+// for the device nodes bound into the sandbox's own fresh /dev.
 func ensureMountPoint(host string, dir bool) error {
 	d := host
 	if !dir {
@@ -174,8 +277,8 @@ func ensureMountPoint(host string, dir bool) error {
 	return f.Close()
 }
 
-func bindHostSys(host string, opts []string) error {
-	return MountOverlay(Mount{Type: "rbind", Source: "/sys", Target: host, Options: opts})
+func bindHostSys(mp *mountPoint, opts []string) error {
+	return mountOn(Mount{Type: "rbind", Source: "/sys", Target: mp.path(), Options: opts}, mp.top)
 }
 
 var devices = []struct {
@@ -256,9 +359,9 @@ func pivotRoot(rootfs string) error {
 	return nil
 }
 
-// makeDevice recreates the host device d.Source at d.Target in rootfs (a
+// makeDevice recreates the host device d.Source at d.Target inside rootfd (a
 // character or block device: same numbers, mode and owner).
-func makeDevice(rootfs string, d Device) error {
+func makeDevice(rootfd int, d Device) error {
 	var st unix.Stat_t
 	if err := unix.Stat(d.Source, &st); err != nil {
 		return fmt.Errorf("device %s: %w", d.Source, err)
@@ -266,24 +369,43 @@ func makeDevice(rootfs string, d Device) error {
 	if t := st.Mode & unix.S_IFMT; t != unix.S_IFCHR && t != unix.S_IFBLK {
 		return fmt.Errorf("device %s: not a device", d.Source)
 	}
-	p, err := resolveInRoot(rootfs, d.Target)
+	p, err := inroot.Resolve(rootfd, d.Target)
 	if err != nil {
 		return err
 	}
-	host := rootfs + p
-	if err := os.MkdirAll(path.Dir(host), 0o755); err != nil {
+	if p == "/" {
+		return fmt.Errorf("device %s: resolves to the root", d.Target)
+	}
+	dfd, _, err := inroot.MkdirAll(rootfd, path.Dir(p), 0o755, nil)
+	if err != nil {
 		return fmt.Errorf("device %s: %w", d.Target, err)
 	}
-	if err := unix.Unlink(host); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	defer unix.Close(dfd)
+	name := path.Base(p)
+	if err := unix.Unlinkat(dfd, name, 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("device %s: %w", d.Target, err)
 	}
-	if err := unix.Mknod(host, st.Mode, int(st.Rdev)); err != nil {
+	if err := unix.Mknodat(dfd, name, st.Mode, int(st.Rdev)); err != nil {
 		return fmt.Errorf("device %s: %w", d.Target, err)
 	}
-	if err := unix.Chmod(host, st.Mode&0o7777); err != nil {
+	// Mode (mknod applied the umask) and owner go through a descriptor of
+	// the node made, so a swap for a symlink cannot redirect them.
+	fd, err := unix.Openat(dfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
 		return fmt.Errorf("device %s: %w", d.Target, err)
 	}
-	if err := unix.Lchown(host, int(st.Uid), int(st.Gid)); err != nil {
+	defer unix.Close(fd)
+	var made unix.Stat_t
+	if err := unix.Fstat(fd, &made); err != nil {
+		return fmt.Errorf("device %s: %w", d.Target, err)
+	}
+	if made.Mode&unix.S_IFMT != st.Mode&unix.S_IFMT || made.Rdev != st.Rdev {
+		return fmt.Errorf("device %s: replaced while being made", d.Target)
+	}
+	if err := unix.Chmod(inroot.ProcPath(fd), st.Mode&0o7777); err != nil {
+		return fmt.Errorf("device %s: %w", d.Target, err)
+	}
+	if err := unix.Fchownat(fd, "", int(st.Uid), int(st.Gid), unix.AT_EMPTY_PATH); err != nil {
 		return fmt.Errorf("device %s: %w", d.Target, err)
 	}
 	return nil

@@ -4,13 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/layer"
+	"github.com/kiln-build/kiln/layer/inroot"
 )
 
 // Mount points (/proc, /dev, /sys, /etc/hosts, /etc/resolv.conf, extra mount
@@ -35,23 +37,42 @@ type stubEntry struct {
 	PostMtime    unix.Timespec // mtime once all stubs were made
 }
 
-// stubMaker creates mount points in the merged tree at rootfs and records them.
+// stubMaker creates mount points in the merged tree (the root rootfd) and
+// records them. Every stat and creation is made relative to a parent
+// directory opened inside the root: a tree changed meanwhile by a concurrent
+// process (through a shared directory) is never followed outside it.
 type stubMaker struct {
-	rootfs, upper string
-	entries       []stubEntry
-	index         map[string]int
+	rootfd  int
+	upper   string
+	entries []stubEntry
+	index   map[string]int
 }
 
-func newStubMaker(rootfs, upper string) *stubMaker {
-	return &stubMaker{rootfs: rootfs, upper: upper, index: map[string]int{}}
+func newStubMaker(rootfd int, upper string) *stubMaker {
+	return &stubMaker{rootfd: rootfd, upper: upper, index: map[string]int{}}
+}
+
+// lstat stats the container path p (not following a final symlink) inside
+// the root.
+func (s *stubMaker) lstat(p string, st *unix.Stat_t) error {
+	if p == "/" {
+		return unix.Fstat(s.rootfd, st)
+	}
+	dfd, err := inroot.Open(s.rootfd, inroot.Rel(path.Dir(p)), unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	return unix.Fstatat(dfd, path.Base(p), st, unix.AT_SYMLINK_NOFOLLOW)
 }
 
 // ensure makes sure the resolved container path p exists, creating it (a
 // directory, or an empty file when dir is false) and its missing parents.
 func (s *stubMaker) ensure(p string, dir bool) error {
-	if _, err := os.Lstat(s.rootfs + p); err == nil {
+	var st unix.Stat_t
+	if err := s.lstat(p, &st); err == nil {
 		return nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	} else if !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("stat mount point %s: %w", p, err)
 	}
 	if err := s.recordAncestor("/"); err != nil {
@@ -60,37 +81,50 @@ func (s *stubMaker) ensure(p string, dir bool) error {
 	comps := strings.Split(strings.Trim(p, "/"), "/")
 	cur := "/"
 	for i, c := range comps {
+		dfd, err := inroot.Open(s.rootfd, inroot.Rel(cur), unix.O_PATH|unix.O_DIRECTORY)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", cur, err)
+		}
 		next := path.Join(cur, c)
 		cur = next
-		fi, err := os.Lstat(s.rootfs + next)
-		if err == nil {
-			if !fi.IsDir() {
-				return fmt.Errorf("create mount point %s: %s is not a directory", p, next)
-			}
-			if err := s.recordAncestor(next); err != nil {
-				return err
-			}
-			continue
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("stat %s: %w", next, err)
-		}
-		isDir := dir || i < len(comps)-1
-		if isDir {
-			err = unix.Mkdir(s.rootfs+next, 0o755)
-		} else {
-			var fd int
-			fd, err = unix.Open(s.rootfs+next, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
-			if err == nil {
-				unix.Close(fd)
-			}
-		}
+		err = s.ensureIn(dfd, c, next, p, dir || i < len(comps)-1)
+		unix.Close(dfd)
 		if err != nil {
-			return fmt.Errorf("create mount point %s: %w", next, err)
+			return err
 		}
-		s.index[next] = len(s.entries)
-		s.entries = append(s.entries, stubEntry{Path: next, Created: true, Dir: isDir})
 	}
+	return nil
+}
+
+// ensureIn makes sure name (the container path p, on the way to the mount
+// point target) exists in the directory dfd: an existing directory is
+// recorded as an ancestor, a missing one is created and recorded as a stub.
+func (s *stubMaker) ensureIn(dfd int, name, p, target string, isDir bool) error {
+	var st unix.Stat_t
+	err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if err == nil {
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return fmt.Errorf("create mount point %s: %s is not a directory", target, p)
+		}
+		return s.recordAncestor(p)
+	}
+	if !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("stat %s: %w", p, err)
+	}
+	if isDir {
+		err = unix.Mkdirat(dfd, name, 0o755)
+	} else {
+		var fd int
+		fd, err = unix.Openat(dfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+		if err == nil {
+			unix.Close(fd)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("create mount point %s: %w", p, err)
+	}
+	s.index[p] = len(s.entries)
+	s.entries = append(s.entries, stubEntry{Path: p, Created: true, Dir: isDir})
 	return nil
 }
 
@@ -99,7 +133,7 @@ func (s *stubMaker) recordAncestor(p string) error {
 		return nil
 	}
 	var st unix.Stat_t
-	if err := unix.Lstat(s.rootfs+p, &st); err != nil {
+	if err := s.lstat(p, &st); err != nil {
 		return fmt.Errorf("stat %s: %w", p, err)
 	}
 	_, err := os.Lstat(s.upper + p)
@@ -118,7 +152,7 @@ func (s *stubMaker) finish() []stubEntry {
 	for i := range s.entries {
 		e := &s.entries[i]
 		var st unix.Stat_t
-		if !e.Created && unix.Lstat(s.rootfs+e.Path, &st) == nil {
+		if !e.Created && s.lstat(e.Path, &st) == nil {
 			e.PostMtime = st.Mtim
 		}
 	}
@@ -151,12 +185,6 @@ func dirEmpty(p string) (bool, error) {
 		return true, nil
 	}
 	return false, err
-}
-
-func isOpaque(p string) bool {
-	var buf [4]byte
-	n, err := unix.Lgetxattr(p, "trusted.overlay.opaque", buf[:])
-	return err == nil && n > 0 && buf[0] == 'y'
 }
 
 func setTimes(p string, atime, mtime unix.Timespec) error {
@@ -230,7 +258,7 @@ func cleanStubs(upper string, entries []stubEntry) error {
 		} else {
 			errs = append(errs, setTimes(p, snap.atime, snap.mtime))
 		}
-		if !e.InUpper && unmodified && empty && !isOpaque(p) &&
+		if !e.InUpper && unmodified && empty && !layer.IsOpaqueDir(p) &&
 			st.Mode == e.Mode && st.Uid == e.UID && st.Gid == e.GID {
 			if err := os.Remove(p); err != nil {
 				errs = append(errs, fmt.Errorf("remove copied-up dir: %w", err))

@@ -21,18 +21,10 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/internal/kilntest"
+	"github.com/kiln-build/kiln/internal/kilntest/storetest"
 	"github.com/kiln-build/kiln/layer"
 )
-
-func openStore(t *testing.T) *cache.Store {
-	t.Helper()
-	s, err := cache.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
 
 type tarEntry struct {
 	name, link string
@@ -41,26 +33,21 @@ type tarEntry struct {
 	data       []byte
 }
 
+// The shared helpers, under the names this package's tests use (the
+// tests themselves are left as they are: the store's engineer edits them).
+var (
+	openStore = storetest.OpenStore
+	needTool  = kilntest.NeedTool
+)
+
+// makeTar writes entries with a fixed mtime.
 func makeTar(t *testing.T, entries []tarEntry) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range entries {
-		hdr := &tar.Header{Typeflag: e.typ, Name: e.name, Linkname: e.link, Mode: e.mode, Size: int64(len(e.data)), ModTime: time.Unix(1700000000, 0)}
-		if e.typ == 0 {
-			hdr.Typeflag = tar.TypeReg
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(e.data); err != nil {
-			t.Fatal(err)
-		}
+	out := make([]kilntest.TarEntry, len(entries))
+	for i, e := range entries {
+		out[i] = kilntest.TarEntry{Name: e.name, Link: e.link, Type: e.typ, Mode: e.mode, Body: string(e.data), Mtime: 1700000000}
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return kilntest.Tar(t, out...)
 }
 
 // blobData is incompressible, so that a flipped byte lands in real layer data.
@@ -234,13 +221,6 @@ func run(t *testing.T, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, out, stderr.String())
 	}
 	return string(out)
-}
-
-func needTool(t *testing.T, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s is not installed: %v", name, err)
-	}
 }
 
 func randomName() string {

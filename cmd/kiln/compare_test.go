@@ -18,6 +18,8 @@ import (
 	"testing"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/kiln-build/kiln/internal/kilntest"
 )
 
 // The build cases of testdata/build: each folder holds a Dockerfile, its
@@ -36,7 +38,7 @@ import (
 //
 // or with a local dockerd: KILN_RECORD_DOCKER=1 go test ./cmd/kiln -run TestBuildMatchesDocker
 func TestBuildMatchesDocker(t *testing.T) {
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	for _, tool := range []string{"skopeo", "umoci"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("needs %s (make deps installs it)", tool)

@@ -17,6 +17,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/internal/kilntest"
 	"github.com/kiln-build/kiln/layer"
 )
 
@@ -41,7 +42,7 @@ const (
 const oracleScript = "/work/shared/oracle/buildkit.sh"
 
 func TestBuildMatchesBuildKit(t *testing.T) {
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	if _, err := exec.LookPath("skopeo"); err != nil {
 		t.Skip("needs skopeo (make deps installs it)")
 	}

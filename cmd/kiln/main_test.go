@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kiln-build/kiln/internal/kilntest"
 	"github.com/kiln-build/kiln/runner"
 	"github.com/kiln-build/kiln/runner/container"
 	"github.com/kiln-build/kiln/runner/network"
@@ -28,14 +29,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// requireRoot skips tests that need root (mounts, namespaces); CI runs as root.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: overlay mounts and namespaces")
-	}
-}
-
 // env is an isolated kiln environment: its own store.
 type env struct {
 	t    *testing.T
@@ -43,7 +36,7 @@ type env struct {
 }
 
 func newEnv(t *testing.T) *env {
-	requireRoot(t)
+	kilntest.RequireRoot(t)
 	return &env{t: t, root: t.TempDir()}
 }
 

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -51,44 +49,10 @@ func (s *Store) Exec(c *Container, o ExecOptions, a *Attach) (*Running, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, files, err := newRunning(a)
-	if err != nil {
-		return nil, fmt.Errorf("exec: %w", err)
-	}
-	flags := "-"
-	if a != nil {
-		flags += "a"
-		if a.Stdin != nil {
-			flags += "i"
-		}
-	}
-	logf, err := os.OpenFile(filepath.Join(c.Dir, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		r.abort(files)
-		return nil, fmt.Errorf("exec: %w", err)
-	}
-	defer logf.Close()
-	// The monitor starts the container's processes: it runs from a sealed
-	// view of the binary, and inherits nothing but what it is given.
-	exe, err := runner.SealedExe()
-	if err == nil {
-		err = runner.CloseExtraFilesOnExec()
-	}
-	if err != nil {
-		r.abort(files)
-		return nil, fmt.Errorf("exec: %w", err)
-	}
-	cmd := exec.Command(exe, s.root, c.ID, flags)
-	cmd.Args[0] = execArg0
-	cmd.Env = []string{"GOMAXPROCS=1", execOptionsEnv + "=" + string(opts)}
-	if err := r.startMonitor(cmd, logf, files); err != nil {
-		var se *StartError
-		if errors.As(err, &se) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("exec in %s: %w", c.ShortID(), err)
-	}
-	return r, nil
+	return spawnMonitor(c, monitorCmd{
+		arg0: execArg0, root: s.root, env: []string{execOptionsEnv + "=" + string(opts)},
+		op: "exec", opOn: "exec in",
+	}, a)
 }
 
 // execMonitor is the exec monitor's main: it starts the process, streams

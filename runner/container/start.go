@@ -48,9 +48,16 @@ func (s *Store) Start(c *Container, a *Attach) (*Running, error) {
 		return nil, fmt.Errorf("container %s: %w", c.ShortID(), ErrRunning)
 	}
 	os.Remove(filepath.Join(c.Dir, "stopping"))
-	r, files, err := newRunning(a)
+	var env []string
+	if a != nil && a.Rows > 0 {
+		env = append(env, fmt.Sprintf("%s=%d %d", winsizeEnv, a.Rows, a.Cols))
+	}
+	r, err := spawnMonitor(c, monitorCmd{
+		arg0: monitorArg0, root: filepath.Dir(filepath.Dir(c.Dir)), env: env,
+		op: "start container", opOn: "start container",
+	}, a)
 	if err != nil {
-		return nil, fmt.Errorf("start container: %w", err)
+		return nil, err
 	}
 	r.autoRemove = c.HostConfig.AutoRemove
 	r.refresh = func() (int, error) {
@@ -58,6 +65,27 @@ func (s *Store) Start(c *Container, a *Attach) (*Running, error) {
 			return -1, err
 		}
 		return c.State.ExitCode, nil
+	}
+	return r, nil
+}
+
+// monitorCmd is what differs between the monitors spawnMonitor starts.
+type monitorCmd struct {
+	arg0     string   // monitorArg0 or execArg0
+	root     string   // the store's root
+	env      []string // besides GOMAXPROCS=1
+	op, opOn string   // error prefixes: before the monitor runs, and once it was started for the container
+}
+
+// spawnMonitor starts a monitor of c (a container's or an exec's) with
+// the status pipe and, with a, the attach socket, and returns once it
+// reports the start (or a failure: a *StartError). The monitor runs from a
+// sealed view of the binary, in a session of its own, with its stderr in
+// the container's monitor.log, and inherits nothing but what it is given.
+func spawnMonitor(c *Container, mc monitorCmd, a *Attach) (*Running, error) {
+	r, files, err := newRunning(a)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", mc.op, err)
 	}
 	flags := "-"
 	if a != nil {
@@ -69,31 +97,26 @@ func (s *Store) Start(c *Container, a *Attach) (*Running, error) {
 	logf, err := os.OpenFile(filepath.Join(c.Dir, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		r.abort(files)
-		return nil, fmt.Errorf("start container: %w", err)
+		return nil, fmt.Errorf("%s: %w", mc.op, err)
 	}
 	defer logf.Close()
-	// The monitor starts the container's processes: it runs from a sealed
-	// view of the binary, and inherits nothing but what it is given.
 	exe, err := runner.SealedExe()
 	if err == nil {
 		err = runner.CloseExtraFilesOnExec()
 	}
 	if err != nil {
 		r.abort(files)
-		return nil, fmt.Errorf("start container: %w", err)
+		return nil, fmt.Errorf("%s: %w", mc.op, err)
 	}
-	cmd := exec.Command(exe, filepath.Dir(filepath.Dir(c.Dir)), c.ID, flags)
-	cmd.Args[0] = monitorArg0
-	cmd.Env = []string{"GOMAXPROCS=1"}
-	if a != nil && a.Rows > 0 {
-		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d %d", winsizeEnv, a.Rows, a.Cols))
-	}
+	cmd := exec.Command(exe, mc.root, c.ID, flags)
+	cmd.Args[0] = mc.arg0
+	cmd.Env = append([]string{"GOMAXPROCS=1"}, mc.env...)
 	if err := r.startMonitor(cmd, logf, files); err != nil {
 		var se *StartError
 		if errors.As(err, &se) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("start container %s: %w", c.ShortID(), err)
+		return nil, fmt.Errorf("%s %s: %w", mc.opOn, c.ShortID(), err)
 	}
 	return r, nil
 }

@@ -1,4 +1,4 @@
-package container
+package layer
 
 import (
 	"os"
@@ -9,7 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestLayerChanges(t *testing.T) {
+func TestChanges(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: whiteouts are character devices, opaque directories trusted xattrs")
 	}
@@ -47,7 +47,7 @@ func TestLayerChanges(t *testing.T) {
 	if err := unix.Setxattr(filepath.Join(upper, "opq"), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
 		t.Skipf("trusted xattrs: %v", err)
 	}
-	got, err := layerChanges(upper, []string{lower}, []string{"/etc/hosts", "/data/vol"})
+	got, err := Changes(upper, []string{lower}, []string{"/etc/hosts", "/data/vol"})
 	if err != nil {
 		t.Fatal(err)
 	}
