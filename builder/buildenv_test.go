@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +23,8 @@ type buildEnv struct {
 	t     *testing.T
 	store *cache.Store
 	ctx   string // the build context
+	// baseDir is the root filesystem importBase imported.
+	baseDir string
 }
 
 // requireRoot skips tests that need root: overlay mounts and namespaces
@@ -73,7 +77,14 @@ func (e *buildEnv) importBase(name string) digest.Digest {
 	if out, err := exec.Command("sh", mk, dir).CombinedOutput(); err != nil {
 		e.t.Fatalf("mkbase: %v\n%s", err, out)
 	}
-	id, err := Import(context.Background(), e.store, ImportSource{Dir: dir, Name: "mkbase"}, name)
+	e.baseDir = dir
+	return e.importDir(dir, name)
+}
+
+// importDir imports a root filesystem directory as name.
+func (e *buildEnv) importDir(dir, name string) digest.Digest {
+	e.t.Helper()
+	id, err := Import(context.Background(), e.store, ImportSource{Dir: dir, Name: dir}, name)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -130,6 +141,67 @@ func (e *buildEnv) image(id digest.Digest) dockerImage {
 		e.t.Fatal(err)
 	}
 	return img
+}
+
+// layerFiles is the snapshot directory of the layer the step whose history
+// text starts with createdBy made.
+func (e *buildEnv) layerFiles(img dockerImage, createdBy string) string {
+	e.t.Helper()
+	i := 0
+	for _, h := range img.History {
+		if h.EmptyLayer {
+			continue
+		}
+		if strings.HasPrefix(h.CreatedBy, createdBy) {
+			return e.store.SnapshotDir(img.RootFS.DiffIDs[i])
+		}
+		i++
+	}
+	e.t.Fatalf("no layer made by %q in %+v", createdBy, img.History)
+	return ""
+}
+
+// imageFiles reads every entry of an image's layers from their snapshot
+// directories: path → content, the top-most layer winning (regular files
+// have their bytes, other entries an empty string).
+func (e *buildEnv) imageFiles(id digest.Digest) map[string]string {
+	e.t.Helper()
+	files := map[string]string{}
+	for _, diffID := range e.image(id).RootFS.DiffIDs {
+		dir := e.store.SnapshotDir(diffID)
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			continue // an empty layer may have no snapshot
+		}
+		err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err != nil || p == dir {
+				return err
+			}
+			content := ""
+			if d.Type().IsRegular() {
+				data, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				content = string(data)
+			}
+			files[strings.TrimPrefix(p, dir)] = content
+			return nil
+		})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return files
+}
+
+// catFile is the content of one file of an image.
+func (e *buildEnv) catFile(id digest.Digest, path string) string {
+	e.t.Helper()
+	content, ok := e.imageFiles(id)[path]
+	if !ok {
+		e.t.Fatalf("%s: no %s in any layer", id, path)
+	}
+	return content
 }
 
 // records is the store's build cache records by instruction.
