@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kiln-build/kiln/cache"
 )
 
 // stepsDockerfile has every kind of cached step over the busybox base.
@@ -143,5 +145,46 @@ func TestStepsSourceDateEpoch(t *testing.T) {
 	// The tar's entry is older than the epoch: it keeps its time.
 	if fi, err := os.Stat(filepath.Join(e.layerFiles(img, "ADD b.tar"), "x/t/one")); err != nil || !fi.ModTime().Equal(time.Unix(1600000000, 0)) {
 		t.Errorf("ADD's extracted file: %v %v", fi, err)
+	}
+}
+
+// TestStepsCacheToFrom: the records every step kind made go to --cache-to;
+// a store without them takes them back from --cache-from (every step hits,
+// and the image is the same).
+func TestStepsCacheToFrom(t *testing.T) {
+	e := newBuildEnv(t)
+	e.importBase("localhost/bb:latest")
+	stepsContext(e)
+	dir := t.TempDir()
+	first := e.mustBuild(stepsDockerfile, Options{CacheTo: cache.LocalCacheExport{Dir: dir}})
+	recs := e.records()
+	if len(recs) != 7 {
+		t.Fatalf("%d records, want one per cached step: %v", len(recs), recs)
+	}
+	for _, r := range recs {
+		if err := e.store.RemoveCacheRecord(r.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The records are gone: nothing hits without --cache-from. This build
+	// makes new records (of layers with other times): drop them too.
+	if r := e.mustBuild(stepsDockerfile, Options{}); len(cachedSteps(r.progress)) != 0 {
+		t.Fatalf("hit without records:\n%s", r.progress)
+	}
+	for _, r := range e.records() {
+		if err := e.store.RemoveCacheRecord(r.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, err := cache.OpenCacheSource(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := e.mustBuild(stepsDockerfile, Options{CacheFrom: []CacheImporter{src}})
+	if c := strings.Join(cachedSteps(again.progress), ","); c != "3,5,6,7,8,9,10" {
+		t.Errorf("--cache-from build cached steps %s:\n%s", c, again.progress)
+	}
+	if again.id != first.id {
+		t.Errorf("--cache-from build gave %s, the first %s", again.id, first.id)
 	}
 }
