@@ -22,15 +22,15 @@ import (
 // unless --unpack=false; URLs are downloaded (mode 0600, Last-Modified as
 // mtime, --checksum verified) and not extracted unless --unpack=true.
 // Sources are applied in order, later ones over earlier ones.
-func (b *build) addStep(ctx context.Context, st *stage, req copyRequest) error {
+func (b *build) addStep(ctx context.Context, st *stage, req copyRequest) (hit bool, err error) {
 	remote := false
 	for _, src := range req.sd.SourcePaths {
 		switch {
 		case isGitSource(src):
-			return fmt.Errorf("ADD %s: adding a Git repository is not supported", src)
+			return false, fmt.Errorf("ADD %s: adding a Git repository is not supported", src)
 		case isHTTPSource(src):
 			if u, err := url.Parse(src); err != nil || u.Host == "" {
-				return fmt.Errorf("ADD %s: invalid URL", src)
+				return false, fmt.Errorf("ADD %s: invalid URL", src)
 			}
 			remote = true
 		}
@@ -38,17 +38,17 @@ func (b *build) addStep(ctx context.Context, st *stage, req copyRequest) error {
 	var checksum digest.Digest
 	if req.checksum != "" {
 		if len(req.sd.SourcePaths)+len(req.sd.SourceContents) != 1 {
-			return fmt.Errorf("ADD --checksum=%s: checksum can't be specified for multiple sources", req.checksum)
+			return false, fmt.Errorf("ADD --checksum=%s: checksum can't be specified for multiple sources", req.checksum)
 		}
 		if !remote {
-			return fmt.Errorf("ADD --checksum=%s: checksum requires HTTP(S) or Git sources", req.checksum)
+			return false, fmt.Errorf("ADD --checksum=%s: checksum requires HTTP(S) or Git sources", req.checksum)
 		}
 		d, err := digest.Parse(req.checksum)
 		if err != nil {
-			return fmt.Errorf("ADD --checksum=%s: %w", req.checksum, err)
+			return false, fmt.Errorf("ADD --checksum=%s: %w", req.checksum, err)
 		}
 		if d.Algorithm() != digest.SHA256 {
-			return fmt.Errorf("ADD --checksum=%s: only sha256 is supported", req.checksum)
+			return false, fmt.Errorf("ADD --checksum=%s: only sha256 is supported", req.checksum)
 		}
 		checksum = d
 	}
@@ -78,7 +78,7 @@ func (b *build) addStep(ctx context.Context, st *stage, req copyRequest) error {
 		one.sd = instructions.SourcesAndDest{SourcePaths: []string{src}, DestPath: req.sd.DestPath}
 		srcs, err := b.contextCopySources(st, one)
 		if err != nil {
-			return err
+			return false, err
 		}
 		release = append(release, srcs.release)
 		for _, it := range srcs.items {
@@ -86,7 +86,7 @@ func (b *build) addStep(ctx context.Context, st *stage, req copyRequest) error {
 			if unpackLocal && !b.dry && it.src.info.Mode().IsRegular() {
 				ok, err := isArchive(it.src.path)
 				if err != nil {
-					return fmt.Errorf("ADD %s: %w", it.src.name, err)
+					return false, fmt.Errorf("ADD %s: %w", it.src.name, err)
 				}
 				ai.archive = ok
 				anyArchive = anyArchive || ok
@@ -99,7 +99,7 @@ func (b *build) addStep(ctx context.Context, st *stage, req copyRequest) error {
 		docs.sd = instructions.SourcesAndDest{SourceContents: req.sd.SourceContents, DestPath: req.sd.DestPath}
 		srcs, err := b.contextCopySources(st, docs)
 		if err != nil {
-			return err
+			return false, err
 		}
 		release = append(release, srcs.release)
 		for _, it := range srcs.items {
@@ -111,16 +111,16 @@ func (b *build) addStep(ctx context.Context, st *stage, req copyRequest) error {
 	}
 	mode, err := parseChmod(req.chmod)
 	if err != nil {
-		return fmt.Errorf("ADD --chmod=%s: %w", req.chmod, err)
+		return false, fmt.Errorf("ADD --chmod=%s: %w", req.chmod, err)
 	}
 	dest := req.sd.DestPath
 	destIsDir := strings.HasSuffix(dest, "/") || dest == "." || dest == ".."
 	if len(items) > 1 && !destIsDir {
-		return fmt.Errorf("ADD %s: when using ADD with more than one source file, the destination must be a directory and end with a /",
+		return false, fmt.Errorf("ADD %s: when using ADD with more than one source file, the destination must be a directory and end with a /",
 			strings.Join(req.sd.SourcePaths, " "))
 	}
 	if b.dry {
-		return nil
+		return false, nil
 	}
 
 	// Download, then key the step by content: the files' descriptions (an
@@ -132,20 +132,20 @@ func (b *build) addStep(ctx context.Context, st *stage, req copyRequest) error {
 		}
 		dir, err := b.store.TempDir("add-")
 		if err != nil {
-			return err
+			return false, err
 		}
 		release = append(release, func() { os.RemoveAll(dir) })
 		fmt.Fprintf(b.opts.Progress, "downloading %s\n", it.url)
 		d, err := fetch(ctx, http.DefaultClient, it.url, dir, checksum)
 		if err != nil {
-			return fmt.Errorf("ADD %s: %w", it.url, err)
+			return false, fmt.Errorf("ADD %s: %w", it.url, err)
 		}
 		if it.item, err = downloadItem(d); err != nil {
-			return fmt.Errorf("ADD %s: %w", it.url, err)
+			return false, fmt.Errorf("ADD %s: %w", it.url, err)
 		}
 		if unpackRemote {
 			if it.archive, err = isArchive(d.path); err != nil {
-				return fmt.Errorf("ADD %s: %w", it.url, err)
+				return false, fmt.Errorf("ADD %s: %w", it.url, err)
 			}
 		}
 	}
@@ -191,49 +191,35 @@ func (b *build) addStep(ctx context.Context, st *stage, req copyRequest) error {
 		Epoch                           *time.Time
 		Excludes                        []string `json:",omitempty"`
 	}{"ADD", dest, st.img.Config.WorkingDir, req.chown, req.chmod, req.unpack, keyItems, st.epoch, req.excludes})
-	if rec, ok := b.lookup(ctx, st, key); ok {
-		st.applyRecord(rec, createdBy)
-		return errCached
-	}
-	b.explainMiss(st, inputs, listing)
-
 	dest = resolveWorkdir(st.img.Config.WorkingDir, dest)
-	l, _, err := b.changeLayer(ctx, st, func(r *rootfs) (bool, error) {
-		owner := ids{}
-		if req.chown != "" {
-			var err error
-			if owner, err = resolveUserGroup(req.chown, r.Open); err != nil {
-				return false, fmt.Errorf("ADD --chown=%s: %w", req.chown, err)
+	return b.step(ctx, st, stepSpec{createdBy: createdBy, key: key, inputs: inputs, files: listing, make: func() (cache.Layer, bool, error) {
+		return b.changeLayer(ctx, st, func(r *rootfs) (bool, error) {
+			owner := ids{}
+			if req.chown != "" {
+				var err error
+				if owner, err = resolveUserGroup(req.chown, r.Open); err != nil {
+					return false, fmt.Errorf("ADD --chown=%s: %w", req.chown, err)
+				}
 			}
-		}
-		for _, it := range items {
-			if it.archive {
-				if err := b.extractInto(ctx, r, it, dest, owner, req.chown != ""); err != nil {
+			for _, it := range items {
+				if it.archive {
+					if err := b.extractInto(ctx, r, it, dest, owner, req.chown != ""); err != nil {
+						return false, err
+					}
+					continue
+				}
+				ci, err := placeItem(r, it.item, dest, destIsDir, false, owner, mode)
+				if err != nil {
 					return false, err
 				}
-				continue
+				plan := copyPlan{owner: owner, chown: req.chown != "", mode: mode, items: []copyItem{ci}}
+				if err := plan.apply(ctx, r); err != nil {
+					return false, fmt.Errorf("ADD %s: %w", ci.src.name, err)
+				}
 			}
-			ci, err := placeItem(r, it.item, dest, destIsDir, false, owner, mode)
-			if err != nil {
-				return false, err
-			}
-			plan := copyPlan{owner: owner, chown: req.chown != "", mode: mode, items: []copyItem{ci}}
-			if err := plan.apply(ctx, r); err != nil {
-				return false, fmt.Errorf("ADD %s: %w", ci.src.name, err)
-			}
-		}
-		return true, nil
-	})
-	if err != nil {
-		return err
-	}
-	if err := b.store.PutCacheFiles(filesDigest, listing); err != nil {
-		b.opts.Log.Warn("record build cache files", "err", err)
-	}
-	now := time.Now()
-	b.record(st, key, l.DiffID, now, inputs)
-	st.addLayer(l.DiffID, createdBy, now)
-	return nil
+			return true, nil
+		})
+	}})
 }
 
 // addItem is one source of an ADD.

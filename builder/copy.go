@@ -70,14 +70,14 @@ type copySources struct {
 	finish func()
 }
 
-func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error {
+func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) (hit bool, err error) {
 	switch {
 	case req.checksum != "":
-		return fmt.Errorf("%s --checksum can only be used with a URL source", req.name)
+		return false, fmt.Errorf("%s --checksum can only be used with a URL source", req.name)
 	}
 	mode, err := parseChmod(req.chmod)
 	if err != nil {
-		return fmt.Errorf("%s --chmod=%s: %w", req.name, req.chmod, err)
+		return false, fmt.Errorf("%s --chmod=%s: %w", req.name, req.chmod, err)
 	}
 	// The key is needed before copying only when a record could match: on
 	// a cold build the files are hashed while they are copied instead.
@@ -90,17 +90,17 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 		srcs, err = b.contextCopySourcesHashing(st, req, hashFirst)
 	}
 	if err != nil || srcs == nil { // nil: the dry pass has checked what it can
-		return err
+		return false, err
 	}
 	defer srcs.release()
 	dest := req.sd.DestPath
 	destIsDir := strings.HasSuffix(dest, "/") || dest == "." || dest == ".." || req.parents
 	if len(srcs.items) > 1 && !destIsDir {
-		return fmt.Errorf("%s %s: when using %s with more than one source file, the destination must be a directory and end with a /",
+		return false, fmt.Errorf("%s %s: when using %s with more than one source file, the destination must be a directory and end with a /",
 			req.name, strings.Join(req.sd.SourcePaths, " "), req.name)
 	}
 	if b.dry {
-		return nil
+		return false, nil
 	}
 	names := append([]string(nil), req.sd.SourcePaths...)
 	for _, c := range req.sd.SourceContents {
@@ -108,7 +108,7 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 	}
 	createdBy := fmt.Sprintf("%s%s %s %s # buildkit", req.name, req.historyFlags(), strings.Join(names, " "), req.sd.DestPath)
 	keyDest := dest // as written: dest is resolved against WORKDIR below
-	stepKeyOf := func() (digest.Digest, cache.StepInputs) {
+	stepKeyOf := func() (digest.Digest, cache.StepInputs, map[string]string) {
 		if srcs.finish != nil {
 			srcs.finish()
 		}
@@ -119,52 +119,37 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) error 
 				Parents                         bool     `json:",omitempty"`
 				Excludes                        []string `json:",omitempty"`
 			}{req.name, keyDest, st.img.Config.WorkingDir, req.chown, req.chmod, srcs.keyPart, st.epoch, req.parents, req.excludes}),
-			cache.StepInputs{Instruction: createdBy, Files: srcs.filesDigest}
+			cache.StepInputs{Instruction: createdBy, Files: srcs.filesDigest}, srcs.listing
 	}
+	spec := stepSpec{createdBy: createdBy}
 	if hashFirst {
-		key, inputs := stepKeyOf()
-		if rec, ok := b.lookup(ctx, st, key); ok {
-			st.applyRecord(rec, createdBy)
-			return errCached
-		}
-		b.explainMiss(st, inputs, srcs.listing)
+		spec.key, spec.inputs, spec.files = stepKeyOf()
 	} else {
-		b.explainMiss(st, cache.StepInputs{Instruction: createdBy}, nil)
+		spec.keyAfterMake = stepKeyOf
 	}
-
 	dest = resolveWorkdir(st.img.Config.WorkingDir, dest)
-	l, _, err := b.changeLayer(ctx, st, func(r *rootfs) (bool, error) {
-		owner := ids{}
-		if req.chown != "" {
-			var err error
-			if owner, err = resolveUserGroup(req.chown, r.Open); err != nil {
-				return false, fmt.Errorf("%s --chown=%s: %w", req.name, req.chown, err)
+	spec.make = func() (cache.Layer, bool, error) {
+		return b.changeLayer(ctx, st, func(r *rootfs) (bool, error) {
+			owner := ids{}
+			if req.chown != "" {
+				var err error
+				if owner, err = resolveUserGroup(req.chown, r.Open); err != nil {
+					return false, fmt.Errorf("%s --chown=%s: %w", req.name, req.chown, err)
+				}
 			}
-		}
-		plan := copyPlan{owner: owner, chown: req.chown != "", mode: mode, preserveOwner: srcs.preserveOwner,
-			parents: req.parents, stats: b.statCache()}
-		for _, it := range srcs.items {
-			it, err := placeItem(r, it, dest, destIsDir, req.parents, owner, mode)
-			if err != nil {
-				return false, err
+			plan := copyPlan{owner: owner, chown: req.chown != "", mode: mode, preserveOwner: srcs.preserveOwner,
+				parents: req.parents, stats: b.statCache()}
+			for _, it := range srcs.items {
+				it, err := placeItem(r, it, dest, destIsDir, req.parents, owner, mode)
+				if err != nil {
+					return false, err
+				}
+				plan.items = append(plan.items, it)
 			}
-			plan.items = append(plan.items, it)
-		}
-		return true, plan.apply(ctx, r)
-	})
-	if err != nil {
-		return err
+			return true, plan.apply(ctx, r)
+		})
 	}
-	key, inputs := stepKeyOf()
-	if srcs.listing != nil {
-		if err := b.store.PutCacheFiles(srcs.filesDigest, srcs.listing); err != nil {
-			b.opts.Log.Warn("record build cache files", "err", err)
-		}
-	}
-	now := time.Now()
-	b.record(st, key, l.DiffID, now, inputs)
-	st.addLayer(l.DiffID, createdBy, now)
-	return nil
+	return b.step(ctx, st, spec)
 }
 
 // historyFlags are the flags BuildKit keeps in a COPY's or ADD's history

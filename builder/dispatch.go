@@ -68,20 +68,46 @@ func (b *build) declareArgs(st *stage, c *instructions.ArgCommand) error {
 	return nil
 }
 
-func (b *build) dispatch(ctx context.Context, st *stage, meta *stage, cmd instructions.Command) error {
+// dispatch runs one instruction of the stage. RUN, COPY, ADD and WORKDIR
+// go through the build cache (build.step): hit reports that the step took
+// its result from it.
+func (b *build) dispatch(ctx context.Context, st *stage, meta *stage, cmd instructions.Command) (hit bool, err error) {
 	if ex, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
 		if _, isArg := cmd.(*instructions.ArgCommand); !isArg {
 			if err := ex.Expand(st.expand); err != nil {
-				return fmt.Errorf("%s: %w", strings.ToUpper(cmd.Name()), err)
+				return false, fmt.Errorf("%s: %w", strings.ToUpper(cmd.Name()), err)
 			}
 		}
 	}
 	if ex, ok := cmd.(instructions.SupportsSingleWordExpansionRaw); ok {
 		// Heredoc contents: expanded unless their delimiter was quoted.
 		if err := ex.ExpandRaw(st.expandRaw); err != nil {
-			return fmt.Errorf("%s: %w", strings.ToUpper(cmd.Name()), err)
+			return false, fmt.Errorf("%s: %w", strings.ToUpper(cmd.Name()), err)
 		}
 	}
+	switch c := cmd.(type) {
+	case *instructions.RunCommand:
+		return b.runStep(ctx, st, c)
+	case *instructions.CopyCommand:
+		return b.copyStep(ctx, st, copyRequest{
+			name: "COPY", sd: c.SourcesAndDest, from: c.From, chown: c.Chown, chmod: c.Chmod,
+			link: c.Link, excludes: c.ExcludePatterns, parents: c.Parents,
+		})
+	case *instructions.AddCommand:
+		return b.addStep(ctx, st, copyRequest{
+			name: "ADD", sd: c.SourcesAndDest, chown: c.Chown, chmod: c.Chmod, link: c.Link,
+			excludes: c.ExcludePatterns, add: true, checksum: c.Checksum, keepGitDir: c.KeepGitDir,
+			unpack: c.Unpack,
+		})
+	case *instructions.WorkdirCommand:
+		return b.workdir(ctx, st, c)
+	}
+	return false, b.configStep(st, meta, cmd)
+}
+
+// configStep runs an instruction that changes only the image config (and
+// history): nothing to cache.
+func (b *build) configStep(st *stage, meta *stage, cmd instructions.Command) error {
 	switch c := cmd.(type) {
 	case *instructions.EnvCommand:
 		var parts []string
@@ -132,8 +158,6 @@ func (b *build) dispatch(ctx context.Context, st *stage, meta *stage, cmd instru
 	case *instructions.MaintainerCommand:
 		st.img.Author = c.Maintainer
 		st.addHistory("MAINTAINER "+c.Maintainer, true)
-	case *instructions.WorkdirCommand:
-		return b.workdir(ctx, st, c)
 	case *instructions.UserCommand:
 		st.img.Config.User = c.User
 		st.addHistory("USER "+c.User, true)
@@ -181,19 +205,6 @@ func (b *build) dispatch(ctx context.Context, st *stage, meta *stage, cmd instru
 	case *instructions.OnbuildCommand:
 		// BuildKit records ONBUILD in the config only, with no history entry.
 		st.img.Config.OnBuild = append(st.img.Config.OnBuild, c.Expression)
-	case *instructions.RunCommand:
-		return b.runStep(ctx, st, c)
-	case *instructions.CopyCommand:
-		return b.copyStep(ctx, st, copyRequest{
-			name: "COPY", sd: c.SourcesAndDest, from: c.From, chown: c.Chown, chmod: c.Chmod,
-			link: c.Link, excludes: c.ExcludePatterns, parents: c.Parents,
-		})
-	case *instructions.AddCommand:
-		return b.addStep(ctx, st, copyRequest{
-			name: "ADD", sd: c.SourcesAndDest, chown: c.Chown, chmod: c.Chmod, link: c.Link,
-			excludes: c.ExcludePatterns, add: true, checksum: c.Checksum, keepGitDir: c.KeepGitDir,
-			unpack: c.Unpack,
-		})
 	default:
 		return fmt.Errorf("%s is not supported", strings.ToUpper(cmd.Name()))
 	}

@@ -1,7 +1,6 @@
 package builder
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -10,9 +9,6 @@ import (
 
 	"github.com/kiln-build/kiln/cache"
 )
-
-// errCached is returned by a step that took its result from the build cache.
-var errCached = errors.New("cached")
 
 // explainMiss writes, for --explain-cache, why a step missed the cache: it
 // compares the step with the most recently used record that had the same

@@ -2,7 +2,6 @@ package builder
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -128,12 +127,12 @@ func (b *build) planStage(ctx context.Context, p *plan, meta *stage, i int) (*st
 	st.index = i
 	st.plan = p
 	for _, cmd := range st.onbuild {
-		if err := b.dispatch(ctx, st, meta, cmd); err != nil && !errors.Is(err, errCached) {
+		if _, err := b.dispatch(ctx, st, meta, cmd); err != nil {
 			return nil, b.wrap(lineOf(&s), fmt.Errorf("ONBUILD %s: %w", commandText(cmd), err))
 		}
 	}
 	for _, cmd := range s.Commands {
-		if err := b.dispatch(ctx, st, meta, cmd); err != nil && !errors.Is(err, errCached) {
+		if _, err := b.dispatch(ctx, st, meta, cmd); err != nil {
 			return nil, b.wrap(lineOf(cmd), err)
 		}
 	}
@@ -233,7 +232,7 @@ func (b *build) buildStage(ctx context.Context, p *plan, meta *stage, i int) (*s
 	st.index = i
 	for _, cmd := range st.onbuild {
 		st.step, st.stepText = step, "ONBUILD "+commandText(cmd)
-		if err := b.dispatch(ctx, st, meta, cmd); err != nil && !errors.Is(err, errCached) {
+		if _, err := b.dispatch(ctx, st, meta, cmd); err != nil {
 			return nil, b.wrap(lineOf(&s), fmt.Errorf("ONBUILD %s: %w", commandText(cmd), err))
 		}
 	}
@@ -245,13 +244,13 @@ func (b *build) buildStage(ctx context.Context, p *plan, meta *stage, i int) (*s
 		step++
 		st.step, st.stepText = step, commandText(cmd)
 		start := b.progressStart(st)
-		err := b.dispatch(ctx, st, meta, cmd)
-		if errors.Is(err, errCached) {
-			b.progressCached(st)
-			continue
-		}
+		hit, err := b.dispatch(ctx, st, meta, cmd)
 		if err != nil {
 			return nil, b.wrap(lineOf(cmd), err)
+		}
+		if hit {
+			b.progressCached(st)
+			continue
 		}
 		b.progressEnd(st, start)
 	}

@@ -1,5 +1,9 @@
 package main
 
+// TestTargetBuildsOnlyWhatItNeeds, TestHeredocs, TestOnbuild and
+// TestCopyParentsAndExclude test the builder: they live in
+// builder/stages_test.go.
+
 import (
 	"archive/tar"
 	"bytes"
@@ -16,34 +20,6 @@ import (
 
 	"github.com/kiln-build/kiln/layer"
 )
-
-// TestTargetBuildsOnlyWhatItNeeds: --target builds the stage and its
-// dependencies; a broken stage nothing needs is never built.
-func TestTargetBuildsOnlyWhatItNeeds(t *testing.T) {
-	e := newEnv(t)
-	e.importBase("localhost/bb:latest")
-	ctx := writeContext(t, map[string]string{"Dockerfile": `FROM localhost/bb:latest AS a
-RUN echo a > /a
-FROM localhost/bb:latest AS broken
-RUN exit 7
-FROM a AS c
-RUN cat /a > /c
-FROM broken
-`})
-	r := e.run("", "build", "--target", "c", "-t", "c", ctx)
-	if r.code != 0 {
-		t.Fatalf("--target c: %s", r.stderr)
-	}
-	if strings.Contains(r.stderr, "exit 7") {
-		t.Errorf("the broken stage was built:\n%s", r.stderr)
-	}
-	if r := e.run("", "build", "--target", "nope", ctx); r.code == 0 || !strings.Contains(r.stderr, `target stage "nope" could not be found`) {
-		t.Errorf("--target nope: %d %q", r.code, r.stderr)
-	}
-	if r := e.run("", "build", ctx); r.code == 0 || !strings.Contains(r.stderr, "Dockerfile:4: RUN exit 7") {
-		t.Errorf("default target (needs broken): %d %q", r.code, r.stderr)
-	}
-}
 
 var stepLine = regexp.MustCompile(`^\[(\d+)/\d+\] (.*)$`)
 
@@ -108,59 +84,6 @@ COPY --from=bad / /bad
 	}
 }
 
-// TestHeredocs: RUN and COPY heredocs as BuildKit runs them, with the
-// quoting rules that decide expansion.
-func TestHeredocs(t *testing.T) {
-	e := newEnv(t)
-	e.importBase("localhost/bb:latest")
-	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM localhost/bb:latest\n" +
-		"ARG NAME=world\n" +
-		"RUN <<EOF\necho \"plain $NAME\" > /plain\necho second >> /plain\nEOF\n" +
-		"RUN <<EOF\n#!/bin/sh\necho \"script $0\" > /script\nEOF\n" +
-		"RUN cat > /expanded <<EOF\nhello $NAME\nEOF\n" +
-		"RUN cat > /literal <<'EOF'\nhello $NAME\nEOF\n" +
-		"RUN cat > /tabs <<-EOF\n\t\tindented\n\tEOF\n" +
-		"RUN cat /dev/null - > /two <<A && cat >> /two <<B\nfirst\nA\nsecond\nB\n" +
-		"COPY <<EOF /copied\nname is $NAME\nEOF\n" +
-		"COPY <<'EOF' /copied-literal\nname is $NAME\nEOF\n" +
-		"COPY <<one <<two /dir/\n1\none\n2\ntwo\n",
-	})
-	e.kiln("build", "-q", "-t", "heredoc", ctx)
-	want := map[string]string{
-		"/plain":          "plain world\nsecond\n",
-		"/script":         "script /dev/pipes/EOF\n",
-		"/expanded":       "hello world\n",
-		"/literal":        "hello $NAME\n",
-		"/tabs":           "indented\n",
-		"/two":            "first\nsecond\n",
-		"/copied":         "name is world\n",
-		"/copied-literal": "name is $NAME\n",
-		"/dir/one":        "1\n",
-		"/dir/two":        "2\n",
-	}
-	for path, content := range want {
-		if got := catFile(t, e, "heredoc", path); got != content {
-			t.Errorf("%s = %q, want %q", path, got, content)
-		}
-	}
-}
-
-// TestOnbuild: a base image's ONBUILD triggers run when it is used as a base.
-func TestOnbuild(t *testing.T) {
-	e := newEnv(t)
-	e.importBase("localhost/bb:latest")
-	base := writeContext(t, map[string]string{"Dockerfile": "FROM localhost/bb:latest\nONBUILD RUN echo triggered > /trigger\nONBUILD ENV FROM_TRIGGER=yes\n"})
-	e.kiln("build", "-q", "-t", "onbuild-base", base)
-	child := writeContext(t, map[string]string{"Dockerfile": "FROM onbuild-base\nRUN cat /trigger > /seen\n"})
-	e.kiln("build", "-q", "-t", "onbuild-child", child)
-	if got := catFile(t, e, "onbuild-child", "/seen"); got != "triggered\n" {
-		t.Errorf("/seen = %q", got)
-	}
-	if got := e.kiln("inspect", "--format", "{{json .Config.OnBuild}} {{json .Config.Env}}", "onbuild-child"); !strings.HasPrefix(got, "null") || !strings.Contains(got, "FROM_TRIGGER=yes") {
-		t.Errorf("child config: %s", got)
-	}
-}
-
 // imageFiles reads every entry of an image's layers from what `kiln save`
 // writes: path → content, the top-most layer winning (regular files have
 // their bytes, other entries an empty string).
@@ -201,44 +124,6 @@ func catFile(t *testing.T, e *env, image, path string) string {
 		t.Fatalf("%s: no %s in any layer", image, path)
 	}
 	return content
-}
-
-// TestCopyParentsAndExclude: COPY --parents keeps the sources' directories
-// (below a "/./" pivot when there is one) and --exclude leaves files out, as
-// BuildKit's reference describes them.
-func TestCopyParentsAndExclude(t *testing.T) {
-	e := newEnv(t)
-	e.importBase("localhost/bb:latest")
-	ctx := writeContext(t, map[string]string{
-		"Dockerfile": "FROM localhost/bb:latest\n" +
-			"COPY --parents x/a.txt y/b.txt /p/\n" +
-			"COPY --parents ./src/./pkg/f.go /q/\n" +
-			"COPY --parents x /r/\n" +
-			"COPY --exclude=*.md docs /d/\n" +
-			"COPY --exclude=**/*.md docs /e/\n" +
-			"COPY --exclude=b.* x/a.txt y/b.txt /f/\n",
-		"x/a.txt":        "a\n",
-		"y/b.txt":        "b\n",
-		"src/pkg/f.go":   "package pkg\n",
-		"docs/top.md":    "top\n",
-		"docs/keep.txt":  "keep\n",
-		"docs/sub/in.md": "in\n",
-	})
-	e.kiln("build", "-q", "-t", "parents", ctx)
-	files := imageFiles(t, e, "parents")
-	for path, want := range map[string]string{
-		"/p/x/a.txt": "a\n", "/p/y/b.txt": "b\n", "/q/pkg/f.go": "package pkg\n", "/r/x/a.txt": "a\n",
-		"/d/keep.txt": "keep\n", "/d/sub/in.md": "in\n", "/e/keep.txt": "keep\n", "/f/a.txt": "a\n",
-	} {
-		if got, ok := files[path]; !ok || got != want {
-			t.Errorf("%s = %q (present %v), want %q", path, got, ok, want)
-		}
-	}
-	for _, absent := range []string{"/d/top.md", "/e/top.md", "/e/sub/in.md", "/f/b.txt", "/q/src"} {
-		if _, ok := files[absent]; ok {
-			t.Errorf("%s should not be in the image", absent)
-		}
-	}
 }
 
 // TestPredefinedArgs: the platform ARGs exist in every build, the proxy

@@ -1,33 +1,40 @@
-package main
+package builder
 
 import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 )
+
+// Moved from cmd/kiln/cache_test.go: they test the builder's cache, not the
+// command line.
 
 var explainLine = regexp.MustCompile(`^\[(\d+)/\d+\] (.*): cache (hit|miss)(?:: (.*))?$`)
 
-// buildExplain builds ctx with --explain-cache and returns the steps that
+// buildExplain builds with --explain-cache and returns the steps that
 // missed, with their reasons, and the image ID.
-func (e *env) buildExplain(ctx string, args ...string) (misses map[string]string, id string) {
+func (e *buildEnv) buildExplain(opts Options) (misses map[string]string, id digest.Digest) {
 	e.t.Helper()
-	r := e.run("", append(append([]string{"build", "--explain-cache", "-t", "matrix"}, args...), ctx)...)
-	if r.code != 0 {
-		e.t.Fatalf("build: %s", r.stderr)
+	dockerfile, err := os.ReadFile(filepath.Join(e.ctx, "Dockerfile"))
+	if err != nil {
+		e.t.Fatal(err)
 	}
+	opts.Tags = []string{"matrix"}
+	r := e.mustBuild(string(dockerfile), opts)
 	misses = map[string]string{}
-	for _, line := range strings.Split(r.stderr, "\n") {
+	for _, line := range strings.Split(r.explain, "\n") {
 		if m := explainLine.FindStringSubmatch(line); m != nil && m[3] == "miss" {
 			misses[m[1]] = m[4]
 		}
 	}
-	id = strings.TrimSpace(e.kiln("inspect", "--format", "{{.Id}}", "matrix"))
-	return misses, id
+	return misses, r.id
 }
 
 func stepsOf(m map[string]string) string {
@@ -42,14 +49,15 @@ func stepsOf(m map[string]string) string {
 // TestCacheInvalidationMatrix: each row makes one change and lists the steps
 // that must run again, as with docker build.
 func TestCacheInvalidationMatrix(t *testing.T) {
-	e := newEnv(t)
-	baseTar := e.importBase("localhost/bb:latest")
-	ctx := writeContext(t, map[string]string{
+	e := newBuildEnv(t)
+	e.importBase("localhost/bb:latest")
+	e.write(map[string]string{
 		"Dockerfile": "FROM localhost/bb:latest\nARG MODE=a\nCOPY a.txt /a.txt\nRUN cat /a.txt > /a.copy\nCOPY b/ /b/\nRUN echo $MODE > /mode\nLABEL x=1\n",
 		"a.txt":      "a\n",
 		"b/x":        "x\n",
 	})
-	first, id1 := e.buildExplain(ctx)
+	ctx := e.ctx
+	first, id1 := e.buildExplain(Options{})
 	if stepsOf(first) != "3,4,5,6" {
 		t.Fatalf("first build missed %v", first)
 	}
@@ -61,7 +69,7 @@ func TestCacheInvalidationMatrix(t *testing.T) {
 	rows := []struct {
 		name   string
 		change func()
-		args   []string
+		args   map[string]string
 		misses string
 		reason map[string]string // step → substring of the explanation
 	}{
@@ -76,7 +84,7 @@ func TestCacheInvalidationMatrix(t *testing.T) {
 		{"add a file to a copied dir", func() { write("b/y", "y\n") }, nil, "5,6", map[string]string{"5": "file b/y added"}},
 		{"change the first source", func() { write("a.txt", "A\n") }, nil, "3,4,5,6", map[string]string{"3": "file a.txt changed", "4": "an earlier step changed"}},
 		{"chmod", func() { os.Chmod(filepath.Join(ctx, "a.txt"), 0o600) }, nil, "3,4,5,6", map[string]string{"3": "file a.txt changed"}},
-		{"build arg", func() {}, []string{"--build-arg", "MODE=b"}, "4,5,6", map[string]string{"4": `build arg MODE changed ("a" → "b")`}},
+		{"build arg", func() {}, map[string]string{"MODE": "b"}, "4,5,6", map[string]string{"4": `build arg MODE changed ("a" → "b")`}},
 		{"label only", func() {
 			write("Dockerfile", "FROM localhost/bb:latest\nARG MODE=a\nCOPY a.txt /a.txt\nRUN cat /a.txt > /a.copy\nCOPY b/ /b/\nRUN echo $MODE > /mode\nLABEL x=2\n")
 		}, nil, "", nil},
@@ -85,15 +93,15 @@ func TestCacheInvalidationMatrix(t *testing.T) {
 		}, nil, "4,5,6", map[string]string{"4": `instruction changed (was "RUN |1 MODE=a /bin/sh -c cat /a.txt > /a.copy # buildkit")`}},
 		{"new base image", func() {
 			// Same tag, other content: a new base digest re-runs everything.
-			dir := t.TempDir()
-			mustRun(t, "tar", "-C", dir, "-xf", baseTar)
-			os.WriteFile(filepath.Join(dir, "etc", "motd"), []byte("new base\n"), 0o644)
-			e.kiln("import", dir, "localhost/bb:latest")
+			if err := os.WriteFile(filepath.Join(e.baseDir, "etc", "motd"), []byte("new base\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			e.importDir(e.baseDir, "localhost/bb:latest")
 		}, nil, "3,4,5,6", map[string]string{"3": "base image localhost/bb:latest changed"}},
 	}
 	for _, row := range rows {
 		row.change()
-		misses, _ := e.buildExplain(ctx, row.args...)
+		misses, _ := e.buildExplain(Options{BuildArgs: row.args})
 		if got := stepsOf(misses); got != row.misses {
 			t.Errorf("%s: re-ran steps %q, want %q (%v)", row.name, got, row.misses, misses)
 		}
@@ -105,16 +113,16 @@ func TestCacheInvalidationMatrix(t *testing.T) {
 	}
 	// A fully cached build gives the very same image.
 	write("Dockerfile", "FROM localhost/bb:latest\nARG MODE=a\nCOPY a.txt /a.txt\nRUN cat /a.txt > /a.copy\nCOPY b/ /b/\nRUN echo $MODE > /mode\nLABEL x=1\n")
-	_, a := e.buildExplain(ctx)
-	_, b := e.buildExplain(ctx)
+	_, a := e.buildExplain(Options{})
+	_, b := e.buildExplain(Options{})
 	if a != b || a == id1 {
 		t.Errorf("cached rebuild gave %s then %s (first build %s)", a, b, id1)
 	}
 	// --no-cache and --no-cache-filter force misses.
-	if misses, _ := e.buildExplain(ctx, "--no-cache"); stepsOf(misses) != "3,4,5,6" || misses["3"] != "--no-cache" {
+	if misses, _ := e.buildExplain(Options{NoCache: true}); stepsOf(misses) != "3,4,5,6" || misses["3"] != "--no-cache" {
 		t.Errorf("--no-cache: %v", misses)
 	}
-	if misses, _ := e.buildExplain(ctx, "--no-cache-filter", "0"); stepsOf(misses) != "3,4,5,6" {
+	if misses, _ := e.buildExplain(Options{NoCacheFilter: []string{"0"}}); stepsOf(misses) != "3,4,5,6" {
 		t.Errorf("--no-cache-filter: %v", misses)
 	}
 }
@@ -122,31 +130,29 @@ func TestCacheInvalidationMatrix(t *testing.T) {
 // TestReproducibleBuilds: two --no-cache builds give one image digest with
 // SOURCE_DATE_EPOCH; without it, everything but the created times.
 func TestReproducibleBuilds(t *testing.T) {
-	e := newEnv(t)
+	e := newBuildEnv(t)
 	e.importBase("localhost/bb:latest")
-	ctx := writeContext(t, map[string]string{
-		"Dockerfile": "FROM localhost/bb:latest\nCOPY src /src\nRUN mkdir -p /out && cp /src/f /out/g && rm /bin/vi\nWORKDIR /work\nCMD [\"cat\", \"/out/g\"]\n",
-		"src/f":      "content\n",
-	})
-	build := func(args ...string) string {
-		return strings.TrimSpace(e.kiln(append(append([]string{"build", "-q", "--no-cache"}, args...), ctx)...))
+	df := "FROM localhost/bb:latest\nCOPY src /src\nRUN mkdir -p /out && cp /src/f /out/g && rm /bin/vi\nWORKDIR /work\nCMD [\"cat\", \"/out/g\"]\n"
+	e.write(map[string]string{"src/f": "content\n"})
+	epoch := time.Unix(1700000000, 0)
+	build := func(df string, epoch *time.Time) digest.Digest {
+		return e.mustBuild(df, Options{NoCache: true, SourceDateEpoch: epoch}).id
 	}
-	a := build("--source-date-epoch", "1700000000")
+	a := build(df, &epoch)
 	time.Sleep(1100 * time.Millisecond) // so that file times would differ
-	b := build("--source-date-epoch", "1700000000")
+	b := build(df, &epoch)
 	if a != b {
 		t.Errorf("SOURCE_DATE_EPOCH builds differ: %s %s", a, b)
 	}
-	if got := e.kiln("inspect", "--format", "{{.Created}}", a); !strings.HasPrefix(got, "2023-11-14T22:13:20") {
+	if got := e.image(a).Created.UTC().Format(time.RFC3339Nano); !strings.HasPrefix(got, "2023-11-14T22:13:20") {
 		t.Errorf("created %q, want the epoch", got)
 	}
 	// Without it, COPY layers still match; only created times differ.
-	ctx2 := writeContext(t, map[string]string{"Dockerfile": "FROM localhost/bb:latest\nCOPY src /src\nENV A=1\n", "src/f": "x\n"})
-	layers := func() string {
-		id := strings.TrimSpace(e.kiln("build", "-q", "--no-cache", ctx2))
-		return e.kiln("inspect", "--format", "{{json .RootFS.Layers}}", id)
+	e.write(map[string]string{"src/f": "x\n"})
+	layers := func() []digest.Digest {
+		return e.image(build("FROM localhost/bb:latest\nCOPY src /src\nENV A=1\n", nil)).RootFS.DiffIDs
 	}
-	if l1, l2 := layers(), layers(); l1 != l2 {
+	if l1, l2 := layers(), layers(); !slices.Equal(l1, l2) {
 		t.Errorf("COPY layers differ between two builds: %s %s", l1, l2)
 	}
 }
