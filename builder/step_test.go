@@ -25,8 +25,7 @@ func stepBuild(t *testing.T, e *buildEnv, opts Options) (*build, *bytes.Buffer) 
 	opts.ExplainCache = &explain
 	opts.Progress, opts.Warnings = io.Discard, io.Discard
 	opts.Log = slog.New(slog.DiscardHandler)
-	b := &build{store: e.store, opts: opts, df: &dockerfile{name: "Dockerfile"}, total: 1,
-		layers: map[digest.Digest]cache.Layer{}}
+	b := &build{store: e.store, opts: opts, df: &dockerfile{name: "Dockerfile"}, total: 1}
 	return b, &explain
 }
 
