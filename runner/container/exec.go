@@ -63,7 +63,9 @@ func execMonitor(root, id, flags string) error {
 	m := &monitorState{status: status, hub: newHub()}
 	defer m.status.Close()
 	if strings.Contains(flags, "a") {
-		go m.hub.serve(inheritedSocket(attachFd, "attach"), strings.Contains(flags, "i"))
+		// Added before the process starts: its first output reaches the
+		// client that started it, however late the reader gets scheduled.
+		go m.hub.serveClient(m.hub.add(inheritedSocket(attachFd, "attach"), strings.Contains(flags, "i")))
 	}
 	fail := func(code int, err error) error {
 		m.hub.exit(code)

@@ -54,10 +54,23 @@ func (h *hub) setProcess(stdin io.WriteCloser, stdinOnce bool, pty *os.File) {
 // serve attaches conn until it goes away; withStdin lets its input reach
 // the process.
 func (h *hub) serve(conn io.ReadWriteCloser, withStdin bool) {
+	h.serveClient(h.add(conn, withStdin))
+}
+
+// add attaches conn at once: from now on it gets the process's output. A
+// client that must not miss the first bytes (the one that started the
+// process) is added before the process starts, then served.
+func (h *hub) add(conn io.ReadWriteCloser, withStdin bool) *hubClient {
 	c := &hubClient{fw: &frameWriter{w: conn}, conn: conn, stdin: withStdin}
 	h.mu.Lock()
 	h.clients[c] = true
 	h.mu.Unlock()
+	return c
+}
+
+// serveClient reads an added client's frames until it goes away.
+func (h *hub) serveClient(c *hubClient) {
+	conn := c.conn
 	fr := &frameReader{r: conn}
 	for {
 		typ, p, err := fr.read()

@@ -75,7 +75,9 @@ func monitor(root, id, flags string) error {
 	m := &monitorState{s: s, c: c, status: os.NewFile(statusFd, "status"), hub: newHub()}
 	if strings.Contains(flags, "a") {
 		// The client that started the container, attached from the start.
-		go m.hub.serve(inheritedSocket(attachFd, "attach"), strings.Contains(flags, "i"))
+		// Added before the process starts: its first output reaches the
+		// client that started it, however late the reader gets scheduled.
+		go m.hub.serveClient(m.hub.add(inheritedSocket(attachFd, "attach"), strings.Contains(flags, "i")))
 	}
 	if l, err := listenAttach(c.Dir); err == nil {
 		defer l.Close()
