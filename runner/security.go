@@ -66,17 +66,14 @@ func (s *Security) ParseSecurityOpt(opts []string) error {
 			case strings.HasPrefix(strings.TrimSpace(v), "{"):
 				// The profile itself, as docker's client sends it and
 				// HostConfig.SecurityOpt keeps it.
-				if _, err := seccompFilter([]byte(v), nil); err != nil {
+				if _, err := seccomp.Load([]byte(v)); err != nil {
 					return fmt.Errorf("seccomp profile: %w", err)
 				}
 				s.SeccompUnconfined, s.SeccompProfile = false, []byte(v)
 			default:
-				data, err := os.ReadFile(v)
+				data, err := readSeccompProfile(v)
 				if err != nil {
-					return fmt.Errorf("opening seccomp profile (%s) failed: %w", v, err)
-				}
-				if _, err := seccompFilter(data, nil); err != nil {
-					return fmt.Errorf("seccomp profile %s: %w", v, err)
+					return err
 				}
 				s.SeccompUnconfined, s.SeccompProfile = false, data
 			}
@@ -185,16 +182,26 @@ func InlineSecurityOpt(opts []string) ([]string, error) {
 	out := make([]string, 0, len(opts))
 	for _, o := range opts {
 		if v, ok := strings.CutPrefix(o, "seccomp="); ok && v != "unconfined" && v != "" && !strings.HasPrefix(strings.TrimSpace(v), "{") {
-			data, err := os.ReadFile(v)
+			data, err := readSeccompProfile(v)
 			if err != nil {
-				return nil, fmt.Errorf("opening seccomp profile (%s) failed: %w", v, err)
-			}
-			if _, err := seccompFilter(data, nil); err != nil {
-				return nil, fmt.Errorf("seccomp profile %s: %w", v, err)
+				return nil, err
 			}
 			o = "seccomp=" + string(data)
 		}
 		out = append(out, o)
 	}
 	return out, nil
+}
+
+// readSeccompProfile reads a profile file and checks that it parses; it is
+// compiled once, by Resolve, for the capabilities it will run with.
+func readSeccompProfile(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening seccomp profile (%s) failed: %w", path, err)
+	}
+	if _, err := seccomp.Load(data); err != nil {
+		return nil, fmt.Errorf("seccomp profile %s: %w", path, err)
+	}
+	return data, nil
 }
