@@ -25,6 +25,11 @@ func execProcess(cfg *initConfig, started func()) error {
 	if err := chdirInRoot(cfg.Cwd, true, u.UID, u.GID); err != nil {
 		return err
 	}
+	if cfg.Terminal {
+		if err := setupConsole(os.NewFile(consoleFd, "console"), cfg.Rows, cfg.Cols, u.UID, u.GID); err != nil {
+			return err
+		}
+	}
 	env := withDefaultEnv(cfg.Env, u.Home)
 	if cfg.Seccomp != nil && !cfg.NoNewPrivileges {
 		// Without no_new_privs, loading a filter takes CAP_SYS_ADMIN: load

@@ -10,8 +10,9 @@ import (
 
 // The init's extra file descriptors (cmd.ExtraFiles order).
 const (
-	configFd = 3 // initConfig JSON from Run, read to EOF
-	reportFd = 4 // initReport JSON messages to Run; close-on-exec, so EOF means exec (or death)
+	configFd  = 3 // initConfig JSON from Run, read to EOF
+	reportFd  = 4 // initReport JSON messages to Run; close-on-exec, so EOF means exec (or death)
+	consoleFd = 5 // with Terminal: the socket the terminal's master goes back on
 )
 
 // initReport is one message from the init to Run: first the stubs it
@@ -27,8 +28,9 @@ type initReport struct {
 // command: it never returns (on failure it reports the error to Run and exits
 // non-zero).
 func Init() {
-	closeInheritedFiles(reportFd)
+	closeInheritedFiles(consoleFd)
 	unix.CloseOnExec(reportFd)
+	unix.CloseOnExec(consoleFd)
 	rep := os.NewFile(reportFd, "report")
 	enc := json.NewEncoder(rep)
 	err := initSandbox(enc, rep)

@@ -24,6 +24,9 @@ import (
 // Mount points the image lacks are removed from Upper afterwards. After any
 // error Upper may hold partial changes and should be discarded.
 func Run(ctx context.Context, spec *Spec) (exitCode int, err error) {
+	if spec.Terminal {
+		return -1, errors.New("run: a terminal needs Start, whose caller serves it")
+	}
 	p, code, err := start(ctx, spec)
 	if err != nil {
 		return code, err
@@ -33,7 +36,8 @@ func Run(ctx context.Context, spec *Spec) (exitCode int, err error) {
 
 // Process is a sandbox whose command is running (Start returned it).
 type Process struct {
-	Pid int // the command's PID in the caller's PID namespace
+	Pid int      // the command's PID in the caller's PID namespace
+	Pty *os.File // with Spec.Terminal: the master of the sandbox's terminal (the caller closes it)
 	ctx context.Context
 	cmd *exec.Cmd
 	cfg *initConfig
@@ -80,15 +84,28 @@ func start(ctx context.Context, spec *Spec) (*Process, int, error) {
 	cmd := exec.CommandContext(ctx, exe)
 	cmd.Args = []string{initArg0}
 	cmd.Env = []string{"GOMAXPROCS=1"}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = spec.Stdin, spec.Stdout, spec.Stderr
 	cmd.ExtraFiles = []*os.File{cfgR, repW} // configFd, reportFd
+	var consoleSock *os.File
+	if spec.Terminal {
+		// The init makes the terminal and sends its master back (consoleFd).
+		parent, child, err := consoleSocketPair()
+		if err != nil {
+			return nil, -1, fmt.Errorf("run: %w", err)
+		}
+		defer parent.Close()
+		defer child.Close()
+		consoleSock = parent
+		cmd.ExtraFiles = append(cmd.ExtraFiles, child)
+	} else {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = spec.Stdin, spec.Stdout, spec.Stderr
+	}
 	flags := uintptr(syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC)
 	if cfg.NetNone {
 		flags |= syscall.CLONE_NEWNET
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL}
 	if spec.Terminal {
-		cmd.SysProcAttr.Setsid, cmd.SysProcAttr.Setctty, cmd.SysProcAttr.Ctty = true, true, 0
+		cmd.SysProcAttr.Setsid = true // the init's terminal becomes its controlling one
 	}
 
 	// Pdeathsig fires when the thread that started the child exits: keep
@@ -101,6 +118,9 @@ func start(ctx context.Context, spec *Spec) (*Process, int, error) {
 	p := &Process{Pid: cmd.Process.Pid, ctx: ctx, cmd: cmd, cfg: cfg}
 	cfgR.Close()
 	repW.Close()
+	if consoleSock != nil {
+		cmd.ExtraFiles[len(cmd.ExtraFiles)-1].Close()
+	}
 	var joinErr error
 	for _, dir := range spec.Cgroups {
 		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(p.Pid)), 0); err != nil {
@@ -134,6 +154,14 @@ func start(ctx context.Context, spec *Spec) (*Process, int, error) {
 	case setupErr != nil:
 		_, werr := p.Wait()
 		return nil, setupErr.exitCode(), errors.Join(fmt.Errorf("start sandbox: %w", setupErr), werr)
+	}
+	if consoleSock != nil {
+		// Sent before the exec (which closed the report pipe): it is there.
+		if p.Pty, err = receiveConsole(consoleSock); err != nil {
+			_ = cmd.Process.Kill()
+			_, werr := p.Wait()
+			return nil, -1, errors.Join(fmt.Errorf("start sandbox: %w", err), werr)
+		}
 	}
 	return p, 0, nil
 }

@@ -51,9 +51,14 @@ type Spec struct {
 	Cgroups         []string          // cgroup directories the sandbox joins (via cgroup.procs) before any setup
 	CgroupNS        bool              // a new cgroup namespace, rooted at the joined cgroups
 	Privileged      bool              // /sys read-write and the host's devices in /dev
-	Terminal        bool              // Stdin is a terminal: it becomes the controlling terminal of a new session
-	Init            bool              // a tiny init (this binary) is PID 1: it runs the command as its child, forwards signals and reaps orphans
-	Devices         []Device          // host devices made in the sandbox
+	// Terminal gives the command a new pseudo-terminal of the sandbox's own
+	// devpts (/dev/pts/0 inside, also bound over /dev/console) as its stdio
+	// and controlling terminal, in a new session; Start's Process.Pty is
+	// its master. Stdin, Stdout and Stderr are then ignored.
+	Terminal   bool
+	Rows, Cols uint16   // the terminal's initial size, when not 0
+	Init       bool     // a tiny init (this binary) is PID 1: it runs the command as its child, forwards signals and reaps orphans
+	Devices    []Device // host devices made in the sandbox
 	// Populate lists ExtraMounts targets (volumes) whose source, when it is
 	// an empty directory, is first filled with what the rootfs has there,
 	// as docker fills a new volume from the image.
@@ -87,6 +92,7 @@ type initConfig struct {
 	CgroupNS        bool
 	Privileged      bool
 	Terminal        bool
+	Rows, Cols      uint16
 	Init            bool
 	Devices         []Device
 	Populate        []string
@@ -112,7 +118,7 @@ func newInitConfig(s *Spec) (*initConfig, error) {
 		Capabilities: s.Capabilities, NoNewPrivileges: s.NoNewPrivileges, Seccomp: s.Seccomp,
 		MaskedPaths: s.MaskedPaths, ReadonlyPaths: s.ReadonlyPaths, ReadonlyRootfs: s.ReadonlyRootfs,
 		Files: s.Files, CgroupNS: s.CgroupNS, Privileged: s.Privileged,
-		Terminal: s.Terminal, Init: s.Init, Devices: s.Devices, Populate: s.Populate,
+		Terminal: s.Terminal, Rows: s.Rows, Cols: s.Cols, Init: s.Init, Devices: s.Devices, Populate: s.Populate,
 	}
 	for _, d := range s.Devices {
 		if !path.IsAbs(d.Source) || !path.IsAbs(d.Target) || path.Clean(d.Target) == "/" {

@@ -119,8 +119,13 @@ func (p *ptyKiln) wait() int {
 func TestContainerTTYSizeAndCtrlC(t *testing.T) {
 	e := newContainerEnv(t)
 	p := e.startPty(40, 120, "run", "-it", "--rm", "bb", "sh", "-c",
-		`trap 'echo size $(stty size)' WINCH; trap 'echo got-int; exit 7' INT; echo size $(stty size); test -t 0 && echo ready; while :; do sleep 0.05; done`)
+		`trap 'echo size $(stty size)' WINCH; trap 'echo got-int; exit 7' INT; echo size $(stty size); `+
+			`echo tty=$(tty) term=$TERM; ls -l /dev/console | grep -q ' 136, *0 ' && echo console-is-pts0; test -t 0 && echo ready; while :; do sleep 0.05; done`)
 	p.expect("size 40 120")
+	// The terminal is the container's own: /dev/pts/0 of its devpts, also
+	// its /dev/console, and TERM says what it is.
+	p.expect("tty=/dev/pts/0 term=xterm")
+	p.expect("console-is-pts0")
 	p.expect("ready")
 	if err := runner.SetWinsize(p.master, 50, 160); err != nil {
 		t.Fatal(err)

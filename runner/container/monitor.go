@@ -191,6 +191,9 @@ func (m *monitorState) runOnce() (int, error) {
 	}
 	m.applyNetwork(spec)
 	spec.Stdin, spec.Stdout, spec.Stderr, spec.Terminal = st.stdin, st.stdout, st.stderr, c.Config.Config.Tty
+	if spec.Terminal {
+		spec.Rows, spec.Cols = winsize()
+	}
 	p, code, err := runner.Start(spec)
 	st.closeChild()
 	if err != nil {
@@ -199,6 +202,9 @@ func (m *monitorState) runOnce() (int, error) {
 			code = 125
 		}
 		return m.failed(code, err)
+	}
+	if p.Pty != nil {
+		st.attachPty(m.hub, m.logw, p.Pty, c.Config.Config.OpenStdin, c.Config.Config.StdinOnce)
 	}
 	pstart, _ := procStart(p.Pid)
 	c.State = State{

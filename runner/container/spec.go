@@ -22,6 +22,9 @@ func containerSpec(c *Container, cgroups []string) (*runner.Spec, error) {
 	if !hasEnv(env, "HOSTNAME") {
 		env = append([]string{"HOSTNAME=" + c.Config.Config.Hostname}, env...)
 	}
+	if c.Config.Config.Tty && !hasEnv(env, "TERM") {
+		env = append(env, "TERM=xterm") // as docker
+	}
 	spec := &runner.Spec{
 		Lowers: c.Lowers, Upper: c.upper(), Work: c.work(), Rootfs: c.rootfs(),
 		Args: args, Env: env, Cwd: c.Config.Config.WorkingDir, User: c.Config.Config.User,

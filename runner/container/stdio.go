@@ -5,8 +5,6 @@ import (
 	"io"
 	"os"
 	"sync"
-
-	"github.com/kiln-build/kiln/runner"
 )
 
 // stdio is one run's plumbing between a process and its monitor: the
@@ -58,30 +56,15 @@ func (s *stdio) pump(logw *logWriter, stream string, r io.Reader, h *hub, typ by
 	}()
 }
 
-// newStdio makes the plumbing of a process: with tty a pseudo-terminal
-// (opened here, on the host's devpts), otherwise a pipe per output stream;
-// openStdin gives it a stdin pipe fed by the clients (closed after the
-// first client's input ends when stdinOnce), otherwise /dev/null.
-func newStdio(h *hub, logw *logWriter, tty, openStdin, stdinOnce bool, rows, cols uint16) (*stdio, error) {
+// newStdio makes the plumbing of a process: with tty nothing yet (the
+// sandbox makes its own terminal: attachPty takes its master), otherwise a
+// pipe per output stream; openStdin gives it a stdin pipe fed by the
+// clients (closed after the first client's input ends when stdinOnce),
+// otherwise /dev/null.
+func newStdio(h *hub, logw *logWriter, tty, openStdin, stdinOnce bool) (*stdio, error) {
 	st := &stdio{}
 	fail := func(err error) (*stdio, error) { st.closeAll(); return nil, err }
 	if tty {
-		master, slave, err := runner.OpenPty()
-		if err != nil {
-			return fail(err)
-		}
-		st.keep = append(st.keep, master)
-		st.child = append(st.child, slave)
-		if rows > 0 && cols > 0 {
-			_ = runner.SetWinsize(master, rows, cols)
-		}
-		st.stdin, st.stdout, st.stderr = slave, slave, slave
-		st.pump(logw, "stdout", master, h, frameStdout)
-		var in io.WriteCloser
-		if openStdin {
-			in = master
-		}
-		h.setProcess(in, stdinOnce, master)
 		return st, nil
 	}
 	for _, stream := range []string{"stdout", "stderr"} {
@@ -121,16 +104,32 @@ func newStdio(h *hub, logw *logWriter, tty, openStdin, stdinOnce bool, rows, col
 	return st, nil
 }
 
+// attachPty makes master, the terminal the sandbox made, the process's
+// plumbing: its output goes to the log and the clients, their input (with
+// openStdin) and sizes to it.
+func (s *stdio) attachPty(h *hub, logw *logWriter, master *os.File, openStdin, stdinOnce bool) {
+	s.keep = append(s.keep, master)
+	s.pump(logw, "stdout", master, h, frameStdout)
+	var in io.WriteCloser
+	if openStdin {
+		in = master
+	}
+	h.setProcess(in, stdinOnce, master)
+}
+
 // stdio makes the plumbing of the container's next run.
 func (m *monitorState) stdio() (*stdio, error) {
 	cc := m.c.Config.Config
-	var rows, cols uint16
-	if cc.Tty {
-		if _, err := fmt.Sscanf(os.Getenv(winsizeEnv), "%d %d", &rows, &cols); err != nil {
-			rows, cols = 0, 0
-		}
+	return newStdio(m.hub, m.logw, cc.Tty, cc.OpenStdin, cc.StdinOnce)
+}
+
+// winsize is the size of the terminal of the client that started the
+// container, "rows cols" in winsizeEnv (zeros: unknown).
+func winsize() (rows, cols uint16) {
+	if _, err := fmt.Sscanf(os.Getenv(winsizeEnv), "%d %d", &rows, &cols); err != nil {
+		return 0, 0
 	}
-	return newStdio(m.hub, m.logw, cc.Tty, cc.OpenStdin, cc.StdinOnce, rows, cols)
+	return rows, cols
 }
 
 // serveAttach serves the clients of `attach` until l is closed.
