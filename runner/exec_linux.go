@@ -44,6 +44,9 @@ func execProcess(cfg *initConfig, started func()) error {
 			return err
 		}
 	}
+	if err := setRlimits(cfg.Rlimits); err != nil {
+		return err
+	}
 	if err := setCredentials(u); err != nil {
 		return err
 	}

@@ -70,6 +70,14 @@ func initSandbox(enc *json.Encoder, rep *os.File) (err error) {
 	if err := setupRootfs(&cfg, report); err != nil {
 		return err
 	}
+	if cfg.CgroupNS {
+		if err := mountCgroupfs(cfg.Privileged); err != nil {
+			return err
+		}
+	}
+	if err := applySysctls(cfg.Sysctls); err != nil {
+		return err
+	}
 	if err := restrictProc(&cfg); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"slices"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -32,11 +33,14 @@ func planMounts(cfg *initConfig) []plannedMount {
 	if cfg.Privileged {
 		sysOpts = sysOpts[1:]
 	}
-	privileged := cfg.Privileged
+	privileged, shmSize := cfg.Privileged, cfg.ShmSize
+	if shmSize <= 0 {
+		shmSize = DefaultShmSize
+	}
 	plan := []plannedMount{
 		{Mount: Mount{Type: "proc", Source: "proc", Target: "/proc", Options: []string{"nosuid", "nodev", "noexec"}}, dir: true},
 		{Mount: Mount{Type: "tmpfs", Source: "tmpfs", Target: "/dev", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}}, dir: true,
-			after: func(host string) error { return populateDev(host, privileged) }},
+			after: func(host string) error { return populateDev(host, privileged, shmSize) }},
 		{Mount: Mount{Type: "sysfs", Source: "sysfs", Target: "/sys", Options: sysOpts}, dir: true,
 			fallback: func(mp *mountPoint) error { return bindHostSys(mp, sysOpts) }},
 	}
@@ -290,8 +294,8 @@ var devices = []struct {
 
 // populateDev fills the /dev tmpfs at dev like runc: device nodes (bind
 // mounts of the host's when mknod is not permitted), a private devpts, a
-// /dev/shm tmpfs and the /proc/self/fd symlinks.
-func populateDev(dev string, privileged bool) error {
+// /dev/shm tmpfs of shmSize bytes and the /proc/self/fd symlinks.
+func populateDev(dev string, privileged bool, shmSize int64) error {
 	if privileged {
 		if err := copyHostDevices(dev); err != nil {
 			return err
@@ -319,7 +323,7 @@ func populateDev(dev string, privileged bool) error {
 		m    Mount
 	}{
 		{"pts", 0o755, Mount{Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}}},
-		{"shm", 0o1777, Mount{Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "nodev", "noexec", "mode=1777", "size=65536k"}}},
+		{"shm", 0o1777, Mount{Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "nodev", "noexec", "mode=1777", "size=" + strconv.FormatInt(shmSize, 10)}}},
 	} {
 		p := dev + "/" + m.dir
 		if err := unix.Mkdir(p, m.mode); err != nil && !errors.Is(err, fs.ErrExist) {

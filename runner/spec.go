@@ -49,16 +49,19 @@ type Spec struct {
 	ReadonlyRootfs  bool              // the root filesystem is remounted read-only once everything is mounted
 	Files           map[string]string // container path -> host file bind-mounted over it read-write; replaces the host's /etc/hosts or /etc/resolv.conf
 	Cgroups         []string          // cgroup directories the sandbox joins (via cgroup.procs) before any setup
-	CgroupNS        bool              // a new cgroup namespace, rooted at the joined cgroups
+	CgroupNS        bool              // a new cgroup namespace, rooted at the joined cgroups, shown at /sys/fs/cgroup (read-write only if Privileged)
 	Privileged      bool              // /sys read-write and the host's devices in /dev
 	// Terminal gives the command a new pseudo-terminal of the sandbox's own
 	// devpts (/dev/pts/0 inside, also bound over /dev/console) as its stdio
 	// and controlling terminal, in a new session; Start's Process.Pty is
 	// its master. Stdin, Stdout and Stderr are then ignored.
 	Terminal   bool
-	Rows, Cols uint16   // the terminal's initial size, when not 0
-	Init       bool     // a tiny init (this binary) is PID 1: it runs the command as its child, forwards signals and reaps orphans
-	Devices    []Device // host devices made in the sandbox
+	Rows, Cols uint16            // the terminal's initial size, when not 0
+	Init       bool              // a tiny init (this binary) is PID 1: it runs the command as its child, forwards signals and reaps orphans
+	Devices    []Device          // host devices made in the sandbox
+	Rlimits    []Rlimit          // resource limits of the command, set before the user switch
+	ShmSize    int64             // bytes of the /dev/shm tmpfs; 0 is DefaultShmSize
+	Sysctls    map[string]string // written to the sandbox's /proc/sys (see ValidateSysctl for which a container may set)
 	// Populate lists ExtraMounts targets (volumes) whose source, when it is
 	// an empty directory, is first filled with what the rootfs has there,
 	// as docker fills a new volume from the image.
@@ -96,6 +99,9 @@ type initConfig struct {
 	Init            bool
 	Devices         []Device
 	Populate        []string
+	Rlimits         []Rlimit
+	ShmSize         int64
+	Sysctls         map[string]string
 }
 
 func newInitConfig(s *Spec) (*initConfig, error) {
@@ -119,6 +125,7 @@ func newInitConfig(s *Spec) (*initConfig, error) {
 		MaskedPaths: s.MaskedPaths, ReadonlyPaths: s.ReadonlyPaths, ReadonlyRootfs: s.ReadonlyRootfs,
 		Files: s.Files, CgroupNS: s.CgroupNS, Privileged: s.Privileged,
 		Terminal: s.Terminal, Rows: s.Rows, Cols: s.Cols, Init: s.Init, Devices: s.Devices, Populate: s.Populate,
+		Rlimits: s.Rlimits, ShmSize: s.ShmSize, Sysctls: s.Sysctls,
 	}
 	for _, d := range s.Devices {
 		if !path.IsAbs(d.Source) || !path.IsAbs(d.Target) || path.Clean(d.Target) == "/" {
@@ -137,6 +144,11 @@ func newInitConfig(s *Spec) (*initConfig, error) {
 	for target, src := range s.Files {
 		if !path.IsAbs(target) || path.Clean(target) == "/" || !path.IsAbs(src) {
 			return nil, fmt.Errorf("file %q from %q: paths must be absolute", target, src)
+		}
+	}
+	for name := range s.Sysctls {
+		if _, err := sysctlPath(name); err != nil {
+			return nil, err
 		}
 	}
 	if c.Cwd == "" {
