@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -80,6 +81,11 @@ func initSandbox(enc *json.Encoder, rep *os.File) (err error) {
 	}
 	if err := restrictProc(&cfg); err != nil {
 		return err
+	}
+	if cfg.Hooks != nil {
+		if err := cfg.Hooks.run(cfg.Hooks.StartContainer, specs.StateCreated, cfg.hostPid); err != nil {
+			return fmt.Errorf("startContainer %w", err)
+		}
 	}
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
 		return fmt.Errorf("set hostname: %w", err)

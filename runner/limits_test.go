@@ -36,7 +36,7 @@ func TestValidateSysctl(t *testing.T) {
 	for name, want := range map[string]string{
 		"net.ipv4.ip_forward":             "/proc/sys/net/ipv4/ip_forward",
 		"net.ipv4.conf.eth0/1.forwarding": "/proc/sys/net/ipv4/conf/eth0.1/forwarding",
-		"net..x": "", "../x": "", ".x": "", "net./.": "",
+		"net..x":                          "", "../x": "", ".x": "", "net./.": "",
 	} {
 		got, err := sysctlPath(name)
 		if got != want || (err == nil) != (want != "") {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/layer/inroot"
@@ -81,7 +82,14 @@ func planMounts(cfg *initConfig) []plannedMount {
 // (and reports them before anything else can fail), mounts everything in
 // planMounts and pivots into the rootfs.
 func setupRootfs(cfg *initConfig, report func([]stubEntry) error) error {
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+	// Nothing the sandbox mounts reaches the host: its tree is private, or,
+	// when a bind mount asks for slave propagation, a slave of the host's
+	// (as runc's default), each other mount then made private on its own.
+	if rootfsSlave(cfg.ExtraMounts) {
+		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+			return fmt.Errorf("make / rslave: %w", err)
+		}
+	} else if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make / rprivate: %w", err)
 	}
 	if err := MountOverlay(OverlayMount(cfg.Rootfs, cfg.Lowers, cfg.Upper, cfg.Work)); err != nil {
@@ -126,12 +134,29 @@ func setupRootfs(cfg *initConfig, report func([]stubEntry) error) error {
 			return err
 		}
 	}
+	if cfg.Hooks != nil {
+		cfg.hostPid = hostPid()
+		if err := cfg.Hooks.run(cfg.Hooks.CreateContainer, specs.StateCreating, cfg.hostPid); err != nil {
+			return fmt.Errorf("createContainer %w", err)
+		}
+	}
 	if cfg.ReadonlyRootfs {
 		if err := unix.Mount("", cfg.Rootfs, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
 			return fmt.Errorf("remount rootfs read-only: %w", err)
 		}
 	}
 	return pivotRoot(cfg.Rootfs)
+}
+
+// rootfsSlave reports whether a mount asks for slave propagation, which
+// only a slave copy of the host's tree can give.
+func rootfsSlave(mounts []Mount) bool {
+	for _, m := range mounts {
+		if slices.Contains(m.Options, "slave") || slices.Contains(m.Options, "rslave") {
+			return true
+		}
+	}
+	return false
 }
 
 // testHookMount, when set (by tests), runs at each stage of mountPlanned
@@ -345,6 +370,26 @@ func populateDev(dev string, privileged bool, shmSize int64) error {
 	return nil
 }
 
+// stat is the node as makeDevice makes it.
+func (n *DeviceNode) stat() unix.Stat_t {
+	st := unix.Stat_t{Rdev: unix.Mkdev(uint32(n.Major), uint32(n.Minor)), Uid: n.UID, Gid: n.GID}
+	switch n.Type {
+	case "b":
+		st.Mode = unix.S_IFBLK
+	case "p":
+		st.Mode = unix.S_IFIFO
+		st.Rdev = 0
+	default:
+		st.Mode = unix.S_IFCHR
+	}
+	mode := n.Mode & 0o7777
+	if mode == 0 {
+		mode = 0o666
+	}
+	st.Mode |= mode
+	return st
+}
+
 // pivotRoot makes rootfs the root with runc's pivot_root(".", ".") trick:
 // the old root ends up mounted on top of the new one and is lazily detached.
 func pivotRoot(rootfs string) error {
@@ -367,10 +412,11 @@ func pivotRoot(rootfs string) error {
 // character or block device: same numbers, mode and owner).
 func makeDevice(rootfd int, d Device) error {
 	var st unix.Stat_t
-	if err := unix.Stat(d.Source, &st); err != nil {
+	if d.Source == "" && d.Node != nil {
+		st = d.Node.stat()
+	} else if err := unix.Stat(d.Source, &st); err != nil {
 		return fmt.Errorf("device %s: %w", d.Source, err)
-	}
-	if t := st.Mode & unix.S_IFMT; t != unix.S_IFCHR && t != unix.S_IFBLK {
+	} else if t := st.Mode & unix.S_IFMT; t != unix.S_IFCHR && t != unix.S_IFBLK {
 		return fmt.Errorf("device %s: not a device", d.Source)
 	}
 	p, err := inroot.Resolve(rootfd, d.Target)

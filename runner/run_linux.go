@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"strconv"
 	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Run runs spec.Args in a sandbox: new mount, PID, UTS and IPC namespaces
@@ -163,6 +165,11 @@ func start(ctx context.Context, spec *Spec) (*Process, int, error) {
 			return nil, -1, errors.Join(fmt.Errorf("start sandbox: %w", err), werr)
 		}
 	}
+	if spec.Hooks != nil {
+		if err := spec.Hooks.run(spec.Hooks.Poststart, specs.StateRunning, p.Pid); err != nil {
+			fmt.Fprintln(os.Stderr, "kiln: warning: poststart", err)
+		}
+	}
 	return p, 0, nil
 }
 
@@ -176,6 +183,11 @@ func (p *Process) Wait() (exitCode int, err error) {
 		code = processExitCode(p.cmd.ProcessState)
 	}
 	cleanErr := cleanStubs(p.cfg.Upper, p.stubs)
+	if h := p.cfg.Hooks; h != nil {
+		if err := h.run(h.Poststop, specs.StateStopped, p.Pid); err != nil {
+			fmt.Fprintln(os.Stderr, "kiln: warning: poststop", err)
+		}
+	}
 
 	var exitErr *exec.ExitError
 	switch {

@@ -62,6 +62,7 @@ type Spec struct {
 	Rlimits    []Rlimit          // resource limits of the command, set before the user switch
 	ShmSize    int64             // bytes of the /dev/shm tmpfs; 0 is DefaultShmSize
 	Sysctls    map[string]string // written to the sandbox's /proc/sys (see ValidateSysctl for which a container may set)
+	Hooks      *Hooks            // OCI lifecycle hooks (hooks_linux.go)
 	// Populate lists ExtraMounts targets (volumes) whose source, when it is
 	// an empty directory, is first filled with what the rootfs has there,
 	// as docker fills a new volume from the image.
@@ -69,9 +70,20 @@ type Spec struct {
 }
 
 // Device is a host device node (Source, e.g. /dev/fuse) made at Target in
-// the sandbox with the same type, numbers, mode and owner.
+// the sandbox with the same type, numbers, mode and owner; or, when Source
+// is empty, the node Node describes (a CDI device's).
 type Device struct {
 	Source, Target string
+	Node           *DeviceNode `json:",omitempty"`
+}
+
+// DeviceNode is a device node given by its numbers: Type "c" (or "u"),
+// "b" or "p"; Mode is the permission bits (0 is 0666); UID and GID its owner.
+type DeviceNode struct {
+	Type         string
+	Major, Minor int64
+	Mode         uint32
+	UID, GID     uint32
 }
 
 // initConfig is what the sandbox init receives (as JSON) from Run.
@@ -102,6 +114,8 @@ type initConfig struct {
 	Rlimits         []Rlimit
 	ShmSize         int64
 	Sysctls         map[string]string
+	Hooks           *Hooks
+	hostPid         int // the init's PID on the host (set by the init, for the hooks' state)
 }
 
 func newInitConfig(s *Spec) (*initConfig, error) {
@@ -125,11 +139,18 @@ func newInitConfig(s *Spec) (*initConfig, error) {
 		MaskedPaths: s.MaskedPaths, ReadonlyPaths: s.ReadonlyPaths, ReadonlyRootfs: s.ReadonlyRootfs,
 		Files: s.Files, CgroupNS: s.CgroupNS, Privileged: s.Privileged,
 		Terminal: s.Terminal, Rows: s.Rows, Cols: s.Cols, Init: s.Init, Devices: s.Devices, Populate: s.Populate,
-		Rlimits: s.Rlimits, ShmSize: s.ShmSize, Sysctls: s.Sysctls,
+		Rlimits: s.Rlimits, ShmSize: s.ShmSize, Sysctls: s.Sysctls, Hooks: s.Hooks,
 	}
 	for _, d := range s.Devices {
-		if !path.IsAbs(d.Source) || !path.IsAbs(d.Target) || path.Clean(d.Target) == "/" {
+		if (d.Node == nil && !path.IsAbs(d.Source)) || !path.IsAbs(d.Target) || path.Clean(d.Target) == "/" {
 			return nil, fmt.Errorf("device %q at %q: paths must be absolute", d.Source, d.Target)
+		}
+		if d.Node != nil && d.Source == "" {
+			switch d.Node.Type {
+			case "c", "u", "b", "p":
+			default:
+				return nil, fmt.Errorf("device %s: unknown type %q", d.Target, d.Node.Type)
+			}
 		}
 	}
 	if s.Capabilities != nil {

@@ -101,6 +101,7 @@ func runAttached(cs *container.Store, c *container.Container, interactive, tty b
 		return exitWith(125, err)
 	}
 	defer client.restore()
+	attachStreams(client.attach, c.Config.Config)
 	if !tty {
 		defer proxySignals(c)()
 	}

@@ -29,6 +29,10 @@ func (f *isolationFlags) apply(hc *container.HostConfig) error {
 	}
 	hc.SecurityOpt = opts
 	for _, d := range f.devices {
+		if container.IsCDIDevice(d) { // vendor.com/class=name: through CDI (runflags.go)
+			hc.DeviceRequests = append(hc.DeviceRequests, container.CDIDeviceRequest(d))
+			continue
+		}
 		m, err := container.ParseDevice(d)
 		if err != nil {
 			return err

@@ -29,6 +29,7 @@ type createFlags struct {
 	net                                                                             netFlags // runnet.go
 	pull                                                                            string
 	reg                                                                             registryFlags
+	rt                                                                              runFlags // runflags.go
 }
 
 func (f *createFlags) register(fs *pflag.FlagSet) {
@@ -64,6 +65,7 @@ func (f *createFlags) register(fs *pflag.FlagSet) {
 	fs.Int64VarP(&f.cpuShares, "cpu-shares", "c", 0, "CPU shares (relative weight)")
 	fs.Int64Var(&f.pidsLimit, "pids-limit", 0, "tune container pids limit (-1 for unlimited)")
 	f.iso.register(fs)
+	f.rt.register(fs)
 }
 
 // create makes a container from the flags, the image ref and the command.
@@ -92,6 +94,9 @@ func (f *createFlags) create(cmd *cobra.Command, g *globals, ref string, args []
 			k, v, _ := strings.Cut(l, "=")
 			o.Labels[k] = v
 		}
+	}
+	if err := f.rt.apply(&o, f.detach); err != nil {
+		return nil, nil, err
 	}
 	hc := &o.HostConfig
 	hc.AutoRemove, hc.Privileged, hc.ReadonlyRootfs = f.rm, f.privileged, f.readOnly
@@ -172,6 +177,10 @@ func (f *createFlags) create(cmd *cobra.Command, g *globals, ref string, args []
 		return nil, nil, err
 	}
 	if err := f.net.created(c); err != nil {
+		_ = cs.Remove(c, true, true)
+		return nil, nil, err
+	}
+	if err := f.rt.created(c.ID); err != nil {
 		_ = cs.Remove(c, true, true)
 		return nil, nil, err
 	}

@@ -69,6 +69,7 @@ type HostConfig struct {
 	MaskedPaths    []string
 	ReadonlyPaths  []string
 	SecurityOpt    []string `json:",omitempty"` // docker's --security-opt values (a seccomp profile inline, as docker stores it)
+	RunOptions              // --ulimit, --shm-size, --sysctl, --gpus (hostopts.go)
 
 	// Networking (see network.go).
 	PortBindings    network.PortMap `json:",omitempty"`
@@ -93,6 +94,9 @@ type MountSpec struct {
 	Target   string `json:"Target"`
 	ReadOnly bool   `json:"ReadOnly,omitempty"`
 	NoCopy   bool   `json:"NoCopy,omitempty"` // a volume that is not filled from the image
+
+	BindOptions  *BindOptions  `json:"BindOptions,omitempty"`  // type=bind: bind-propagation (mounts.go)
+	TmpfsOptions *TmpfsOptions `json:"TmpfsOptions,omitempty"` // type=tmpfs: tmpfs-size, tmpfs-mode, --tmpfs options
 }
 
 // MountPoint is a resolved mount, as Docker's inspect "Mounts" shows it.

@@ -2,6 +2,7 @@ package container
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -35,6 +36,9 @@ type CreateOptions struct {
 	Labels        map[string]string
 	HostConfig    HostConfig
 	ExposedPorts  []string // --expose, added to the image's EXPOSE
+	// Streams are -a's "stdin", "stdout", "stderr": only those are
+	// attached (stdin also with OpenStdin). nil: stdout and stderr.
+	Streams []string
 }
 
 // NewConfig merges the options with the image's config as docker does:
@@ -71,6 +75,10 @@ func NewConfig(o CreateOptions) (Config, error) {
 		Env: env, Cmd: cmd, Image: o.ImageName, Volumes: ic.Volumes, WorkingDir: ic.WorkingDir,
 		Entrypoint: entry, Labels: ic.Labels, StopSignal: ic.StopSignal, StopTimeout: o.StopTimeout,
 	}
+	if o.Streams != nil && !o.Detach {
+		cc.AttachStdin = o.OpenStdin || slices.Contains(o.Streams, "stdin")
+		cc.AttachStdout, cc.AttachStderr = slices.Contains(o.Streams, "stdout"), slices.Contains(o.Streams, "stderr")
+	}
 	if o.User != "" {
 		cc.User = o.User
 	}
@@ -102,6 +110,9 @@ func NewConfig(o CreateOptions) (Config, error) {
 		hc.NetworkMode = network.DefaultNetwork
 	}
 	if cc.ExposedPorts, err = exposedPorts(ic.ExposedPorts, o.ExposedPorts); err != nil {
+		return Config{}, err
+	}
+	if err := checkRunOptions(&hc); err != nil {
 		return Config{}, err
 	}
 	if !hc.Privileged && !sec.SystemPathsUnconfined {

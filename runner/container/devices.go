@@ -64,5 +64,9 @@ func deviceRules(hc HostConfig) ([]string, error) {
 		}
 		rules = append(rules, r)
 	}
-	return rules, nil
+	edits, err := cdiEdits(&hc)
+	if err != nil {
+		return nil, err
+	}
+	return append(rules, cdiDeviceRules(edits)...), nil
 }

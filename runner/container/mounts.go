@@ -3,12 +3,100 @@ package container
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+
+	units "github.com/docker/go-units"
 )
+
+// BindOptions are a bind mount's options, as docker's Mount.BindOptions.
+type BindOptions struct {
+	Propagation string `json:"Propagation,omitempty"` // private, rprivate (default), slave, rslave
+}
+
+// validPropagation are the bind propagations kiln applies. shared and
+// rshared, which would let the container's mounts reach the host, are
+// refused: the sandbox's mount tree is a slave of the host's at most.
+var validPropagation = map[string]bool{"private": true, "rprivate": true, "slave": true, "rslave": true}
+
+// TmpfsOptions are a tmpfs mount's options, as docker's Mount.TmpfsOptions;
+// Options holds --tmpfs's mount options.
+type TmpfsOptions struct {
+	SizeBytes int64       `json:"SizeBytes,omitempty"`
+	Mode      fs.FileMode `json:"Mode,omitempty"`
+	Options   []string    `json:"Options,omitempty"`
+}
+
+// tmpfsFlagOptions and tmpfsDataOptions are the mount options --tmpfs
+// PATH:OPTIONS may give: the generic flags and tmpfs(5)'s. Anything else
+// is refused.
+var tmpfsFlagOptions = map[string]bool{
+	"ro": true, "rw": true, "exec": true, "noexec": true, "suid": true, "nosuid": true, "dev": true, "nodev": true,
+	"atime": true, "noatime": true, "diratime": true, "nodiratime": true, "relatime": true, "norelatime": true,
+	"strictatime": true, "nostrictatime": true, "sync": true, "async": true, "dirsync": true,
+}
+
+var tmpfsDataOptions = map[string]bool{"size": true, "mode": true, "uid": true, "gid": true, "nr_inodes": true, "nr_blocks": true, "huge": true, "mpol": true}
+
+// ParseTmpfsFlag parses docker's --tmpfs PATH[:OPTIONS] (OPTIONS as
+// mount(8)'s: "size=64m,mode=1777,exec"); sizes take docker's suffixes.
+func ParseTmpfsFlag(spec string) (MountSpec, error) {
+	target, opts, _ := strings.Cut(spec, ":")
+	m := MountSpec{Type: "tmpfs", Target: target}
+	if opts != "" {
+		o := &TmpfsOptions{}
+		for _, opt := range strings.Split(opts, ",") {
+			k, v, hasValue := strings.Cut(opt, "=")
+			switch {
+			case !hasValue && tmpfsFlagOptions[k]:
+				if k == "ro" {
+					m.ReadOnly = true
+				}
+				o.Options = append(o.Options, k)
+			case hasValue && k == "size":
+				n, err := units.RAMInBytes(v)
+				if err != nil || n <= 0 {
+					return MountSpec{}, fmt.Errorf("%w: --tmpfs %q: invalid size %q", ErrInvalidMount, spec, v)
+				}
+				o.SizeBytes = n
+			case hasValue && k == "mode":
+				n, err := strconv.ParseUint(v, 8, 32)
+				if err != nil || n > 0o7777 {
+					return MountSpec{}, fmt.Errorf("%w: --tmpfs %q: invalid mode %q (octal)", ErrInvalidMount, spec, v)
+				}
+				o.Mode = fs.FileMode(n)
+			case hasValue && tmpfsDataOptions[k] && v != "" && !strings.ContainsAny(v, ", "):
+				o.Options = append(o.Options, opt)
+			default:
+				return MountSpec{}, fmt.Errorf("%w: --tmpfs %q: unsupported option %q", ErrInvalidMount, spec, opt)
+			}
+		}
+		m.TmpfsOptions = o
+	}
+	return m, validTarget("--tmpfs "+spec, m)
+}
+
+// tmpfsMountOptions are the mount options of a tmpfs mount: docker's
+// nosuid,nodev,noexec defaults, then the size and mode asked for, then the
+// --tmpfs options (which may undo a default, e.g. exec).
+func tmpfsMountOptions(o *TmpfsOptions) []string {
+	opts := []string{"nosuid", "nodev", "noexec"}
+	if o == nil {
+		return opts
+	}
+	if o.SizeBytes > 0 {
+		opts = append(opts, "size="+strconv.FormatInt(o.SizeBytes, 10))
+	}
+	if o.Mode != 0 {
+		opts = append(opts, "mode="+strconv.FormatUint(uint64(o.Mode), 8))
+	}
+	return append(opts, o.Options...)
+}
 
 // ErrInvalidMount: a -v or --mount spec kiln cannot use.
 var ErrInvalidMount = errors.New("invalid mount spec")
@@ -50,12 +138,15 @@ func ParseVolumeFlag(spec string) (MountSpec, error) {
 
 // ParseMountFlag parses docker's --mount: comma-separated key=value pairs
 // type (bind, volume, tmpfs; default volume), source/src, target/destination/dst,
-// readonly/ro.
+// readonly/ro, volume-nocopy, bind-propagation, tmpfs-size, tmpfs-mode and
+// consistency (only "consistent" or "default": what Linux gives). Every
+// other option of docker's is refused, never ignored.
 func ParseMountFlag(spec string) (MountSpec, error) {
 	m := MountSpec{Type: "volume"}
+	var propagation, size, mode string
 	for _, kv := range strings.Split(spec, ",") {
 		k, v, hasValue := strings.Cut(kv, "=")
-		switch strings.ToLower(k) {
+		switch k = strings.ToLower(k); k {
 		case "type":
 			m.Type = v
 		case "source", "src":
@@ -66,10 +157,55 @@ func ParseMountFlag(spec string) (MountSpec, error) {
 			m.ReadOnly = !hasValue || v == "1" || v == "true"
 		case "volume-nocopy":
 			m.NoCopy = !hasValue || v == "1" || v == "true"
-		case "bind-propagation", "tmpfs-size", "tmpfs-mode", "consistency":
+		case "bind-propagation":
+			propagation = v
+		case "tmpfs-size":
+			size = v
+		case "tmpfs-mode":
+			mode = v
+		case "consistency":
+			if v != "consistent" && v != "default" {
+				return MountSpec{}, fmt.Errorf("%w: %q: consistency=%s is not supported (bind mounts on Linux are always consistent)", ErrInvalidMount, spec, v)
+			}
+		case "volume-driver", "volume-label", "volume-opt", "volume-subpath", "bind-nonrecursive", "bind-recursive",
+			"bind-create-src", "tmpfs-options", "image-subpath":
+			return MountSpec{}, fmt.Errorf("%w: %q: option %q is not supported by kiln", ErrInvalidMount, spec, k)
 		default:
 			return MountSpec{}, fmt.Errorf("%w: %q: unexpected key %q", ErrInvalidMount, spec, k)
 		}
+	}
+	if propagation != "" {
+		if m.Type != "bind" {
+			return MountSpec{}, fmt.Errorf("%w: %q: bind-propagation is only for type=bind", ErrInvalidMount, spec)
+		}
+		if propagation == "shared" || propagation == "rshared" {
+			return MountSpec{}, fmt.Errorf("%w: %q: bind-propagation=%s is not supported by kiln (a container's mounts never reach the host); use rslave", ErrInvalidMount, spec, propagation)
+		}
+		if !validPropagation[propagation] {
+			return MountSpec{}, fmt.Errorf("%w: %q: invalid bind-propagation %q", ErrInvalidMount, spec, propagation)
+		}
+		m.BindOptions = &BindOptions{Propagation: propagation}
+	}
+	if size != "" || mode != "" {
+		if m.Type != "tmpfs" {
+			return MountSpec{}, fmt.Errorf("%w: %q: tmpfs-size and tmpfs-mode are only for type=tmpfs", ErrInvalidMount, spec)
+		}
+		o := &TmpfsOptions{}
+		if size != "" {
+			n, err := units.RAMInBytes(size)
+			if err != nil || n <= 0 {
+				return MountSpec{}, fmt.Errorf("%w: %q: invalid tmpfs-size %q", ErrInvalidMount, spec, size)
+			}
+			o.SizeBytes = n
+		}
+		if mode != "" {
+			n, err := strconv.ParseUint(mode, 8, 32)
+			if err != nil || n > 0o7777 {
+				return MountSpec{}, fmt.Errorf("%w: %q: invalid tmpfs-mode %q (octal, e.g. 1770)", ErrInvalidMount, spec, mode)
+			}
+			o.Mode = fs.FileMode(n)
+		}
+		m.TmpfsOptions = o
 	}
 	switch m.Type {
 	case "bind":
@@ -123,6 +259,9 @@ func (s *Store) ResolveMounts(specs []MountSpec, imageVolumes map[string]struct{
 				}
 			}
 			mp.Source, mp.Propagation = src, "rprivate"
+			if m.BindOptions != nil && m.BindOptions.Propagation != "" {
+				mp.Propagation = m.BindOptions.Propagation
+			}
 		case "volume":
 			v, err := s.CreateVolume(m.Source, nil)
 			if err != nil {

@@ -43,20 +43,24 @@ func containerSpec(c *Container, cgroups []string) (*runner.Spec, error) {
 	if !hc.Privileged {
 		spec.MaskedPaths, spec.ReadonlyPaths = hc.MaskedPaths, hc.ReadonlyPaths
 	}
-	noCopy := map[string]bool{}
+	asked := map[string]MountSpec{}
 	for _, m := range hc.Mounts {
-		noCopy[path.Clean(m.Target)] = m.NoCopy
+		asked[path.Clean(m.Target)] = m
 	}
 	for _, mp := range c.Mounts {
-		if mp.Type == "volume" && !noCopy[mp.Destination] {
+		if mp.Type == "volume" && !asked[mp.Destination].NoCopy {
 			spec.Populate = append(spec.Populate, mp.Destination)
 		}
 		m := runner.Mount{Target: mp.Destination}
 		switch mp.Type {
 		case "bind", "volume":
-			m.Type, m.Source, m.Options = "rbind", mp.Source, []string{"rbind", "rprivate"}
+			propagation := "rprivate"
+			if mp.Type == "bind" && mp.Propagation != "" {
+				propagation = mp.Propagation
+			}
+			m.Type, m.Source, m.Options = "rbind", mp.Source, []string{"rbind", propagation}
 		case "tmpfs":
-			m.Type, m.Source, m.Options = "tmpfs", "tmpfs", []string{"nosuid", "nodev", "noexec"}
+			m.Type, m.Source, m.Options = "tmpfs", "tmpfs", tmpfsMountOptions(asked[mp.Destination].TmpfsOptions)
 		default:
 			return nil, fmt.Errorf("mount %s: unsupported type %q", mp.Destination, mp.Type)
 		}
@@ -64,6 +68,9 @@ func containerSpec(c *Container, cgroups []string) (*runner.Spec, error) {
 			m.Options = append(m.Options, "ro")
 		}
 		spec.ExtraMounts = append(spec.ExtraMounts, m)
+	}
+	if err := c.applyRunOptions(spec); err != nil {
+		return nil, err
 	}
 	return spec, nil
 }
