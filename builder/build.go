@@ -68,6 +68,8 @@ type Options struct {
 	// Allow are the entitlements granted: EntitlementNetworkHost,
 	// EntitlementSecurityInsecure (kiln build --allow).
 	Allow []string
+	// RunLimits are --ulimit and --shm-size of the RUN steps (sandbox.go).
+	RunLimits
 }
 
 // Build builds the Dockerfile and returns the image ID. The image is tagged

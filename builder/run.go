@@ -69,7 +69,8 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 		Epoch                      *time.Time
 		Mounts                     any                            `json:",omitempty"`
 		Heredocs                   []instructions.ShellInlineFile `json:",omitempty"`
-	}{"RUN", st.img.Config.User, st.img.Config.WorkingDir, network, insecure, args, env, st.epoch, mounts.key, c.Files})
+		Limits                     *RunLimits                     `json:",omitempty"`
+	}{"RUN", st.img.Config.User, st.img.Config.WorkingDir, network, insecure, args, env, st.epoch, mounts.key, c.Files, b.opts.RunLimits.key()})
 	return b.step(ctx, st, stepSpec{createdBy: createdBy, key: key, inputs: inputs, make: func() (cache.Layer, bool, error) {
 		l, err := b.runSandbox(ctx, st, c, sandboxStep{args: args, env: env, script: script, mounts: mounts, network: network, insecure: insecure})
 		return l, err == nil, err

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 
+	units "github.com/docker/go-units"
+
 	"github.com/kiln-build/kiln/runner"
 )
 
@@ -53,12 +55,40 @@ func checkSecurityOptions(o *Options) error {
 	default:
 		return fmt.Errorf("network mode %q not supported: use default, none or host", o.Network)
 	}
+	if err := checkRunLimits(o.RunLimits); err != nil {
+		return err
+	}
 	for _, e := range o.Allow {
 		if e != EntitlementNetworkHost && e != EntitlementSecurityInsecure {
 			return fmt.Errorf("invalid entitlement %q: use %s or %s", e, EntitlementNetworkHost, EntitlementSecurityInsecure)
 		}
 	}
 	return nil
+}
+
+// RunLimits are the resource limits of every RUN step of a build (kiln
+// build --ulimit and --shm-size), as BuildKit's: part of the steps' cache
+// keys, since a step may behave differently under them.
+type RunLimits struct {
+	Ulimits []*units.Ulimit `json:",omitempty"`
+	ShmSize int64           `json:",omitempty"` // bytes of /dev/shm; 0 is runner.DefaultShmSize
+}
+
+// key is what the limits add to a RUN step's key: nothing without any, so
+// that the keys of builds without them do not change.
+func (l RunLimits) key() *RunLimits {
+	if len(l.Ulimits) == 0 && l.ShmSize == 0 {
+		return nil
+	}
+	return &l
+}
+
+func checkRunLimits(l RunLimits) error {
+	if l.ShmSize < 0 {
+		return fmt.Errorf("--shm-size %d: must be positive", l.ShmSize)
+	}
+	_, err := runner.Rlimits(l.Ulimits)
+	return err
 }
 
 // sandboxes holds what every RUN step of a build shares: its confinement
@@ -154,6 +184,10 @@ func (b *build) confine(ctx context.Context, spec *runner.Spec, network string, 
 		return err
 	}
 	conf.Confine(spec)
+	if spec.Rlimits, err = runner.Rlimits(b.opts.Ulimits); err != nil {
+		return err
+	}
+	spec.ShmSize = b.opts.ShmSize
 	if !conf.Privileged() {
 		if spec.Cgroups, err = b.sandboxes.cgroupDirs(); err != nil {
 			return err

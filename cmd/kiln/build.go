@@ -35,6 +35,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 		netMode     string
 		allow       []string
 		rf          registryFlags
+		lim         buildLimitFlags // buildlimits.go
 	)
 	cmd := &cobra.Command{
 		Use:   "build [OPTIONS] CONTEXT",
@@ -96,6 +97,9 @@ func newBuildCommand(g *globals) *cobra.Command {
 				}
 				opts.Secrets[id] = src
 			}
+			if opts.RunLimits, err = lim.limits(); err != nil {
+				return err
+			}
 			if opts.PullPolicy, err = builder.ParsePullPolicy(pull); err != nil {
 				return fmt.Errorf("--pull: %w", err)
 			}
@@ -126,6 +130,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 	f.StringVar(&pull, "pull", "missing", "when FROM pulls its image: always, missing (the store lacks it) or never")
 	f.Lookup("pull").NoOptDefVal = "always"
 	rf.add(f, g)
+	lim.register(f)
 	f.BoolVar(&explain, "explain-cache", false, "print for every step whether it hit the build cache and, for a miss, what changed")
 	f.StringArrayVar(&noCacheFor, "no-cache-filter", nil, "do not use the cache for these stages")
 	f.StringVar(&target, "target", "", "set the target build stage to build")
