@@ -12,6 +12,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Hooks are OCI lifecycle hooks of the sandbox (CDI devices bring them):
@@ -41,6 +42,8 @@ func (h *Hooks) run(hooks []specs.Hook, status specs.ContainerState, pid int) er
 	if err != nil {
 		return err
 	}
+	// The init works with umask 0; what a hook creates gets the usual 022.
+	defer unix.Umask(unix.Umask(0o022))
 	for _, hk := range hooks {
 		if err := runHook(hk, state); err != nil {
 			return err
