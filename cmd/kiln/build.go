@@ -34,6 +34,8 @@ func newBuildCommand(g *globals) *cobra.Command {
 		secrets     []string
 		netMode     string
 		allow       []string
+		progressArg string
+		check       bool
 		rf          registryFlags
 	)
 	cmd := &cobra.Command{
@@ -74,14 +76,18 @@ func newBuildCommand(g *globals) *cobra.Command {
 				BuildArgs:       parseBuildArgs(buildArgs),
 				NoCache:         noCache,
 				Compression:     c,
-				Progress:        os.Stderr,
 				Network:         netMode,
 			}
+			if check {
+				return runCheck(g, opts)
+			}
+			display, err := buildDisplay(progressArg, quiet)
+			if err != nil {
+				return err
+			}
+			opts.Progress = display
 			for _, a := range allow {
 				opts.Allow = append(opts.Allow, strings.Split(a, ",")...)
-			}
-			if quiet {
-				opts.Progress = io.Discard
 			}
 			if explain {
 				opts.ExplainCache = os.Stderr
@@ -104,10 +110,14 @@ func newBuildCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			opts.Pull = pullFunc(s, rf.options(quiet), opts.Progress)
+			opts.Pull = pullFunc(s, rf.options(true), io.Discard)
 			opts.NetworkNamespace = buildNetwork(g.root, s)
 			id, err := builder.Build(cmd.Context(), s, opts)
+			if cerr := display.Close(); err == nil {
+				err = cerr
+			}
 			if err != nil {
+				reportBuildError(err)
 				return err
 			}
 			if quiet {
@@ -134,6 +144,8 @@ func newBuildCommand(g *globals) *cobra.Command {
 	f.StringArrayVar(&secrets, "secret", nil, "secret for RUN --mount=type=secret: id=NAME,src=FILE or id=NAME,env=VAR")
 	f.StringVar(&netMode, "network", builder.NetworkDefault, "the networking mode of RUN steps: default (the build's own namespace on kiln's bridge), none or host (needs --allow network.host)")
 	f.StringArrayVar(&allow, "allow", nil, "extra privileged entitlements: network.host (RUN --network=host), security.insecure (RUN --security=insecure)")
+	f.StringVar(&progressArg, "progress", "auto", "type of progress output: auto, tty, plain, rawjson or quiet (default $BUILDKIT_PROGRESS, else auto)")
+	f.BoolVar(&check, "check", false, "run the Dockerfile's build checks and exit, without building (non-zero exit on violations)")
 	f.StringVar(&epoch, "source-date-epoch", "", "timestamp (seconds since 1970) for the image's history, config and file times (default $SOURCE_DATE_EPOCH)")
 	return cmd
 }
