@@ -382,3 +382,53 @@ func parsePlain(t *testing.T, s string) (map[string]*plainVertex, []string) {
 	}
 	return out, warnings
 }
+
+// stepCached reports whether the step whose name starts with prefix was cached.
+func stepCached(vs map[string]*plainVertex, prefix string) bool {
+	for name, v := range vs {
+		if strings.HasPrefix(name, prefix) && v.end == "CACHED" {
+			return true
+		}
+	}
+	return false
+}
+
+// TestBuildCheck: kiln build --check runs the build checks and builds
+// nothing; it exits 1 on violations; # check= directives are honoured, and
+// error=true fails an ordinary build before it builds.
+func TestBuildCheck(t *testing.T) {
+	e := newEnv(t)
+	e.importBase("localhost/bb:latest")
+	ctx := writeContext(t, map[string]string{"f": "x"})
+	bad := "FROM localhost/bb:latest as base\nENV DB_PASSWORD=x\nCOPY $SRC /f\nCMD run\nCMD [\"run\"]\nFROM base AS Final\nRUN touch /built\n"
+	before := e.kiln("images", "-q")
+	r := e.run(bad, "build", "--check", "-t", "checked", "-f", "-", ctx)
+	if r.code != 1 || !strings.HasPrefix(r.stdout, "Check complete, 6 warnings have been found!\n") {
+		t.Fatalf("--check: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{
+		"WARN: FromAsCasing - https://docs.docker.com/go/dockerfile/rule/from-as-casing/\n'as' and 'FROM' keywords' casing do not match\nDockerfile:1\n",
+		"WARN: SecretsUsedInArgOrEnv - ", `(ENV "DB_PASSWORD")`,
+		"WARN: UndefinedVar - ", "Usage of undefined variable '$SRC'",
+		"WARN: JSONArgsRecommended - ", "\nDockerfile:4\n--------------------\n   2 |     ENV DB_PASSWORD=x\n   3 |     COPY $SRC /f\n   4 | >>> CMD run\n",
+		"WARN: MultipleInstructionsDisallowed - ", "WARN: StageNameCasing - ",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("--check output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if after := e.kiln("images", "-q"); after != before {
+		t.Errorf("--check built something: images %q, then %q", before, after)
+	}
+	skip := "# check=skip=FromAsCasing,SecretsUsedInArgOrEnv,UndefinedVar,JSONArgsRecommended,MultipleInstructionsDisallowed,StageNameCasing\n" + bad
+	if r := e.run(skip, "build", "--check", "-f", "-", ctx); r.code != 0 || r.stdout != "Check complete, no warnings found.\n" {
+		t.Errorf("--check with every rule skipped: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = e.run("# check=error=true\n"+bad, "build", "-t", "checked", "-f", "-", ctx)
+	if r.code == 0 || !strings.Contains(r.stderr, "Dockerfile: build checks failed: lint violation found for rules:") || !strings.Contains(r.stderr, "FromAsCasing") || strings.Contains(r.stderr, "RUN touch") {
+		t.Errorf("error=true: exit %d\n%s", r.code, r.stderr)
+	}
+	if after := e.kiln("images", "-q"); after != before {
+		t.Errorf("the build with error=true built something: images %q, then %q", before, after)
+	}
+}
