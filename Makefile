@@ -7,6 +7,9 @@ BIN     := bin/kiln
 # the ADD tests' archives (Go has no encoder for them); iptables for the rules of container networks.
 TEST_PKGS := busybox-static skopeo umoci docker-registry bzip2 xz-utils iptables
 TEST_BINS := /bin/busybox /usr/bin/skopeo /usr/bin/umoci /usr/bin/docker-registry /usr/bin/bzip2 /usr/bin/xz /usr/sbin/iptables
+# tmux is the terminal the build's live progress display is tested in.
+TEST_PKGS += tmux
+TEST_BINS += /usr/bin/tmux
 
 .PHONY: all build test deps demo clean
 

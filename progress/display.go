@@ -63,6 +63,13 @@ func New(mode Mode, out io.Writer) Display {
 	return newPlain(out)
 }
 
+// Redraws reports whether d redraws the terminal in place: then nothing
+// else may write to it until d is closed.
+func Redraws(d Display) bool {
+	_, ok := d.(*tty)
+	return ok
+}
+
 type nopDisplay struct{}
 
 func (nopDisplay) Write(*SolveStatus) {}

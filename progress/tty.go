@@ -218,8 +218,10 @@ func (t *tty) frame(cols int, final bool) []string {
 			for _, l := range tv.tail {
 				out = append(out, fit(" => => # "+l, "", width))
 			}
-			if l := string(tv.out[1].partial) + string(tv.out[2].partial); l != "" && tv.completed == nil {
-				out = append(out, fit(" => => # "+l, "", width))
+			for i := range tv.out {
+				if l := tv.out[i].partial; len(l) > 0 && tv.completed == nil {
+					out = append(out, fit(" => => # "+string(l), "", width))
+				}
 			}
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/layer"
+	"github.com/kiln-build/kiln/progress"
 	"github.com/kiln-build/kiln/runner"
 )
 
@@ -81,16 +82,12 @@ func newBuildCommand(g *globals) *cobra.Command {
 			if check {
 				return runCheck(g, opts)
 			}
-			display, err := buildDisplay(progressArg, quiet)
+			mode, err := buildProgressMode(progressArg, quiet)
 			if err != nil {
 				return err
 			}
-			opts.Progress = display
 			for _, a := range allow {
 				opts.Allow = append(opts.Allow, strings.Split(a, ",")...)
-			}
-			if explain {
-				opts.ExplainCache = os.Stderr
 			}
 			for _, spec := range secrets {
 				id, src, err := builder.ParseSecret(spec)
@@ -110,12 +107,20 @@ func newBuildCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.Close()
+			display := progress.New(mode, os.Stderr)
+			opts.Progress = display
+			aside, flushAside := asideDisplay(display)
+			opts.Warnings = aside
+			if explain {
+				opts.ExplainCache = aside
+			}
 			opts.Pull = pullFunc(s, rf.options(true), io.Discard)
 			opts.NetworkNamespace = buildNetwork(g.root, s)
 			id, err := builder.Build(cmd.Context(), s, opts)
 			if cerr := display.Close(); err == nil {
 				err = cerr
 			}
+			flushAside()
 			if err != nil {
 				reportBuildError(err)
 				return err

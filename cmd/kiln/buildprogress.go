@@ -1,29 +1,53 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"sync"
 
 	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/progress"
 )
 
-// buildDisplay is the display of a build's progress on stderr, from
-// --progress (or BUILDKIT_PROGRESS) and -q, as buildx takes them.
-func buildDisplay(flag string, quiet bool) (progress.Display, error) {
+// buildProgressMode is how a build shows its progress, from --progress (or
+// BUILDKIT_PROGRESS) and -q, as buildx takes them.
+func buildProgressMode(flag string, quiet bool) (progress.Mode, error) {
 	mode, err := progress.ParseMode(flag, os.Getenv("BUILDKIT_PROGRESS"))
 	if err != nil {
-		return nil, fmt.Errorf("--progress: %w", err)
+		return "", fmt.Errorf("--progress: %w", err)
 	}
 	if quiet {
 		if mode != progress.Auto && mode != progress.Quiet && flag != "" && flag != string(progress.Auto) {
-			return nil, fmt.Errorf("--progress=%s and --quiet cannot be used together", mode)
+			return "", fmt.Errorf("--progress=%s and --quiet cannot be used together", mode)
 		}
 		mode = progress.Quiet
 	}
-	return progress.New(mode, os.Stderr), nil
+	return mode, nil
+}
+
+// asideDisplay is where text for stderr goes while display runs: stderr,
+// unless the display redraws the terminal; then it is held until flush.
+func asideDisplay(display progress.Display) (w io.Writer, flush func()) {
+	if !progress.Redraws(display) {
+		return os.Stderr, func() {}
+	}
+	var b lockedBuffer
+	return &b, func() { os.Stderr.Write(b.b.Bytes()) }
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
 }
 
 // reportBuildError prints, before the error itself, the last lines the
