@@ -48,26 +48,22 @@ type Display interface {
 // terminal and plain otherwise; tty on something that is not a terminal is
 // plain too, so no escape code reaches a file or a pipe.
 func New(mode Mode, out io.Writer) Display {
-	f, isFile := out.(*os.File)
-	term := isFile && isTerminal(f)
-	switch mode {
-	case Quiet:
+	switch {
+	case mode == Quiet:
 		return nopDisplay{}
-	case RawJSON:
+	case mode == RawJSON:
 		return &rawJSON{enc: json.NewEncoder(out)}
-	case Auto, TTY:
-		if term {
-			return newTTY(f)
-		}
+	case Redraws(mode, out):
+		return newTTY(out.(*os.File))
 	}
 	return newPlain(out)
 }
 
-// Redraws reports whether d redraws the terminal in place: then nothing
-// else may write to it until d is closed.
-func Redraws(d Display) bool {
-	_, ok := d.(*tty)
-	return ok
+// Redraws reports whether the display of mode on out redraws the
+// terminal in place: then nothing else may write to out until it is closed.
+func Redraws(mode Mode, out io.Writer) bool {
+	f, ok := out.(*os.File)
+	return ok && (mode == Auto || mode == TTY) && isTerminal(f)
 }
 
 type nopDisplay struct{}

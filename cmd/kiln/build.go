@@ -56,11 +56,17 @@ func newBuildCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			to, err := cacheExporter(cacheTo, rf.options(quiet))
+			mode, err := buildProgressMode(progressArg, quiet)
+			if err != nil {
+				return err
+			}
+			// A registry's progress bars would tear a display that redraws.
+			quietRegistry := quiet || progress.Redraws(mode, os.Stderr)
+			to, err := cacheExporter(cacheTo, rf.options(quietRegistry))
 			if err != nil {
 				return fmt.Errorf("--cache-to: %w", err)
 			}
-			from, err := cacheImporters(cacheFrom, rf.options(quiet))
+			from, err := cacheImporters(cacheFrom, rf.options(quietRegistry))
 			if err != nil {
 				return fmt.Errorf("--cache-from: %w", err)
 			}
@@ -81,10 +87,6 @@ func newBuildCommand(g *globals) *cobra.Command {
 			}
 			if check {
 				return runCheck(g, opts)
-			}
-			mode, err := buildProgressMode(progressArg, quiet)
-			if err != nil {
-				return err
 			}
 			for _, a := range allow {
 				opts.Allow = append(opts.Allow, strings.Split(a, ",")...)
@@ -109,7 +111,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 			defer s.Close()
 			display := progress.New(mode, os.Stderr)
 			opts.Progress = display
-			aside, flushAside := asideDisplay(display)
+			aside, flushAside := asideDisplay(mode)
 			opts.Warnings = aside
 			if explain {
 				opts.ExplainCache = aside

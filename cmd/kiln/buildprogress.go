@@ -29,10 +29,11 @@ func buildProgressMode(flag string, quiet bool) (progress.Mode, error) {
 	return mode, nil
 }
 
-// asideDisplay is where text for stderr goes while display runs: stderr,
-// unless the display redraws the terminal; then it is held until flush.
-func asideDisplay(display progress.Display) (w io.Writer, flush func()) {
-	if !progress.Redraws(display) {
+// asideDisplay is where text for stderr goes while the display of mode
+// runs: stderr, unless the display redraws the terminal; then it is held
+// until flush.
+func asideDisplay(mode progress.Mode) (w io.Writer, flush func()) {
+	if !progress.Redraws(mode, os.Stderr) {
 		return os.Stderr, func() {}
 	}
 	var b lockedBuffer
