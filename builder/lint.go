@@ -137,7 +137,9 @@ func (e *lintEnv) clone() *lintEnv {
 func (l *linting) expand(lint *linter.Linter, cmd instructions.Command, env *lintEnv, word string, raw bool) (string, error) {
 	lex := *l.lex
 	lex.SkipProcessQuotes = raw
-	s, unmatched, err := lex.ProcessWord(word, env)
+	bounded := &boundedEnv{EnvGetter: env} // an expansion bomb stays small here too
+	s, unmatched, err := lex.ProcessWord(word, bounded)
+	err = bounded.check(err)
 	for _, name := range slices.Sorted(func(yield func(string) bool) {
 		for k := range unmatched {
 			if !yield(k) {

@@ -60,3 +60,13 @@ func TestLint(t *testing.T) {
 		}
 	})
 }
+
+// TestLintExpansionBomb: the checks expand words as the build does, within
+// the same bound, so a Dockerfile whose variables grow tenfold a line is
+// linted at once.
+func TestLintExpansionBomb(t *testing.T) {
+	df := "FROM scratch\nARG X=abcdefghij\n" + strings.Repeat("ARG X=$X$X$X$X$X$X$X$X$X$X\n", 13) + "LABEL x=$X\n"
+	if ws, err := lintDockerfile([]byte(df), nil, nil); err != nil || len(ws) != 0 {
+		t.Errorf("%+v, %v", ws, err)
+	}
+}
