@@ -45,16 +45,19 @@ func newBarrier(t *testing.T) *barrier {
 	return b
 }
 
-// both waits until both stages called.
-func (b *barrier) both(t *testing.T) {
-	t.Helper()
+// both waits until both stages called; false when stop closes first or
+// they never did.
+func (b *barrier) both(stop <-chan struct{}) bool {
 	for range 2 {
 		select {
 		case <-b.arrived:
-		case <-time.After(5 * time.Minute):
-			t.Fatal("the build's two stages did not both reach the barrier")
+		case <-stop:
+			return false
+		case <-time.After(5 * time.Minute): // a safety net, not a measure
+			return false
 		}
 	}
+	return true
 }
 
 // dockerfile is the two-stage build: stage a's step ends with output that
@@ -95,7 +98,14 @@ func TestBuildProgress(t *testing.T) {
 	ctx := writeContext(t, map[string]string{"f": "x"})
 	build := func(b *barrier, args ...string) result {
 		t.Helper()
-		go func() { b.both(t); close(b.release) }()
+		stop, stopped := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(stopped)
+			if b.both(stop) {
+				close(b.release)
+			}
+		}()
+		defer func() { close(stop); <-stopped }()
 		return e.run(b.dockerfile(), append([]string{"build", "--no-cache", "--allow", "network.host", "-f", "-"}, append(args, ctx)...)...)
 	}
 
@@ -266,7 +276,9 @@ func TestBuildProgress(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 			}
 		}
-		b.both(t)
+		if !b.both(nil) {
+			t.Fatal("the build's two stages did not both reach the barrier")
+		}
 		// Both stages run: each step's line, with the output under it.
 		s := screen("both running steps with their output", func(s string) bool {
 			return strings.Contains(s, " => => # start-a") && strings.Contains(s, " => => # start-b")
