@@ -5,9 +5,11 @@ BIN     := bin/kiln
 # Debian packages the tests need: busybox for base images, skopeo and umoci to check what kiln writes,
 # docker-registry for the registry servers the push/pull tests run on 127.0.0.1; bzip2 and xz to make
 # the ADD tests' archives (Go has no encoder for them); iptables for the rules of container networks.
-# tmux is the terminal emulator of the run -it tests.
-TEST_PKGS := busybox-static skopeo umoci docker-registry bzip2 xz-utils iptables tmux
-TEST_BINS := /bin/busybox /usr/bin/skopeo /usr/bin/umoci /usr/bin/docker-registry /usr/bin/bzip2 /usr/bin/xz /usr/sbin/iptables /usr/bin/tmux
+TEST_PKGS := busybox-static skopeo umoci docker-registry bzip2 xz-utils iptables
+TEST_BINS := /bin/busybox /usr/bin/skopeo /usr/bin/umoci /usr/bin/docker-registry /usr/bin/bzip2 /usr/bin/xz /usr/sbin/iptables
+# tmux is the terminal the run -it tests and the build's live progress display are tested in.
+TEST_PKGS += tmux
+TEST_BINS += /usr/bin/tmux
 
 .PHONY: all build test deps demo clean
 

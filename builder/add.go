@@ -135,7 +135,7 @@ func (b *build) addStep(ctx context.Context, st *stage, req copyRequest) (hit bo
 			return false, err
 		}
 		release = append(release, func() { os.RemoveAll(dir) })
-		fmt.Fprintf(b.opts.Progress, "downloading %s\n", it.url)
+		st.vtx.logf("downloading %s", it.url)
 		d, err := fetch(ctx, http.DefaultClient, it.url, dir, checksum)
 		if err != nil {
 			return false, fmt.Errorf("ADD %s: %w", it.url, err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/layer"
+	"github.com/kiln-build/kiln/progress"
 )
 
 // Options are the settings of one build.
@@ -47,9 +48,9 @@ type Options struct {
 	CacheTo   CacheExporter
 	// Compression is used when the image's new layers are first exported.
 	Compression layer.Compression
-	// Progress receives one line as each step starts and ends, and the
-	// output of RUN steps; nil builds silently.
-	Progress io.Writer
+	// Progress receives the build's steps as they start and end, the
+	// output of RUN steps and the lint warnings; nil builds silently.
+	Progress progress.Writer
 	// Warnings receives warnings, even when Progress is silenced (default stderr).
 	Warnings io.Writer
 	Log      *slog.Logger
@@ -82,13 +83,13 @@ func Build(ctx context.Context, s *cache.Store, opts Options) (digest.Digest, er
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	if opts.Progress == nil {
-		opts.Progress = io.Discard
+		opts.Progress = progress.Discard
 	}
 	if opts.Warnings == nil {
 		opts.Warnings = os.Stderr
 	}
-	// Parallel stages write progress side by side: one line at a time.
-	opts.Progress = &lockedWriter{w: opts.Progress}
+	rep := &reporter{w: opts.Progress}
+	// Parallel stages explain side by side: one line at a time.
 	if opts.ExplainCache != nil {
 		opts.ExplainCache = &lockedWriter{w: opts.ExplainCache}
 	}
@@ -117,17 +118,35 @@ func Build(ctx context.Context, s *cache.Store, opts Options) (digest.Digest, er
 	if err != nil {
 		return "", err
 	}
+	load := rep.start("", "[internal] load build definition from "+name)
+	load.status(fmt.Sprintf("transferring dockerfile: %dB", len(data)), load.started)
 	df, err := parseDockerfile(name, data)
 	if err != nil {
+		load.done(false, err)
 		return "", err
 	}
+	if df.syntax != "" {
+		load.logf("note: %s: # syntax=%s: kiln builds with its own Dockerfile frontend (BuildKit's parser, dockerfile:1 features)", df.name, df.syntax)
+	}
+	// The build checks' warnings go with the progress (printed after the
+	// build, as docker build does); # check=error=true makes them fatal.
+	warnings, err := lintDockerfile(data, opts.BuildArgs, storeEnv(s))
+	for _, w := range warnings {
+		rep.warn(w.Short(), w.URL)
+	}
+	if err != nil {
+		err = &Error{File: name, Err: err}
+		load.done(false, err)
+		return "", err
+	}
+	load.done(false, nil)
 	// The build holds what it makes through a lease that ends with this
 	// process: a build killed with -9 pins nothing once it is gone.
 	leased, lease, err := leaseBuild(s)
 	if err != nil {
 		return "", err
 	}
-	id, err := (&build{store: leased, opts: opts, df: df, data: data, start: time.Now()}).runAndTag(ctx)
+	id, err := (&build{store: leased, opts: opts, rep: rep, df: df, data: data, start: time.Now()}).runAndTag(ctx)
 	if rerr := s.DeleteLease(lease.Kind, lease.Name); rerr != nil {
 		opts.Log.Warn("release the build's lease", "err", rerr)
 	}
@@ -161,16 +180,16 @@ func leaseBuild(s *cache.Store) (*cache.Store, cache.Lease, error) {
 // runAndTag runs the stages and tags the result: the build's work while it
 // holds its lease.
 func (b *build) runAndTag(ctx context.Context) (digest.Digest, error) {
-	opts, df := b.opts, b.df
+	opts := b.opts
 	var err error
-	if df.syntax != "" {
-		fmt.Fprintf(opts.Progress, "note: %s: # syntax=%s: kiln builds with its own Dockerfile frontend (BuildKit's parser, dockerfile:1 features)\n", df.name, df.syntax)
-	}
 	if b.ignore, err = loadIgnore(opts.ContextDir, opts.Dockerfile); err != nil {
 		return "", err
 	}
 	b.sandboxes.networkFn = opts.NetworkNamespace
 	id, err := b.run(ctx)
+	if err != nil {
+		b.export.done(false, err)
+	}
 	if rerr := b.sandboxes.release(); rerr != nil {
 		opts.Log.Warn("release the build's sandboxes", "err", rerr)
 	}
@@ -186,23 +205,28 @@ func (b *build) runAndTag(ctx context.Context) (digest.Digest, error) {
 		return "", err
 	}
 	for _, t := range opts.Tags {
+		started := time.Now()
 		if err := b.store.Tag(t, id); err != nil {
+			b.export.done(false, err)
 			return "", err
 		}
 		n, _ := cache.NormalizeName(t)
-		fmt.Fprintf(opts.Progress, "naming to %s\n", n)
+		b.export.status("naming to "+n, started)
 	}
+	b.export.done(false, nil)
 	return id, nil
 }
 
 // build is the state of one Build call.
 type build struct {
-	store  *cache.Store
-	opts   Options
+	store *cache.Store
+	opts  Options
+	rep   *reporter
+	// export is the vertex of the image's commit and tags.
+	export *vertex
 	df     *dockerfile
 	data   []byte // the Dockerfile
 	start  time.Time
-	total  int              // steps of the stages the target needs
 	stats  *cache.StatCache // opened on first use
 	ignore *ignorer         // the context's .dockerignore
 	// used are the records this build hit or made, for --cache-to.

@@ -58,7 +58,7 @@ func TestCacheInvalidationMatrix(t *testing.T) {
 	})
 	ctx := e.ctx
 	first, id1 := e.buildExplain(Options{})
-	if stepsOf(first) != "3,4,5,6" {
+	if stepsOf(first) != "2,3,4,5" {
 		t.Fatalf("first build missed %v", first)
 	}
 	write := func(name, content string) {
@@ -80,24 +80,24 @@ func TestCacheInvalidationMatrix(t *testing.T) {
 		}, nil, "", nil},
 		{"file no step copies", func() { write("unrelated.txt", "u") }, nil, "", nil},
 		{"same content rewritten", func() { write("b/x", "x\n") }, nil, "", nil},
-		{"change a copied dir's file", func() { write("b/x", "x2\n") }, nil, "5,6", map[string]string{"5": "file b/x changed"}},
-		{"add a file to a copied dir", func() { write("b/y", "y\n") }, nil, "5,6", map[string]string{"5": "file b/y added"}},
-		{"change the first source", func() { write("a.txt", "A\n") }, nil, "3,4,5,6", map[string]string{"3": "file a.txt changed", "4": "an earlier step changed"}},
-		{"chmod", func() { os.Chmod(filepath.Join(ctx, "a.txt"), 0o600) }, nil, "3,4,5,6", map[string]string{"3": "file a.txt changed"}},
-		{"build arg", func() {}, map[string]string{"MODE": "b"}, "4,5,6", map[string]string{"4": `build arg MODE changed ("a" → "b")`}},
+		{"change a copied dir's file", func() { write("b/x", "x2\n") }, nil, "4,5", map[string]string{"4": "file b/x changed"}},
+		{"add a file to a copied dir", func() { write("b/y", "y\n") }, nil, "4,5", map[string]string{"4": "file b/y added"}},
+		{"change the first source", func() { write("a.txt", "A\n") }, nil, "2,3,4,5", map[string]string{"2": "file a.txt changed", "3": "an earlier step changed"}},
+		{"chmod", func() { os.Chmod(filepath.Join(ctx, "a.txt"), 0o600) }, nil, "2,3,4,5", map[string]string{"2": "file a.txt changed"}},
+		{"build arg", func() {}, map[string]string{"MODE": "b"}, "3,4,5", map[string]string{"3": `build arg MODE changed ("a" → "b")`}},
 		{"label only", func() {
 			write("Dockerfile", "FROM localhost/bb:latest\nARG MODE=a\nCOPY a.txt /a.txt\nRUN cat /a.txt > /a.copy\nCOPY b/ /b/\nRUN echo $MODE > /mode\nLABEL x=2\n")
 		}, nil, "", nil},
 		{"instruction", func() {
 			write("Dockerfile", "FROM localhost/bb:latest\nARG MODE=a\nCOPY a.txt /a.txt\nRUN cat /a.txt > /a.copy2\nCOPY b/ /b/\nRUN echo $MODE > /mode\nLABEL x=2\n")
-		}, nil, "4,5,6", map[string]string{"4": `instruction changed (was "RUN |1 MODE=a /bin/sh -c cat /a.txt > /a.copy # buildkit")`}},
+		}, nil, "3,4,5", map[string]string{"3": `instruction changed (was "RUN |1 MODE=a /bin/sh -c cat /a.txt > /a.copy # buildkit")`}},
 		{"new base image", func() {
 			// Same tag, other content: a new base digest re-runs everything.
 			if err := os.WriteFile(filepath.Join(e.baseDir, "etc", "motd"), []byte("new base\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			e.importDir(e.baseDir, "localhost/bb:latest")
-		}, nil, "3,4,5,6", map[string]string{"3": "base image localhost/bb:latest changed"}},
+		}, nil, "2,3,4,5", map[string]string{"2": "base image localhost/bb:latest changed"}},
 	}
 	for _, row := range rows {
 		row.change()
@@ -119,10 +119,10 @@ func TestCacheInvalidationMatrix(t *testing.T) {
 		t.Errorf("cached rebuild gave %s then %s (first build %s)", a, b, id1)
 	}
 	// --no-cache and --no-cache-filter force misses.
-	if misses, _ := e.buildExplain(Options{NoCache: true}); stepsOf(misses) != "3,4,5,6" || misses["3"] != "--no-cache" {
+	if misses, _ := e.buildExplain(Options{NoCache: true}); stepsOf(misses) != "2,3,4,5" || misses["2"] != "--no-cache" {
 		t.Errorf("--no-cache: %v", misses)
 	}
-	if misses, _ := e.buildExplain(Options{NoCacheFilter: []string{"0"}}); stepsOf(misses) != "3,4,5,6" {
+	if misses, _ := e.buildExplain(Options{NoCacheFilter: []string{"0"}}); stepsOf(misses) != "2,3,4,5" {
 		t.Errorf("--no-cache-filter: %v", misses)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/progress"
 )
 
 // buildEnv drives the builder directly: its own store on a temp root, and a
@@ -105,18 +106,20 @@ type buildResult struct {
 func (e *buildEnv) build(dockerfile string, opts Options) buildResult {
 	e.t.Helper()
 	e.write(map[string]string{"Dockerfile": dockerfile})
-	var progress, explain bytes.Buffer
+	var out, explain bytes.Buffer
 	opts.ContextDir = e.ctx
-	opts.Progress = &progress
+	display := progress.New(progress.Plain, &out)
+	opts.Progress = display
 	opts.ExplainCache = &explain
 	if opts.Warnings == nil {
-		opts.Warnings = &progress
+		opts.Warnings = &out
 	}
 	if opts.Network == "" {
 		opts.Network = NetworkNone
 	}
 	id, err := Build(context.Background(), e.store, opts)
-	return buildResult{id: id, err: err, progress: progress.String(), explain: explain.String()}
+	display.Close()
+	return buildResult{id: id, err: err, progress: out.String(), explain: explain.String()}
 }
 
 // mustBuild builds and fails the test if the build fails.
@@ -218,12 +221,17 @@ func (e *buildEnv) records() map[string]cache.CachedStep {
 	return out
 }
 
-// cachedSteps are the numbers of the steps the progress says were cached.
-func cachedSteps(progress string) []string {
+// cachedSteps are the numbers of the steps (of single-stage builds) the
+// plain progress says were cached: "#4 [3/8] COPY …" then "#4 CACHED".
+func cachedSteps(plain string) []string {
 	var out []string
-	for _, line := range strings.Split(progress, "\n") {
-		if n, ok := strings.CutSuffix(line, "] cached"); ok {
-			out = append(out, strings.TrimPrefix(n[:strings.IndexByte(n, '/')], "["))
+	steps := map[string]string{}
+	for _, line := range strings.Split(plain, "\n") {
+		id, rest, _ := strings.Cut(line, " ")
+		if rest == "CACHED" {
+			out = append(out, steps[id])
+		} else if n, _, ok := strings.Cut(strings.TrimPrefix(rest, "["), "/"); ok && strings.HasPrefix(rest, "[") {
+			steps[id] = strings.TrimSpace(n)
 		}
 	}
 	return out

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path"
 	"strings"
-	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
@@ -23,28 +22,6 @@ func commandText(cmd instructions.Command) string {
 		return strings.Join(strings.Fields(s.String()), " ")
 	}
 	return strings.ToUpper(cmd.Name())
-}
-
-func (b *build) progressStart(st *stage) time.Time {
-	if b.dry {
-		return time.Time{}
-	}
-	fmt.Fprintf(b.opts.Progress, "[%d/%d] %s\n", st.step, b.total, st.stepText)
-	return time.Now()
-}
-
-func (b *build) progressEnd(st *stage, start time.Time) {
-	if b.dry {
-		return
-	}
-	fmt.Fprintf(b.opts.Progress, "[%d/%d] done %.3fs\n", st.step, b.total, time.Since(start).Seconds())
-}
-
-func (b *build) progressCached(st *stage) {
-	fmt.Fprintf(b.opts.Progress, "[%d/%d] cached\n", st.step, b.total)
-	if b.opts.ExplainCache != nil {
-		fmt.Fprintf(b.opts.ExplainCache, "[%d/%d] %s: cache hit\n", st.step, b.total, st.stepText)
-	}
 }
 
 func (b *build) declareArgs(st *stage, c *instructions.ArgCommand) error {

@@ -22,6 +22,10 @@ type Error struct {
 	File string
 	Line int
 	Err  error
+	// Step and Logs, when a step failed as it ran, are its name as the
+	// progress shows it ("[build 2/3] RUN make") and the last lines it printed.
+	Step string
+	Logs []string
 }
 
 func (e *Error) Error() string {

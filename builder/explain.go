@@ -19,7 +19,7 @@ func (b *build) explainMiss(st *stage, in cache.StepInputs, files map[string]str
 	if w == nil {
 		return
 	}
-	fmt.Fprintf(w, "[%d/%d] %s: cache miss: %s\n", st.step, b.total, st.stepText, b.missReason(st, in, files))
+	fmt.Fprintf(w, "%s: cache miss: %s\n", st.stepText, b.missReason(st, in, files))
 }
 
 func (b *build) missReason(st *stage, in cache.StepInputs, files map[string]string) string {

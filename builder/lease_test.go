@@ -5,19 +5,24 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/progress"
 )
 
 // leaseWatcher is a progress writer that looks at the store's leases each
 // time the build reports progress.
 type leaseWatcher struct {
+	mu   sync.Mutex
 	s    *cache.Store
 	seen []cache.Lease
 }
 
-func (w *leaseWatcher) Write(p []byte) (int, error) {
+func (w *leaseWatcher) Write(*progress.SolveStatus) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if ls, err := w.s.Leases(); err == nil {
 		for _, l := range ls {
 			if l.Kind == "build" {
@@ -25,7 +30,6 @@ func (w *leaseWatcher) Write(p []byte) (int, error) {
 			}
 		}
 	}
-	return len(p), nil
 }
 
 // TestBuildHoldsALease: while it runs, a build holds a lease owned by its

@@ -49,6 +49,7 @@ func (b *build) resolveBase(ctx context.Context, name string) (digest.Digest, er
 	if _, err := digest.Parse(name); err == nil || pull == nil || b.opts.PullPolicy == PullNever {
 		return b.store.Resolve(name)
 	}
+	pull = b.reportPull(pull)
 	if b.opts.PullPolicy == PullAlways {
 		id, err := pull(ctx, name)
 		if err != nil {
@@ -65,4 +66,14 @@ func (b *build) resolveBase(ctx context.Context, name string) (digest.Digest, er
 		return "", fmt.Errorf("image not found in the store, and pulling it failed: %v", err)
 	}
 	return id, nil
+}
+
+// reportPull makes a pull a vertex of the build's progress.
+func (b *build) reportPull(pull PullFunc) PullFunc {
+	return func(ctx context.Context, name string) (digest.Digest, error) {
+		v := b.rep.start("", "[internal] pulling "+name)
+		id, err := pull(ctx, name)
+		v.done(false, err)
+		return id, err
+	}
 }

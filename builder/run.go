@@ -123,8 +123,8 @@ func (b *build) runSandbox(ctx context.Context, st *stage, c *instructions.RunCo
 		Cwd:         st.img.Config.WorkingDir,
 		User:        st.img.Config.User,
 		ExtraMounts: extra,
-		Stdout:      b.opts.Progress,
-		Stderr:      b.opts.Progress,
+		Stdout:      st.vtx.stream(1),
+		Stderr:      st.vtx.stream(2),
 	}
 	if err := b.confine(ctx, spec, s.network, s.insecure); err != nil {
 		sn.Discard()

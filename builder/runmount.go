@@ -358,7 +358,7 @@ func (b *build) cacheMount(ctx context.Context, st *stage, mt *instructions.Moun
 		if !ok {
 			var err error
 			cm, err = b.store.OpenCacheMount(ctx, storeKey, sharing, init, func() {
-				fmt.Fprintf(b.opts.Progress, "waiting for cache mount %s (sharing=%s)\n", id, sharing)
+				st.vtx.logf("waiting for cache mount %s (sharing=%s)", id, sharing)
 			})
 			if err != nil {
 				return nil, fmt.Errorf("RUN --mount=type=cache,id=%s: %w", id, err)

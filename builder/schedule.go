@@ -2,12 +2,16 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/opencontainers/go-digest"
 )
@@ -39,15 +43,6 @@ func (b *build) run(ctx context.Context) (digest.Digest, error) {
 	}
 	b.dry = false
 	b.warnUnusedArgs(meta, p)
-	step := 0
-	p.first = map[int]int{}
-	for i := range b.df.stages {
-		if _, ok := p.dry[i]; ok {
-			p.first[i] = step + 1
-			step += 1 + len(b.df.stages[i].Commands)
-		}
-	}
-	b.total = step
 	// Expansion rewrites the parsed instructions in place: the real pass
 	// starts from a fresh parse.
 	if b.df, err = parseDockerfile(b.df.name, b.data); err != nil {
@@ -57,20 +52,21 @@ func (b *build) run(ctx context.Context) (digest.Digest, error) {
 	if err != nil {
 		return "", err
 	}
+	b.export = b.rep.start("", "exporting to image")
+	started := time.Now()
 	id, err := b.commit(ctx, st)
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(b.opts.Progress, "writing image %s\n", id)
+	b.export.status("writing image "+id.String(), started)
 	return id, nil
 }
 
 // plan is what the dry pass learns: the stages each needed stage depends on
 // (FROM another stage, COPY --from, RUN --mount from=), and its dry state.
 type plan struct {
-	deps  map[int][]int
-	dry   map[int]*stage
-	first map[int]int // number of each stage's FROM step
+	deps map[int][]int
+	dry  map[int]*stage
 }
 
 // targetStage is the index of --target, or the last stage.
@@ -213,7 +209,10 @@ func (b *build) buildParallel(ctx context.Context, p *plan, meta *stage, target 
 	return results[target], nil
 }
 
-// buildStage builds one stage whose dependencies are built.
+// buildStage builds one stage whose dependencies are built. Its steps are
+// vertices named as BuildKit names them: "[NAME i/n] TEXT", where FROM an
+// image, RUN, COPY, ADD and WORKDIR count (ONBUILD triggers among them) and
+// the other instructions, which only change the config, are no step.
 func (b *build) buildStage(ctx context.Context, p *plan, meta *stage, i int) (*stage, error) {
 	s := b.df.stages[i]
 	built := map[string]*stage{}
@@ -222,39 +221,95 @@ func (b *build) buildStage(ctx context.Context, p *plan, meta *stage, i int) (*s
 			built[strings.ToLower(name)] = b.results(d)
 		}
 	}
-	step := p.first[i]
-	probe := &stage{step: step, stepText: fmt.Sprintf("FROM %s", s.BaseName) + asName(s.Name)}
-	start := b.progressStart(probe)
+	started := time.Now()
 	st, err := b.newStage(ctx, s, built, meta)
 	if err != nil {
 		return nil, err
 	}
 	st.index = i
-	for _, cmd := range st.onbuild {
-		st.step, st.stepText = step, "ONBUILD "+commandText(cmd)
-		if _, err := b.dispatch(ctx, st, meta, cmd); err != nil {
-			return nil, b.wrap(lineOf(&s), fmt.Errorf("ONBUILD %s: %w", commandText(cmd), err))
+	total := 0
+	for _, cmd := range append(slices.Clone(st.onbuild), s.Commands...) {
+		if isStep(cmd) {
+			total++
 		}
 	}
-	b.progressEnd(probe, start)
+	base, _ := meta.expand(s.BaseName)
+	fromImage := !strings.EqualFold(base, "scratch") && built[strings.ToLower(base)] == nil
+	if fromImage {
+		total++
+	}
+	n := 0
+	name := func(text string) string {
+		n++
+		prefix := "["
+		if s.Name != "" {
+			prefix += s.Name + " "
+		}
+		return fmt.Sprintf("%s%*d/%d] %s", prefix, len(strconv.Itoa(total)), n, total, text)
+	}
+	key := "stage " + strconv.Itoa(i)
+	var last digest.Digest
+	if fromImage {
+		v := b.rep.startAt(started, key, name("FROM "+base))
+		v.done(false, nil)
+		last = v.digest
+	}
+	runStep := func(cmd instructions.Command, text string, line int) error {
+		if !isStep(cmd) {
+			_, err := b.dispatch(ctx, st, meta, cmd)
+			return err
+		}
+		st.stepText = name(text)
+		var inputs []digest.Digest
+		if last != "" {
+			inputs = []digest.Digest{last}
+		}
+		st.vtx = b.rep.start(key, st.stepText, inputs...)
+		defer func() { st.vtx = nil }()
+		last = st.vtx.digest
+		hit, err := b.dispatch(ctx, st, meta, cmd)
+		st.vtx.done(hit, err)
+		if err != nil {
+			err = b.wrap(line, err)
+			var e *Error
+			if errors.As(err, &e) && e.Step == "" {
+				e.Step, e.Logs = st.stepText, st.vtx.lastLines()
+			}
+			return err
+		}
+		if hit && b.opts.ExplainCache != nil {
+			fmt.Fprintf(b.opts.ExplainCache, "%s: cache hit\n", st.stepText)
+		}
+		return nil
+	}
+	for _, cmd := range st.onbuild {
+		if err := runStep(cmd, "ONBUILD "+commandText(cmd), lineOf(&s)); err != nil {
+			var e *Error
+			if errors.As(err, &e) {
+				e.Err = fmt.Errorf("ONBUILD %s: %w", commandText(cmd), e.Err)
+			}
+			return nil, err
+		}
+	}
 	for _, cmd := range s.Commands {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		step++
-		st.step, st.stepText = step, commandText(cmd)
-		start := b.progressStart(st)
-		hit, err := b.dispatch(ctx, st, meta, cmd)
-		if err != nil {
-			return nil, b.wrap(lineOf(cmd), err)
+		if err := runStep(cmd, commandText(cmd), lineOf(cmd)); err != nil {
+			return nil, err
 		}
-		if hit {
-			b.progressCached(st)
-			continue
-		}
-		b.progressEnd(st, start)
 	}
 	return st, nil
+}
+
+// isStep reports whether cmd is a step of its own in the build's progress
+// (it changes the filesystem), as BuildKit counts them.
+func isStep(cmd instructions.Command) bool {
+	switch cmd.(type) {
+	case *instructions.RunCommand, *instructions.CopyCommand, *instructions.AddCommand, *instructions.WorkdirCommand:
+		return true
+	}
+	return false
 }
 
 // predefinedArgs are the ARGs BuildKit defines for every build: the target

@@ -59,10 +59,10 @@ type stage struct {
 	created time.Time
 	// epoch, when set (SOURCE_DATE_EPOCH), is every timestamp of the image.
 	epoch *time.Time
-	// step is the number of the step being built (numbered across the
-	// stages the target needs, in Dockerfile order), stepText its text.
-	step     int
+	// stepText is the name of the step being built, as the progress shows
+	// it ("[build 2/3] RUN make"); vtx reports its progress.
 	stepText string
+	vtx      *vertex
 	// onbuild are the base image's ONBUILD triggers, run right after FROM.
 	onbuild []instructions.Command
 	// meta holds the global ARGs; plan is set during the dry pass.

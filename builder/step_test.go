@@ -15,6 +15,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/progress"
 )
 
 // stepBuild is a build with no Dockerfile, to drive build.step directly.
@@ -23,16 +24,16 @@ func stepBuild(t *testing.T, e *buildEnv, opts Options) (*build, *bytes.Buffer) 
 	var explain bytes.Buffer
 	opts.ContextDir = e.ctx
 	opts.ExplainCache = &explain
-	opts.Progress, opts.Warnings = io.Discard, io.Discard
+	opts.Progress, opts.Warnings = progress.Discard, io.Discard
 	opts.Log = slog.New(slog.DiscardHandler)
-	b := &build{store: e.store, opts: opts, df: &dockerfile{name: "Dockerfile"}, total: 1}
+	b := &build{store: e.store, opts: opts, df: &dockerfile{name: "Dockerfile"}, rep: &reporter{w: progress.Discard}}
 	return b, &explain
 }
 
 // scratchStage is a stage on scratch, at step 1.
 func scratchStage() *stage {
 	base := digest.FromString("scratch")
-	return &stage{cacheKey: base, baseKey: base, created: time.Unix(0, 0), index: 0, step: 1, stepText: "STEP"}
+	return &stage{cacheKey: base, baseKey: base, created: time.Unix(0, 0), index: 0, stepText: "[1/1] STEP"}
 }
 
 // fileStep is a step that writes one file; made counts the layers it made.

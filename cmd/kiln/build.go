@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/layer"
+	"github.com/kiln-build/kiln/progress"
 	"github.com/kiln-build/kiln/runner"
 )
 
@@ -34,6 +35,8 @@ func newBuildCommand(g *globals) *cobra.Command {
 		secrets     []string
 		netMode     string
 		allow       []string
+		progressArg string
+		check       bool
 		rf          registryFlags
 		lim         buildLimitFlags // buildlimits.go
 	)
@@ -54,11 +57,17 @@ func newBuildCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			to, err := cacheExporter(cacheTo, rf.options(quiet))
+			mode, err := buildProgressMode(progressArg, quiet)
+			if err != nil {
+				return err
+			}
+			// A registry's progress bars would tear a display that redraws.
+			quietRegistry := quiet || progress.Redraws(mode, os.Stderr)
+			to, err := cacheExporter(cacheTo, rf.options(quietRegistry))
 			if err != nil {
 				return fmt.Errorf("--cache-to: %w", err)
 			}
-			from, err := cacheImporters(cacheFrom, rf.options(quiet))
+			from, err := cacheImporters(cacheFrom, rf.options(quietRegistry))
 			if err != nil {
 				return fmt.Errorf("--cache-from: %w", err)
 			}
@@ -75,17 +84,13 @@ func newBuildCommand(g *globals) *cobra.Command {
 				BuildArgs:       parseBuildArgs(buildArgs),
 				NoCache:         noCache,
 				Compression:     c,
-				Progress:        os.Stderr,
 				Network:         netMode,
+			}
+			if check {
+				return runCheck(g, opts)
 			}
 			for _, a := range allow {
 				opts.Allow = append(opts.Allow, strings.Split(a, ",")...)
-			}
-			if quiet {
-				opts.Progress = io.Discard
-			}
-			if explain {
-				opts.ExplainCache = os.Stderr
 			}
 			for _, spec := range secrets {
 				id, src, err := builder.ParseSecret(spec)
@@ -108,10 +113,22 @@ func newBuildCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			opts.Pull = pullFunc(s, rf.options(quiet), opts.Progress)
+			display := progress.New(mode, os.Stderr)
+			opts.Progress = display
+			aside, flushAside := asideDisplay(mode)
+			opts.Warnings = aside
+			if explain {
+				opts.ExplainCache = aside
+			}
+			opts.Pull = pullFunc(s, rf.options(true), io.Discard)
 			opts.NetworkNamespace = buildNetwork(g.root, s)
 			id, err := builder.Build(cmd.Context(), s, opts)
+			if cerr := display.Close(); err == nil {
+				err = cerr
+			}
+			flushAside()
 			if err != nil {
+				reportBuildError(err)
 				return err
 			}
 			if quiet {
@@ -139,6 +156,8 @@ func newBuildCommand(g *globals) *cobra.Command {
 	f.StringArrayVar(&secrets, "secret", nil, "secret for RUN --mount=type=secret: id=NAME,src=FILE or id=NAME,env=VAR")
 	f.StringVar(&netMode, "network", builder.NetworkDefault, "the networking mode of RUN steps: default (the build's own namespace on kiln's bridge), none or host (needs --allow network.host)")
 	f.StringArrayVar(&allow, "allow", nil, "extra privileged entitlements: network.host (RUN --network=host), security.insecure (RUN --security=insecure)")
+	f.StringVar(&progressArg, "progress", "auto", "type of progress output: auto, tty, plain, rawjson or quiet (default $BUILDKIT_PROGRESS, else auto)")
+	f.BoolVar(&check, "check", false, "run the Dockerfile's build checks and exit, without building (non-zero exit on violations)")
 	f.StringVar(&epoch, "source-date-epoch", "", "timestamp (seconds since 1970) for the image's history, config and file times (default $SOURCE_DATE_EPOCH)")
 	return cmd
 }

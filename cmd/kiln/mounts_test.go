@@ -166,7 +166,7 @@ func TestRunCacheMount(t *testing.T) {
 	// The contents are not part of the key: the first build is cached even
 	// though the cache changed since.
 	r := e.run("", "build", "-t", "cache1b", first)
-	if r.code != 0 || !strings.Contains(r.stderr, "[2/2] cached") {
+	if vs, _ := parsePlain(t, r.stderr); r.code != 0 || !stepCached(vs, "[2/2] ") {
 		t.Errorf("rebuild after the cache changed: %d\n%s", r.code, r.stderr)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"io"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -21,7 +20,28 @@ import (
 	"github.com/kiln-build/kiln/layer"
 )
 
-var stepLine = regexp.MustCompile(`^\[(\d+)/\d+\] (.*)$`)
+// stepOrder lists, in the order the plain progress shows them, the starts
+// and the ends (DONE) of the steps whose names begin with the prefixes.
+func stepOrder(plain string, prefixes ...string) []string {
+	ids := map[string]string{}
+	var out []string
+	for _, line := range strings.Split(plain, "\n") {
+		id, rest, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		for _, p := range prefixes {
+			if strings.HasPrefix(rest, p) && ids[id] == "" {
+				ids[id] = p
+				out = append(out, "start"+p)
+			}
+		}
+		if p := ids[id]; p != "" && strings.HasPrefix(rest, "DONE ") {
+			out = append(out, "done"+p)
+		}
+	}
+	return out
+}
 
 // TestParallelStages: independent stages build side by side — the build's
 // own step report shows both sleeps started before either finished — and a
@@ -43,19 +63,8 @@ COPY --from=two /two /two
 	if r.code != 0 {
 		t.Fatalf("build: %s", r.stderr)
 	}
-	// Steps 2 and 4 are the sleeps: both start lines come before either done line.
-	order := []string{}
-	for _, line := range strings.Split(r.stderr, "\n") {
-		m := stepLine.FindStringSubmatch(line)
-		if m == nil || (m[1] != "2" && m[1] != "4") {
-			continue
-		}
-		if strings.HasPrefix(m[2], "done") {
-			order = append(order, "done"+m[1])
-		} else {
-			order = append(order, "start"+m[1])
-		}
-	}
+	// The sleeps: both start before either is done.
+	order := stepOrder(r.stderr, "[one 2/2] RUN", "[two 2/2] RUN")
 	if len(order) != 4 || !strings.HasPrefix(order[0], "start") || !strings.HasPrefix(order[1], "start") {
 		t.Errorf("the two sleeping stages did not overlap: %v\n%s", order, r.stderr)
 	}
@@ -74,10 +83,8 @@ COPY --from=bad / /bad
 		t.Fatalf("want the bad stage's error: %d %q", r.code, r.stderr)
 	}
 	// Cancelled, the slow step never reports done.
-	for _, line := range strings.Split(r.stderr, "\n") {
-		if m := stepLine.FindStringSubmatch(line); m != nil && m[1] == "2" && strings.HasPrefix(m[2], "done") {
-			t.Errorf("the failing stage did not cancel the slow one:\n%s", r.stderr)
-		}
+	if order := stepOrder(r.stderr, "[slow 2/2] RUN"); len(order) != 1 {
+		t.Errorf("the failing stage did not cancel the slow one: %v\n%s", order, r.stderr)
 	}
 	if procs := sandboxProcesses(t, "sleep 59.123"); len(procs) > 0 {
 		t.Errorf("left running: %v", procs)
