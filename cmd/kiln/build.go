@@ -35,6 +35,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 		netMode     string
 		allow       []string
 		rf          registryFlags
+		checkLayers ciFlags // --check-layers: cmd/kiln/layers_ci.go
 	)
 	cmd := &cobra.Command{
 		Use:   "build [OPTIONS] CONTEXT",
@@ -113,7 +114,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 			if quiet {
 				fmt.Println(id)
 			}
-			return nil
+			return checkLayers.checkLayersAfterBuild(cmd, s, id)
 		},
 	}
 	f := cmd.Flags()
@@ -135,6 +136,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 	f.StringVar(&netMode, "network", builder.NetworkDefault, "the networking mode of RUN steps: default (the build's own namespace on kiln's bridge), none or host (needs --allow network.host)")
 	f.StringArrayVar(&allow, "allow", nil, "extra privileged entitlements: network.host (RUN --network=host), security.insecure (RUN --security=insecure)")
 	f.StringVar(&epoch, "source-date-epoch", "", "timestamp (seconds since 1970) for the image's history, config and file times (default $SOURCE_DATE_EPOCH)")
+	checkLayers.addToBuild(cmd)
 	return cmd
 }
 

@@ -71,6 +71,7 @@ func newRootCommand() *cobra.Command {
 		newLoadCommand(g),
 		newImagesCommand(g),
 		newHistoryCommand(g),
+		newLayersCommand(g),
 		newInspectCommand(g),
 		newTagCommand(g),
 		newRmiCommand(g),
