@@ -18,7 +18,7 @@ import (
 func (a *Analysis) replay(i int, wasted map[string]*WastedFile) error {
 	l := &a.Layers[i]
 	snap := l.snapshot
-	hides := map[string]bool{}        // directories hiding the lowers' contents
+	hides := map[string]bool{}       // directories hiding the lowers' contents
 	inodes := map[[2]uint64]string{} // hard-linked inodes seen -> first path
 	add := func(f File) int {
 		l.Files = append(l.Files, f)
