@@ -141,6 +141,7 @@ func Analyze(s Snapshots, id digest.Digest, img ocispec.Image) (*Analysis, error
 		}
 		first = false
 	}
+	a.sortFiles()
 	for _, w := range wasted {
 		a.Wasted = append(a.Wasted, *w)
 		a.WastedBytes += w.Bytes
@@ -156,6 +157,37 @@ func Analyze(s Snapshots, id digest.Digest, img ocispec.Image) (*Analysis, error
 		a.UserWastedPercent = float64(a.WastedBytes) / float64(a.UserSize)
 	}
 	return a, nil
+}
+
+// sortFiles puts every layer's files in path order, and the final tree's
+// references to them in step.
+func (a *Analysis) sortFiles() {
+	moved := make([][]int, len(a.Layers)) // layer -> old index -> new
+	for i := range a.Layers {
+		files := a.Layers[i].Files
+		order := make([]int, len(files))
+		for j := range order {
+			order[j] = j
+		}
+		slices.SortStableFunc(order, func(x, y int) int { return cmp.Compare(files[x].Path, files[y].Path) })
+		sorted := make([]File, len(files))
+		moved[i] = make([]int, len(files))
+		for newIdx, old := range order {
+			sorted[newIdx] = files[old]
+			moved[i][old] = newIdx
+		}
+		a.Layers[i].Files = sorted
+	}
+	var walk func(n *node)
+	walk = func(n *node) {
+		if n.file >= 0 {
+			n.file = moved[n.layer][n.file]
+		}
+		for _, c := range n.children {
+			walk(c)
+		}
+	}
+	walk(a.root)
 }
 
 // kill removes the subtree n at path p from the image: every copy in it is
