@@ -2,14 +2,20 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/kiln-build/kiln/imageview"
 )
 
+// writeLayersHTML writes the HTML report of `kiln layers --html FILE`.
 func writeLayersHTML(file, name string, a *imageview.Analysis) error {
-	return fmt.Errorf("--html: not implemented yet")
-}
-
-func runLayersTUI(name string, a *imageview.Analysis) error {
-	return fmt.Errorf("-i: not implemented yet")
+	f, err := os.Create(file)
+	if err != nil {
+		return fmt.Errorf("--html: %w", err)
+	}
+	if err := imageview.WriteHTML(f, name, a, humanSize); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", file, err)
+	}
+	return f.Close()
 }
