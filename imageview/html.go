@@ -85,4 +85,3 @@ func WriteHTML(w io.Writer, title string, a *Analysis, size func(int64) string) 
 		"Data": template.JS(data),
 	})
 }
-
