@@ -72,6 +72,7 @@ func newRootCommand() *cobra.Command {
 		newImagesCommand(g),
 		newHistoryCommand(g),
 		newLayersCommand(g),
+		newDiveCommand(g),
 		newInspectCommand(g),
 		newTagCommand(g),
 		newRmiCommand(g),
