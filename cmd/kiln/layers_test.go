@@ -252,9 +252,13 @@ func TestLayers(t *testing.T) {
 		const big, small, f = "D    400kB  big", "C       3B  small", "C       4B  f"
 		waitFor("d did not hide the removed", func(s string) bool { return !strings.Contains(s, big) && strings.Contains(s, small) })
 		tmux("send-keys", "-t", "kiln", "d", "x")
-		waitFor("x did not hide the chmod", func(s string) bool { return strings.Contains(s, big) && !strings.Contains(s, small) && strings.Contains(s, f) })
+		waitFor("x did not hide the chmod", func(s string) bool {
+			return strings.Contains(s, big) && !strings.Contains(s, small) && strings.Contains(s, f)
+		})
 		tmux("send-keys", "-t", "kiln", "x", "Tab", "Down", "Down", "Enter") // collapse d/
-		waitFor("d/ did not collapse", func(s string) bool { return strings.Contains(s, small) && strings.Contains(s, "d/") && !strings.Contains(s, f) })
+		waitFor("d/ did not collapse", func(s string) bool {
+			return strings.Contains(s, small) && strings.Contains(s, "d/") && !strings.Contains(s, f)
+		})
 		tmux("send-keys", "-t", "kiln", "q")
 		waitFor("q did not quit", func(string) bool { _, err := tmux("has-session", "-t", "kiln"); return err != nil })
 	})
