@@ -4,9 +4,10 @@ export GOFLAGS ?= -mod=mod
 BIN     := bin/kiln
 # Debian packages the tests need: busybox for base images, skopeo and umoci to check what kiln writes,
 # docker-registry for the registry servers the push/pull tests run on 127.0.0.1; bzip2 and xz to make
-# the ADD tests' archives (Go has no encoder for them); iptables for the rules of container networks.
-TEST_PKGS := busybox-static skopeo umoci docker-registry bzip2 xz-utils iptables
-TEST_BINS := /bin/busybox /usr/bin/skopeo /usr/bin/umoci /usr/bin/docker-registry /usr/bin/bzip2 /usr/bin/xz /usr/sbin/iptables
+# the ADD tests' archives (Go has no encoder for them); iptables for the rules of container networks;
+# chromium (headless) renders kiln layers' HTML report, tmux drives its terminal UI.
+TEST_PKGS := busybox-static skopeo umoci docker-registry bzip2 xz-utils iptables chromium tmux
+TEST_BINS := /bin/busybox /usr/bin/skopeo /usr/bin/umoci /usr/bin/docker-registry /usr/bin/bzip2 /usr/bin/xz /usr/sbin/iptables /usr/bin/chromium /usr/bin/tmux
 
 .PHONY: all build test deps demo clean
 
@@ -27,7 +28,7 @@ test: deps build
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
-# demo: import a busybox base image, build testdata/demo, show its history.
+# demo: import a busybox base image, build testdata/demo, show its history, run it, show its layers.
 DEMO_ROOT ?= /var/lib/kiln
 demo: deps build
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
@@ -35,7 +36,9 @@ demo: deps build
 	tar -C "$$tmp/base" -cf "$$tmp/base.tar" .; \
 	$(BIN) --root $(DEMO_ROOT) import "$$tmp/base.tar" localhost/busybox:latest; \
 	$(BIN) --root $(DEMO_ROOT) build -t kiln-demo:latest testdata/demo; \
-	$(BIN) --root $(DEMO_ROOT) history kiln-demo:latest
+	$(BIN) --root $(DEMO_ROOT) history kiln-demo:latest; \
+	$(BIN) --root $(DEMO_ROOT) run --rm kiln-demo:latest; \
+	$(BIN) --root $(DEMO_ROOT) layers kiln-demo:latest
 
 clean:
 	rm -rf bin
