@@ -37,6 +37,20 @@ func (c *ciFlags) add(f *pflag.FlagSet, name string) {
 	f.StringVar(&c.rules.HighestWastedBytes, "highest-wasted-bytes", d.HighestWastedBytes, "CI rule: the most wasted bytes allowed (20MB, 1GiB, or disabled)")
 	f.StringVar(&c.rules.HighestUserWastedPercent, "highest-user-wasted-percent", d.HighestUserWastedPercent, "CI rule: the highest ratio of wasted bytes to the user layers' size (0-1, or disabled)")
 	f.StringVar(&c.config, "ci-config", ".dive-ci", "CI rules file (dive's YAML), read when present; flags override it")
+	if name == "ci" {
+		// dive's own spellings work too: --lowestEfficiency, ...
+		f.SetNormalizeFunc(func(_ *pflag.FlagSet, n string) pflag.NormalizedName {
+			switch n {
+			case "lowestEfficiency":
+				n = "lowest-efficiency"
+			case "highestWastedBytes":
+				n = "highest-wasted-bytes"
+			case "highestUserWastedPercent":
+				n = "highest-user-wasted-percent"
+			}
+			return pflag.NormalizedName(n)
+		})
+	}
 }
 
 // addToBuild adds --check-layers and the thresholds to kiln build, which
