@@ -142,6 +142,7 @@ func Analyze(s Snapshots, id digest.Digest, img ocispec.Image) (*Analysis, error
 		first = false
 	}
 	a.sortFiles()
+	a.Wasted = []WastedFile{} // [] rather than null in JSON
 	for _, w := range wasted {
 		a.Wasted = append(a.Wasted, *w)
 		a.WastedBytes += w.Bytes

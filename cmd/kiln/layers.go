@@ -225,10 +225,15 @@ func layersOne(w io.Writer, a *imageview.Analysis, o layersFlags) error {
 		return nil
 	}
 	if o.format == "json" {
-		if l.Files == nil {
-			l.Files = []imageview.File{}
+		// files always present, [] for a layer without changes
+		files := l.Files
+		if files == nil {
+			files = []imageview.File{}
 		}
-		return printJSON(w, l)
+		return printJSON(w, struct {
+			imageview.Layer
+			Files []imageview.File `json:"files"`
+		}{l, files})
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "CHANGE\tSIZE\tMODE\tOWNER\tPATH")
