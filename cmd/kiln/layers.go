@@ -27,6 +27,9 @@ Definitions (dive's):
               a hard-linked inode once, as kiln history and kiln images count
   wasted      bytes of a file's copies that a later layer replaces or deletes;
               each earlier copy counts once (the surviving copy does not)
+              (a row's WASTED: its own bytes that later layers replace or delete)
+  changes     A added, C changed (replaced, or a directory's mode/owner changed),
+              D deleted; a directory copied up unchanged is no change
   efficiency  1 - wasted/total, total being the sum of the layers' sizes
   user wasted wasted / the size of every layer but the first (the base)
 
