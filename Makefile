@@ -10,6 +10,9 @@ TEST_BINS := /bin/busybox /usr/bin/skopeo /usr/bin/umoci /usr/bin/docker-registr
 # tmux is the terminal the run -it tests and the build's live progress display are tested in.
 TEST_PKGS += tmux
 TEST_BINS += /usr/bin/tmux
+# chromium (headless) renders kiln layers' HTML report (tmux drives its terminal UI).
+TEST_PKGS += chromium
+TEST_BINS += /usr/bin/chromium
 
 .PHONY: all build test deps demo clean
 
@@ -30,7 +33,7 @@ test: deps build
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
-# demo: import a busybox base image, build testdata/demo, show its history.
+# demo: import a busybox base image, build testdata/demo, show its history, run it, show its layers.
 DEMO_ROOT ?= /var/lib/kiln
 demo: deps build
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
@@ -38,7 +41,9 @@ demo: deps build
 	tar -C "$$tmp/base" -cf "$$tmp/base.tar" .; \
 	$(BIN) --root $(DEMO_ROOT) import "$$tmp/base.tar" localhost/busybox:latest; \
 	$(BIN) --root $(DEMO_ROOT) build -t kiln-demo:latest testdata/demo; \
-	$(BIN) --root $(DEMO_ROOT) history kiln-demo:latest
+	$(BIN) --root $(DEMO_ROOT) history kiln-demo:latest; \
+	$(BIN) --root $(DEMO_ROOT) run --rm kiln-demo:latest; \
+	$(BIN) --root $(DEMO_ROOT) layers kiln-demo:latest
 
 clean:
 	rm -rf bin

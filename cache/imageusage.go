@@ -7,9 +7,11 @@ import (
 )
 
 // ImageUsage is `system df`'s view of the images, as docker's: an image is
-// active while a container's lease holds it; Reclaimable is the disk space
-// of the layers no active image uses (what image prune -a would free of
-// them).
+// active while a container's lease holds it; Reclaimable is the size of the
+// layers no active image uses (what image prune -a would free of them).
+// Every size here is content bytes (ContentSize: the apparent size of the
+// files, what `kiln images`, `kiln history` and `kiln layers` show, and
+// docker's meaning), not the disk blocks they take.
 type ImageUsage struct {
 	Total, Active     int
 	Size, Reclaimable int64
@@ -21,8 +23,8 @@ type ImageUse struct {
 	ID      digest.Digest
 	Name    string // its first name (normalized), or ""
 	Created *time.Time
-	// Size is the disk space of its layers, Shared that of those another
-	// image has too, Unique the rest.
+	// Size is the content size of its layers (as `kiln images`), Shared
+	// that of those another image has too, Unique the rest.
 	Size, Shared, Unique int64
 	Containers           int // containers using it (their leases)
 }
@@ -66,7 +68,9 @@ func (s *Store) ImageUsage() (ImageUsage, error) {
 			diffIDs[id] = append(diffIDs[id], d)
 			usedBy[d]++
 			if _, ok := layerSize[d]; !ok {
-				layerSize[d] = SpaceOnDisk(s.layerPath(d))
+				if layerSize[d], err = s.ContentSize(d); err != nil {
+					return u, err
+				}
 			}
 			if users[id] > 0 {
 				inUse[d] = true

@@ -39,6 +39,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 		check       bool
 		rf          registryFlags
 		lim         buildLimitFlags // buildlimits.go
+		checkLayers ciFlags // --check-layers: cmd/kiln/layers_ci.go
 	)
 	cmd := &cobra.Command{
 		Use:   "build [OPTIONS] CONTEXT",
@@ -134,7 +135,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 			if quiet {
 				fmt.Println(id)
 			}
-			return nil
+			return checkLayers.checkLayersAfterBuild(cmd, s, id)
 		},
 	}
 	f := cmd.Flags()
@@ -159,6 +160,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 	f.StringVar(&progressArg, "progress", "auto", "type of progress output: auto, tty, plain, rawjson or quiet (default $BUILDKIT_PROGRESS, else auto)")
 	f.BoolVar(&check, "check", false, "run the Dockerfile's build checks and exit, without building (non-zero exit on violations)")
 	f.StringVar(&epoch, "source-date-epoch", "", "timestamp (seconds since 1970) for the image's history, config and file times (default $SOURCE_DATE_EPOCH)")
+	checkLayers.addToBuild(cmd)
 	return cmd
 }
 

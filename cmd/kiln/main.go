@@ -71,6 +71,8 @@ func newRootCommand() *cobra.Command {
 		newLoadCommand(g),
 		newImagesCommand(g),
 		newHistoryCommand(g),
+		newLayersCommand(g),
+		newDiveCommand(g),
 		newInspectCommand(g),
 		newTagCommand(g),
 		newRmiCommand(g),
