@@ -35,6 +35,9 @@ type CreateOptions struct {
 	Labels        map[string]string
 	HostConfig    HostConfig
 	ExposedPorts  []string // --expose, added to the image's EXPOSE
+	// ImageHealthcheck is the image's HEALTHCHECK, Healthcheck the
+	// --health-* flags over it (Test ["NONE"]: --no-healthcheck).
+	ImageHealthcheck, Healthcheck *HealthConfig
 }
 
 // NewConfig merges the options with the image's config as docker does:
@@ -70,6 +73,7 @@ func NewConfig(o CreateOptions) (Config, error) {
 		AttachStdin: o.OpenStdin && !o.Detach, AttachStdout: !o.Detach, AttachStderr: !o.Detach,
 		Env: env, Cmd: cmd, Image: o.ImageName, Volumes: ic.Volumes, WorkingDir: ic.WorkingDir,
 		Entrypoint: entry, Labels: ic.Labels, StopSignal: ic.StopSignal, StopTimeout: o.StopTimeout,
+		Healthcheck: MergeHealth(o.ImageHealthcheck, o.Healthcheck),
 	}
 	if o.User != "" {
 		cc.User = o.User
