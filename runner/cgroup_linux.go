@@ -219,6 +219,9 @@ func (c *Cgroup) Pids() []int {
 func (c *Cgroup) Remove() error {
 	var errs []error
 	deadline := time.Now().Add(5 * time.Second)
+	if c.Frozen() {
+		_ = c.Thaw() // frozen tasks cannot die
+	}
 	for _, d := range c.Dirs() {
 		for {
 			err := unix.Rmdir(d)

@@ -58,8 +58,7 @@ func liveFiles(r LiveResources, v2 bool, growing bool) []cgroupFile {
 }
 
 // memoryFiles are the writes of a memory limit and a memory+swap limit
-// (docker's --memory-swap: -1 unlimited swap, 0 twice the memory when a
-// memory limit is set).
+// (docker's --memory-swap: -1 unlimited swap, 0 left as it is).
 func memoryFiles(memory, swap int64, v2 bool) []cgroupFile {
 	var out []cgroupFile
 	if memory > 0 {
@@ -68,9 +67,6 @@ func memoryFiles(memory, swap int64, v2 bool) []cgroupFile {
 			name = "memory.max"
 		}
 		out = append(out, cgroupFile{"memory", name, strconv.FormatInt(memory, 10)})
-	}
-	if swap == 0 && memory > 0 {
-		swap = 2 * memory
 	}
 	switch {
 	case swap < 0:

@@ -225,6 +225,9 @@ func (m *monitorState) runOnce() (int, error) {
 	if err := c.saveState(); err != nil {
 		fmt.Fprintln(os.Stderr, "kiln-monitor:", err)
 	}
+	if c.State.OOMKilled {
+		c.logEvent("oom", nil)
+	}
 	c.logEvent("die", map[string]string{"exitCode": fmt.Sprint(code)})
 	m.hub.exit(code)
 	m.send(monitorMsg{ExitCode: ptr(code)})

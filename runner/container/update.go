@@ -116,6 +116,9 @@ func (c *Container) Update(o UpdateOptions) error {
 			}
 			hc.PidsLimit, live.PidsLimit = &n, n
 		}
+		if o.Memory != nil && o.MemorySwap == nil && hc.MemorySwap > 0 && hc.Memory > hc.MemorySwap {
+			return errors.New("memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time")
+		}
 		if hc.MemorySwap > 0 && hc.Memory == 0 {
 			return errors.New("you should always set the memory limit when using memoryswap limit, see usage")
 		}
