@@ -49,7 +49,7 @@ func TestContainerCpExportCommit(t *testing.T) {
 	must(os.Symlink("file", filepath.Join(host, "link")))
 	must(os.Chown(filepath.Join(host, "file"), 1234, 1234))
 
-	e.kiln("run", "-d", "--name", "box", "bb", "sleep", "1000")
+	e.kiln("run", "-d", "--network", "none", "--name", "box", "bb", "sleep", "1000")
 	// Host → running container.
 	e.kiln("cp", filepath.Join(host, "d"), "box:/tmp/")                  // a directory into a directory
 	e.kiln("cp", filepath.Join(host, "d")+"/.", "box:/tmp/contents")     // its contents as a new directory
@@ -118,7 +118,7 @@ func TestContainerCpExportCommit(t *testing.T) {
 	if !strings.HasPrefix(id, "sha256:") {
 		t.Errorf("commit printed %q", id)
 	}
-	if got := e.kiln("run", "--rm", "snap:1"); got != "hi\ntop\n" {
+	if got := e.kiln("run", "--rm", "--network", "none", "snap:1"); got != "hi\ntop\n" {
 		t.Errorf("committed image runs %q", got)
 	}
 	if got := e.inspectF("{{.Config.WorkingDir}}", "snap:1"); got != "/tmp" {

@@ -58,7 +58,7 @@ func TestContainerHealth(t *testing.T) {
 	}()
 
 	// The image's check fails until /tmp/ok exists: unhealthy after 2 failures.
-	e.kiln("run", "-d", "--name", "web", "hc", "sleep", "1000")
+	e.kiln("run", "-d", "--network", "none", "--name", "web", "hc", "sleep", "1000")
 	e.kiln("wait", "--condition", "unhealthy", "web")
 	h := e.health("web")
 	if h.Status != "unhealthy" || h.FailingStreak < 2 || len(h.Log) == 0 || len(h.Log) > 5 || h.Log[len(h.Log)-1].ExitCode != 1 {
@@ -93,7 +93,7 @@ func TestContainerHealth(t *testing.T) {
 	}
 
 	// Flags: a failing check during a long start period stays "starting".
-	e.kiln("run", "-d", "--name", "slow", "--health-cmd", "echo checking; exit 3", "--health-interval", "1h",
+	e.kiln("run", "-d", "--network", "none", "--name", "slow", "--health-cmd", "echo checking; exit 3", "--health-interval", "1h",
 		"--health-start-period", "1h", "--health-start-interval", "100ms", "bb", "sleep", "1000")
 	waitFor(t, func() bool { return len(e.health("slow").Log) >= 2 })
 	h = e.health("slow")
@@ -106,16 +106,18 @@ func TestContainerHealth(t *testing.T) {
 	}
 
 	// A check that outlives its timeout counts as a failure with exit code -1.
-	e.kiln("run", "-d", "--name", "hung", "--health-cmd", "sleep 100", "--health-timeout", "100ms",
+	e.kiln("rm", "-f", "slow") // its checks stop with it
+	e.kiln("run", "-d", "--network", "none", "--name", "hung", "--health-cmd", "sleep 100", "--health-timeout", "100ms",
 		"--health-interval", "100ms", "--health-retries", "1", "bb", "sleep", "1000")
 	e.kiln("wait", "--condition", "unhealthy", "hung")
 	h = e.health("hung")
 	if l := h.Log[0]; l.ExitCode != -1 || !strings.Contains(l.Output, "exceeded timeout") {
 		t.Errorf("timed out check: %+v", h)
 	}
+	e.kiln("rm", "-f", "hung")
 
 	// --no-healthcheck disables the image's; a stopped container is unhealthy.
-	e.kiln("run", "-d", "--name", "none", "--no-healthcheck", "hc", "sleep", "1000")
+	e.kiln("run", "-d", "--network", "none", "--name", "none", "--no-healthcheck", "hc", "sleep", "1000")
 	if got := e.inspectF("{{json .State.Health}}", "none"); got != "null" {
 		t.Errorf("--no-healthcheck: health %s", got)
 	}

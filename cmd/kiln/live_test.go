@@ -36,10 +36,10 @@ func TestContainerLiveResources(t *testing.T) {
 	if got := e.cgroupFile("a", "cpuset", "cpuset.cpus"); got != "0" {
 		t.Errorf("cpuset %s", got)
 	}
-	if r := e.run("", "run", "--memory-swap", "64m", "bb", "true"); r.code != 125 || !strings.Contains(r.stderr, "memory limit") {
+	if r := e.run("", "run", "--network", "none", "--memory-swap", "64m", "bb", "true"); r.code != 125 || !strings.Contains(r.stderr, "memory limit") {
 		t.Errorf("--memory-swap without --memory: %+v", r)
 	}
-	if r := e.run("", "run", "--cpuset-cpus", "4096", "bb", "true"); r.code != 125 || !strings.Contains(r.stderr, "not available") {
+	if r := e.run("", "run", "--network", "none", "--cpuset-cpus", "4096", "bb", "true"); r.code != 125 || !strings.Contains(r.stderr, "not available") {
 		t.Errorf("--cpuset-cpus of a missing CPU: %+v", r)
 	}
 
@@ -102,7 +102,7 @@ func TestContainerLiveResources(t *testing.T) {
 	if r := e.run("", "inspect", "a"); r.code == 0 {
 		t.Error("the old name still resolves")
 	}
-	e.kiln("run", "-d", "--name", "c", "bb", "sleep", "1000")
+	e.kiln("run", "-d", "--network", "none", "--name", "c", "bb", "sleep", "1000")
 	if r := e.run("", "rename", "b", "c"); r.code == 0 || !strings.Contains(r.stderr, "already in use") {
 		t.Errorf("rename onto a taken name: %+v", r)
 	}
