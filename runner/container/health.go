@@ -213,6 +213,9 @@ func (hm *healthMonitor) loop(started time.Time) {
 			return
 		case <-time.After(wait):
 		}
+		if hm.c.frozen() {
+			continue // a paused container is not checked (its check would only time out)
+		}
 		r := hm.probe()
 		select {
 		case <-hm.stop:
