@@ -37,18 +37,19 @@ type containerInspect struct {
 }
 
 type containerState struct {
-	Status     string            `json:"Status"`
-	Running    bool              `json:"Running"`
-	Paused     bool              `json:"Paused"`
-	Restarting bool              `json:"Restarting"`
-	OOMKilled  bool              `json:"OOMKilled"`
-	Dead       bool              `json:"Dead"`
-	Pid        int               `json:"Pid"`
-	ExitCode   int               `json:"ExitCode"`
-	Error      string            `json:"Error"`
-	StartedAt  string            `json:"StartedAt"`
-	FinishedAt string            `json:"FinishedAt"`
-	Health     *container.Health `json:"Health,omitempty"`
+	Status     string `json:"Status"`
+	Running    bool   `json:"Running"`
+	Paused     bool   `json:"Paused"`
+	Restarting bool   `json:"Restarting"`
+	OOMKilled  bool   `json:"OOMKilled"`
+	Dead       bool   `json:"Dead"`
+	Pid        int    `json:"Pid"`
+	ExitCode   int    `json:"ExitCode"`
+	Error      string `json:"Error"`
+	StartedAt  string `json:"StartedAt"`
+	FinishedAt string `json:"FinishedAt"`
+
+	Health *container.Health `json:"Health,omitempty"` // with a health check only
 }
 
 const dockerTime = "2006-01-02T15:04:05.999999999Z07:00"
