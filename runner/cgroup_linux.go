@@ -233,7 +233,9 @@ func (c *Cgroup) Remove() error {
 				break
 			}
 			for _, pid := range c.Pids() {
-				_ = unix.Kill(pid, unix.SIGKILL)
+				if pid != os.Getpid() { // a thread of ours (a health check's exec) is leaving
+					_ = unix.Kill(pid, unix.SIGKILL)
+				}
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
