@@ -13,6 +13,11 @@ type Resources struct {
 	CPUShares int64 // relative weight, cgroup v1 style (default 1024)
 	NanoCPUs  int64 // CPU quota in units of 1e-9 CPUs
 	PidsLimit int64 // maximum tasks; <= 0 is unlimited
+	// MemorySwap is the memory+swap limit (-1 unlimited swap; 0 the
+	// kernel's default) and CpusetCpus the CPUs allowed ("" all): see
+	// LiveResources.
+	MemorySwap int64
+	CpusetCpus string
 	// Devices, when not nil, are the only devices the cgroup may use, as
 	// device cgroup rules ("c 1:3 rwm", "b *:* m", "a"; see
 	// parseDeviceRule); nil allows every device. Enforced by the devices

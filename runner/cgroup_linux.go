@@ -18,7 +18,7 @@ import (
 const CgroupRoot = "/sys/fs/cgroup"
 
 // cgroupV1Controllers are the v1 hierarchies a container is placed in.
-var cgroupV1Controllers = []string{"memory", "pids", "cpu", "cpuacct", "blkio", "freezer", "devices"}
+var cgroupV1Controllers = []string{"memory", "pids", "cpu", "cpuacct", "blkio", "freezer", "devices", "cpuset"}
 
 // Cgroup is a container's cgroup: one directory on cgroup v2, one per
 // hierarchy on v1 (hybrid hosts use the v1 hierarchies).
@@ -83,6 +83,12 @@ func newCgroupIn(root, name string, r Resources) (*Cgroup, error) {
 			return nil, fmt.Errorf("create cgroup: %w", err)
 		}
 	}
+	if dir, ok := c.dirs["cpuset"]; ok && !c.v2 {
+		if err := initCpuset(dir); err != nil {
+			c.Remove()
+			return nil, err
+		}
+	}
 	if c.v2 && r.Devices != nil {
 		if err := attachDeviceFilter(c.dirs[""], devices); err != nil {
 			c.Remove()
@@ -104,6 +110,12 @@ func newCgroupIn(root, name string, r Resources) (*Cgroup, error) {
 		if err := os.WriteFile(filepath.Join(dir, f.Name), []byte(f.Value), 0); err != nil {
 			c.Remove()
 			return nil, fmt.Errorf("set cgroup %s=%s: %w", f.Name, f.Value, err)
+		}
+	}
+	if r.MemorySwap != 0 || r.CpusetCpus != "" {
+		if err := c.Update(LiveResources{MemorySwap: r.MemorySwap, CpusetCpus: r.CpusetCpus}); err != nil {
+			c.Remove()
+			return nil, fmt.Errorf("create cgroup: %w", err)
 		}
 	}
 	return c, nil
@@ -137,7 +149,7 @@ func enableV2Controllers(root, parent string) error {
 			}
 		}
 		avail, _ := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
-		for _, ctl := range []string{"memory", "pids", "cpu"} {
+		for _, ctl := range []string{"memory", "pids", "cpu", "cpuset"} {
 			if slices.Contains(strings.Fields(string(avail)), ctl) {
 				_ = os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+"+ctl), 0)
 			}
@@ -207,6 +219,9 @@ func (c *Cgroup) Pids() []int {
 func (c *Cgroup) Remove() error {
 	var errs []error
 	deadline := time.Now().Add(5 * time.Second)
+	if c.Frozen() {
+		_ = c.Thaw() // frozen tasks cannot die
+	}
 	for _, d := range c.Dirs() {
 		for {
 			err := unix.Rmdir(d)
@@ -218,7 +233,9 @@ func (c *Cgroup) Remove() error {
 				break
 			}
 			for _, pid := range c.Pids() {
-				_ = unix.Kill(pid, unix.SIGKILL)
+				if pid != os.Getpid() { // a thread of ours (a health check's exec) is leaving
+					_ = unix.Kill(pid, unix.SIGKILL)
+				}
 			}
 			time.Sleep(5 * time.Millisecond)
 		}

@@ -48,6 +48,8 @@ type containerState struct {
 	Error      string `json:"Error"`
 	StartedAt  string `json:"StartedAt"`
 	FinishedAt string `json:"FinishedAt"`
+
+	Health *container.Health `json:"Health,omitempty"` // with a health check only
 }
 
 const dockerTime = "2006-01-02T15:04:05.999999999Z07:00"
@@ -64,6 +66,7 @@ func inspectContainer(c *container.Container, s *cache.Store, size bool) *contai
 			Status: st.Status, Running: st.Running, Paused: st.Paused, Restarting: st.Restarting,
 			OOMKilled: st.OOMKilled, Dead: st.Dead, Pid: st.Pid, ExitCode: st.ExitCode, Error: st.Error,
 			StartedAt: st.StartedAt.Format(dockerTime), FinishedAt: st.FinishedAt.Format(dockerTime),
+			Health: st.Health,
 		},
 		Image:          c.Image.String(),
 		ResolvConfPath: c.Dir + "/resolv.conf", HostnamePath: c.Dir + "/hostname", HostsPath: c.Dir + "/hosts",

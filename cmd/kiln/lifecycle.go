@@ -134,11 +134,15 @@ func newRmCommand(g *globals) *cobra.Command {
 }
 
 func newWaitCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var condition string
+	cmd := &cobra.Command{
 		Use:   "wait CONTAINER [CONTAINER...]",
 		Short: "Block until one or more containers stop, then print their exit codes",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if condition != "" && condition != "not-running" {
+				return waitCondition(cmd, g, condition, args) // wait_health.go
+			}
 			cs := container.NewStore(storeRoot(g))
 			var failed error
 			for _, a := range args {
@@ -156,4 +160,6 @@ func newWaitCommand(g *globals) *cobra.Command {
 			return failed
 		},
 	}
+	cmd.Flags().StringVar(&condition, "condition", "", "wait for: not-running (default), healthy (fails if the container stops or turns unhealthy), unhealthy")
+	return cmd
 }

@@ -102,6 +102,15 @@ func newRootCommand() *cobra.Command {
 		newTopCommand(g),
 		newDiffCommand(g),
 		newImageCommand(g),
+		newCpCommand(g),
+		newExportCommand(g),
+		newCommitCommand(g),
+		newPauseCommand(g),
+		newUnpauseCommand(g),
+		newRenameCommand(g),
+		newUpdateCommand(g),
+		newStatsCommand(g),
+		newEventsCommand(g),
 	)
 	return root
 }

@@ -119,7 +119,9 @@ func statusText(s container.State) string {
 	since := func(t time.Time) string { return strings.TrimSuffix(ago(t), " ago") }
 	switch s.Status {
 	case "running":
-		return "Up " + since(s.StartedAt)
+		return "Up " + since(s.StartedAt) + healthSuffix(s.Health)
+	case "paused":
+		return "Up " + since(s.StartedAt) + " (Paused)"
 	case "restarting":
 		return fmt.Sprintf("Restarting (%d) %s", s.ExitCode, ago(s.FinishedAt))
 	case "exited":

@@ -30,6 +30,7 @@ type createFlags struct {
 	pull                                                                            string
 	reg                                                                             registryFlags
 	rt                                                                              runFlags // runflags.go
+	live                                                                            liveFlags // run_live.go
 }
 
 func (f *createFlags) register(fs *pflag.FlagSet) {
@@ -66,6 +67,7 @@ func (f *createFlags) register(fs *pflag.FlagSet) {
 	fs.Int64Var(&f.pidsLimit, "pids-limit", 0, "tune container pids limit (-1 for unlimited)")
 	f.iso.register(fs)
 	f.rt.register(fs)
+	f.live.register(fs)
 }
 
 // create makes a container from the flags, the image ref and the command.
@@ -159,8 +161,11 @@ func (f *createFlags) create(cmd *cobra.Command, g *globals, ref string, args []
 	if err != nil {
 		return nil, nil, err
 	}
-	img, _, err := s.Image(id)
+	img, raw, err := s.Image(id)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := f.live.apply(cmd, &o, raw); err != nil {
 		return nil, nil, err
 	}
 	o.Image, o.ImageConfig, o.Layers = id, img.Config, img.RootFS.DiffIDs

@@ -47,6 +47,7 @@ type ContainerConfig struct {
 	StopSignal   string              `json:",omitempty"`
 	StopTimeout  *int                `json:",omitempty"`
 	ExposedPorts map[string]struct{} `json:",omitempty"`
+	Healthcheck  *HealthConfig       `json:",omitempty"` // health.go
 }
 
 // HostConfig is the part of Docker's HostConfig kiln supports.
@@ -65,6 +66,8 @@ type HostConfig struct {
 	NanoCpus       int64
 	CpuShares      int64
 	PidsLimit      *int64
+	MemorySwap     int64       // memory+swap limit; -1 unlimited swap (resources.go)
+	CpusetCpus     string      // CPUs the container may run on ("0-1", "0,2")
 	Mounts         []MountSpec `json:",omitempty"`
 	MaskedPaths    []string
 	ReadonlyPaths  []string
@@ -131,6 +134,9 @@ type State struct {
 	MonitorPid   int    `json:"kilnMonitorPid,omitempty"`   // the monitor process
 	MonitorStart uint64 `json:"kilnMonitorStart,omitempty"` // its starttime
 	RestartCount int    `json:"kilnRestartCount,omitempty"`
+
+	// Health is kept by the monitor in health.json (health.go).
+	Health *Health `json:"-"`
 }
 
 // Container is a container as loaded from its directory.

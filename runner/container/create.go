@@ -39,6 +39,9 @@ type CreateOptions struct {
 	// Streams are -a's "stdin", "stdout", "stderr": only those are
 	// attached (stdin also with OpenStdin). nil: stdout and stderr.
 	Streams []string
+	// ImageHealthcheck is the image's HEALTHCHECK, Healthcheck the
+	// --health-* flags over it (Test ["NONE"]: --no-healthcheck).
+	ImageHealthcheck, Healthcheck *HealthConfig
 }
 
 // NewConfig merges the options with the image's config as docker does:
@@ -74,6 +77,7 @@ func NewConfig(o CreateOptions) (Config, error) {
 		AttachStdin: o.OpenStdin && !o.Detach, AttachStdout: !o.Detach, AttachStderr: !o.Detach,
 		Env: env, Cmd: cmd, Image: o.ImageName, Volumes: ic.Volumes, WorkingDir: ic.WorkingDir,
 		Entrypoint: entry, Labels: ic.Labels, StopSignal: ic.StopSignal, StopTimeout: o.StopTimeout,
+		Healthcheck: MergeHealth(o.ImageHealthcheck, o.Healthcheck),
 	}
 	if o.Streams != nil && !o.Detach {
 		cc.AttachStdin = o.OpenStdin || slices.Contains(o.Streams, "stdin")

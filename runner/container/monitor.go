@@ -149,6 +149,7 @@ func (m *monitorState) restart(code int) bool {
 	if m.stopping() || m.c.HostConfig.AutoRemove {
 		return false
 	}
+	m.reloadHostConfig() // `update` may have changed the policy and limits
 	p := m.c.HostConfig.RestartPolicy
 	switch p.Name {
 	case "always", "unless-stopped":
@@ -173,7 +174,7 @@ func (m *monitorState) runOnce() (int, error) {
 	}
 	cg, err := runner.NewCgroup("kiln/"+c.ID, runner.Resources{
 		Memory: c.HostConfig.Memory, CPUShares: c.HostConfig.CpuShares, NanoCPUs: c.HostConfig.NanoCpus, PidsLimit: pids,
-		Devices: devices,
+		Devices: devices, MemorySwap: c.HostConfig.MemorySwap, CpusetCpus: c.HostConfig.CpusetCpus,
 	})
 	if err != nil {
 		return m.failed(125, err)
@@ -216,8 +217,11 @@ func (m *monitorState) runOnce() (int, error) {
 		fmt.Fprintln(os.Stderr, "kiln-monitor:", err)
 	}
 	m.send(monitorMsg{Pid: p.Pid})
+	c.logEvent("start", nil)
+	health := m.startHealth()
 	shed()
 	code, werr := p.Wait()
+	health.finish()
 	st.wait()
 	if werr != nil {
 		fmt.Fprintln(os.Stderr, "kiln-monitor:", werr)
@@ -227,6 +231,10 @@ func (m *monitorState) runOnce() (int, error) {
 	if err := c.saveState(); err != nil {
 		fmt.Fprintln(os.Stderr, "kiln-monitor:", err)
 	}
+	if c.State.OOMKilled {
+		c.logEvent("oom", nil)
+	}
+	c.logEvent("die", map[string]string{"exitCode": fmt.Sprint(code)})
 	m.hub.exit(code)
 	m.send(monitorMsg{ExitCode: ptr(code)})
 	return code, nil

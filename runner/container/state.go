@@ -67,6 +67,13 @@ func (c *Container) loadState() error {
 		return err
 	}
 	c.State = st
+	c.State.Health = c.loadHealth()
+	if c.State.Running {
+		c.State.Paused = c.frozen()
+		if c.State.Paused {
+			c.State.Status = "paused"
+		}
+	}
 	return nil
 }
 

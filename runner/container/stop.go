@@ -41,6 +41,8 @@ func (c *Container) Kill(sig string) error {
 	if err := unix.Kill(c.State.Pid, s); err != nil && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("kill container %s: %w", c.ShortID(), err)
 	}
+	c.logEvent("kill", map[string]string{"signal": fmt.Sprint(int(s))})
+	c.thawForSignal()
 	return nil
 }
 
@@ -75,6 +77,7 @@ func (c *Container) Stop(timeout time.Duration) error {
 	if err := c.markStopping(); err != nil {
 		return err
 	}
+	defer c.logEvent("stop", nil)
 	sig := c.Config.Config.StopSignal
 	if sig == "" {
 		sig = "SIGTERM"

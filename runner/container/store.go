@@ -119,6 +119,7 @@ func (s *Store) Create(cfg Config) (*Container, error) {
 		s.releaseImage(cfg.ID)
 		return nil, fmt.Errorf("create container: %w", err)
 	}
+	c.logEvent("create", nil)
 	return c, nil
 }
 
@@ -271,6 +272,7 @@ func (s *Store) removeFiles(c *Container, volumes bool) error {
 	if link, err := os.Readlink(filepath.Join(s.namesDir(), c.Name)); err == nil && link == c.ID {
 		os.Remove(filepath.Join(s.namesDir(), c.Name))
 	}
+	c.logEvent("destroy", nil)
 	var errs []error
 	if err := removeAll(dead); err != nil {
 		errs = append(errs, err)
