@@ -39,7 +39,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 		check       bool
 		rf          registryFlags
 		lim         buildLimitFlags // buildlimits.go
-		checkLayers ciFlags // --check-layers: cmd/kiln/layers_ci.go
+		checkLayers ciFlags         // --check-layers: cmd/kiln/layers_ci.go
 	)
 	cmd := &cobra.Command{
 		Use:   "build [OPTIONS] CONTEXT",

@@ -29,7 +29,7 @@ type createFlags struct {
 	net                                                                             netFlags // runnet.go
 	pull                                                                            string
 	reg                                                                             registryFlags
-	rt                                                                              runFlags // runflags.go
+	rt                                                                              runFlags  // runflags.go
 	live                                                                            liveFlags // run_live.go
 }
 
