@@ -8,7 +8,7 @@ BIN     := bin/kiln
 TEST_PKGS := busybox-static skopeo umoci docker-registry bzip2 xz-utils iptables
 TEST_BINS := /bin/busybox /usr/bin/skopeo /usr/bin/umoci /usr/bin/docker-registry /usr/bin/bzip2 /usr/bin/xz /usr/sbin/iptables
 
-.PHONY: all build test deps demo clean
+.PHONY: all build test deps demo clean bench bench-go bench-scale
 
 all: build
 
@@ -26,6 +26,19 @@ deps:
 test: deps build
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+
+# bench: kiln against BuildKit (docker.io), buildah and podman from Debian on bench/workloads (ratio
+# table; BENCH_ARGS="--runs 5 --only cold-files,warm-files" narrows it), then kiln's Go micro-benchmarks.
+bench: build bench-go
+	bench/compare.sh $(BENCH_ARGS) $(BIN)
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./layer/ ./cache/ ./builder/
+
+# bench-scale: cold COPY time and peak memory against file count (1k-100k) and size (100 MB, 1 GB)
+# (SCALE_ARGS="--runs 1 --cases files-1k,size-100m" narrows it).
+bench-scale: build
+	bench/scale.sh $(SCALE_ARGS) $(BIN)
 
 # demo: import a busybox base image, build testdata/demo, show its history.
 DEMO_ROOT ?= /var/lib/kiln
