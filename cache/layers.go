@@ -209,8 +209,9 @@ func (s *Store) moveToTmp(path, prefix string) error {
 // startSync starts syncing the snapshot's filesystem in the background, for
 // a Dir that is complete: the disk writes its data while the caller diffs it.
 func (sn *Snapshot) startSync() {
-	sn.synced = make(chan error, 1)
-	go func() { sn.synced <- syncFS(sn.tmp) }()
+	synced, dir := make(chan error, 1), sn.tmp
+	sn.synced = synced
+	go func() { synced <- syncFS(dir) }()
 }
 
 // sync returns once the snapshot's data is on disk.
