@@ -14,7 +14,7 @@ TEST_BINS += /usr/bin/tmux
 TEST_PKGS += chromium
 TEST_BINS += /usr/bin/chromium
 
-.PHONY: all build test deps demo clean
+.PHONY: all build test deps demo clean bench bench-go bench-scale
 
 all: build
 
@@ -34,6 +34,19 @@ test: deps build
 	$(GO) test -count=1 -timeout 20m ./...
 
 # demo: import a busybox base image, build testdata/demo, show its history, run it, show its layers.
+# bench: kiln against BuildKit (docker.io), buildah and podman from Debian on bench/workloads (ratio
+# table; BENCH_ARGS="--runs 5 --only cold-files,warm-files" narrows it), then kiln's Go micro-benchmarks.
+bench: build bench-go
+	bench/compare.sh $(BENCH_ARGS) $(BIN)
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./layer/ ./cache/ ./builder/
+
+# bench-scale: cold COPY time and peak memory against file count (1k-100k) and size (100 MB, 1 GB)
+# (SCALE_ARGS="--runs 1 --cases files-1k,size-100m" narrows it).
+bench-scale: build
+	bench/scale.sh $(SCALE_ARGS) $(BIN)
+
 DEMO_ROOT ?= /var/lib/kiln
 demo: deps build
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \

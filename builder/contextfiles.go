@@ -27,6 +27,11 @@ type contextFile struct {
 	link   string        // symlink target
 	data   []byte        // a heredoc's content
 	digest digest.Digest // content of a regular file, once known
+	// reuseRel, when set, is the same file's path in the previous snapshot
+	// of this COPY (and in the new one), inode reuseIno, linked instead of
+	// copied (see copyreuse_linux.go).
+	reuseRel string
+	reuseIno [2]uint64
 }
 
 // walkSource lists a source: itself for a file, its contents for a

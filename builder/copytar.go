@@ -34,6 +34,9 @@ type copyPlan struct {
 	parents bool
 	// stats learns the digests of files hashed while they are copied.
 	stats *cache.StatCache
+	// reuse, when set, is the previous snapshot of this COPY, whose
+	// unchanged files are linked instead of copied.
+	reuse *reuse
 }
 
 type copyItem struct {
@@ -52,6 +55,11 @@ var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &
 // apply writes the plan into the rootfs: a tar stream extracted there by
 // layer.Apply, which resolves every path inside the rootfs.
 func (p *copyPlan) apply(ctx context.Context, r *rootfs) error {
+	if p.reuse != nil {
+		p.reusable(p.emitTops())
+		p.reuse.links = nil
+		r.afterUnmount = append(r.afterUnmount, p.reuse.link)
+	}
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(p.writeTar(ctx, pw)) }()
 	_, err := layer.Apply(ctx, r.dir, pr, layer.ApplyOptions{})
@@ -63,16 +71,7 @@ func (p *copyPlan) apply(ctx context.Context, r *rootfs) error {
 // contents (not itself), a file or symlink source itself.
 func (p *copyPlan) writeTar(ctx context.Context, w io.Writer) error {
 	tw := tar.NewWriter(w)
-	// lastInto is, for each directory a file source lands in, the last
-	// such source: BuildKit copies sources in order, and a file created in
-	// a directory after a directory source set its time gives it the
-	// build's time again.
-	lastInto := map[string]int{}
-	for i, it := range p.items {
-		if it.into != "" {
-			lastInto[it.into] = i
-		}
-	}
+	emitTop := p.emitTops()
 	for i, it := range p.items {
 		// Files that are hard links of each other in one source stay
 		// linked, as with BuildKit (which links within one source only).
@@ -97,6 +96,10 @@ func (p *copyPlan) writeTar(ctx context.Context, w io.Writer) error {
 				}
 				links[ino] = f
 			}
+			if f.reuseRel != "" {
+				p.reuse.links = append(p.reuse.links, reuseLink{rel: f.reuseRel, ino: f.reuseIno})
+				continue
+			}
 			if err := p.writeEntry(tw, f, target); err != nil {
 				return err
 			}
@@ -111,22 +114,45 @@ func (p *copyPlan) writeTar(ctx context.Context, w io.Writer) error {
 				return err
 			}
 		}
-		if it.top != nil {
-			if last, ok := lastInto[it.top.Name]; !ok || last < i {
-				if err := tw.WriteHeader(it.top); err != nil {
-					return err
-				}
+		if emitTop[i] {
+			if err := tw.WriteHeader(it.top); err != nil {
+				return err
 			}
 		}
 	}
 	return tw.Close()
 }
 
-func (p *copyPlan) writeEntry(tw *tar.Writer, f *contextFile, target string) error {
+// emitTops says for each item whether its top directory entry (the times of
+// a directory source's destination) is written.
+func (p *copyPlan) emitTops() []bool {
+	// lastInto is, for each directory a file source lands in, the last
+	// such source: BuildKit copies sources in order, and a file created in
+	// a directory after a directory source set its time gives it the
+	// build's time again.
+	lastInto := map[string]int{}
+	for i, it := range p.items {
+		if it.into != "" {
+			lastInto[it.into] = i
+		}
+	}
+	emit := make([]bool, len(p.items))
+	for i, it := range p.items {
+		if it.top != nil {
+			last, ok := lastInto[it.top.Name]
+			emit[i] = !ok || last < i
+		}
+	}
+	return emit
+}
+
+// header is the tar header of f copied to target: the owner, mode and
+// type COPY gives it.
+func (p *copyPlan) header(f *contextFile, target string) (*tar.Header, error) {
 	info := f.info
 	hdr, err := tar.FileInfoHeader(info, f.link)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	hdr.Name = strings.TrimPrefix(target, "/")
 	if info.IsDir() {
@@ -148,6 +174,15 @@ func (p *copyPlan) writeEntry(tw *tar.Writer, f *contextFile, target string) err
 		hdr.Devmajor, hdr.Devminor = int64(unix.Major(f.st.Rdev)), int64(unix.Minor(f.st.Rdev))
 	}
 	hdr.Format = tar.FormatPAX
+	return hdr, nil
+}
+
+func (p *copyPlan) writeEntry(tw *tar.Writer, f *contextFile, target string) error {
+	info := f.info
+	hdr, err := p.header(f, target)
+	if err != nil {
+		return err
+	}
 	if err := tw.WriteHeader(hdr); err != nil {
 		return err
 	}

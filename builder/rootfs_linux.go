@@ -21,6 +21,9 @@ import (
 type rootfs struct {
 	dir string
 	fd  int
+	// afterUnmount runs on the new layer's directory once it is no longer
+	// mounted, before it is committed (a COPY's reused files are linked).
+	afterUnmount []func(upper string) error
 }
 
 func openRootfs(dir string) (*rootfs, error) {

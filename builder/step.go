@@ -198,6 +198,13 @@ func (b *build) changeLayer(ctx context.Context, st *stage, fn func(r *rootfs) (
 			err = uerr
 		}
 	}
+	if r != nil {
+		for _, after := range r.afterUnmount {
+			if err == nil && ok {
+				err = after(sn.Dir)
+			}
+		}
+	}
 	if err != nil || !ok {
 		sn.Discard()
 		return l, false, err

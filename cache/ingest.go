@@ -131,6 +131,8 @@ func (s *Store) ImportDir(ctx context.Context, dir string) (Layer, error) {
 // upperdir or an extracted tree) and commits the snapshot under its diffID.
 // The tar is only hashed here; compressed blobs are made when first needed.
 func (s *Store) CommitDiff(ctx context.Context, sn *Snapshot) (Layer, error) {
+	// Dir is complete: the disk writes it while it is diffed.
+	sn.startSync()
 	res, err := layer.Write(ctx, io.Discard, sn.Dir, layer.Uncompressed, layer.DiffOptions{})
 	if err != nil {
 		sn.Discard()

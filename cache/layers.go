@@ -76,6 +76,10 @@ type Snapshot struct {
 	Work string // an overlay workdir on the same filesystem
 	// Mountpoint is an empty directory for mounting the merged tree.
 	Mountpoint string
+	// synced, when set, delivers the result of a filesystem sync started
+	// once Dir was complete (see CommitDiff), which commit then waits for
+	// instead of syncing itself.
+	synced chan error
 }
 
 // NewSnapshot prepares a fresh snapshot directory.
@@ -109,6 +113,9 @@ func (sn *Snapshot) Commit(diffID digest.Digest, size int64, canonical bool, blo
 func (sn *Snapshot) commit(diffID digest.Digest, size int64, canonical bool, blobs ...ocispec.Descriptor) (Layer, error) {
 	defer sn.Discard()
 	if l, err := sn.s.Layer(diffID); err == nil {
+		// The same layer again (a --no-cache rebuild): its copy is removed
+		// while the build goes on, not on the step's time.
+		sn.discardInBackground()
 		for _, b := range blobs {
 			l, _ = sn.s.addLayerBlob(l, b)
 		}
@@ -138,7 +145,7 @@ func (sn *Snapshot) commit(diffID digest.Digest, size int64, canonical bool, blo
 	f.Close()
 	// The snapshot's files reach the disk before a record points at them:
 	// after a power cut a record never names a snapshot with lost data.
-	if err := syncFS(sn.tmp); err != nil {
+	if err := sn.sync(); err != nil {
 		return Layer{}, fmt.Errorf("commit layer %s: %w", diffID, err)
 	}
 	target := sn.s.layerPath(diffID)
@@ -199,8 +206,49 @@ func (s *Store) moveToTmp(path, prefix string) error {
 	return removeAll(aside)
 }
 
+// startSync starts syncing the snapshot's filesystem in the background, for
+// a Dir that is complete: the disk writes its data while the caller diffs it.
+func (sn *Snapshot) startSync() {
+	synced, dir := make(chan error, 1), sn.tmp
+	sn.synced = synced
+	go func() { synced <- syncFS(dir) }()
+}
+
+// sync returns once the snapshot's data is on disk.
+func (sn *Snapshot) sync() error {
+	if sn.synced == nil {
+		return syncFS(sn.tmp)
+	}
+	err := <-sn.synced
+	sn.synced = nil
+	return err
+}
+
+// discardInBackground removes the snapshot in a goroutine that the Store's
+// Close waits for. A process killed meanwhile leaves it in tmp/, which is
+// garbage once its process is gone.
+func (sn *Snapshot) discardInBackground() {
+	if sn.tmp == "" {
+		return
+	}
+	tmp, synced := sn.tmp, sn.synced
+	sn.tmp, sn.synced = "", nil
+	sn.s.bg.Add(1)
+	go func() {
+		defer sn.s.bg.Done()
+		if synced != nil {
+			<-synced // the sync opened tmp: let it finish first
+		}
+		os.RemoveAll(tmp)
+	}()
+}
+
 // Discard removes the snapshot unless it was committed.
 func (sn *Snapshot) Discard() {
+	if sn.synced != nil {
+		<-sn.synced
+		sn.synced = nil
+	}
 	if sn.tmp != "" {
 		os.RemoveAll(sn.tmp)
 		sn.tmp = ""

@@ -197,7 +197,7 @@ func (s *Store) Leased(l Lease) (*Store, error) {
 			st.seen[kind+d.String()] = true
 		}
 	}
-	return &Store{root: s.root, lock: s.lock, view: true, lease: st}, nil
+	return &Store{root: s.root, lock: s.lock, view: true, lease: st, bg: s.bg}, nil
 }
 
 // hold adds what was just committed to the view's lease, if it has one.

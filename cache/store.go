@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -68,6 +69,9 @@ type Store struct {
 	// view: a Leased view of another Store, sharing its lock.
 	view  bool
 	lease *leaseState
+	// bg counts background removals (snapshots discarded because their
+	// layer existed already); Close waits for them. Shared with views.
+	bg *sync.WaitGroup
 }
 
 // OpenOptions change how OpenWith opens a store.
@@ -100,7 +104,7 @@ func OpenWith(root string, o OpenOptions) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", abs, err)
 	}
-	s := &Store{root: abs, lock: f}
+	s := &Store{root: abs, lock: f, bg: new(sync.WaitGroup)}
 	if !o.KeepDebris && flock(f, unix.LOCK_EX|unix.LOCK_NB) == nil {
 		// Alone: whatever tmp/ holds is a killed process's.
 		s.sweepTmp()
@@ -121,6 +125,7 @@ func (s *Store) Close() error {
 	if s.view || s.lock == nil {
 		return nil
 	}
+	s.bg.Wait()
 	err := s.lock.Close()
 	s.lock = nil
 	return err

@@ -155,7 +155,25 @@ func (d *differ) entry(dirfd int, abs, rel, name string) error {
 		d.links[key] = rel
 	}
 
-	opaque, err := d.readXattrs(abs, hdr)
+	// A regular file or directory is opened first: its xattrs are read
+	// through the descriptor, not by walking the path again.
+	fd := -1
+	var err error
+	switch hdr.Typeflag {
+	case tar.TypeReg:
+		if fd, err = d.openFile(dirfd, abs, name); err != nil {
+			return err
+		}
+	case tar.TypeDir:
+		fd, err = unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", abs, err)
+		}
+	}
+	if fd >= 0 {
+		defer unix.Close(fd)
+	}
+	opaque, err := d.readXattrs(fd, abs, hdr)
 	if err != nil {
 		return err
 	}
@@ -165,7 +183,7 @@ func (d *differ) entry(dirfd int, abs, rel, name string) error {
 	switch hdr.Typeflag {
 	case tar.TypeReg:
 		if hdr.Size > 0 {
-			return d.copyFile(dirfd, abs, name, hdr.Size)
+			return d.copyFile(fd, abs, hdr.Size)
 		}
 	case tar.TypeDir:
 		if opaque {
@@ -173,21 +191,22 @@ func (d *differ) entry(dirfd int, abs, rel, name string) error {
 				return err
 			}
 		}
-		fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", abs, err)
-		}
-		err = d.walk(fd, abs, rel)
-		unix.Close(fd)
-		return err
+		return d.walk(fd, abs, rel)
 	}
 	return nil
 }
 
 // readXattrs puts the xattrs of abs into hdr.PAXRecords and reports whether
 // abs is an opaque overlay directory.
-func (d *differ) readXattrs(abs string, hdr *tar.Header) (opaque bool, err error) {
-	list, err := d.xattrs.list(abs)
+func (d *differ) readXattrs(fd int, abs string, hdr *tar.Header) (opaque bool, err error) {
+	get := func(name string) ([]byte, error) { return d.xattrs.get(abs, name) }
+	var list []byte
+	if fd >= 0 {
+		list, err = d.xattrs.listFD(fd, abs)
+		get = func(name string) ([]byte, error) { return d.xattrs.getFD(fd, abs, name) }
+	} else {
+		list, err = d.xattrs.list(abs)
+	}
 	if err != nil || len(list) == 0 {
 		return false, err
 	}
@@ -202,7 +221,7 @@ func (d *differ) readXattrs(abs string, hdr *tar.Header) (opaque bool, err error
 			if hdr.Typeflag != tar.TypeDir {
 				return nil
 			}
-			v, err := d.xattrs.get(abs, name)
+			v, err := get(name)
 			if err != nil {
 				return err
 			}
@@ -211,7 +230,7 @@ func (d *differ) readXattrs(abs string, hdr *tar.Header) (opaque bool, err error
 		default:
 			return nil
 		}
-		v, err := d.xattrs.get(abs, name)
+		v, err := get(name)
 		if err != nil {
 			return err
 		}
@@ -240,17 +259,21 @@ func (d *differ) writeMarker(name string) error {
 	return nil
 }
 
-// copyFile writes exactly size bytes of the file name in dirfd.
-func (d *differ) copyFile(dirfd int, abs, name string, size int64) error {
+// openFile opens the regular file name in dirfd for reading.
+func (d *differ) openFile(dirfd int, abs, name string) (int, error) {
 	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	fd, err := unix.Openat(dirfd, name, flags|unix.O_NOATIME, 0)
 	if errors.Is(err, unix.EPERM) { // O_NOATIME needs ownership or CAP_FOWNER
 		fd, err = unix.Openat(dirfd, name, flags, 0)
 	}
 	if err != nil {
-		return fmt.Errorf("open %s: %w", abs, err)
+		return -1, fmt.Errorf("open %s: %w", abs, err)
 	}
-	defer unix.Close(fd)
+	return fd, nil
+}
+
+// copyFile writes exactly size bytes of the open file fd.
+func (d *differ) copyFile(fd int, abs string, size int64) error {
 	for size > 0 {
 		if err := d.ctx.Err(); err != nil {
 			return err

@@ -30,8 +30,12 @@ func Write(ctx context.Context, dst io.Writer, dir string, c Compression, opts D
 		return Result{}, fmt.Errorf("write layer: compression %q: %w", c, ErrInvalid)
 	}
 	if c == Uncompressed {
-		tarW := newDigestWriter(dst)
-		if err := WriteDiff(ctx, tarW, dir, opts); err != nil {
+		tarW := newHashWriter(dst)
+		err := WriteDiff(ctx, tarW, dir, opts)
+		if cerr := tarW.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return Result{}, fmt.Errorf("write layer: %w", err)
 		}
 		d := tarW.digest()

@@ -19,6 +19,44 @@ func newXattrReader() *xattrReader {
 	return &xattrReader{names: make([]byte, 4096), value: make([]byte, 4096)}
 }
 
+// listFD is list for an open file or directory (a lookup less than by path).
+func (x *xattrReader) listFD(fd int, path string) ([]byte, error) {
+	for {
+		n, err := unix.Flistxattr(fd, x.names)
+		switch {
+		case err == nil:
+			return x.names[:n], nil
+		case errors.Is(err, unix.ENOTSUP):
+			return nil, nil
+		case !errors.Is(err, unix.ERANGE):
+			return nil, &fs.PathError{Op: "flistxattr", Path: path, Err: err}
+		}
+		size, err := unix.Flistxattr(fd, nil)
+		if err != nil {
+			return nil, &fs.PathError{Op: "flistxattr", Path: path, Err: err}
+		}
+		x.names = make([]byte, size+1024)
+	}
+}
+
+// getFD is get for an open file or directory.
+func (x *xattrReader) getFD(fd int, path, name string) ([]byte, error) {
+	for {
+		n, err := unix.Fgetxattr(fd, name, x.value)
+		switch {
+		case err == nil:
+			return x.value[:n], nil
+		case !errors.Is(err, unix.ERANGE):
+			return nil, &fs.PathError{Op: "fgetxattr " + name, Path: path, Err: err}
+		}
+		size, err := unix.Fgetxattr(fd, name, nil)
+		if err != nil {
+			return nil, &fs.PathError{Op: "fgetxattr " + name, Path: path, Err: err}
+		}
+		x.value = make([]byte, size+1024)
+	}
+}
+
 // list returns the NUL-separated xattr names of path (not following a final
 // symlink). The result aliases the reader's buffer: use it before the next
 // call.

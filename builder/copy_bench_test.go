@@ -1,0 +1,99 @@
+package builder
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/kiln-build/kiln/internal/kilntest/storetest"
+)
+
+// benchContext is a build context directory of dirs×per files of size bytes.
+func benchContext(b *testing.B, dirs, per, size int) (string, int64) {
+	b.Helper()
+	root := b.TempDir()
+	data := make([]byte, size)
+	for d := range dirs {
+		dir := filepath.Join(root, "src", fmt.Sprintf("d%03d", d))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		for f := range per {
+			rand.Read(data)
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%04d", f)), data, 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	return root, int64(dirs * per * size)
+}
+
+func benchSource(b *testing.B, ctx string) source {
+	b.Helper()
+	p := filepath.Join(ctx, "src")
+	info, err := os.Lstat(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return source{path: p, base: "src", name: "src", info: info}
+}
+
+// BenchmarkHashFiles is the hasher of a COPY's sources with an empty stat
+// cache (a first build): the walk and the parallel sha256 of every file.
+func BenchmarkHashFiles(b *testing.B) {
+	ctx, total := benchContext(b, 20, 100, 8<<10)
+	s := storetest.OpenStore(b)
+	src := benchSource(b, ctx)
+	b.SetBytes(total)
+	for b.Loop() {
+		files, err := walkSource(src)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := hashFiles(files, s.StatCache(b.TempDir())); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCopyPlan is the copier: a COPY of a directory of small files
+// into a root filesystem, hashing on the way as a cold build does.
+func BenchmarkCopyPlan(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("COPY gives files to root: needs root")
+	}
+	ctx, total := benchContext(b, 20, 100, 8<<10)
+	src := benchSource(b, ctx)
+	b.SetBytes(total)
+	for b.Loop() {
+		b.StopTimer()
+		dst, err := os.MkdirTemp(b.TempDir(), "rootfs")
+		if err != nil {
+			b.Fatal(err)
+		}
+		files, err := walkSource(src) // fresh: no digests known
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, err := openRootfs(dst)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		it, err := placeItem(r, copyItem{src: src, files: files}, "/src", true, false, ids{}, fileMode{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		plan := copyPlan{items: []copyItem{it}}
+		if err := plan.apply(context.Background(), r); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		r.Close()
+		os.RemoveAll(dst)
+		b.StartTimer()
+	}
+}
