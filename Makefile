@@ -33,7 +33,6 @@ test: deps build
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
-# demo: import a busybox base image, build testdata/demo, show its history, run it, show its layers.
 # bench: kiln against BuildKit (docker.io), buildah and podman from Debian on bench/workloads (ratio
 # table; BENCH_ARGS="--runs 5 --only cold-files,warm-files" narrows it), then kiln's Go micro-benchmarks.
 bench: build bench-go
@@ -47,6 +46,7 @@ bench-go:
 bench-scale: build
 	bench/scale.sh $(SCALE_ARGS) $(BIN)
 
+# demo: import a busybox base image, build testdata/demo, show its history, run it, show its layers.
 DEMO_ROOT ?= /var/lib/kiln
 demo: deps build
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
