@@ -68,6 +68,17 @@ type Options struct {
 	// Allow are the entitlements granted: EntitlementNetworkHost,
 	// EntitlementSecurityInsecure (kiln build --allow).
 	Allow []string
+
+	// Inputs and outputs (kiln build --label, --add-host, --build-context, -o).
+	// Labels are set on the final image's config.
+	Labels map[string]string
+	// ExtraHosts are "NAME:IP" entries added to the /etc/hosts of RUN steps.
+	ExtraHosts []string
+	// Contexts are the named contexts (--build-context) by name.
+	Contexts map[string]NamedContext
+	// Export, when set, delivers the image once the build has made (and
+	// tagged) it, while the build still holds what it made.
+	Export func(ctx context.Context, s *cache.Store, id digest.Digest) error
 }
 
 // Build builds the Dockerfile and returns the image ID. The image is tagged
@@ -190,6 +201,11 @@ func (b *build) runAndTag(ctx context.Context) (digest.Digest, error) {
 		n, _ := cache.NormalizeName(t)
 		fmt.Fprintf(opts.Progress, "naming to %s\n", n)
 	}
+	if opts.Export != nil {
+		if err := opts.Export(ctx, b.store, id); err != nil {
+			return "", err
+		}
+	}
 	return id, nil
 }
 
@@ -213,6 +229,8 @@ type build struct {
 	mu sync.Mutex
 	// sandboxes are what the RUN steps share (confinement, cgroup, network).
 	sandboxes sandboxes
+	// namedCtx are the named contexts' trees (--build-context NAME=DIR).
+	namedCtx namedContexts
 }
 
 // statCache is the build context's stat cache.

@@ -57,6 +57,7 @@ func (b *build) run(ctx context.Context) (digest.Digest, error) {
 	if err != nil {
 		return "", err
 	}
+	applyLabels(st, b.opts.Labels)
 	id, err := b.commit(ctx, st)
 	if err != nil {
 		return "", err
@@ -108,6 +109,7 @@ func (b *build) planStage(ctx context.Context, p *plan, meta *stage, i int) (*st
 	s := b.df.stages[i]
 	built := map[string]*stage{}
 	if base, err := meta.expand(s.BaseName); err == nil {
+		base, _ = b.named(base)
 		// FROM takes stage names (not numbers, which COPY --from takes).
 		if _, isNumber := strconv.Atoi(base); isNumber != nil {
 			if j, ok := b.stageIndex(base, i); ok {

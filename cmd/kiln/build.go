@@ -35,9 +35,10 @@ func newBuildCommand(g *globals) *cobra.Command {
 		netMode     string
 		allow       []string
 		rf          registryFlags
+		bio         buildIO
 	)
 	cmd := &cobra.Command{
-		Use:   "build [OPTIONS] CONTEXT",
+		Use:   "build [OPTIONS] PATH | URL | -",
 		Short: "Build an image from a Dockerfile",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -106,11 +107,18 @@ func newBuildCommand(g *globals) *cobra.Command {
 			defer s.Close()
 			opts.Pull = pullFunc(s, rf.options(quiet), opts.Progress)
 			opts.NetworkNamespace = buildNetwork(g.root, s)
+			defer bio.close()
+			if err := bio.setup(cmd.Context(), s, &opts, args[0], rf.options(quiet)); err != nil {
+				return err
+			}
 			id, err := builder.Build(cmd.Context(), s, opts)
 			if err != nil {
 				return err
 			}
-			if quiet {
+			if err := bio.finish(id); err != nil {
+				return err
+			}
+			if quiet && !bio.stdoutTaken() {
 				fmt.Println(id)
 			}
 			return nil
@@ -118,7 +126,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringArrayVarP(&tags, "tag", "t", nil, "name and optionally a tag in the name:tag format")
-	f.StringVarP(&file, "file", "f", "", "name of the Dockerfile (default CONTEXT/Dockerfile; - reads stdin)")
+	f.StringVarP(&file, "file", "f", "", "name of the Dockerfile (default CONTEXT/Dockerfile; - reads stdin; inside the context for a Git or stdin context)")
 	f.StringArrayVar(&buildArgs, "build-arg", nil, "set a build-time variable (KEY=VALUE, or KEY to take it from the environment)")
 	f.BoolVar(&noCache, "no-cache", false, "do not use cache when building the image")
 	f.BoolVarP(&quiet, "quiet", "q", false, "suppress the build output and print the image ID on success")
@@ -126,6 +134,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 	f.StringVar(&pull, "pull", "missing", "when FROM pulls its image: always, missing (the store lacks it) or never")
 	f.Lookup("pull").NoOptDefVal = "always"
 	rf.add(f, g)
+	bio.add(f)
 	f.BoolVar(&explain, "explain-cache", false, "print for every step whether it hit the build cache and, for a miss, what changed")
 	f.StringArrayVar(&noCacheFor, "no-cache-filter", nil, "do not use the cache for these stages")
 	f.StringVar(&target, "target", "", "set the target build stage to build")
