@@ -105,6 +105,9 @@ func gitContext(ctx context.Context, url string, o ContextOptions) (*Context, er
 			return fail(err)
 		}
 		rel := strings.TrimPrefix(filepath.Clean("/"+subdir), "/")
+		if rel == "" {
+			rel = "."
+		}
 		fi, err := root.Stat(rel)
 		root.Close()
 		if err != nil {
