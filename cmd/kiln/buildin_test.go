@@ -135,11 +135,20 @@ func TestBuildContextInputs(t *testing.T) {
 	}
 
 	// Named contexts: target:STAGE as a FROM, a directory and an image for COPY --from.
+	// An OCI layout (written by -o type=oci,tar=false) is one too.
 	files := writeContext(t, map[string]string{"data.txt": "named dir\n"})
-	named := writeContext(t, map[string]string{"Dockerfile": "FROM localhost/bb AS base\nRUN echo base > /base\nFROM alias\nCOPY --from=files /data.txt /data.txt\nCOPY --from=img /bin/busybox /bb-copy\n"})
-	e.kiln("build", "-t", "named", "--build-context", "alias=target:base", "--build-context", "files="+files, "--build-context", "img=docker-image://localhost/bb:latest", named)
-	if got := cat("named", "base") + cat("named", "data.txt"); got != "base\nnamed dir\n" {
+	layout := filepath.Join(out, "layout")
+	e.kiln("build", "-t", "layout:v1", "-o", "type=oci,tar=false,dest="+layout, writeContext(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY data.txt /from-layout\n", "data.txt": "from a layout\n"}))
+	named := writeContext(t, map[string]string{"Dockerfile": "FROM localhost/bb AS base\nRUN echo base > /base\nFROM alias\nCOPY --from=files /data.txt /data.txt\nCOPY --from=img /bin/busybox /bb-copy\nCOPY --from=lay /from-layout /from-layout\n"})
+	e.kiln("build", "-t", "named", "--build-context", "alias=target:base", "--build-context", "files="+files, "--build-context", "img=docker-image://localhost/bb:latest", "--build-context", "lay=oci-layout://"+layout+":v1", named)
+	if got := cat("named", "base") + cat("named", "data.txt") + cat("named", "from-layout"); got != "base\nnamed dir\nfrom a layout\n" {
 		t.Errorf("named contexts gave %q", got)
+	}
+	if images := e.kiln("images"); strings.Contains(images, "layout") {
+		t.Errorf("oci-layout:// named an image in the store:\n%s", images)
+	}
+	if r := e.run("", "build", "--build-context", "lay=oci-layout://"+layout+":nosuchtag", named); r.code == 0 || !strings.Contains(r.stderr, `no image tagged "nosuchtag"`) {
+		t.Errorf("oci-layout with a missing tag: exit %d\n%s", r.code, r.stderr)
 	}
 	if r := e.run("", "build", "--build-context", "base="+files, writeContext(t, map[string]string{"Dockerfile": "FROM base\n"})); r.code == 0 || !strings.Contains(r.stderr, "is a directory") {
 		t.Errorf("FROM a directory context: exit %d\n%s", r.code, r.stderr)

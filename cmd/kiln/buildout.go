@@ -4,15 +4,16 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/pflag"
 
 	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/cache/archive"
 	"github.com/kiln-build/kiln/output"
 	"github.com/kiln-build/kiln/registry"
 )
@@ -217,8 +218,11 @@ func (b *buildIO) close() {
 }
 
 // loadLayoutContext loads the image of an OCI layout directory
-// (oci-layout://DIR[:TAG]) into the store for a named context.
+// (oci-layout://DIR[:TAG]) into the store, unnamed, for a named context.
 func loadLayoutContext(ctx context.Context, s *cache.Store, layout string) (digest.Digest, error) {
-	_ = io.Discard
-	return "", fmt.Errorf("oci-layout://%s: not supported yet", layout)
+	dir, tag := layout, ""
+	if i := strings.LastIndex(layout, ":"); i > strings.LastIndex(layout, "/") {
+		dir, tag = layout[:i], layout[i+1:]
+	}
+	return archive.LoadLayoutImage(ctx, s, dir, tag)
 }
