@@ -56,8 +56,11 @@ func (s Spec) StoresImage() bool { return s.Type == Image || s.Type == Registry 
 // of key=value), or the shorthands "-" (type=tar to stdout) and "DIR"
 // (type=local). Options an exporter does not know are refused.
 func Parse(v string) (Spec, error) {
-	if v == "-" {
+	switch v {
+	case "-":
 		return Spec{Type: Tar, Dest: "-"}, nil
+	case "":
+		return Spec{}, fmt.Errorf("output: empty value: %w", cache.ErrInvalid)
 	}
 	if !strings.Contains(v, "=") {
 		return Spec{Type: Local, Dest: v}, nil
