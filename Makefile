@@ -5,8 +5,9 @@ BIN     := bin/kiln
 # Debian packages the tests need: busybox for base images, skopeo and umoci to check what kiln writes,
 # docker-registry for the registry servers the push/pull tests run on 127.0.0.1; bzip2 and xz to make
 # the ADD tests' archives (Go has no encoder for them); iptables for the rules of container networks.
-TEST_PKGS := busybox-static skopeo umoci docker-registry bzip2 xz-utils iptables
-TEST_BINS := /bin/busybox /usr/bin/skopeo /usr/bin/umoci /usr/bin/docker-registry /usr/bin/bzip2 /usr/bin/xz /usr/sbin/iptables
+# git for Git build contexts (cloned from a local bare repository), jq for the README's CI recipe.
+TEST_PKGS := busybox-static skopeo umoci docker-registry bzip2 xz-utils iptables git jq
+TEST_BINS := /bin/busybox /usr/bin/skopeo /usr/bin/umoci /usr/bin/docker-registry /usr/bin/bzip2 /usr/bin/xz /usr/sbin/iptables /usr/bin/git /usr/bin/jq
 
 .PHONY: all build test deps demo clean
 
