@@ -94,7 +94,8 @@ func TestBuildOutputs(t *testing.T) {
 	ann := []string{"--annotation", "org.example.m=manifest", "--annotation", "manifest-descriptor:org.example.d=desc", "--annotation", "index-descriptor:org.example.i=index"}
 	e.kiln(append(append(common, ann...), "-t", "app:oci", "-o", "type=oci,dest="+ociTar, ctxDir)...)
 	e.kiln(append(common, "-t", "app:oci", "-o", "type=oci,dest="+ociDir+",tar=false", ctxDir)...)
-	e.kiln(append(common, "-t", "app:docker", "-t", "other:1", "-o", "type=docker,dest="+dockerTar, ctxDir)...)
+	dockerIID := filepath.Join(out, "docker.iid")
+	e.kiln(append(common, "-t", "app:docker", "-t", "other:1", "--iidfile", dockerIID, "-o", "type=docker,dest="+dockerTar, ctxDir)...)
 	if r := e.run("", "inspect", "app:oci"); r.code == 0 {
 		t.Errorf("type=oci tagged app:oci in the store")
 	}
@@ -119,11 +120,26 @@ func TestBuildOutputs(t *testing.T) {
 	if !strings.Contains(cfg, `"a": "flag"`) {
 		t.Errorf("docker-archive config:\n%s", cfg)
 	}
+	if _, err := exec.LookPath("podman"); err == nil {
+		// podman's own store, in a temp dir, with the vfs driver: no mounts to leave behind.
+		p := t.TempDir()
+		pod := []string{"--root", filepath.Join(p, "root"), "--runroot", filepath.Join(p, "run"), "--storage-driver", "vfs"}
+		loaded := mustRun(t, "podman", append(pod, "load", "-i", dockerTar)...)
+		if !strings.Contains(loaded, "app:docker") || !strings.Contains(loaded, "other:1") {
+			t.Errorf("podman load:\n%s", loaded)
+		}
+		podID := mustRun(t, "podman", append(pod, "image", "inspect", "--format", "{{.Id}}", "other:1")...)
+		if want, _ := os.ReadFile(dockerIID); "sha256:"+strings.TrimSpace(podID) != string(want) {
+			t.Errorf("podman loaded image %s, kiln built %s", podID, want)
+		}
+	} else {
+		t.Log("no podman: the docker-archive was not loaded by podman")
+	}
 	if exec.Command("docker", "info").Run() == nil {
 		mustRun(t, "docker", "load", "-i", dockerTar)
 		mustRun(t, "docker", "rmi", "app:docker", "other:1")
 	} else {
-		t.Log("no dockerd answers: the docker-archive was read by skopeo only")
+		t.Log("no dockerd answers: docker load not tried (skopeo and podman read the docker-archive)")
 	}
 
 	// What an output cannot carry is refused before anything is built.
