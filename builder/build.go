@@ -76,6 +76,9 @@ type Options struct {
 	ExtraHosts []string
 	// Contexts are the named contexts (--build-context) by name.
 	Contexts map[string]NamedContext
+	// TemporaryContext says ContextDir goes away with the build (a context
+	// from stdin or Git): the store keeps no stat cache for it.
+	TemporaryContext bool
 	// Export, when set, delivers the image once the build has made (and
 	// tagged) it, while the build still holds what it made.
 	Export func(ctx context.Context, s *cache.Store, id digest.Digest) error
@@ -186,7 +189,7 @@ func (b *build) runAndTag(ctx context.Context) (digest.Digest, error) {
 	if err == nil {
 		b.exportCache(ctx)
 	}
-	if b.stats != nil && err == nil {
+	if b.stats != nil && err == nil && !opts.TemporaryContext {
 		if err := b.stats.Save(); err != nil {
 			opts.Log.Warn("save stat cache", "err", err)
 		}

@@ -27,6 +27,10 @@ type Context struct {
 	tmp        string
 }
 
+// Temporary reports whether the context was made for the build (from
+// stdin or Git) and goes with Close.
+func (c *Context) Temporary() bool { return c.tmp != "" }
+
 // Close removes the context's temporary directory, if any.
 func (c *Context) Close() error {
 	if c.tmp == "" {

@@ -154,7 +154,13 @@ func TestBuildContextInputs(t *testing.T) {
 		t.Errorf("FROM a directory context: exit %d\n%s", r.code, r.stderr)
 	}
 
-	// Every context directory made from stdin or Git is gone.
+	// Every context directory made from stdin or Git is gone, and the
+	// store keeps no stat cache for them: only the two local contexts
+	// this test COPYs with (the layout's, and the named contexts' build,
+	// whose COPY --from hashes through it) have one.
+	if ents, _ := os.ReadDir(filepath.Join(e.root, "statcache")); len(ents) > 2 {
+		t.Errorf("%d stat caches, want 2: stdin and Git contexts left theirs", len(ents))
+	}
 	if ents, _ := os.ReadDir(filepath.Join(e.root, "tmp")); len(ents) != 0 {
 		var names []string
 		for _, x := range ents {

@@ -137,7 +137,7 @@ func (b *buildIO) setup(ctx context.Context, s *cache.Store, opts *builder.Optio
 		return err
 	}
 	b.context = c
-	opts.ContextDir = c.Dir
+	opts.ContextDir, opts.TemporaryContext = c.Dir, c.Temporary()
 	if c.Dockerfile != nil {
 		opts.Dockerfile, opts.Stdin = "-", bytes.NewReader(c.Dockerfile)
 	}
