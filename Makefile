@@ -13,6 +13,9 @@ TEST_BINS += /usr/bin/tmux
 # chromium (headless) renders kiln layers' HTML report (tmux drives its terminal UI).
 TEST_PKGS += chromium
 TEST_BINS += /usr/bin/chromium
+# git for Git build contexts (cloned from a local bare repository), jq for the README's CI recipe.
+TEST_PKGS += git jq
+TEST_BINS += /usr/bin/git /usr/bin/jq
 
 .PHONY: all build test deps demo clean bench bench-go bench-scale
 

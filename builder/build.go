@@ -71,6 +71,21 @@ type Options struct {
 	Allow []string
 	// RunLimits are --ulimit and --shm-size of the RUN steps (sandbox.go).
 	RunLimits
+
+	// Inputs and outputs (kiln build --label, --add-host, --build-context, -o).
+	// Labels are set on the final image's config.
+	Labels map[string]string
+	// ExtraHosts are "NAME:IP" entries added to the /etc/hosts of RUN steps.
+	ExtraHosts []string
+	// Contexts are the named contexts (--build-context) by name.
+	Contexts map[string]NamedContext
+	// TemporaryContext says ContextDir goes away with the build (a context
+	// from stdin or Git): the store keeps no stat cache for it.
+	TemporaryContext bool
+	// Export, when set, delivers the image once the build has made (and
+	// tagged) it, while the build still holds what it made; log is the
+	// output of the build's "exporting to image" step.
+	Export func(ctx context.Context, s *cache.Store, id digest.Digest, log io.Writer) error
 }
 
 // Build builds the Dockerfile and returns the image ID. The image is tagged
@@ -196,7 +211,7 @@ func (b *build) runAndTag(ctx context.Context) (digest.Digest, error) {
 	if err == nil {
 		b.exportCache(ctx)
 	}
-	if b.stats != nil && err == nil {
+	if b.stats != nil && err == nil && !opts.TemporaryContext {
 		if err := b.stats.Save(); err != nil {
 			opts.Log.Warn("save stat cache", "err", err)
 		}
@@ -212,6 +227,12 @@ func (b *build) runAndTag(ctx context.Context) (digest.Digest, error) {
 		}
 		n, _ := cache.NormalizeName(t)
 		b.export.status("naming to "+n, started)
+	}
+	if opts.Export != nil {
+		if err := opts.Export(ctx, b.store, id, b.export.stream(1)); err != nil {
+			b.export.done(false, err)
+			return "", err
+		}
 	}
 	b.export.done(false, nil)
 	return id, nil
@@ -239,6 +260,8 @@ type build struct {
 	mu sync.Mutex
 	// sandboxes are what the RUN steps share (confinement, cgroup, network).
 	sandboxes sandboxes
+	// namedCtx are the named contexts' trees (--build-context NAME=DIR).
+	namedCtx namedContexts
 }
 
 // statCache is the build context's stat cache.

@@ -22,6 +22,10 @@ type treeSource struct {
 // resolveFrom finds the stage or image from names. During the dry pass a
 // stage becomes a dependency of st and the result is nil.
 func (b *build) resolveFrom(ctx context.Context, st *stage, from string) (*treeSource, error) {
+	from, dirCtx := b.named(from)
+	if dirCtx != nil {
+		return b.dirContext(ctx, from, dirCtx)
+	}
 	if j, ok := b.stageIndex(from, st.index); ok {
 		if b.dry {
 			return nil, b.needStage(ctx, st, j)

@@ -70,7 +70,8 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 		Mounts                     any                            `json:",omitempty"`
 		Heredocs                   []instructions.ShellInlineFile `json:",omitempty"`
 		Limits                     *RunLimits                     `json:",omitempty"`
-	}{"RUN", st.img.Config.User, st.img.Config.WorkingDir, network, insecure, args, env, st.epoch, mounts.key, c.Files, b.opts.RunLimits.key()})
+		Hosts                      []string                       `json:",omitempty"`
+	}{"RUN", st.img.Config.User, st.img.Config.WorkingDir, network, insecure, args, env, st.epoch, mounts.key, c.Files, b.opts.RunLimits.key(), b.opts.ExtraHosts})
 	return b.step(ctx, st, stepSpec{createdBy: createdBy, key: key, inputs: inputs, make: func() (cache.Layer, bool, error) {
 		l, err := b.runSandbox(ctx, st, c, sandboxStep{args: args, env: env, script: script, mounts: mounts, network: network, insecure: insecure})
 		return l, err == nil, err
@@ -130,6 +131,12 @@ func (b *build) runSandbox(ctx context.Context, st *stage, c *instructions.RunCo
 		sn.Discard()
 		return cache.Layer{}, fmt.Errorf("RUN %s: %w", strings.Join(c.CmdLine, " "), err)
 	}
+	removeHosts, err := b.addHosts(spec)
+	if err != nil {
+		sn.Discard()
+		return cache.Layer{}, fmt.Errorf("RUN %s: %w", strings.Join(c.CmdLine, " "), err)
+	}
+	defer removeHosts()
 	code, err := runner.Run(ctx, spec)
 	if err != nil {
 		sn.Discard()

@@ -54,6 +54,7 @@ func (b *build) run(ctx context.Context) (digest.Digest, error) {
 	}
 	b.export = b.rep.start("", "exporting to image")
 	started := time.Now()
+	applyLabels(st, b.opts.Labels)
 	id, err := b.commit(ctx, st)
 	if err != nil {
 		return "", err
@@ -104,6 +105,7 @@ func (b *build) planStage(ctx context.Context, p *plan, meta *stage, i int) (*st
 	s := b.df.stages[i]
 	built := map[string]*stage{}
 	if base, err := meta.expand(s.BaseName); err == nil {
+		base, _ = b.named(base)
 		// FROM takes stage names (not numbers, which COPY --from takes).
 		if _, isNumber := strconv.Atoi(base); isNumber != nil {
 			if j, ok := b.stageIndex(base, i); ok {

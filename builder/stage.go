@@ -237,6 +237,10 @@ func (b *build) newStage(ctx context.Context, s instructions.Stage, built map[st
 	if err != nil {
 		return nil, b.errorf(line, "FROM %s: %v", s.BaseName, err)
 	}
+	base, dirCtx := b.named(base)
+	if dirCtx != nil {
+		return nil, b.errorf(line, "FROM %s: the build context %s is a directory: use it with COPY --from or RUN --mount from=, FROM needs an image", s.BaseName, dirCtx.Dir)
+	}
 	// Each stage has its own lexer: stages run in parallel, and a Lex keeps
 	// state while it works.
 	lex := *meta.lex

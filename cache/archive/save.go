@@ -40,10 +40,16 @@ func Save(ctx context.Context, s *cache.Store, w io.Writer, images []string, f F
 	if err != nil {
 		return fmt.Errorf("save: %w", err)
 	}
+	return saveTargets(ctx, s, w, targets, f, SaveOptions{})
+}
+
+// saveTargets plans and writes the archive of targets.
+func saveTargets(ctx context.Context, s *cache.Store, w io.Writer, targets []*saveTarget, f Format, o SaveOptions) error {
 	p, err := planSave(ctx, s, targets, f)
 	if err != nil {
 		return fmt.Errorf("save: %w", err)
 	}
+	p.opts = o
 	if err := p.write(ctx, s, w); err != nil {
 		return fmt.Errorf("save: %w", err)
 	}
@@ -56,6 +62,7 @@ type savePlan struct {
 	images []savedImage
 	blobs  []saveBlob // in archive order, each digest once
 	seen   map[digest.Digest]bool
+	opts   SaveOptions
 }
 
 // savedImage is one image of the archive.
@@ -189,14 +196,16 @@ func (p *savePlan) index() ocispec.Index {
 	for _, img := range p.images {
 		d := ocispec.Descriptor{MediaType: img.manifest.MediaType, Digest: img.manifest.Digest, Size: img.manifest.Size, Platform: img.platform}
 		if len(img.names) == 0 {
+			d.Annotations = copyAnnotations(p.opts.DescriptorAnnotations, nil)
 			idx.Manifests = append(idx.Manifests, d)
 		}
 		for _, n := range img.names {
 			_, tag, _ := repoAndTag(n)
-			d.Annotations = map[string]string{annotationImageName: n, ocispec.AnnotationRefName: tag}
+			d.Annotations = copyAnnotations(p.opts.DescriptorAnnotations, map[string]string{annotationImageName: n, ocispec.AnnotationRefName: tag})
 			idx.Manifests = append(idx.Manifests, d)
 		}
 	}
+	idx.Annotations = copyAnnotations(p.opts.IndexAnnotations, nil)
 	return idx
 }
 

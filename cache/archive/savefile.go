@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -26,6 +27,11 @@ const SaveTempPrefix = ".kiln-save-"
 // keeps a note of it meanwhile, so `kiln system check` reports it and GC
 // removes it.
 func SaveFile(ctx context.Context, s *cache.Store, path string, images []string, f Format) error {
+	return writeSaveFile(ctx, s, path, func(w io.Writer) error { return Save(ctx, s, w, images, f) })
+}
+
+// writeSaveFile writes path atomically with save, as SaveFile describes.
+func writeSaveFile(ctx context.Context, s *cache.Store, path string, save func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	RemoveStaleSaveTemps(dir)
 	// The store notes the temp file before it exists: a save killed at any
@@ -47,7 +53,7 @@ func SaveFile(ctx context.Context, s *cache.Store, path string, images []string,
 			os.Remove(tmp.Name())
 		}
 	}()
-	if err := Save(ctx, s, tmp, images, f); err != nil {
+	if err := save(tmp); err != nil {
 		return err
 	}
 	if err := tmp.Sync(); err != nil {

@@ -40,9 +40,10 @@ func newBuildCommand(g *globals) *cobra.Command {
 		rf          registryFlags
 		lim         buildLimitFlags // buildlimits.go
 		checkLayers ciFlags         // --check-layers: cmd/kiln/layers_ci.go
+		bio         buildIO
 	)
 	cmd := &cobra.Command{
-		Use:   "build [OPTIONS] CONTEXT",
+		Use:   "build [OPTIONS] PATH | URL | -",
 		Short: "Build an image from a Dockerfile",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -123,6 +124,10 @@ func newBuildCommand(g *globals) *cobra.Command {
 			}
 			opts.Pull = pullFunc(s, rf.options(true), io.Discard)
 			opts.NetworkNamespace = buildNetwork(g.root, s)
+			defer bio.close()
+			if err := bio.setup(cmd.Context(), s, &opts, args[0], rf.options(quiet)); err != nil {
+				return err
+			}
 			id, err := builder.Build(cmd.Context(), s, opts)
 			if cerr := display.Close(); err == nil {
 				err = cerr
@@ -132,7 +137,10 @@ func newBuildCommand(g *globals) *cobra.Command {
 				reportBuildError(err)
 				return err
 			}
-			if quiet {
+			if err := bio.finish(id); err != nil {
+				return err
+			}
+			if quiet && !bio.stdoutTaken() {
 				fmt.Println(id)
 			}
 			return checkLayers.checkLayersAfterBuild(cmd, s, id)
@@ -140,7 +148,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringArrayVarP(&tags, "tag", "t", nil, "name and optionally a tag in the name:tag format")
-	f.StringVarP(&file, "file", "f", "", "name of the Dockerfile (default CONTEXT/Dockerfile; - reads stdin)")
+	f.StringVarP(&file, "file", "f", "", "name of the Dockerfile (default CONTEXT/Dockerfile; - reads stdin; inside the context for a Git or stdin context)")
 	f.StringArrayVar(&buildArgs, "build-arg", nil, "set a build-time variable (KEY=VALUE, or KEY to take it from the environment)")
 	f.BoolVar(&noCache, "no-cache", false, "do not use cache when building the image")
 	f.BoolVarP(&quiet, "quiet", "q", false, "suppress the build output and print the image ID on success")
@@ -149,6 +157,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 	f.Lookup("pull").NoOptDefVal = "always"
 	rf.add(f, g)
 	lim.register(f)
+	bio.add(f)
 	f.BoolVar(&explain, "explain-cache", false, "print for every step whether it hit the build cache and, for a miss, what changed")
 	f.StringArrayVar(&noCacheFor, "no-cache-filter", nil, "do not use the cache for these stages")
 	f.StringVar(&target, "target", "", "set the target build stage to build")
