@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/layer"
@@ -68,6 +69,10 @@ type Options struct {
 	// Allow are the entitlements granted: EntitlementNetworkHost,
 	// EntitlementSecurityInsecure (kiln build --allow).
 	Allow []string
+	// Platforms are the target platforms (kiln build --platform): none
+	// builds for the host, one builds an image for it, several build one
+	// image each and return their index (platform.go).
+	Platforms []ocispec.Platform
 }
 
 // Build builds the Dockerfile and returns the image ID. The image is tagged
@@ -168,7 +173,7 @@ func (b *build) runAndTag(ctx context.Context) (digest.Digest, error) {
 		return "", err
 	}
 	b.sandboxes.networkFn = opts.NetworkNamespace
-	id, err := b.run(ctx)
+	id, err := b.runPlatforms(ctx)
 	if rerr := b.sandboxes.release(); rerr != nil {
 		opts.Log.Warn("release the build's sandboxes", "err", rerr)
 	}
@@ -213,6 +218,10 @@ type build struct {
 	mu sync.Mutex
 	// sandboxes are what the RUN steps share (confinement, cgroup, network).
 	sandboxes sandboxes
+	// platform is the target platform (nil: the host's); shared is set in
+	// the builds of a multi-platform build (platform.go).
+	platform *ocispec.Platform
+	shared   *platformShared
 }
 
 // statCache is the build context's stat cache.

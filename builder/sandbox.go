@@ -149,13 +149,13 @@ func (s *sandboxes) release() error {
 
 // confine applies the step's confinement, cgroup and network to spec.
 func (b *build) confine(ctx context.Context, spec *runner.Spec, network string, insecure bool) error {
-	conf, err := b.sandboxes.confinement(insecure)
+	conf, err := b.sb().confinement(insecure)
 	if err != nil {
 		return err
 	}
 	conf.Confine(spec)
 	if !conf.Privileged() {
-		if spec.Cgroups, err = b.sandboxes.cgroupDirs(); err != nil {
+		if spec.Cgroups, err = b.sb().cgroupDirs(); err != nil {
 			return err
 		}
 	}
@@ -165,7 +165,7 @@ func (b *build) confine(ctx context.Context, spec *runner.Spec, network string, 
 	case NetworkNone:
 		spec.Network = "none"
 	default:
-		n, err := b.sandboxes.defaultNetwork(ctx)
+		n, err := b.sb().defaultNetwork(ctx)
 		if err != nil {
 			return err
 		}

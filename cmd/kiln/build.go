@@ -35,6 +35,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 		netMode     string
 		allow       []string
 		rf          registryFlags
+		platforms   []string
 	)
 	cmd := &cobra.Command{
 		Use:   "build [OPTIONS] CONTEXT",
@@ -96,6 +97,9 @@ func newBuildCommand(g *globals) *cobra.Command {
 				}
 				opts.Secrets[id] = src
 			}
+			if opts.Platforms, err = parsePlatforms(platforms); err != nil {
+				return err
+			}
 			if opts.PullPolicy, err = builder.ParsePullPolicy(pull); err != nil {
 				return fmt.Errorf("--pull: %w", err)
 			}
@@ -135,6 +139,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 	f.StringVar(&netMode, "network", builder.NetworkDefault, "the networking mode of RUN steps: default (the build's own namespace on kiln's bridge), none or host (needs --allow network.host)")
 	f.StringArrayVar(&allow, "allow", nil, "extra privileged entitlements: network.host (RUN --network=host), security.insecure (RUN --security=insecure)")
 	f.StringVar(&epoch, "source-date-epoch", "", "timestamp (seconds since 1970) for the image's history, config and file times (default $SOURCE_DATE_EPOCH)")
+	f.StringArrayVar(&platforms, "platform", nil, "target platforms, os/arch[/variant][,...]: several build one image each and tag their index (default: this machine's)")
 	return cmd
 }
 

@@ -10,12 +10,14 @@ import (
 	"sync"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/registry"
+	"github.com/kiln-build/kiln/runner"
 	"github.com/kiln-build/kiln/runner/network"
 )
 
@@ -85,10 +87,12 @@ func newPullCommand(g *globals) *cobra.Command {
 func pullFunc(s *cache.Store, o registry.Options, w io.Writer) builder.PullFunc {
 	var mu sync.Mutex
 	pulled := map[string]digest.Digest{}
-	return func(ctx context.Context, name string) (digest.Digest, error) {
+	return func(ctx context.Context, name string, p ocispec.Platform) (digest.Digest, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		if id, ok := pulled[name]; ok {
+		o := o
+		o.Platform = cache.FormatPlatform(p)
+		if id, ok := pulled[name+" "+o.Platform]; ok {
 			return id, nil
 		}
 		fmt.Fprintf(w, "pulling %s\n", name)
@@ -97,7 +101,7 @@ func pullFunc(s *cache.Store, o registry.Options, w io.Writer) builder.PullFunc 
 			return "", err
 		}
 		fmt.Fprintf(w, "pulled %s: %s\n", res.Name, res.Digest)
-		pulled[name] = res.ID
+		pulled[name+" "+o.Platform] = res.ID
 		return res.ID, nil
 	}
 }
@@ -106,7 +110,10 @@ func pullFunc(s *cache.Store, o registry.Options, w io.Writer) builder.PullFunc 
 // pulled as the policy says (docker's "Unable to find image ... locally").
 func resolveImage(ctx context.Context, s *cache.Store, ref string, policy builder.PullPolicy, o registry.Options, w io.Writer) (digest.Digest, error) {
 	if _, err := digest.Parse(ref); err == nil || policy != builder.PullAlways {
-		id, err := s.Resolve(ref)
+		id, err := resolvePlatform(s, ref, o.Platform)
+		if errors.Is(err, cache.ErrPlatformNotFound) {
+			return "", err // the image is here, for other platforms
+		}
 		if err == nil || !errors.Is(err, cache.ErrNotFound) || policy == builder.PullNever {
 			if err != nil {
 				return "", fmt.Errorf("unable to find image '%s' locally: %w", ref, err)
@@ -125,6 +132,26 @@ func resolveImage(ctx context.Context, s *cache.Store, ref string, policy builde
 	}
 	fmt.Fprintf(w, "Digest: %s\nStatus: Downloaded newer image for %s\n", res.Digest, cache.FamiliarName(res.Name))
 	return res.ID, nil
+}
+
+// resolvePlatform is Store.Resolve, or Store.ResolvePlatform when a
+// --platform was given.
+func resolvePlatform(s *cache.Store, ref, platform string) (digest.Digest, error) {
+	if platform == "" {
+		return s.Resolve(ref)
+	}
+	p, err := cache.ParsePlatform(platform)
+	if err != nil {
+		return "", fmt.Errorf("--platform: %w", err)
+	}
+	id, err := s.ResolvePlatform(ref, p)
+	if err != nil {
+		return "", err
+	}
+	if err := runner.CheckEmulator(p.Architecture); err != nil {
+		return "", fmt.Errorf("image %s for %s: %w", ref, cache.FormatPlatform(p), err)
+	}
+	return id, nil
 }
 
 // insecureRegistries reads "insecure-registries" from the kiln config file
