@@ -51,6 +51,7 @@ func newPullCommand(g *globals) *cobra.Command {
 		rf       registryFlags
 		platform string
 		quiet    bool
+		all      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
@@ -58,7 +59,7 @@ func newPullCommand(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o := rf.options(quiet)
-			o.Platform = platform
+			o.Platform, o.AllPlatforms = platform, all
 			s, err := cache.Open(g.root)
 			if err != nil {
 				return err
@@ -79,6 +80,7 @@ func newPullCommand(g *globals) *cobra.Command {
 	rf.add(f, g)
 	f.StringVar(&platform, "platform", "", "platform to take from a multi-platform image, os/arch[/variant] (default linux on this machine's architecture)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "suppress progress output")
+	f.BoolVar(&all, "all-platforms", false, "pull every platform of a multi-platform image")
 	return cmd
 }
 
