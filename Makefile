@@ -4,9 +4,10 @@ export GOFLAGS ?= -mod=mod
 BIN     := bin/kiln
 # Debian packages the tests need: busybox for base images, skopeo and umoci to check what kiln writes,
 # docker-registry for the registry servers the push/pull tests run on 127.0.0.1; bzip2 and xz to make
-# the ADD tests' archives (Go has no encoder for them); iptables for the rules of container networks.
-TEST_PKGS := busybox-static skopeo umoci docker-registry bzip2 xz-utils iptables
-TEST_BINS := /bin/busybox /usr/bin/skopeo /usr/bin/umoci /usr/bin/docker-registry /usr/bin/bzip2 /usr/bin/xz /usr/sbin/iptables
+# the ADD tests' archives (Go has no encoder for them); iptables for the rules of container networks;
+# qemu-user-static and binfmt-support run the arm64 RUN steps of the multi-platform tests.
+TEST_PKGS := busybox-static skopeo umoci docker-registry bzip2 xz-utils iptables qemu-user-static binfmt-support
+TEST_BINS := /bin/busybox /usr/bin/skopeo /usr/bin/umoci /usr/bin/docker-registry /usr/bin/bzip2 /usr/bin/xz /usr/sbin/iptables /usr/bin/qemu-aarch64-static /usr/sbin/update-binfmts
 
 .PHONY: all build test deps demo clean
 
@@ -22,6 +23,10 @@ deps:
 		echo "installing $(TEST_PKGS) from Debian"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PKGS) >/dev/null; \
 	fi
+	@# binfmt_misc with qemu's aarch64 handler (flag F: it works inside sandboxes), and an arm64 busybox.
+	@[ -e /proc/sys/fs/binfmt_misc/status ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || true
+	@[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64 || true
+	@sh testdata/arm64busybox.sh >/dev/null
 
 test: deps build
 	$(GO) vet ./...

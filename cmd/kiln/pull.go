@@ -108,9 +108,26 @@ func pullFunc(s *cache.Store, o registry.Options, w io.Writer) builder.PullFunc 
 	}
 }
 
-// resolveImage finds the image `run` and `create` start: in the store, or
-// pulled as the policy says (docker's "Unable to find image ... locally").
+// resolveImage finds the image `run` and `create` start (findImage), and
+// checks that this machine can run its binaries (natively or emulated).
 func resolveImage(ctx context.Context, s *cache.Store, ref string, policy builder.PullPolicy, o registry.Options, w io.Writer) (digest.Digest, error) {
+	id, err := findImage(ctx, s, ref, policy, o, w)
+	if err != nil {
+		return "", err
+	}
+	img, _, err := s.Image(id)
+	if err != nil {
+		return "", err
+	}
+	if err := runner.CheckEmulator(img.Architecture); err != nil {
+		return "", fmt.Errorf("image %s is %s: %w", ref, cache.FormatPlatform(img.Platform), err)
+	}
+	return id, nil
+}
+
+// findImage finds the image `run` and `create` start: in the store, or
+// pulled as the policy says (docker's "Unable to find image ... locally").
+func findImage(ctx context.Context, s *cache.Store, ref string, policy builder.PullPolicy, o registry.Options, w io.Writer) (digest.Digest, error) {
 	if _, err := digest.Parse(ref); err == nil || policy != builder.PullAlways {
 		id, err := resolvePlatform(s, ref, o.Platform)
 		if errors.Is(err, cache.ErrPlatformNotFound) {
@@ -146,14 +163,7 @@ func resolvePlatform(s *cache.Store, ref, platform string) (digest.Digest, error
 	if err != nil {
 		return "", fmt.Errorf("--platform: %w", err)
 	}
-	id, err := s.ResolvePlatform(ref, p)
-	if err != nil {
-		return "", err
-	}
-	if err := runner.CheckEmulator(p.Architecture); err != nil {
-		return "", fmt.Errorf("image %s for %s: %w", ref, cache.FormatPlatform(p), err)
-	}
-	return id, nil
+	return s.ResolvePlatform(ref, p)
 }
 
 // insecureRegistries reads "insecure-registries" from the kiln config file
