@@ -124,8 +124,34 @@ func TestMultiPlatformBuild(t *testing.T) {
 		t.Errorf("--no-cache build with SOURCE_DATE_EPOCH: index %s, first build %s", clean, first)
 	}
 
-	// To a registry and back.
+	// save and load keep the index, in both formats; skopeo reads the layout.
 	kilntest.NeedTool(t, "skopeo")
+	for _, format := range []string{"oci", "docker"} {
+		archive := filepath.Join(t.TempDir(), "multi.tar")
+		e.kiln("save", "--format", format, "-o", archive, "multi:1")
+		fresh := newEnv(t)
+		if out := fresh.kiln("load", "-i", archive); out != "Loaded image: multi:1\n" {
+			t.Errorf("load (%s): %q", format, out)
+		}
+		if got := indexDigest(t, fresh, "multi:1"); got != first {
+			t.Errorf("loaded (%s): index %s, saved %s", format, got, first)
+		}
+		if got := fresh.kiln("run", "--rm", "--network", "none", "--platform", "linux/arm64", "multi:1", "uname", "-m"); got != "aarch64\n" {
+			t.Errorf("loaded (%s): run --platform linux/arm64: %q", format, got)
+		}
+		if format == "oci" {
+			layout := t.TempDir()
+			if out, err := exec.Command("tar", "-C", layout, "-xf", archive).CombinedOutput(); err != nil {
+				t.Fatalf("untar: %v\n%s", err, out)
+			}
+			raw, err := exec.Command("skopeo", "inspect", "--raw", "oci:"+layout+":1").Output()
+			if err != nil || digest.FromBytes(raw).String() != first {
+				t.Errorf("skopeo inspect --raw of the saved layout: %v\n%s", err, raw)
+			}
+		}
+	}
+
+	// To a registry and back.
 	reg := registrytest.Start(t, registrytest.Options{})
 	ref := reg.Ref("kiln/multi:1")
 	e.kiln("push", "-q", "multi:1", ref)
