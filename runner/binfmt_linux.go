@@ -37,7 +37,9 @@ const BinfmtDir = "/proc/sys/fs/binfmt_misc"
 // registered with flag F (the interpreter opened at registration, so it
 // works inside a sandbox's mount namespace, where its path does not exist).
 // The error names the missing emulator and the command that registers one.
-func CheckEmulator(arch string) error {
+func CheckEmulator(arch string) error { return checkEmulatorIn(BinfmtDir, arch) }
+
+func checkEmulatorIn(dir, arch string) error {
 	if arch == "" || arch == runtime.GOARCH || (runtime.GOARCH == "amd64" && arch == "386") {
 		return nil
 	}
@@ -46,22 +48,22 @@ func CheckEmulator(arch string) error {
 		return fmt.Errorf("no emulator known for architecture %s", arch)
 	}
 	register := fmt.Sprintf("apt-get install qemu-user-static binfmt-support && update-binfmts --enable qemu-%s", m.qemu)
-	if _, err := os.Stat(filepath.Join(BinfmtDir, "status")); err != nil {
-		return fmt.Errorf("running linux/%s binaries needs binfmt_misc, which is not mounted (mount -t binfmt_misc binfmt_misc %s, then %s)", arch, BinfmtDir, register)
+	if _, err := os.Stat(filepath.Join(dir, "status")); err != nil {
+		return fmt.Errorf("running linux/%s binaries needs binfmt_misc, which is not mounted (mount -t binfmt_misc binfmt_misc %s, then %s)", arch, dir, register)
 	}
-	ents, err := os.ReadDir(BinfmtDir)
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("read binfmt_misc handlers: %w", err)
 	}
-	if data, err := os.ReadFile(filepath.Join(BinfmtDir, "status")); err == nil && strings.TrimSpace(string(data)) != "enabled" {
-		return fmt.Errorf("running linux/%s binaries needs binfmt_misc, which is disabled (echo 1 > %s/status)", arch, BinfmtDir)
+	if data, err := os.ReadFile(filepath.Join(dir, "status")); err == nil && strings.TrimSpace(string(data)) != "enabled" {
+		return fmt.Errorf("running linux/%s binaries needs binfmt_misc, which is disabled (echo 1 > %s/status)", arch, dir)
 	}
 	var withoutF string
 	for _, e := range ents {
 		if e.Name() == "status" || e.Name() == "register" {
 			continue
 		}
-		h, err := readBinfmt(filepath.Join(BinfmtDir, e.Name()))
+		h, err := readBinfmt(filepath.Join(dir, e.Name()))
 		if err != nil || !h.enabled || !h.matchesELF(m.class, m.machine) {
 			continue
 		}
