@@ -83,8 +83,8 @@ func (b *build) resolveLocal(name string, p ocispec.Platform) (digest.Digest, er
 	if rerr != nil {
 		return "", err
 	}
-	if !b.dry {
-		b.warnf("InvalidBaseImagePlatform: base image %s: %v", name, err)
+	if img, _, ierr := b.store.Image(id); ierr == nil && !b.dry {
+		b.warnf("InvalidBaseImagePlatform: Base image %s was pulled with platform %q, expected %q for current build", name, cache.FormatPlatform(img.Platform), cache.FormatPlatform(p))
 	}
 	return id, nil
 }
