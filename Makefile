@@ -16,6 +16,9 @@ TEST_BINS += /usr/bin/chromium
 # git for Git build contexts (cloned from a local bare repository), jq for the README's CI recipe.
 TEST_PKGS += git jq
 TEST_BINS += /usr/bin/git /usr/bin/jq
+# qemu-user-static and binfmt-support run the arm64 RUN steps of the multi-platform tests.
+TEST_PKGS += qemu-user-static binfmt-support
+TEST_BINS += /usr/bin/qemu-aarch64-static /usr/sbin/update-binfmts
 
 .PHONY: all build test deps demo clean bench bench-go bench-scale
 
@@ -31,6 +34,10 @@ deps:
 		echo "installing $(TEST_PKGS) from Debian"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PKGS) >/dev/null; \
 	fi
+	@# binfmt_misc with qemu's aarch64 handler (flag F: it works inside sandboxes), and an arm64 busybox.
+	@[ -e /proc/sys/fs/binfmt_misc/status ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || true
+	@[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64 || true
+	@sh testdata/arm64busybox.sh >/dev/null
 
 test: deps build
 	$(GO) vet ./...

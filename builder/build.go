@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/layer"
@@ -86,6 +87,10 @@ type Options struct {
 	// tagged) it, while the build still holds what it made; log is the
 	// output of the build's "exporting to image" step.
 	Export func(ctx context.Context, s *cache.Store, id digest.Digest, log io.Writer) error
+	// Platforms are the target platforms (kiln build --platform): none
+	// builds for the host, one builds an image for it, several build one
+	// image each and return their index (platform.go).
+	Platforms []ocispec.Platform
 }
 
 // Build builds the Dockerfile and returns the image ID. The image is tagged
@@ -201,7 +206,7 @@ func (b *build) runAndTag(ctx context.Context) (digest.Digest, error) {
 		return "", err
 	}
 	b.sandboxes.networkFn = opts.NetworkNamespace
-	id, err := b.run(ctx)
+	id, err := b.runPlatforms(ctx)
 	if err != nil {
 		b.export.done(false, err)
 	}
@@ -262,6 +267,10 @@ type build struct {
 	sandboxes sandboxes
 	// namedCtx are the named contexts' trees (--build-context NAME=DIR).
 	namedCtx namedContexts
+	// platform is the target platform (nil: the host's); shared is set in
+	// the builds of a multi-platform build (platform.go).
+	platform *ocispec.Platform
+	shared   *platformShared
 }
 
 // statCache is the build context's stat cache.

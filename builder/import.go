@@ -21,6 +21,8 @@ type ImportSource struct {
 	Tar  io.Reader
 	Dir  string
 	Name string // shown in history: "Imported from NAME"
+	// Platform is the platform of the root filesystem (nil: the host's).
+	Platform *ocispec.Platform
 }
 
 // Import turns a root filesystem into a one-layer image, tagged with tag when
@@ -42,9 +44,13 @@ func Import(ctx context.Context, s *cache.Store, src ImportSource, tag string) (
 		return "", err
 	}
 	now := time.Now().UTC()
+	platform := ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	if src.Platform != nil {
+		platform = *src.Platform
+	}
 	img := dockerspec.DockerOCIImage{Image: ocispec.Image{
 		Created:  &now,
-		Platform: ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH},
+		Platform: platform,
 		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{l.DiffID}},
 		History:  []ocispec.History{{Created: &now, CreatedBy: "Imported from " + src.Name, Comment: "kiln import"}},
 	}}

@@ -79,7 +79,7 @@ func lintDockerfile(data []byte, buildArgs map[string]string, baseEnv func(name 
 	lintCasing(stages, lint)
 	l := &linting{lint: lint, lex: shell.NewLex(res.EscapeToken), buildArgs: buildArgs, baseEnv: baseEnv, stages: map[string]*lintEnv{}}
 	global := &lintEnv{vals: map[string]string{}, declared: map[string]bool{}}
-	for _, a := range predefinedArgs() {
+	for _, a := range predefinedArgs(hostPlatform()) {
 		global.set(a.key, *a.value)
 	}
 	for i := range metaArgs {

@@ -36,7 +36,7 @@ func (b *build) resolveFrom(ctx context.Context, st *stage, from string) (*treeS
 		}
 		return &treeSource{name: from, key: src.cacheKey, diffIDs: src.img.RootFS.DiffIDs}, nil
 	}
-	id, err := b.resolveBase(ctx, from)
+	id, err := b.resolveBase(ctx, from, st.platform)
 	if err != nil {
 		if errors.Is(err, cache.ErrNotFound) {
 			return nil, fmt.Errorf("from=%s: no stage or image of that name", from)

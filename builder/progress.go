@@ -20,6 +20,9 @@ const errorLogLines = 10
 // attributable.
 type reporter struct {
 	w progress.Writer
+	// prefix starts every vertex name: the platform of one build of a
+	// multi-platform build ("[linux/arm64] ").
+	prefix string
 }
 
 // vertex is one step being reported. Its output writers may be used from
@@ -42,6 +45,7 @@ func (r *reporter) start(key, name string, inputs ...digest.Digest) *vertex {
 
 // startAt reports a vertex that started at now.
 func (r *reporter) startAt(now time.Time, key, name string, inputs ...digest.Digest) *vertex {
+	name = r.prefix + name
 	v := &vertex{r: r, digest: digest.FromString(key + "\x00" + name), name: name, started: now}
 	r.w.Write(&progress.SolveStatus{Vertexes: []*progress.Vertex{{
 		Digest: v.digest, Inputs: inputs, Name: name, Started: &now,

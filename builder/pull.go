@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/kiln-build/kiln/cache"
 )
@@ -37,31 +38,31 @@ func ParsePullPolicy(s string) (PullPolicy, error) {
 	return "", fmt.Errorf("pull policy %q: want always, missing or never: %w", s, cache.ErrInvalid)
 }
 
-// PullFunc fetches the named image from its registry into the store and
-// returns its image ID.
-type PullFunc func(ctx context.Context, name string) (digest.Digest, error)
+// PullFunc fetches the named image's manifest for platform p from its
+// registry into the store and returns its image ID.
+type PullFunc func(ctx context.Context, name string, p ocispec.Platform) (digest.Digest, error)
 
 // resolveBase finds the image a FROM names: in the store, or pulled as
 // Options.PullPolicy says when Options.Pull is set. An image ID is only ever
 // looked up in the store.
-func (b *build) resolveBase(ctx context.Context, name string) (digest.Digest, error) {
+func (b *build) resolveBase(ctx context.Context, name string, p ocispec.Platform) (digest.Digest, error) {
 	pull := b.opts.Pull
 	if _, err := digest.Parse(name); err == nil || pull == nil || b.opts.PullPolicy == PullNever {
-		return b.store.Resolve(name)
+		return b.resolveLocal(name, p)
 	}
 	pull = b.reportPull(pull)
 	if b.opts.PullPolicy == PullAlways {
-		id, err := pull(ctx, name)
+		id, err := pull(ctx, name, p)
 		if err != nil {
 			return "", fmt.Errorf("pull: %v", err)
 		}
 		return id, nil
 	}
-	id, err := b.store.Resolve(name)
+	id, err := b.resolveLocal(name, p)
 	if !errors.Is(err, cache.ErrNotFound) {
 		return id, err
 	}
-	if id, err = pull(ctx, name); err != nil {
+	if id, err = pull(ctx, name, p); err != nil {
 		// Not cache.ErrNotFound any more: the store was not the last word.
 		return "", fmt.Errorf("image not found in the store, and pulling it failed: %v", err)
 	}
@@ -70,10 +71,31 @@ func (b *build) resolveBase(ctx context.Context, name string) (digest.Digest, er
 
 // reportPull makes a pull a vertex of the build's progress.
 func (b *build) reportPull(pull PullFunc) PullFunc {
-	return func(ctx context.Context, name string) (digest.Digest, error) {
+	return func(ctx context.Context, name string, p ocispec.Platform) (digest.Digest, error) {
 		v := b.rep.start("", "[internal] pulling "+name)
-		id, err := pull(ctx, name)
+		id, err := pull(ctx, name, p)
 		v.done(false, err)
 		return id, err
 	}
+}
+
+// resolveLocal finds the image of platform p a FROM names in the store. An
+// image (not an index) of another platform is used with a warning, as
+// BuildKit does (its InvalidBaseImagePlatform check).
+func (b *build) resolveLocal(name string, p ocispec.Platform) (digest.Digest, error) {
+	id, err := b.store.ResolvePlatform(name, p)
+	if !errors.Is(err, cache.ErrPlatformNotFound) {
+		return id, err
+	}
+	if _, isIndex, terr := b.store.ResolveTarget(name); terr != nil || isIndex {
+		return "", err
+	}
+	id, rerr := b.store.Resolve(name)
+	if rerr != nil {
+		return "", err
+	}
+	if img, _, ierr := b.store.Image(id); ierr == nil && !b.dry {
+		b.warnf("InvalidBaseImagePlatform: Base image %s was pulled with platform %q, expected %q for current build", name, cache.FormatPlatform(img.Platform), cache.FormatPlatform(p))
+	}
+	return id, nil
 }

@@ -73,6 +73,9 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 		Hosts                      []string                       `json:",omitempty"`
 	}{"RUN", st.img.Config.User, st.img.Config.WorkingDir, network, insecure, args, env, st.epoch, mounts.key, c.Files, b.opts.RunLimits.key(), b.opts.ExtraHosts})
 	return b.step(ctx, st, stepSpec{createdBy: createdBy, key: key, inputs: inputs, make: func() (cache.Layer, bool, error) {
+		if err := runner.CheckEmulator(st.platform.Architecture); err != nil {
+			return cache.Layer{}, false, fmt.Errorf("RUN for %s: %w", cache.FormatPlatform(st.platform), err)
+		}
 		l, err := b.runSandbox(ctx, st, c, sandboxStep{args: args, env: env, script: script, mounts: mounts, network: network, insecure: insecure})
 		return l, err == nil, err
 	}})

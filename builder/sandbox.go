@@ -179,7 +179,7 @@ func (s *sandboxes) release() error {
 
 // confine applies the step's confinement, cgroup and network to spec.
 func (b *build) confine(ctx context.Context, spec *runner.Spec, network string, insecure bool) error {
-	conf, err := b.sandboxes.confinement(insecure)
+	conf, err := b.sb().confinement(insecure)
 	if err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func (b *build) confine(ctx context.Context, spec *runner.Spec, network string, 
 	}
 	spec.ShmSize = b.opts.ShmSize
 	if !conf.Privileged() {
-		if spec.Cgroups, err = b.sandboxes.cgroupDirs(); err != nil {
+		if spec.Cgroups, err = b.sb().cgroupDirs(); err != nil {
 			return err
 		}
 	}
@@ -199,7 +199,7 @@ func (b *build) confine(ctx context.Context, spec *runner.Spec, network string, 
 	case NetworkNone:
 		spec.Network = "none"
 	default:
-		n, err := b.sandboxes.defaultNetwork(ctx)
+		n, err := b.sb().defaultNetwork(ctx)
 		if err != nil {
 			return err
 		}

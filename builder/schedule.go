@@ -14,6 +14,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // run plans the build with a dry pass over the stages the target needs,
@@ -22,7 +23,7 @@ func (b *build) run(ctx context.Context) (digest.Digest, error) {
 	meta := &stage{lex: shell.NewLex(b.df.escape)}
 	// Global ARGs: usable in FROM lines; a stage sees them only when it
 	// declares them again. The predefined platform ARGs come first.
-	meta.args = predefinedArgs()
+	meta.args = predefinedArgs(b.target())
 	for i := range b.df.metaArgs {
 		if err := b.declareArgs(meta, &b.df.metaArgs[i]); err != nil {
 			return "", err
@@ -315,13 +316,9 @@ func isStep(cmd instructions.Command) bool {
 }
 
 // predefinedArgs are the ARGs BuildKit defines for every build: the target
-// and build platforms, here always the host's.
-func predefinedArgs() []arg {
-	p := hostPlatform()
-	vals := [][2]string{
-		{"TARGETPLATFORM", p.OS + "/" + p.Architecture}, {"TARGETOS", p.OS}, {"TARGETARCH", p.Architecture}, {"TARGETVARIANT", p.Variant},
-		{"BUILDPLATFORM", p.OS + "/" + p.Architecture}, {"BUILDOS", p.OS}, {"BUILDARCH", p.Architecture}, {"BUILDVARIANT", p.Variant},
-	}
+// and build (the host's) platforms.
+func predefinedArgs(target ocispec.Platform) []arg {
+	vals := platformArgs(target, hostPlatform())
 	out := make([]arg, len(vals))
 	for i, kv := range vals {
 		v := kv[1]

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -24,14 +23,8 @@ import (
 // ONBUILD, SHELL).
 type dockerImage = dockerspec.DockerOCIImage
 
-// hostPlatform is the platform kiln builds for: the host's.
-func hostPlatform() ocispec.Platform {
-	p := ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
-	if runtime.GOARCH == "arm" {
-		p.Variant = "v7"
-	}
-	return p
-}
+// hostPlatform is the build platform: the host's.
+func hostPlatform() ocispec.Platform { return cache.HostPlatform() }
 
 // defaultPath is the PATH BuildKit gives an image that sets none.
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -65,6 +58,8 @@ type stage struct {
 	vtx      *vertex
 	// onbuild are the base image's ONBUILD triggers, run right after FROM.
 	onbuild []instructions.Command
+	// platform is the stage's platform: its FROM --platform, or the target.
+	platform ocispec.Platform
 	// meta holds the global ARGs; plan is set during the dry pass.
 	meta *stage
 	plan *plan
@@ -245,21 +240,27 @@ func (b *build) newStage(ctx context.Context, s instructions.Stage, built map[st
 	// state while it works.
 	lex := *meta.lex
 	st := &stage{name: s.Name, shell: []string{"/bin/sh", "-c"}, lex: &lex, epoch: b.opts.SourceDateEpoch, meta: meta}
-	if s.Platform != "" {
-		p, err := meta.expand(s.Platform)
-		host := hostPlatform()
-		if err != nil || (p != host.OS+"/"+host.Architecture && p != host.OS) {
-			return nil, b.errorf(line, "FROM --platform=%s: only the host platform %s/%s is supported", s.Platform, host.OS, host.Architecture)
-		}
+	platform, err := b.stagePlatform(meta, s.Platform, line)
+	if err != nil {
+		return nil, err
 	}
+	st.platform = platform
+	host := cache.FormatPlatform(platform) == cache.FormatPlatform(hostPlatform())
 	switch {
 	case strings.EqualFold(base, "scratch"):
-		st.img.Platform = ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
+		st.img.Platform = ocispec.Platform{OS: "linux", Architecture: platform.Architecture, Variant: platform.Variant}
 		st.img.RootFS.Type = "layers"
 		st.baseKey = digest.FromString("scratch")
+		if !host {
+			// The key of an image's base is its ID, of its platform already.
+			st.baseKey = digest.FromString("scratch " + cache.FormatPlatform(platform))
+		}
 		st.created = time.Unix(0, 0)
 	case built[strings.ToLower(base)] != nil:
 		parent := built[strings.ToLower(base)]
+		if s.Platform == "" {
+			st.platform = parent.platform
+		}
 		st.img = cloneImage(parent.img)
 		st.shell = slices.Clone(parent.shell)
 		st.baseKey, st.created = parent.cacheKey, parent.created
@@ -271,7 +272,7 @@ func (b *build) newStage(ctx context.Context, s instructions.Stage, built map[st
 			return nil, err
 		}
 	default:
-		id, err := b.resolveBase(ctx, base)
+		id, err := b.resolveBase(ctx, base, platform)
 		if err != nil {
 			if errors.Is(err, cache.ErrNotFound) {
 				return nil, b.errorf(line, "FROM %s: image not found in the store (kiln import or kiln load it first)", base)
@@ -301,7 +302,10 @@ func (b *build) newStage(ctx context.Context, s instructions.Stage, built map[st
 	if _, ok := (envGetter{st}).Get("PATH"); !ok {
 		st.img.Config.Env = append([]string{defaultPath}, st.img.Config.Env...)
 	}
-	st.img.Platform.OS, st.img.Platform.Architecture = "linux", runtime.GOARCH
+	if st.img.Platform.Architecture != st.platform.Architecture {
+		st.img.Platform.Variant = st.platform.Variant
+	}
+	st.img.Platform.OS, st.img.Platform.Architecture = "linux", st.platform.Architecture
 	if st.img.RootFS.Type == "" {
 		st.img.RootFS.Type = "layers"
 	}

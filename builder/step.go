@@ -49,6 +49,8 @@ type stepSpec struct {
 // step's result from the cache, and nothing was made.
 func (b *build) step(ctx context.Context, st *stage, s stepSpec) (hit bool, err error) {
 	if s.keyAfterMake == nil {
+		// Another platform's build making the same step: wait, then hit.
+		defer b.claim(s.key)()
 		if rec, ok := b.lookup(ctx, st, s.key); ok {
 			st.applyRecord(rec, s.createdBy)
 			return true, nil
@@ -98,7 +100,7 @@ func stepKey(parent digest.Digest, inputs any) digest.Digest {
 // it: from the store, else from a --cache-from source (whose layer is then
 // brought into the store).
 func (b *build) lookup(ctx context.Context, st *stage, key digest.Digest) (cache.CacheRecord, bool) {
-	if b.opts.NoCache || b.noCacheStage(st) {
+	if (b.opts.NoCache || b.noCacheStage(st)) && !b.madeHere(key) {
 		return cache.CacheRecord{}, false
 	}
 	if rec, ok := b.store.CacheRecord(key); ok {

@@ -477,9 +477,9 @@ func (c *checker) checkReferences() error {
 	sort.Strings(names)
 	for _, n := range names {
 		c.rep.References++
-		if !c.s.isImage(refs[n]) {
+		if !c.s.isImage(refs[n]) && !c.s.IsIndex(refs[n]) {
 			// rmi untags before it removes the image: look again before blaming.
-			if again, err := c.s.readRefs(); err == nil && again[n] == refs[n] && !c.s.isImage(refs[n]) {
+			if again, err := c.s.readRefs(); err == nil && again[n] == refs[n] && !c.s.isImage(refs[n]) && !c.s.IsIndex(refs[n]) {
 				c.problem(KindReference, n, "names image %s, which is not in the store", refs[n])
 			}
 		}

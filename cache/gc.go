@@ -87,6 +87,15 @@ func (s *Store) GC(ctx context.Context) (int64, error) {
 		}
 	}
 
+	// Indexes keep their blob (their images are image records, kept above).
+	idxs, err := s.IndexIDs()
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range idxs {
+		blobs[d] = true
+	}
+
 	// Build cache records keep their layers, and their file lists.
 	recs, err := s.CacheRecords()
 	if err != nil {

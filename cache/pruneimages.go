@@ -44,13 +44,20 @@ func (s *Store) PruneImages(ctx context.Context, opts PruneImagesOptions) (Prune
 	if err != nil {
 		return res, err
 	}
+	if err := s.pruneIndexes(opts, held, &res); err != nil {
+		return res, err
+	}
+	indexed, err := s.IndexedImages()
+	if err != nil {
+		return res, err
+	}
 	ids, err := s.ImageIDs()
 	if err != nil {
 		return res, err
 	}
 	for _, id := range ids {
-		if held[id] > 0 {
-			continue
+		if held[id] > 0 || indexed[id] > 0 {
+			continue // a container or build uses it, or an index that stays lists it
 		}
 		names, err := s.NamesOf(id)
 		if err != nil {
@@ -100,4 +107,46 @@ func (s *Store) leasedImages() (map[digest.Digest]int, error) {
 		}
 	}
 	return held, nil
+}
+
+// pruneIndexes removes the indexes prune selects: the untagged ones, or
+// with All those none of whose images a lease holds. Their images are then
+// pruned as images no index lists.
+func (s *Store) pruneIndexes(opts PruneImagesOptions, held map[digest.Digest]int, res *PruneImagesResult) error {
+	idxs, err := s.IndexIDs()
+	if err != nil {
+		return err
+	}
+	for _, d := range idxs {
+		names, err := s.NamesOf(d)
+		if err != nil {
+			return err
+		}
+		if len(names) > 0 && !opts.All {
+			continue
+		}
+		_, images, err := s.Index(d)
+		if err != nil {
+			continue
+		}
+		inUse := held[d] > 0
+		for _, im := range images {
+			inUse = inUse || held[im.Image] > 0
+		}
+		if inUse {
+			continue
+		}
+		p := PrunedImage{ID: d}
+		for _, n := range names {
+			if _, err := s.Untag(n); err != nil {
+				return err
+			}
+			p.Untagged = append(p.Untagged, n)
+		}
+		if err := s.DeleteIndex(d); err != nil {
+			return err
+		}
+		res.Images = append(res.Images, p)
+	}
+	return nil
 }

@@ -89,7 +89,7 @@ func (s *Store) Tag(name string, id digest.Digest) error {
 	if err != nil {
 		return err
 	}
-	if !s.isImage(id) {
+	if !s.isImage(id) && !s.IsIndex(id) {
 		return imageNotFound(id)
 	}
 	return s.updateRefs(func(refs map[string]digest.Digest) error {
@@ -136,8 +136,20 @@ func (s *Store) NamesOf(id digest.Digest) ([]string, error) {
 }
 
 // Resolve finds the image a user means: a name[:tag], a full image ID
-// ("sha256:…" or its hex) or a unique prefix of an ID's hex of at least 4 characters.
+// ("sha256:…" or its hex) or a unique prefix of an ID's hex of at least 4
+// characters. A name or ID of an index (a multi-platform image) gives its
+// image for the host's platform (ResolveTarget keeps the index).
 func (s *Store) Resolve(nameOrID string) (digest.Digest, error) {
+	d, isIndex, err := s.ResolveTarget(nameOrID)
+	if err != nil || !isIndex {
+		return d, err
+	}
+	return s.indexImage(nameOrID, d, HostPlatform())
+}
+
+// resolveImage is Resolve of images only: a name pointing at an index is
+// not found.
+func (s *Store) resolveImage(nameOrID string) (digest.Digest, error) {
 	if d, err := digest.Parse(nameOrID); err == nil {
 		if s.isImage(d) {
 			return d, nil
@@ -149,7 +161,7 @@ func (s *Store) Resolve(nameOrID string) (digest.Digest, error) {
 		return "", err
 	}
 	if n, err := NormalizeName(nameOrID); err == nil {
-		if d, ok := refs[n]; ok {
+		if d, ok := refs[n]; ok && !s.IsIndex(d) {
 			return d, nil
 		}
 	}

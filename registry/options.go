@@ -41,6 +41,9 @@ type Options struct {
 	// Platform picks the image of a multi-platform index, as os/arch[/variant];
 	// empty means linux on this machine's architecture.
 	Platform string
+	// AllPlatforms pulls every image of a multi-platform index (pull
+	// --all-platforms); Platform then only picks Pulled.ID.
+	AllPlatforms bool
 	// Jobs is how many blobs are transferred at once (default 3).
 	Jobs int
 	// Progress receives a line per layer as it starts and ends; nil is silent.

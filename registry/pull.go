@@ -33,6 +33,10 @@ type Pulled struct {
 	Digest digest.Digest
 	// Manifest is the image manifest kept in the store.
 	Manifest ocispec.Descriptor
+	// Index, for a multi-platform image, is its index, which the name
+	// points at in the store; Images are the images pulled from it.
+	Index  *ocispec.Descriptor
+	Images []cache.IndexImage
 }
 
 // Pull fetches an image from its registry into the store and names it. For a
@@ -51,7 +55,11 @@ func Pull(ctx context.Context, s *cache.Store, image string, opts Options) (Pull
 		return Pulled{}, fmt.Errorf("pull %s: %w", cache.FamiliarName(n), err)
 	}
 	res.Name = n
-	if err := s.Tag(n, res.ID); err != nil {
+	target := res.ID
+	if res.Index != nil {
+		target = res.Index.Digest
+	}
+	if err := s.Tag(n, target); err != nil {
 		return Pulled{}, fmt.Errorf("pull %s: %w", cache.FamiliarName(n), err)
 	}
 	return res, nil
@@ -75,55 +83,94 @@ func pull(ctx context.Context, s *cache.Store, ref name.Reference, opts Options)
 		return Pulled{}, fmt.Errorf("manifest %s: content does not match its digest: %w", mdesc.Digest, cache.ErrInvalid)
 	}
 	res := Pulled{Digest: mdesc.Digest}
-	if isIndex(mdesc.MediaType) {
-		idx, err := parseIndex(raw, mdesc.Digest)
+	if !isIndex(mdesc.MediaType) {
+		id, err := pullImage(ctx, s, p, ref, raw, mdesc, opts)
+		res.ID, res.Manifest = id, mdesc
+		return res, err
+	}
+	idx, err := parseIndex(raw, mdesc.Digest)
+	if err != nil {
+		return Pulled{}, err
+	}
+	children := []ocispec.Descriptor{}
+	if opts.AllPlatforms {
+		for _, m := range idx.Manifests {
+			if m.Platform != nil && m.Platform.OS != "unknown" && isImageManifest(m.MediaType) {
+				children = append(children, m)
+			}
+		}
+	}
+	wanted, err := pickPlatform(idx, mdesc.Digest, want)
+	if err != nil && !opts.AllPlatforms {
+		return Pulled{}, err
+	}
+	if !opts.AllPlatforms {
+		children = append(children, wanted)
+	}
+	for _, child := range children {
+		craw, err := fetchManifest(ctx, p, ref.Context(), child)
 		if err != nil {
 			return Pulled{}, err
 		}
-		child, err := pickPlatform(idx, mdesc.Digest, want)
+		cdesc := ocispec.Descriptor{MediaType: mediaTypeOf(craw, child.MediaType), Digest: child.Digest, Size: child.Size}
+		id, err := pullImage(ctx, s, p, ref, craw, cdesc, opts)
 		if err != nil {
 			return Pulled{}, err
 		}
-		if raw, err = fetchManifest(ctx, p, ref.Context(), child); err != nil {
-			return Pulled{}, err
+		res.Images = append(res.Images, cache.IndexImage{Manifest: child, Image: id})
+		if child.Digest == wanted.Digest || res.ID == "" {
+			res.ID, res.Manifest = id, cdesc
 		}
-		mdesc = ocispec.Descriptor{MediaType: mediaTypeOf(raw, child.MediaType), Digest: child.Digest, Size: child.Size}
 	}
-	m, err := parseImageManifest(raw, mdesc.MediaType, mdesc.Digest)
-	if err != nil {
-		return Pulled{}, err
-	}
-	config, err := fetchBlob(ctx, p, ref.Context(), m.Config)
-	if err != nil {
-		return Pulled{}, err
-	}
-	img, err := parseConfig(config, m)
-	if err != nil {
-		return Pulled{}, err
-	}
-	if err := pullLayers(ctx, s, p, ref.Context(), m.Layers, img.RootFS.DiffIDs, opts); err != nil {
-		return Pulled{}, err
-	}
-	// Every blob is verified and in the store: record the image as pulled.
+	// The index itself, as the registry serves it: the name points at it,
+	// and push sends it (and the platforms pulled) back byte for byte.
 	if _, _, err := s.WriteBlob(ctx, bytes.NewReader(raw), mdesc.Digest, mdesc.Size); err != nil {
 		return Pulled{}, err
 	}
-	id, err := s.PutImage(ctx, config, cache.ImageOptions{Manifest: &mdesc})
-	if err != nil {
+	if err := s.RecordIndex(mdesc, res.Images); err != nil {
 		return Pulled{}, err
 	}
+	res.Index = &mdesc
+	return res, nil
+}
+
+// pullImage brings the image of the manifest raw (described by mdesc) into
+// the store and returns its ID.
+func pullImage(ctx context.Context, s *cache.Store, p *remote.Puller, ref name.Reference, raw []byte, mdesc ocispec.Descriptor, opts Options) (digest.Digest, error) {
+	m, err := parseImageManifest(raw, mdesc.MediaType, mdesc.Digest)
+	if err != nil {
+		return "", err
+	}
+	config, err := fetchBlob(ctx, p, ref.Context(), m.Config)
+	if err != nil {
+		return "", err
+	}
+	img, err := parseConfig(config, m)
+	if err != nil {
+		return "", err
+	}
+	if err := pullLayers(ctx, s, p, ref.Context(), m.Layers, img.RootFS.DiffIDs, opts); err != nil {
+		return "", err
+	}
+	// Every blob is verified and in the store: record the image as pulled.
+	if _, _, err := s.WriteBlob(ctx, bytes.NewReader(raw), mdesc.Digest, mdesc.Size); err != nil {
+		return "", err
+	}
+	id, err := s.PutImage(ctx, config, cache.ImageOptions{Manifest: &mdesc})
+	if err != nil {
+		return "", err
+	}
 	if id != m.Config.Digest {
-		return Pulled{}, fmt.Errorf("config %s: stored as %s: %w", m.Config.Digest, id, cache.ErrInvalid)
+		return "", fmt.Errorf("config %s: stored as %s: %w", m.Config.Digest, id, cache.ErrInvalid)
 	}
 	blobs := []digest.Digest{m.Config.Digest}
 	for _, l := range m.Layers {
 		blobs = append(blobs, l.Digest)
 	}
 	if err := newSources(s).record(ref.Context(), blobs); err != nil {
-		return Pulled{}, err
+		return "", err
 	}
-	res.ID, res.Manifest = id, mdesc
-	return res, nil
+	return id, nil
 }
 
 // fetchManifest fetches a manifest an index points at, by digest, and checks

@@ -35,8 +35,18 @@ type Pushed struct {
 // with, byte for byte, or OCI for an image kiln built). Blobs the registry
 // already has are not uploaded; blobs known to be in another repository of
 // the same registry are mounted from there.
+//
+// A multi-platform image (an index) is pushed whole: each of its images,
+// then the index; with Options.Platform, only the image of that platform.
 func Push(ctx context.Context, s *cache.Store, image, dest string, f Format, opts Options) (Pushed, error) {
-	id, err := s.Resolve(image)
+	id, isIndex, err := s.ResolveTarget(image)
+	if err == nil && isIndex && opts.Platform != "" {
+		var p ocispec.Platform
+		if p, err = cache.ParsePlatform(opts.Platform); err == nil {
+			id, err = s.ResolvePlatform(image, p)
+			isIndex = false
+		}
+	}
 	if err != nil {
 		return Pushed{}, fmt.Errorf("push %s: %w", image, err)
 	}
@@ -58,7 +68,12 @@ func Push(ctx context.Context, s *cache.Store, image, dest string, f Format, opt
 	if _, ok := ref.(name.Digest); ok {
 		return Pushed{}, fmt.Errorf("push %s: cannot push to a digest, give a tag: %w", dest, cache.ErrInvalid)
 	}
-	res, err := push(ctx, s, id, ref, f, opts)
+	var res Pushed
+	if isIndex {
+		res, err = pushIndex(ctx, s, id, ref, f, opts)
+	} else {
+		res, err = push(ctx, s, id, ref, f, opts)
+	}
 	if err != nil {
 		return Pushed{}, fmt.Errorf("push %s: %w", cache.FamiliarName(n), err)
 	}

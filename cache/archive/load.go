@@ -35,7 +35,7 @@ func Load(ctx context.Context, s *cache.Store, r io.Reader) ([]Loaded, error) {
 		return nil, fmt.Errorf("load: %w", err)
 	}
 	defer done()
-	imgs, err := planLoad(ms)
+	imgs, idxs, err := planLoad(ms)
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
@@ -54,13 +54,27 @@ func Load(ctx context.Context, s *cache.Store, r io.Reader) ([]Loaded, error) {
 		}
 	}
 	var loaded []Loaded
+	listed := indexedNames(idxs) // load_index.go
 	for _, img := range imgs {
+		if names, ok := listed[img.id]; ok {
+			// An index's image: the index takes the names they share.
+			img.names = slices.DeleteFunc(img.names, func(n string) bool { return slices.Contains(names, n) })
+			if len(img.names) == 0 {
+				continue
+			}
+		}
 		for _, n := range img.names {
 			if err := s.Tag(n, img.id); err != nil {
 				return nil, fmt.Errorf("load: tag %s: %w", n, err)
 			}
 		}
 		loaded = append(loaded, Loaded{ID: img.id, Names: img.names})
+	}
+	for _, x := range idxs {
+		if err := x.record(ctx, s); err != nil {
+			return nil, fmt.Errorf("load: %w", err)
+		}
+		loaded = append(loaded, Loaded{ID: x.desc.Digest, Names: x.names})
 	}
 	return loaded, nil
 }
@@ -106,35 +120,36 @@ func (img *loadImage) record(ctx context.Context, s *cache.Store) error {
 
 // loadPlan collects the archive's images, one per image ID.
 type loadPlan struct {
-	ms     *members
-	images []*loadImage
-	byID   map[digest.Digest]*loadImage
+	ms      *members
+	images  []*loadImage
+	byID    map[digest.Digest]*loadImage
+	indexes []*loadIndex // load_index.go
 }
 
 // planLoad reads and verifies the archive's metadata: index.json and the
 // manifests and configs it reaches, and manifest.json with the configs it
 // lists. An image described by both keeps its OCI manifest and gets the names
 // of both.
-func planLoad(ms *members) ([]*loadImage, error) {
+func planLoad(ms *members) ([]*loadImage, []*loadIndex, error) {
 	p := &loadPlan{ms: ms, byID: map[digest.Digest]*loadImage{}}
 	hasIndex, hasDocker := ms.has(ocispec.ImageIndexFile), ms.has(dockerManifestFile)
 	if !hasIndex && !hasDocker {
-		return nil, fmt.Errorf("not an image archive: it has neither %s nor %s: %w", ocispec.ImageIndexFile, dockerManifestFile, cache.ErrInvalid)
+		return nil, nil, fmt.Errorf("not an image archive: it has neither %s nor %s: %w", ocispec.ImageIndexFile, dockerManifestFile, cache.ErrInvalid)
 	}
 	if hasIndex {
 		if err := p.planOCI(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if hasDocker {
 		if err := p.planDocker(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if len(p.images) == 0 {
-		return nil, fmt.Errorf("archive holds no image: %w", cache.ErrInvalid)
+		return nil, nil, fmt.Errorf("archive holds no image: %w", cache.ErrInvalid)
 	}
-	return p.images, nil
+	return p.images, p.indexes, nil
 }
 
 // known returns the image already planned with that ID, after giving it names.

@@ -74,6 +74,9 @@ func (p *loadPlan) planDescriptor(d ocispec.Descriptor, from string, names []str
 		if err := json.Unmarshal(data, &idx); err != nil {
 			return fmt.Errorf("archive member %s: parse index: %v: %w", name, err, cache.ErrInvalid)
 		}
+		if depth == 0 && kind == ocispec.MediaTypeImageIndex {
+			return p.planIndex(d, data, idx, name, names) // load_index.go
+		}
 		pick, ok := choosePlatform(idx.Manifests)
 		if !ok {
 			return fmt.Errorf("archive member %s: index has no manifest for linux/%s: %w", name, runtime.GOARCH, cache.ErrInvalid)

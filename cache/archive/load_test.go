@@ -322,8 +322,9 @@ func TestLoadCorruptMetadata(t *testing.T) {
 }
 
 // TestLoadNestedIndex loads an index.json whose entry is a multi-platform
-// index: only the manifest for this platform is read (the other one's blobs
-// are not even in the archive).
+// index that has only this platform's image (the other one's blobs are not
+// even in the archive): the index is kept and takes the name, which
+// resolves to this platform's image.
 func TestLoadNestedIndex(t *testing.T) {
 	s1 := openStore(t)
 	id := buildImage(t, s1, "bb", layer.Gzip)
@@ -360,8 +361,14 @@ func TestLoadNestedIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(loaded) != 1 || loaded[0].ID != id || !slices.Equal(loaded[0].Names, []string{"example.com/multi:2"}) {
-		t.Fatalf("loaded %+v", loaded)
+	if len(loaded) != 1 || loaded[0].ID != nd || !slices.Equal(loaded[0].Names, []string{"example.com/multi:2"}) {
+		t.Fatalf("loaded %+v, want the index %s named", loaded, nd)
+	}
+	if got, err := s2.Resolve("example.com/multi:2"); got != id || err != nil {
+		t.Errorf("the name resolves to %s, %v; want this platform's image %s", got, err, id)
+	}
+	if _, err := s2.ResolvePlatform("example.com/multi:2", ocispec.Platform{OS: "linux", Architecture: other}); !errors.Is(err, cache.ErrPlatformNotFound) || !strings.Contains(err.Error(), "was not pulled") {
+		t.Errorf("the platform the archive lacks: %v", err)
 	}
 }
 

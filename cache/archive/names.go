@@ -17,6 +17,7 @@ import (
 type saveTarget struct {
 	id    digest.Digest
 	names []string // normalized, tagged
+	index bool     // id is an index (a multi-platform image)
 }
 
 // resolveTargets finds the images the user named, as docker save does: a
@@ -33,7 +34,7 @@ func resolveTargets(s *cache.Store, args []string) ([]*saveTarget, error) {
 	add := func(id digest.Digest, name string) {
 		t := byID[id]
 		if t == nil {
-			t = &saveTarget{id: id}
+			t = &saveTarget{id: id, index: s.IsIndex(id)}
 			byID[id] = t
 			out = append(out, t)
 		}
@@ -59,7 +60,7 @@ func resolveTargets(s *cache.Store, args []string) ([]*saveTarget, error) {
 				continue
 			}
 		}
-		id, err := s.Resolve(arg)
+		id, _, err := s.ResolveTarget(arg)
 		if err != nil {
 			return nil, err
 		}

@@ -63,6 +63,8 @@ type savePlan struct {
 	blobs  []saveBlob // in archive order, each digest once
 	seen   map[digest.Digest]bool
 	opts   SaveOptions
+	// indexes are the multi-platform images saved (saveindex.go).
+	indexes []savedIndex
 }
 
 // savedImage is one image of the archive.
@@ -72,6 +74,8 @@ type savedImage struct {
 	platform *ocispec.Platform
 	layers   []ocispec.Descriptor // as written to the archive
 	diffIDs  []digest.Digest
+	// inIndex marks an image saved as one of an index's (saveindex.go).
+	inIndex bool
 }
 
 // saveBlob is one blob to write, from one of three sources.
@@ -99,45 +103,60 @@ func (b saveBlob) source() digest.Digest {
 func planSave(ctx context.Context, s *cache.Store, targets []*saveTarget, f Format) (*savePlan, error) {
 	p := &savePlan{format: f, seen: map[digest.Digest]bool{}}
 	for _, t := range targets {
-		md, m, err := s.Manifest(ctx, t.id)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", t.id, err)
+		if t.index {
+			if err := p.planIndex(ctx, s, t); err != nil { // saveindex.go
+				return nil, err
+			}
+			continue
 		}
-		img, _, err := s.Image(t.id)
-		if err != nil {
+		if err := p.planImage(ctx, s, t); err != nil {
 			return nil, err
 		}
-		if len(img.RootFS.DiffIDs) != len(m.Layers) {
-			return nil, fmt.Errorf("image %s: manifest %s has %d layers, config %d: %w", t.id, md.Digest, len(m.Layers), len(img.RootFS.DiffIDs), cache.ErrInvalid)
-		}
-		si := savedImage{saveTarget: *t, manifest: md, layers: m.Layers, diffIDs: img.RootFS.DiffIDs}
-		if img.OS != "" && img.Architecture != "" {
-			si.platform = &ocispec.Platform{OS: img.OS, Architecture: img.Architecture, Variant: img.Variant, OSVersion: img.OSVersion}
-		}
-		manifest := saveBlob{desc: md}
-		if f == FormatDocker {
-			if manifest, err = uncompressZstd(s, &si, m, manifest); err != nil {
-				return nil, fmt.Errorf("image %s: %w", t.id, err)
-			}
-		}
-		blobs := []saveBlob{manifest, {desc: m.Config}}
-		for i, l := range si.layers {
-			b := saveBlob{desc: l}
-			if l.Digest != m.Layers[i].Digest {
-				b.decompress = m.Layers[i].Digest
-			}
-			blobs = append(blobs, b)
-		}
-		for _, b := range blobs {
-			// Fail before the first byte is written rather than halfway.
-			if src := b.source(); src != "" && !s.HasBlob(src) {
-				return nil, fmt.Errorf("image %s: blob %s: %w", t.id, src, cache.ErrNotFound)
-			}
-			p.add(b)
-		}
-		p.images = append(p.images, si)
 	}
 	return p, nil
+}
+
+// planImage adds the image t to the plan.
+func (p *savePlan) planImage(ctx context.Context, s *cache.Store, t *saveTarget) error {
+	f := p.format
+	md, m, err := s.Manifest(ctx, t.id)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", t.id, err)
+	}
+	img, _, err := s.Image(t.id)
+	if err != nil {
+		return err
+	}
+	if len(img.RootFS.DiffIDs) != len(m.Layers) {
+		return fmt.Errorf("image %s: manifest %s has %d layers, config %d: %w", t.id, md.Digest, len(m.Layers), len(img.RootFS.DiffIDs), cache.ErrInvalid)
+	}
+	si := savedImage{saveTarget: *t, manifest: md, layers: m.Layers, diffIDs: img.RootFS.DiffIDs}
+	if img.OS != "" && img.Architecture != "" {
+		si.platform = &ocispec.Platform{OS: img.OS, Architecture: img.Architecture, Variant: img.Variant, OSVersion: img.OSVersion}
+	}
+	manifest := saveBlob{desc: md}
+	if f == FormatDocker {
+		if manifest, err = uncompressZstd(s, &si, m, manifest); err != nil {
+			return fmt.Errorf("image %s: %w", t.id, err)
+		}
+	}
+	blobs := []saveBlob{manifest, {desc: m.Config}}
+	for i, l := range si.layers {
+		b := saveBlob{desc: l}
+		if l.Digest != m.Layers[i].Digest {
+			b.decompress = m.Layers[i].Digest
+		}
+		blobs = append(blobs, b)
+	}
+	for _, b := range blobs {
+		// Fail before the first byte is written rather than halfway.
+		if src := b.source(); src != "" && !s.HasBlob(src) {
+			return fmt.Errorf("image %s: blob %s: %w", t.id, src, cache.ErrNotFound)
+		}
+		p.add(b)
+	}
+	p.images = append(p.images, si)
+	return nil
 }
 
 // uncompressZstd replaces, for docker load, the image's zstd layers by their
@@ -194,6 +213,9 @@ func (p *savePlan) index() ocispec.Index {
 	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{}}
 	idx.SchemaVersion = 2
 	for _, img := range p.images {
+		if img.inIndex {
+			continue // in the archive through its index
+		}
 		d := ocispec.Descriptor{MediaType: img.manifest.MediaType, Digest: img.manifest.Digest, Size: img.manifest.Size, Platform: img.platform}
 		if len(img.names) == 0 {
 			d.Annotations = copyAnnotations(p.opts.DescriptorAnnotations, nil)
@@ -206,6 +228,7 @@ func (p *savePlan) index() ocispec.Index {
 		}
 	}
 	idx.Annotations = copyAnnotations(p.opts.IndexAnnotations, nil)
+	idx.Manifests = append(idx.Manifests, p.indexEntries()...)
 	return idx
 }
 

@@ -41,6 +41,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 		lim         buildLimitFlags // buildlimits.go
 		checkLayers ciFlags         // --check-layers: cmd/kiln/layers_ci.go
 		bio         buildIO
+		platforms   []string
 	)
 	cmd := &cobra.Command{
 		Use:   "build [OPTIONS] PATH | URL | -",
@@ -103,6 +104,9 @@ func newBuildCommand(g *globals) *cobra.Command {
 					opts.Secrets = map[string]builder.SecretSource{}
 				}
 				opts.Secrets[id] = src
+			}
+			if opts.Platforms, err = parsePlatforms(platforms); err != nil {
+				return err
 			}
 			if opts.RunLimits, err = lim.limits(); err != nil {
 				return err
@@ -170,6 +174,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 	f.BoolVar(&check, "check", false, "run the Dockerfile's build checks and exit, without building (non-zero exit on violations)")
 	f.StringVar(&epoch, "source-date-epoch", "", "timestamp (seconds since 1970) for the image's history, config and file times (default $SOURCE_DATE_EPOCH)")
 	checkLayers.addToBuild(cmd)
+	f.StringArrayVar(&platforms, "platform", nil, "target platforms, os/arch[/variant][,...]: several build one image each and tag their index (default: this machine's)")
 	return cmd
 }
 

@@ -14,7 +14,7 @@ import (
 )
 
 func newImagesCommand(g *globals) *cobra.Command {
-	var quiet, noTrunc bool
+	var quiet, noTrunc, tree bool
 	cmd := &cobra.Command{
 		Use:     "images [OPTIONS]",
 		Aliases: []string{"image ls"},
@@ -26,6 +26,9 @@ func newImagesCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.Close()
+			if tree {
+				return printImageTree(cmd.OutOrStdout(), s, noTrunc) // images_index.go
+			}
 			rows, err := imageRows(s)
 			if err != nil {
 				return err
@@ -51,6 +54,7 @@ func newImagesCommand(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only show image IDs")
 	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
+	cmd.Flags().BoolVar(&tree, "tree", false, "show the platforms of multi-platform images")
 	return cmd
 }
 
@@ -67,8 +71,14 @@ func imageRows(s *cache.Store) ([]imageRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rows []imageRow
+	rows, listed, err := indexRows(s) // images_index.go
+	if err != nil {
+		return nil, err
+	}
 	for _, id := range ids {
+		if listed[id] && len(mustNames(s, id)) == 0 {
+			continue // shown as its index
+		}
 		img, _, err := s.Image(id)
 		if err != nil {
 			return nil, err

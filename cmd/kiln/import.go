@@ -11,12 +11,18 @@ import (
 )
 
 func newImportCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var platform string
+	cmd := &cobra.Command{
 		Use:   "import FILE|DIR|- [REPOSITORY[:TAG]]",
 		Short: "Create a one-layer image from a root filesystem tarball or directory",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src := builder.ImportSource{Name: args[0]}
+			p, err := onePlatform(platform)
+			if err != nil {
+				return err
+			}
+			src.Platform = p
 			switch fi, err := os.Stat(args[0]); {
 			case args[0] == "-":
 				src.Tar = os.Stdin
@@ -49,4 +55,6 @@ func newImportCommand(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&platform, "platform", "", "the platform of the root filesystem, os/arch[/variant] (default: this machine's)")
+	return cmd
 }

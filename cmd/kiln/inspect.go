@@ -18,7 +18,7 @@ import (
 )
 
 func newInspectCommand(g *globals) *cobra.Command {
-	var format, typ string
+	var format, typ, platform string
 	var size bool
 	cmd := &cobra.Command{
 		Use:   "inspect [OPTIONS] NAME|ID [NAME|ID...]",
@@ -42,7 +42,7 @@ func newInspectCommand(g *globals) *cobra.Command {
 						return err
 					}
 				}
-				o, err := inspectImage(s, a)
+				o, err := inspectImage(s, a, platform)
 				if err != nil {
 					return err
 				}
@@ -54,6 +54,7 @@ func newInspectCommand(g *globals) *cobra.Command {
 	cmd.Flags().StringVarP(&format, "format", "f", "", "format the output using the given Go template")
 	cmd.Flags().StringVar(&typ, "type", "", "only inspect objects of this type (container or image)")
 	cmd.Flags().BoolVarP(&size, "size", "s", false, "display total file sizes if the type is container")
+	cmd.Flags().StringVar(&platform, "platform", "", "the platform's image of a multi-platform image (default: this machine's)")
 	return cmd
 }
 
@@ -86,8 +87,8 @@ type rootFS struct {
 	Layers []digest.Digest `json:"Layers"`
 }
 
-func inspectImage(s *cache.Store, ref string) (*imageInspect, error) {
-	id, err := s.Resolve(ref)
+func inspectImage(s *cache.Store, ref, platform string) (*imageInspect, error) {
+	id, shown, err := resolveInspected(s, ref, platform) // platform.go
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +100,7 @@ func inspectImage(s *cache.Store, ref string) (*imageInspect, error) {
 	if err := json.Unmarshal(raw, &img); err != nil {
 		return nil, fmt.Errorf("image %s: %w", id, err)
 	}
-	names, err := s.NamesOf(id)
+	names, err := s.NamesOf(shown)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +132,7 @@ func inspectImage(s *cache.Store, ref string) (*imageInspect, error) {
 		layers = []digest.Digest{}
 	}
 	return &imageInspect{
-		ID: id.String(), RepoTags: tags, RepoDigests: []string{}, Created: created, Author: img.Author,
+		ID: shown.String(), RepoTags: tags, RepoDigests: []string{}, Created: created, Author: img.Author,
 		Config: img.Config, Architecture: img.Architecture, Variant: img.Variant, Os: img.OS, Size: size,
 		GraphDriver: gd, RootFS: rootFS{Type: "layers", Layers: layers},
 		Metadata: map[string]any{"LastTagTime": "0001-01-01T00:00:00Z"},

@@ -10,12 +10,14 @@ import (
 	"sync"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/kiln-build/kiln/builder"
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/registry"
+	"github.com/kiln-build/kiln/runner"
 	"github.com/kiln-build/kiln/runner/network"
 )
 
@@ -49,6 +51,7 @@ func newPullCommand(g *globals) *cobra.Command {
 		rf       registryFlags
 		platform string
 		quiet    bool
+		all      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
@@ -56,7 +59,7 @@ func newPullCommand(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o := rf.options(quiet)
-			o.Platform = platform
+			o.Platform, o.AllPlatforms = platform, all
 			s, err := cache.Open(g.root)
 			if err != nil {
 				return err
@@ -77,6 +80,7 @@ func newPullCommand(g *globals) *cobra.Command {
 	rf.add(f, g)
 	f.StringVar(&platform, "platform", "", "platform to take from a multi-platform image, os/arch[/variant] (default linux on this machine's architecture)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "suppress progress output")
+	f.BoolVar(&all, "all-platforms", false, "pull every platform of a multi-platform image")
 	return cmd
 }
 
@@ -85,10 +89,12 @@ func newPullCommand(g *globals) *cobra.Command {
 func pullFunc(s *cache.Store, o registry.Options, w io.Writer) builder.PullFunc {
 	var mu sync.Mutex
 	pulled := map[string]digest.Digest{}
-	return func(ctx context.Context, name string) (digest.Digest, error) {
+	return func(ctx context.Context, name string, p ocispec.Platform) (digest.Digest, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		if id, ok := pulled[name]; ok {
+		o := o
+		o.Platform = cache.FormatPlatform(p)
+		if id, ok := pulled[name+" "+o.Platform]; ok {
 			return id, nil
 		}
 		fmt.Fprintf(w, "pulling %s\n", name)
@@ -97,16 +103,36 @@ func pullFunc(s *cache.Store, o registry.Options, w io.Writer) builder.PullFunc 
 			return "", err
 		}
 		fmt.Fprintf(w, "pulled %s: %s\n", res.Name, res.Digest)
-		pulled[name] = res.ID
+		pulled[name+" "+o.Platform] = res.ID
 		return res.ID, nil
 	}
 }
 
-// resolveImage finds the image `run` and `create` start: in the store, or
-// pulled as the policy says (docker's "Unable to find image ... locally").
+// resolveImage finds the image `run` and `create` start (findImage), and
+// checks that this machine can run its binaries (natively or emulated).
 func resolveImage(ctx context.Context, s *cache.Store, ref string, policy builder.PullPolicy, o registry.Options, w io.Writer) (digest.Digest, error) {
+	id, err := findImage(ctx, s, ref, policy, o, w)
+	if err != nil {
+		return "", err
+	}
+	img, _, err := s.Image(id)
+	if err != nil {
+		return "", err
+	}
+	if err := runner.CheckEmulator(img.Architecture); err != nil {
+		return "", fmt.Errorf("image %s is %s: %w", ref, cache.FormatPlatform(img.Platform), err)
+	}
+	return id, nil
+}
+
+// findImage finds the image `run` and `create` start: in the store, or
+// pulled as the policy says (docker's "Unable to find image ... locally").
+func findImage(ctx context.Context, s *cache.Store, ref string, policy builder.PullPolicy, o registry.Options, w io.Writer) (digest.Digest, error) {
 	if _, err := digest.Parse(ref); err == nil || policy != builder.PullAlways {
-		id, err := s.Resolve(ref)
+		id, err := resolvePlatform(s, ref, o.Platform)
+		if errors.Is(err, cache.ErrPlatformNotFound) {
+			return "", err // the image is here, for other platforms
+		}
 		if err == nil || !errors.Is(err, cache.ErrNotFound) || policy == builder.PullNever {
 			if err != nil {
 				return "", fmt.Errorf("unable to find image '%s' locally: %w", ref, err)
@@ -125,6 +151,19 @@ func resolveImage(ctx context.Context, s *cache.Store, ref string, policy builde
 	}
 	fmt.Fprintf(w, "Digest: %s\nStatus: Downloaded newer image for %s\n", res.Digest, cache.FamiliarName(res.Name))
 	return res.ID, nil
+}
+
+// resolvePlatform is Store.Resolve, or Store.ResolvePlatform when a
+// --platform was given.
+func resolvePlatform(s *cache.Store, ref, platform string) (digest.Digest, error) {
+	if platform == "" {
+		return s.Resolve(ref)
+	}
+	p, err := cache.ParsePlatform(platform)
+	if err != nil {
+		return "", fmt.Errorf("--platform: %w", err)
+	}
+	return s.ResolvePlatform(ref, p)
 }
 
 // insecureRegistries reads "insecure-registries" from the kiln config file

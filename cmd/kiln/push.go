@@ -14,6 +14,7 @@ func newPushCommand(g *globals) *cobra.Command {
 		rf     registryFlags
 		format string
 		quiet  bool
+		pf     string
 	)
 	cmd := &cobra.Command{
 		Use:   "push [OPTIONS] IMAGE [DESTINATION]",
@@ -33,7 +34,9 @@ func newPushCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			res, err := registry.Push(cmd.Context(), s, args[0], dest, f, rf.options(quiet))
+			o := rf.options(quiet)
+			o.Platform = pf
+			res, err := registry.Push(cmd.Context(), s, args[0], dest, f, o)
 			if err != nil {
 				return err
 			}
@@ -45,5 +48,6 @@ func newPushCommand(g *globals) *cobra.Command {
 	rf.add(fl, g)
 	fl.StringVar(&format, "format", "", "manifest format: oci or docker (default: the one the image has; OCI for images kiln built)")
 	fl.BoolVarP(&quiet, "quiet", "q", false, "suppress progress output")
+	fl.StringVar(&pf, "platform", "", "push only this platform's image of a multi-platform image (default: the whole index)")
 	return cmd
 }

@@ -31,10 +31,12 @@ type createFlags struct {
 	reg                                                                             registryFlags
 	rt                                                                              runFlags  // runflags.go
 	live                                                                            liveFlags // run_live.go
+	platform                                                                        string    // platform.go
 }
 
 func (f *createFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.pull, "pull", "missing", `pull the image before creating the container ("always", "missing", "never")`)
+	fs.StringVar(&f.platform, "platform", "", "the platform of the image to run, os/arch[/variant] (default: this machine's)")
 	fs.BoolVar(&f.reg.tlsVerify, "tls-verify", true, "require HTTPS and verify certificates when pulling")
 	fs.StringVar(&f.name, "name", "", "assign a name to the container")
 	fs.StringVarP(&f.user, "user", "u", "", "username or UID (format: <name|uid>[:<group|gid>])")
@@ -157,7 +159,7 @@ func (f *createFlags) create(cmd *cobra.Command, g *globals, ref string, args []
 		return nil, nil, fmt.Errorf("--pull: %w", err)
 	}
 	f.reg.g = g
-	id, err := resolveImage(cmd.Context(), s, ref, policy, f.reg.options(false), cmd.ErrOrStderr())
+	id, err := resolveImage(cmd.Context(), s, ref, policy, f.reg.platformOptions(f.platform), cmd.ErrOrStderr())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -21,7 +21,7 @@ func newTagCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			id, err := s.Resolve(args[0])
+			id, _, err := s.ResolveTarget(args[0]) // an index stays an index
 			if err != nil {
 				return err
 			}
@@ -62,6 +62,9 @@ func newRmiCommand(g *globals) *cobra.Command {
 
 // removeImage untags a name, or deletes an image given by ID, as docker rmi does.
 func removeImage(cmd *cobra.Command, s *cache.Store, arg string, force bool) error {
+	if d, isIndex, err := s.ResolveTarget(arg); err == nil && isIndex {
+		return removeIndex(cmd, s, arg, d, force) // rmi_index.go
+	}
 	id, err := s.Resolve(arg)
 	if err != nil {
 		return err
