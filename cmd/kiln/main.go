@@ -64,7 +64,18 @@ func newRootCommand() *cobra.Command {
 		defRoot = "/var/lib/kiln"
 	}
 	root.PersistentFlags().StringVar(&g.root, "root", defRoot, "store root directory (env KILN_ROOT)")
-	root.AddCommand(
+	root.Version = kilnVersion()
+	root.SetVersionTemplate("kiln version {{.Version}}\n")
+	root.AddCommand(commands(g)...)
+	// docker's management commands (image ls, container inspect, ...) are
+	// the same commands, built again under their group (groups.go).
+	root.AddCommand(managementCommands(g)...)
+	return root
+}
+
+// commands are kiln's top-level commands.
+func commands(g *globals) []*cobra.Command {
+	return []*cobra.Command{
 		newBuildCommand(g),
 		newImportCommand(g),
 		newSaveCommand(g),
@@ -75,8 +86,6 @@ func newRootCommand() *cobra.Command {
 		newTagCommand(g),
 		newRmiCommand(g),
 		newInfoCommand(g),
-		newBuilderCommand(g),
-		newSystemCommand(g),
 		newPullCommand(g),
 		newPushCommand(g),
 		newLoginCommand(g),
@@ -92,14 +101,12 @@ func newRootCommand() *cobra.Command {
 		newPsCommand(g),
 		newLogsCommand(g),
 		newVolumeCommand(g),
-		newContainerCommand(g),
 		newNetworkCommand(g),
 		newPortCommand(g),
 		newExecCommand(g),
 		newAttachCommand(g),
 		newTopCommand(g),
 		newDiffCommand(g),
-		newImageCommand(g),
-	)
-	return root
+		newVersionCommand(g),
+	}
 }

@@ -107,16 +107,6 @@ func newVolumePruneCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-func newImageCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "image", Short: "Manage images"}
-	ls := newImagesCommand(g)
-	ls.Use, ls.Aliases = "ls [OPTIONS]", []string{"list"}
-	rm := newRmiCommand(g)
-	rm.Use, rm.Aliases = "rm [OPTIONS] IMAGE [IMAGE...]", []string{"remove"}
-	cmd.AddCommand(newImagePruneCommand(g), ls, rm)
-	return cmd
-}
-
 func newImagePruneCommand(g *globals) *cobra.Command {
 	f := &pruneFlags{}
 	var all bool

@@ -33,8 +33,15 @@ func newPushCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.Close()
+			id, err := s.Resolve(args[0])
+			if err != nil {
+				return err
+			}
 			res, err := registry.Push(cmd.Context(), s, args[0], dest, f, rf.options(quiet))
 			if err != nil {
+				return err
+			}
+			if err := recordRepoDigest(s, id, res.Name, res.Manifest.Digest); err != nil {
 				return err
 			}
 			fmt.Printf("%s: digest: %s size: %d\n", cache.FamiliarName(res.Name), res.Manifest.Digest, res.Manifest.Size)

@@ -13,12 +13,6 @@ import (
 	"github.com/kiln-build/kiln/cache"
 )
 
-func newBuilderCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "builder", Short: "Manage the build cache"}
-	cmd.AddCommand(newBuilderPruneCommand(g))
-	return cmd
-}
-
 func newBuilderPruneCommand(g *globals) *cobra.Command {
 	var (
 		all         bool
@@ -98,23 +92,19 @@ func confirm(in io.Reader, out io.Writer, question string) bool {
 	return line == "y" || line == "yes"
 }
 
-func newSystemCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "system", Short: "Manage kiln"}
-	cmd.AddCommand(newSystemDfCommand(g), newSystemPruneCommand(g), newSystemCheckCommand(g))
-	return cmd
-}
-
 func newSystemDfCommand(g *globals) *cobra.Command {
 	var verbose bool
+	var f string
 	cmd := &cobra.Command{
-		Use:   "df",
+		Use:   "df [OPTIONS]",
 		Short: "Show kiln disk usage",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return systemDf(cmd.OutOrStdout(), g, verbose) // df.go
+			return systemDf(cmd.OutOrStdout(), g, verbose, f) // df.go
 		},
 	}
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show detailed information on space usage")
+	cmd.Flags().StringVar(&f, "format", "", "format output: table, table TEMPLATE, json or a Go template")
 	return cmd
 }
 
