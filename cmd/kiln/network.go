@@ -298,17 +298,24 @@ func newNetworkRmCommand(g *globals) *cobra.Command {
 }
 
 func newNetworkPruneCommand(g *globals) *cobra.Command {
-	var force bool
+	f := &pruneFlags{}
 	cmd := &cobra.Command{
 		Use:   "prune [OPTIONS]",
 		Short: "Remove all unused networks",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			match, err := pruneFilter(f, networkLabels, networkCreated)
+			if err != nil {
+				return err
+			}
+			if !f.ask(cmd, "WARNING! This will remove all custom networks not used by at least one container.") {
+				return nil
+			}
 			ns, err := openNetworks(g)
 			if err != nil {
 				return err
 			}
-			names, err := ns.Prune()
+			names, err := ns.PruneMatching(match)
 			if len(names) > 0 {
 				fmt.Fprintln(cmd.OutOrStdout(), "Deleted Networks:")
 				for _, n := range names {
@@ -318,7 +325,7 @@ func newNetworkPruneCommand(g *globals) *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
+	f.register(cmd)
 	return cmd
 }
 

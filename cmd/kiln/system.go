@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
@@ -33,17 +32,11 @@ func newBuilderPruneCommand(g *globals) *cobra.Command {
 				}
 				opts.KeepStorage = n
 			}
-			for _, f := range filters {
-				k, v, _ := strings.Cut(f, "=")
-				if k != "until" {
-					return fmt.Errorf("--filter %q: only until=DURATION is supported", f)
-				}
-				d, err := time.ParseDuration(v)
-				if err != nil {
-					return fmt.Errorf("--filter %q: %w", f, err)
-				}
-				opts.Until = d
+			match, err := pruneFilter(&pruneFlags{filters: filters}, buildCacheLabels, buildCacheUsed)
+			if err != nil {
+				return err
 			}
+			opts.Match = match
 			if !force {
 				warning := "WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] "
 				if all {
@@ -80,7 +73,7 @@ func newBuilderPruneCommand(g *globals) *cobra.Command {
 	f.BoolVarP(&all, "all", "a", false, "remove all unused build cache, not just what no image uses")
 	f.BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
 	f.StringVar(&keepStorage, "keep-storage", "", "amount of disk space to keep for cache")
-	f.StringArrayVar(&filters, "filter", nil, "provide filter values (until=DURATION)")
+	f.StringArrayVar(&filters, "filter", nil, "provide filter values (until=DURATION|TIMESTAMP, label=..., label!=...)")
 	return cmd
 }
 
