@@ -67,6 +67,13 @@ func newImagesCommand(g *globals) *cobra.Command {
 			if imgs, err = filter.Apply(fa, imageFilters(s, imgs), imgs); err != nil {
 				return err
 			}
+			// As docker's: with reference=, an image lists only its names that match.
+			if pats := fa.Get("reference"); len(pats) > 0 {
+				for _, e := range imgs {
+					e.tags = slices.DeleteFunc(e.tags, func(n string) bool { return !matchesAny(pats, n) })
+					e.repoDigests = slices.DeleteFunc(e.repoDigests, func(n string) bool { return !matchesAny(pats, n) })
+				}
+			}
 			spec := imagesSpec
 			if digests {
 				spec.Table = imagesDigestTable
@@ -165,22 +172,26 @@ func referencePred(pattern string) (filter.Pred[*imageEntry], error) {
 		return nil, err
 	}
 	return func(e *imageEntry) bool {
-		for _, n := range slices.Concat(e.tags, e.repoDigests) {
-			ref, err := reference.ParseNormalizedNamed(n)
-			if err != nil {
-				continue
-			}
-			full := reference.FamiliarString(ref)
-			repo := reference.FamiliarName(ref)
-			if ok, _ := path.Match(pattern, full); ok {
-				return true
-			}
-			if ok, _ := path.Match(pattern, repo); ok {
-				return true
-			}
-		}
-		return false
+		return slices.ContainsFunc(slices.Concat(e.tags, e.repoDigests), func(n string) bool { return matchesAny([]string{pattern}, n) })
 	}, nil
+}
+
+// matchesAny is docker's reference.FamiliarMatch over patterns: each
+// against the familiar name with its tag or digest, then without.
+func matchesAny(patterns []string, name string) bool {
+	ref, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return false
+	}
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, reference.FamiliarString(ref)); ok {
+			return true
+		}
+		if ok, _ := path.Match(p, reference.FamiliarName(ref)); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // imageRows are docker's rows: one per repository and tag (with each of

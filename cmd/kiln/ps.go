@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/cache"
@@ -177,13 +178,29 @@ func ancestorPred(v string, openStore func() (*cache.Store, error)) (filter.Pred
 	if err != nil {
 		return nil, err
 	}
-	base := img.RootFS.DiffIDs
 	return func(c *container.Container) bool {
 		if c.Image == id {
 			return true
 		}
-		return len(base) > 0 && len(c.Layers) >= len(base) && slices.Equal(c.Layers[:len(base)], base)
+		child, _, err := s.Image(c.Image)
+		return err == nil && builtOn(child, img)
 	}, nil
+}
+
+// builtOn reports whether child was built from base: base's layers and
+// history are the start of child's, and child has more history.
+func builtOn(child, base ocispec.Image) bool {
+	cl, bl, ch, bh := child.RootFS.DiffIDs, base.RootFS.DiffIDs, child.History, base.History
+	if len(ch) <= len(bh) || len(cl) < len(bl) || !slices.Equal(cl[:len(bl)], bl) {
+		return false
+	}
+	for i := range bh {
+		if bh[i].CreatedBy != ch[i].CreatedBy || bh[i].EmptyLayer != ch[i].EmptyLayer ||
+			(bh[i].Created == nil) != (ch[i].Created == nil) || (bh[i].Created != nil && !bh[i].Created.Equal(*ch[i].Created)) {
+			return false
+		}
+	}
+	return true
 }
 
 // containerNetworks names the networks a container is attached to, or its network mode.
