@@ -24,7 +24,9 @@ func splitOut(s string) []string {
 }
 
 // cols splits a table line into its columns (separated by 2 spaces or more).
-func cols(line string) []string { return regexp.MustCompile(`\s{2,}`).Split(strings.TrimSpace(line), -1) }
+func cols(line string) []string {
+	return regexp.MustCompile(`\s{2,}`).Split(strings.TrimSpace(line), -1)
+}
 
 func outLines(s string) []string {
 	l := splitOut(s)
@@ -213,7 +215,7 @@ func TestCLIListings(t *testing.T) {
 		check(t, []string{"ps", "-a", "-f", "volume=vol1", "--format", "{{.Names}} {{.Mounts}} {{.LocalVolumes}}"}, "web vol1 1\n")
 		check(t, []string{"ps", "-a", "-f", "volume=/data", "--format", "{{.Names}}"}, "web\n")
 		checkSorted(t, []string{"ps", "-a", "-f", "name=web", "-f", "name=db", "--format", "{{.Names}}"}, "db", "web") // same key: OR
-		check(t, []string{"ps", "-a", "-f", "name=web", "-f", "label=nope", "--format", "{{.Names}}"}, "")              // different keys: AND
+		check(t, []string{"ps", "-a", "-f", "name=web", "-f", "label=nope", "--format", "{{.Names}}"}, "")             // different keys: AND
 		check(t, []string{"ps", "-a", "-f", "exited=0", "--format", "{{.Names}}"}, "")
 		check(t, []string{"ps", "-a", "-f", "network=none", "-f", "name=db", "--format", "{{.Names}} {{.Networks}}"}, "db none\n")
 		check(t, []string{"ps", "-a", "-f", "since=db", "--format", "{{.Names}}"}, "")
