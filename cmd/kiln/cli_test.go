@@ -371,4 +371,11 @@ func TestCLIRepoDigests(t *testing.T) {
 	if got := f.kiln("images", "--digests", "--format", "{{.Tag}} {{.Digest}}"); got != "v1 "+dgst+"\n" {
 		t.Errorf("images --digests after pull by tag: %q", got)
 	}
+	// rmi by digest removes the digest reference; the tag keeps the image.
+	if got := f.kiln("rmi", byDigest); got != "Untagged: "+byDigest+"\n" {
+		t.Errorf("rmi %s: %q", byDigest, got)
+	}
+	if got := f.kiln("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"); got != ref+" "+id[7:19]+"\n" {
+		t.Errorf("images after rmi by digest: %q", got)
+	}
 }

@@ -82,18 +82,21 @@ func verbs(g *globals, vs []verb) []*cobra.Command {
 // have, it fails (exit 1) with a usage line, as a script needs, rather than
 // printing its help and succeeding.
 func group(name, short string, subs ...*cobra.Command) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   name + " COMMAND",
-		Short: short,
-		Args:  cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			usage := fmt.Sprintf("Usage:  %s COMMAND\nRun '%s --help' for more information", cmd.CommandPath(), cmd.CommandPath())
-			if len(args) == 0 {
-				return fmt.Errorf("%q requires a subcommand\n%s", cmd.CommandPath(), usage)
-			}
-			return fmt.Errorf("unknown command: %s %s\n%s", cmd.CommandPath(), args[0], usage)
-		},
-	}
+	cmd := &cobra.Command{Use: name + " COMMAND", Short: short}
 	cmd.AddCommand(subs...)
+	requireSubcommand(cmd)
 	return cmd
+}
+
+// requireSubcommand makes a parent command fail when run alone or with a
+// subcommand it does not have.
+func requireSubcommand(cmd *cobra.Command) {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		usage := fmt.Sprintf("Usage:  %s COMMAND\nRun '%s --help' for more information", cmd.CommandPath(), cmd.CommandPath())
+		if len(args) == 0 {
+			return fmt.Errorf("%q requires a subcommand\n%s", cmd.CommandPath(), usage)
+		}
+		return fmt.Errorf("unknown command: %s %s\n%s", cmd.CommandPath(), args[0], usage)
+	}
 }

@@ -70,6 +70,12 @@ func newRootCommand() *cobra.Command {
 	// docker's management commands (image ls, container inspect, ...) are
 	// the same commands, built again under their group (groups.go).
 	root.AddCommand(managementCommands(g)...)
+	// cobra's `completion bash|zsh|fish|powershell`, made now (not when
+	// executed) so that it is a parent like the others.
+	root.InitDefaultCompletionCmd()
+	if c, _, err := root.Find([]string{"completion"}); err == nil && c != root {
+		requireSubcommand(c)
+	}
 	return root
 }
 
