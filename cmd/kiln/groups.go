@@ -82,7 +82,7 @@ func verbs(g *globals, vs []verb) []*cobra.Command {
 // have, it fails (exit 1) with a usage line, as a script needs, rather than
 // printing its help and succeeding.
 func group(name, short string, subs ...*cobra.Command) *cobra.Command {
-	cmd := &cobra.Command{Use: name + " COMMAND", Short: short}
+	cmd := &cobra.Command{Use: name, Short: short}
 	cmd.AddCommand(subs...)
 	requireSubcommand(cmd)
 	return cmd

@@ -32,6 +32,9 @@ func newInspectCommandOf(g *globals, typ string) *cobra.Command {
 		Short: short,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if typ != "" && typ != "image" && typ != "container" {
+				return fmt.Errorf("%q is not a valid value for --type (image or container)", typ)
+			}
 			s, err := cache.Open(g.root)
 			if err != nil {
 				return err
