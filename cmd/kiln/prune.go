@@ -31,10 +31,10 @@ func (f *pruneFlags) register(cmd *cobra.Command) {
 
 // pruneFilter compiles the prune's --filter values: label=, label!= and
 // until= (a duration ago, a timestamp or a date), as docker's prunes take.
-// Other keys are refused.
+// Other keys are refused. Without filters the result is nil: everything.
 func pruneFilter[T any](f *pruneFlags, labels func(T) map[string]string, created func(T) time.Time) (filter.Pred[T], error) {
 	args, err := filter.Parse(f.filters)
-	if err != nil {
+	if err != nil || len(args) == 0 {
 		return nil, err
 	}
 	return filter.Compile(args, filter.Keys[T]{
@@ -271,5 +271,8 @@ func imageCreated(i imageRef) time.Time {
 }
 
 func matchImage(p filter.Pred[imageRef]) func(digest.Digest, ocispec.Image) bool {
+	if p == nil {
+		return nil
+	}
 	return func(id digest.Digest, img ocispec.Image) bool { return p(imageRef{id, img}) }
 }

@@ -24,7 +24,7 @@ func (s *Store) PruneContainers(until time.Time) (Pruned, error) {
 }
 
 // PruneContainersMatching removes the stopped containers match accepts
-// (docker's prune filters: until, label, label!).
+// (docker's prune filters: until, label, label!); all when match is nil.
 func (s *Store) PruneContainersMatching(match func(*Container) bool) (Pruned, error) {
 	var res Pruned
 	list, err := s.List()
@@ -33,7 +33,7 @@ func (s *Store) PruneContainersMatching(match func(*Container) bool) (Pruned, er
 	}
 	var errs []error
 	for _, c := range list {
-		if c.State.Running || c.State.Restarting || !match(c) {
+		if c.State.Running || c.State.Restarting || (match != nil && !match(c)) {
 			continue
 		}
 		size := cache.SpaceOnDisk(c.Dir)
