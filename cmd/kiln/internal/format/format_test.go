@@ -110,6 +110,20 @@ func TestInspect(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `map has no entry for key "Nope"`) || b.Len() != 0 {
 		t.Errorf("missing key: %q, %v", b.String(), err)
 	}
+	// A field the JSON leaves out when empty is still the type's: docker
+	// prints it from the typed object.
+	type sized struct {
+		ID     string `json:"Id"`
+		SizeRw *int64 `json:",omitempty"`
+	}
+	b.Reset()
+	if err := Inspect(&b, "{{.Id}} {{.SizeRw}}", []any{sized{ID: "x"}}); err == nil {
+		t.Errorf("{{.Id}} {{.SizeRw}}: no error (Id is JSON's, SizeRw the type's)")
+	}
+	b.Reset()
+	if err := Inspect(&b, "{{.SizeRw}}", []any{sized{ID: "x"}}); err != nil || b.String() != "<nil>\n" {
+		t.Errorf("omitted field: %q, %v", b.String(), err)
+	}
 	b.Reset()
 	if err := Inspect(&b, "", nil); err != nil || b.String() != "[]\n" {
 		t.Errorf("nothing found: %q, %v", b.String(), err)

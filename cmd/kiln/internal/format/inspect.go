@@ -12,7 +12,9 @@ import (
 // Inspect writes objects as `docker inspect` does: an indented JSON array
 // for "" and "json", else each object through the Go template, one per
 // line. The template sees the objects' JSON (docker's field names, numbers
-// as written); a key an object lacks is an error.
+// as written); a key the JSON lacks is an error unless the object's Go
+// type has that field (one left out when empty, such as SizeRw without
+// --size, prints as docker prints it: "<nil>").
 func Inspect(w io.Writer, format string, objs []any) error {
 	if format == "" || format == JSONKey {
 		if objs == nil {
@@ -36,9 +38,14 @@ func Inspect(w io.Writer, format string, objs []any) error {
 		if err != nil {
 			return err
 		}
-		if err := tmpl.Execute(&out, generic); err != nil {
-			return fmt.Errorf("template parsing error: %w", err)
+		var one bytes.Buffer
+		if err := tmpl.Execute(&one, generic); err != nil {
+			one.Reset()
+			if terr := tmpl.Execute(&one, o); terr != nil {
+				return fmt.Errorf("template parsing error: %w", err)
+			}
 		}
+		one.WriteTo(&out)
 		out.WriteString("\n")
 	}
 	_, err = out.WriteTo(w)
