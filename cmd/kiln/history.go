@@ -3,6 +3,7 @@ package main
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -63,7 +64,10 @@ func newHistoryCommand(g *globals) *cobra.Command {
 					r.ID = shortID(id, noTrunc)
 				}
 				if h.Created != nil {
-					r.CreatedSince, r.CreatedAt = ago(*h.Created), h.Created.Local().Format("2006-01-02T15:04:05-07:00")
+					r.CreatedAt = time.Unix(h.Created.Unix(), 0).Format(time.RFC3339)
+					if h.Created.After(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)) {
+						r.CreatedSince = ago(*h.Created)
+					}
 				}
 				r.CreatedBy = strings.Join(strings.Fields(h.CreatedBy), " ")
 				if !noTrunc && len([]rune(r.CreatedBy)) > 45 {
@@ -71,14 +75,15 @@ func newHistoryCommand(g *globals) *cobra.Command {
 				}
 				r.Size = humanSize(sizes[i])
 				if !human {
-					r.Size = strconv.FormatInt(sizes[i], 10)
-					if h.Created != nil {
-						r.CreatedSince = r.CreatedAt
-					}
+					r.Size, r.CreatedSince = strconv.FormatInt(sizes[i], 10), r.CreatedAt
 				}
 				rows = append(rows, r)
 			}
-			return format.Write(cmd.OutOrStdout(), historySpec, o, rows)
+			spec := historySpec
+			if !human {
+				spec.Table = "table {{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+			}
+			return format.Write(cmd.OutOrStdout(), spec, o, rows)
 		},
 	}
 	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")

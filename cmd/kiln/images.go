@@ -19,7 +19,7 @@ import (
 
 // imageRow is one line of `images` as templates see it (docker's names).
 type imageRow struct {
-	ID, Repository, Tag, Digest, CreatedSince, CreatedAt, Size, VirtualSize, SharedSize, UniqueSize, Containers string
+	ID, Repository, Tag, Digest, CreatedSince, CreatedAt, Size, SharedSize, UniqueSize, Containers string
 
 	img *imageEntry
 }
@@ -29,7 +29,7 @@ var imagesSpec = format.Spec{
 	Quiet: "{{.ID}}",
 	Headers: map[string]string{
 		"ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "CreatedSince": "CREATED",
-		"CreatedAt": "CREATED AT", "Size": "SIZE", "VirtualSize": "VIRTUAL SIZE", "SharedSize": "SHARED SIZE",
+		"CreatedAt": "CREATED AT", "Size": "SIZE", "SharedSize": "SHARED SIZE",
 		"UniqueSize": "UNIQUE SIZE", "Containers": "CONTAINERS",
 	},
 }
@@ -204,7 +204,7 @@ func imageRows(imgs []*imageEntry, noTrunc, withDigests bool) []imageRow {
 			r := imageRow{
 				ID: shortID(e.id, noTrunc), Repository: repo, Tag: tag, Digest: dgst,
 				CreatedSince: ago(e.created), CreatedAt: e.created.Local().Format(psTime),
-				Size: humanSize(e.size), VirtualSize: humanSize(e.size), SharedSize: "N/A", UniqueSize: "N/A", Containers: "N/A",
+				Size: humanSize(e.size), SharedSize: "N/A", UniqueSize: "N/A", Containers: "N/A",
 				img: e,
 			}
 			if e.created.IsZero() {

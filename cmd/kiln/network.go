@@ -110,7 +110,7 @@ func findNetwork(rows []netRow, ref string) (netRow, error) {
 
 // networkRow is one network as `network ls --format` sees it (docker's names).
 type networkRow struct {
-	ID, Name, Driver, Scope, IPv6, Internal, Labels, CreatedAt string
+	ID, Name, Driver, Scope, IPv4, IPv6, Internal, Labels, CreatedAt string
 
 	labels map[string]string
 }
@@ -121,7 +121,7 @@ func (r networkRow) Label(name string) string { return r.labels[name] }
 var networkSpec = format.Spec{
 	Table: "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
 	Quiet: "{{.ID}}",
-	Headers: map[string]string{"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv6": "IPV6",
+	Headers: map[string]string{"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv4": "IPV4", "IPv6": "IPV6",
 		"Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT"},
 }
 
@@ -170,11 +170,8 @@ func newNetworkLsCommand(g *globals) *cobra.Command {
 				if !noTrunc {
 					id = id[:12]
 				}
-				created := ""
-				if !r.Created.IsZero() {
-					created = r.Created.Local().Format("2006-01-02 15:04:05.999999999 -0700 MST")
-				}
-				rows = append(rows, networkRow{ID: id, Name: r.Name, Driver: r.Driver, Scope: "local", IPv6: "false",
+				created := r.Created.String()
+				rows = append(rows, networkRow{ID: id, Name: r.Name, Driver: r.Driver, Scope: "local", IPv4: strconv.FormatBool(r.n != nil), IPv6: "false",
 					Internal: strconv.FormatBool(r.n != nil && r.n.Internal), Labels: joinLabels(labels(r)), CreatedAt: created,
 					labels: labels(r)})
 			}

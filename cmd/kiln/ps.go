@@ -21,8 +21,23 @@ import (
 // psRow is one container as `ps --format` templates see it (docker's names).
 type psRow struct {
 	ID, Image, Command, CreatedAt, RunningFor, Ports, Status, State, Size, Names, Labels, Mounts, Networks, LocalVolumes string
+	// HealthStatus is "healthy", "unhealthy" or "starting"; empty without a healthcheck.
+	HealthStatus string
+	// Platform is the image's; nil when the image is gone.
+	Platform *psPlatform
 
 	labels map[string]string
+}
+
+// psPlatform prints as "os/arch[/variant]" and marshals as image-spec's Platform, as docker's.
+type psPlatform struct{ ocispec.Platform }
+
+func (p psPlatform) String() string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
 }
 
 // Label is docker's {{.Label "key"}}.
@@ -37,7 +52,8 @@ var psSpec = format.Spec{
 	Headers: map[string]string{
 		"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT", "RunningFor": "CREATED",
 		"Ports": "PORTS", "Status": "STATUS", "State": "STATE", "Size": "SIZE", "Names": "NAMES", "Labels": "LABELS",
-		"Mounts": "MOUNTS", "Networks": "NETWORKS", "LocalVolumes": "LOCAL VOLUMES",
+		"Mounts": "MOUNTS", "Networks": "NETWORKS", "LocalVolumes": "LOCAL VOLUMES", "Platform": "PLATFORM",
+		"HealthStatus": "HEALTH STATUS",
 	},
 }
 
@@ -98,7 +114,13 @@ func newPsCommand(g *globals) *cobra.Command {
 			}
 			rows := make([]psRow, 0, len(list))
 			for _, c := range list {
-				rows = append(rows, newPsRow(c, noTrunc, imageSizes))
+				row := newPsRow(c, noTrunc, imageSizes)
+				if s, err := openStore(); err == nil {
+					if img, _, err := s.Image(c.Image); err == nil {
+						row.Platform = &psPlatform{ocispec.Platform{OS: img.OS, Architecture: img.Architecture, Variant: img.Variant}}
+					}
+				}
+				rows = append(rows, row)
 			}
 			spec := psSpec
 			if size {

@@ -84,6 +84,7 @@ func newVolumeCommand(g *globals) *cobra.Command {
 // volumeRow is one volume as `volume ls --format` sees it (docker's names).
 type volumeRow struct {
 	Name, Driver, Scope, Mountpoint, Labels, Links, Size string
+	Group, Availability, Status                          string // cluster volumes only: N/A
 
 	labels map[string]string
 }
@@ -95,7 +96,7 @@ var volumeSpec = format.Spec{
 	Table: "table {{.Driver}}\t{{.Name}}",
 	Quiet: "{{.Name}}",
 	Headers: map[string]string{"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",
-		"Labels": "LABELS", "Links": "LINKS", "Size": "SIZE"},
+		"Labels": "LABELS", "Links": "LINKS", "Size": "SIZE", "Group": "GROUP", "Availability": "AVAILABILITY", "Status": "STATUS"},
 }
 
 func newVolumeLsCommand(g *globals) *cobra.Command {
@@ -132,7 +133,8 @@ func newVolumeLsCommand(g *globals) *cobra.Command {
 			rows := make([]volumeRow, 0, len(vs))
 			for _, v := range vs {
 				rows = append(rows, volumeRow{Name: v.Name, Driver: v.Driver, Scope: v.Scope, Mountpoint: v.Mountpoint,
-					Labels: joinLabels(v.Labels), Links: "N/A", Size: "N/A", labels: v.Labels})
+					Labels: joinLabels(v.Labels), Links: "N/A", Size: "N/A",
+					Group: "N/A", Availability: "N/A", Status: "N/A", labels: v.Labels})
 			}
 			return format.Write(cmd.OutOrStdout(), volumeSpec, o, rows)
 		},
