@@ -37,6 +37,9 @@ type imageRecord struct {
 	// Manifest is the image's manifest once it exists (loaded, pulled, or
 	// materialized for save and push).
 	Manifest *ocispec.Descriptor `json:"manifest,omitempty"`
+	// RepoDigests are the "repository@sha256:…" names registries serve
+	// the image under, recorded by pull and push (see AddRepoDigest).
+	RepoDigests []string `json:"repoDigests,omitempty"`
 }
 
 // PutImage stores an image config (raw JSON, kept byte for byte: its digest is

@@ -19,6 +19,8 @@ type PruneOptions struct {
 	KeepStorage int64
 	// Until only removes records last used longer ago than this (0: any).
 	Until time.Duration
+	// Match, when not nil, keeps the records it returns false for.
+	Match func(CachedStep) bool
 }
 
 // PruneResult is what a prune removed.
@@ -49,7 +51,8 @@ func (s *Store) PruneBuildCache(ctx context.Context, opts PruneOptions, waiting 
 	// storage budget is spent, then remove the rest of the candidates.
 	for _, r := range recs {
 		candidate := (opts.All || !inImages[r.DiffID]) &&
-			(opts.Until == 0 || time.Since(r.LastUsed) > opts.Until)
+			(opts.Until == 0 || time.Since(r.LastUsed) > opts.Until) &&
+			(opts.Match == nil || opts.Match(r))
 		size := int64(0)
 		if r.DiffID != "" {
 			if _, seen := sizes[r.DiffID]; !seen {

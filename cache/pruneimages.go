@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // PruneImagesOptions say which images PruneImages removes.
@@ -17,6 +18,9 @@ type PruneImagesOptions struct {
 	// Waiting, when not nil, is called once if the collection has to wait
 	// for other kiln processes to close the store.
 	Waiting func()
+	// Match, when not nil, keeps the images it returns false for (the
+	// label filters of a prune).
+	Match func(id digest.Digest, img ocispec.Image) bool
 }
 
 // PrunedImage is an image PruneImages removed, and the names it untagged
@@ -66,9 +70,15 @@ func (s *Store) PruneImages(ctx context.Context, opts PruneImagesOptions) (Prune
 		if len(names) > 0 && !opts.All {
 			continue
 		}
-		if !opts.Until.IsZero() {
+		if !opts.Until.IsZero() || opts.Match != nil {
 			img, _, err := s.Image(id)
-			if err != nil || img.Created == nil || !img.Created.Before(opts.Until) {
+			if err != nil {
+				continue
+			}
+			if !opts.Until.IsZero() && (img.Created == nil || !img.Created.Before(opts.Until)) {
+				continue
+			}
+			if opts.Match != nil && !opts.Match(id, img) {
 				continue
 			}
 		}

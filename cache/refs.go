@@ -135,10 +135,11 @@ func (s *Store) NamesOf(id digest.Digest) ([]string, error) {
 	return names, nil
 }
 
-// Resolve finds the image a user means: a name[:tag], a full image ID
-// ("sha256:…" or its hex) or a unique prefix of an ID's hex of at least 4
-// characters. A name or ID of an index (a multi-platform image) gives its
-// image for the host's platform (ResolveTarget keeps the index).
+// Resolve finds the image a user means: a name[:tag], a name@sha256:… the
+// image was pulled or pushed as, a full image ID ("sha256:…" or its hex) or
+// a unique prefix of an ID's hex of at least 4 characters. A name or ID of
+// an index (a multi-platform image) gives its image for the host's platform
+// (ResolveTarget keeps the index).
 func (s *Store) Resolve(nameOrID string) (digest.Digest, error) {
 	d, isIndex, err := s.ResolveTarget(nameOrID)
 	if err != nil || !isIndex {
@@ -163,6 +164,11 @@ func (s *Store) resolveImage(nameOrID string) (digest.Digest, error) {
 	if n, err := NormalizeName(nameOrID); err == nil {
 		if d, ok := refs[n]; ok && !s.IsIndex(d) {
 			return d, nil
+		}
+		if strings.Contains(n, "@") {
+			if d, ok := s.byRepoDigest(n); ok {
+				return d, nil
+			}
 		}
 	}
 	if hex := strings.TrimPrefix(nameOrID, "sha256:"); len(hex) >= 4 && isHex(hex) {

@@ -43,6 +43,10 @@ func imageNotFound(name any) error {
 	return fmt.Errorf("%w: %v: %w", ErrImageNotFound, name, ErrNotFound)
 }
 
+// SchemaVersion is the version of the store's layout above. It changes
+// when a kiln could no longer read a store an older kiln wrote.
+const SchemaVersion = 1
+
 // DefaultRoot is where the store lives when neither --root nor KILN_ROOT says otherwise.
 const DefaultRoot = "/var/lib/kiln"
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"os/signal"
 	"strconv"
@@ -243,5 +242,5 @@ func execFailed(err error) error {
 	if errors.As(err, &se) {
 		return exitWith(se.ExitCode, err)
 	}
-	return exitWith(1, fmt.Errorf("Error response from daemon: %w", err))
+	return exitWith(1, err)
 }

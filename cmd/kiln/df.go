@@ -6,11 +6,15 @@ import (
 	"text/tabwriter"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/cmd/kiln/internal/format"
 	"github.com/kiln-build/kiln/runner/container"
 )
 
-// systemDf writes `system df [-v]`.
-func systemDf(w io.Writer, g *globals, verbose bool) error {
+// systemDf writes `system df [-v] [--format F]`.
+func systemDf(w io.Writer, g *globals, verbose bool, f string) error {
+	if verbose && f != "" {
+		return fmt.Errorf("--format cannot be combined with --verbose")
+	}
 	s, err := cache.Open(g.root)
 	if err != nil {
 		return err
@@ -31,13 +35,23 @@ func systemDf(w io.Writer, g *globals, verbose bool) error {
 	if verbose {
 		return systemDfVerbose(w, iu, cu, bu)
 	}
-	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	fmt.Fprintln(tw, "TYPE\tTOTAL\tACTIVE\tSIZE\tRECLAIMABLE")
-	fmt.Fprintf(tw, "Images\t%d\t%d\t%s\t%s\n", iu.Total, iu.Active, humanSize(iu.Size), withPercent(iu.Reclaimable, iu.Size))
-	fmt.Fprintf(tw, "Containers\t%d\t%d\t%s\t%s\n", cu.Containers, cu.RunningContainers, humanSize(cu.ContainersSize), withPercent(cu.ContainersReclaimable, cu.ContainersSize))
-	fmt.Fprintf(tw, "Local Volumes\t%d\t%d\t%s\t%s\n", cu.Volumes, cu.UsedVolumes, humanSize(cu.VolumesSize), withPercent(cu.VolumesReclaimable, cu.VolumesSize))
-	fmt.Fprintf(tw, "Build Cache\t%d\t0\t%s\t%s\n", bu.CacheRecords, humanSize(bu.CacheSize), humanSize(bu.CacheReclaimable))
-	return tw.Flush()
+	rows := []dfLine{
+		{Type: "Images", TotalCount: fmt.Sprint(iu.Total), Active: fmt.Sprint(iu.Active), Size: humanSize(iu.Size), Reclaimable: withPercent(iu.Reclaimable, iu.Size)},
+		{Type: "Containers", TotalCount: fmt.Sprint(cu.Containers), Active: fmt.Sprint(cu.RunningContainers), Size: humanSize(cu.ContainersSize), Reclaimable: withPercent(cu.ContainersReclaimable, cu.ContainersSize)},
+		{Type: "Local Volumes", TotalCount: fmt.Sprint(cu.Volumes), Active: fmt.Sprint(cu.UsedVolumes), Size: humanSize(cu.VolumesSize), Reclaimable: withPercent(cu.VolumesReclaimable, cu.VolumesSize)},
+		{Type: "Build Cache", TotalCount: fmt.Sprint(bu.CacheRecords), Active: "0", Size: humanSize(bu.CacheSize), Reclaimable: humanSize(bu.CacheReclaimable)},
+	}
+	return format.Write(w, dfSpec, format.Options{Format: f}, rows)
+}
+
+// dfLine is one line of `system df` as templates see it (docker's names).
+type dfLine struct {
+	Type, TotalCount, Active, Size, Reclaimable string
+}
+
+var dfSpec = format.Spec{
+	Table:   "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
+	Headers: map[string]string{"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"},
 }
 
 func systemDfVerbose(w io.Writer, iu cache.ImageUsage, cu container.Usage, bu cache.DiskUsage) error {

@@ -1,17 +1,31 @@
 package main
 
 import (
-	"fmt"
+	"strconv"
 	"strings"
-	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/cmd/kiln/internal/format"
 )
 
+// historyRow is one history entry as templates see it (docker's names).
+type historyRow struct {
+	ID, CreatedSince, CreatedAt, CreatedBy, Size, Comment string
+}
+
+var historySpec = format.Spec{
+	Table: "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+	Quiet: "{{.ID}}",
+	Headers: map[string]string{"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
+		"Size": "SIZE", "Comment": "COMMENT"},
+}
+
 func newHistoryCommand(g *globals) *cobra.Command {
-	var noTrunc, quiet bool
+	var noTrunc, human bool
+	var o format.Options
 	cmd := &cobra.Command{
 		Use:   "history [OPTIONS] IMAGE",
 		Short: "Show the history of an image",
@@ -30,14 +44,6 @@ func newHistoryCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if quiet {
-				fmt.Fprintln(out, shortID(id, noTrunc))
-				for range len(img.History) - 1 {
-					fmt.Fprintln(out, "<missing>")
-				}
-				return nil
-			}
 			// Non-empty history entries match the layers in order.
 			sizes := make([]int64, len(img.History))
 			li := 0
@@ -50,28 +56,39 @@ func newHistoryCommand(g *globals) *cobra.Command {
 				}
 				li++
 			}
-			tw := tabwriter.NewWriter(out, 0, 8, 3, ' ', 0)
-			fmt.Fprintln(tw, "IMAGE\tCREATED\tCREATED BY\tSIZE\tCOMMENT")
+			var rows []historyRow
 			for i := len(img.History) - 1; i >= 0; i-- {
 				h := img.History[i]
-				row := "<missing>"
+				r := historyRow{ID: "<missing>", CreatedSince: "N/A", CreatedAt: "N/A", Comment: h.Comment}
 				if i == len(img.History)-1 {
-					row = shortID(id, noTrunc)
+					r.ID = shortID(id, noTrunc)
 				}
-				created := "N/A"
 				if h.Created != nil {
-					created = ago(*h.Created)
+					r.CreatedAt = time.Unix(h.Created.Unix(), 0).Format(time.RFC3339)
+					if h.Created.After(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)) {
+						r.CreatedSince = ago(*h.Created)
+					}
 				}
-				by := strings.Join(strings.Fields(h.CreatedBy), " ")
-				if !noTrunc && len([]rune(by)) > 45 {
-					by = string([]rune(by)[:44]) + "…"
+				r.CreatedBy = strings.Join(strings.Fields(h.CreatedBy), " ")
+				if !noTrunc && len([]rune(r.CreatedBy)) > 45 {
+					r.CreatedBy = string([]rune(r.CreatedBy)[:44]) + "…"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", row, created, by, humanSize(sizes[i]), h.Comment)
+				r.Size = humanSize(sizes[i])
+				if !human {
+					r.Size, r.CreatedSince = strconv.FormatInt(sizes[i], 10), r.CreatedAt
+				}
+				rows = append(rows, r)
 			}
-			return tw.Flush()
+			spec := historySpec
+			if !human {
+				spec.Table = "table {{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+			}
+			return format.Write(cmd.OutOrStdout(), spec, o, rows)
 		},
 	}
 	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
-	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only show image IDs")
+	cmd.Flags().BoolVarP(&human, "human", "H", true, "print sizes and dates in human readable format")
+	cmd.Flags().BoolVarP(&o.Quiet, "quiet", "q", false, "only show image IDs")
+	cmd.Flags().StringVar(&o.Format, "format", "", "format output: table, table TEMPLATE, json or a Go template")
 	return cmd
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -11,11 +12,11 @@ import (
 	"github.com/kiln-build/kiln/cache"
 )
 
-// indexRows are the rows of the store's indexes (multi-platform images):
-// one per name, as an image's, with the newest creation time and the total
-// size of their images; listed are the images they list, which images
-// shows only through them.
-func indexRows(s *cache.Store) (rows []imageRow, listed map[digest.Digest]bool, err error) {
+// indexEntries are the store's indexes (multi-platform images) as images
+// list them: with the newest creation time and the total size of their
+// images; listed are the images they list, which images shows only
+// through them.
+func indexEntries(s *cache.Store) (out []*imageEntry, listed map[digest.Digest]bool, err error) {
 	listed = map[digest.Digest]bool{}
 	idxs, err := s.IndexIDs()
 	if err != nil {
@@ -26,57 +27,59 @@ func indexRows(s *cache.Store) (rows []imageRow, listed map[digest.Digest]bool, 
 		if err != nil {
 			return nil, nil, err
 		}
-		var created time.Time
-		var size int64
+		e := &imageEntry{id: d}
 		for _, im := range images {
 			listed[im.Image] = true
 			img, _, err := s.Image(im.Image)
 			if err != nil {
 				return nil, nil, err
 			}
-			if img.Created != nil && img.Created.After(created) {
-				created = *img.Created
+			if img.Created != nil && img.Created.After(e.created) {
+				e.created = *img.Created
 			}
 			n, err := imageSize(s, img.RootFS.DiffIDs)
 			if err != nil {
 				return nil, nil, err
 			}
-			size += n
+			e.size += n
 		}
 		names, err := s.NamesOf(d)
 		if err != nil {
 			return nil, nil, err
 		}
-		if len(names) == 0 {
-			rows = append(rows, imageRow{repo: "<none>", tag: "<none>", id: d, created: created, size: size})
-		}
 		for _, n := range names {
-			repo, tag := splitName(cache.FamiliarName(n))
-			rows = append(rows, imageRow{repo: repo, tag: tag, id: d, created: created, size: size})
+			if !strings.Contains(n, "@") {
+				e.tags = append(e.tags, n)
+			}
 		}
+		if e.repoDigests, err = s.RepoDigests(d); err != nil {
+			return nil, nil, err
+		}
+		out = append(out, e)
 	}
-	return rows, listed, nil
+	return out, listed, nil
 }
 
 // printImageTree is images --tree (docker 28's): each image, and under an
 // index each platform it has with its image ID and size.
 func printImageTree(out io.Writer, s *cache.Store, noTrunc bool) error {
-	rows, err := imageRows(s)
+	imgs, err := imageEntries(s)
 	if err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(tw, "IMAGE\tID\tDISK USAGE\tCREATED")
-	for _, r := range rows {
-		name := r.repo + ":" + r.tag
-		if r.repo == "<none>" {
+	for _, r := range imageRows(imgs, noTrunc, false) {
+		name := r.Repository + ":" + r.Tag
+		if r.Repository == "<none>" {
 			name = "<untagged>"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, shortID(r.id, noTrunc), humanSize(r.size), ago(r.created))
-		if !s.IsIndex(r.id) {
+		e := r.img
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, r.ID, r.Size, r.CreatedSince)
+		if !s.IsIndex(e.id) {
 			continue
 		}
-		idx, images, err := s.Index(r.id)
+		idx, images, err := s.Index(e.id)
 		if err != nil {
 			return err
 		}

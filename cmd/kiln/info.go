@@ -10,11 +10,30 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/cmd/kiln/internal/format"
+	"github.com/kiln-build/kiln/runner/container"
 )
 
+// infoData is `kiln info` under docker's field names, for --format.
+type infoData struct {
+	Containers, ContainersRunning, ContainersPaused, ContainersStopped int
+	Images                                                             int
+	Driver                                                             string
+	DriverStatus                                                       [][2]string
+	CgroupVersion                                                      string
+	Namespaces                                                         []string
+	KernelVersion, OperatingSystem, OSType, Architecture               string
+	NCPU                                                               int
+	MemTotal                                                           int64
+	DockerRootDir                                                      string
+	Name                                                               string
+	ServerVersion                                                      string
+}
+
 func newInfoCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "info",
+	var f string
+	cmd := &cobra.Command{
+		Use:   "info [OPTIONS]",
 		Short: "Display system-wide information",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -27,28 +46,63 @@ func newInfoCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			cs, err := container.NewStore(s.Root()).List()
+			if err != nil {
+				return err
+			}
 			var uts unix.Utsname
 			unix.Uname(&uts)
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "Images: %d\n", len(ids))
-			fmt.Fprintf(out, "Store Root: %s\n", s.Root())
-			fmt.Fprintf(out, "Storage Driver: overlay2\n")
-			fmt.Fprintf(out, " Backing Filesystem: %s\n", fsType(s.Root()))
-			fmt.Fprintf(out, " Overlay Supported: %v\n", hasFilesystem("overlay"))
-			fmt.Fprintf(out, "Cgroup Version: %s\n", cgroupVersion())
-			fmt.Fprintf(out, "Namespaces: %s\n", strings.Join(namespaces(), " "))
-			fmt.Fprintf(out, "Kernel Version: %s\n", unix.ByteSliceToString(uts.Release[:]))
-			fmt.Fprintf(out, "Operating System: %s\n", osName())
-			fmt.Fprintf(out, "OSType: linux\n")
-			fmt.Fprintf(out, "Architecture: %s\n", unix.ByteSliceToString(uts.Machine[:]))
-			fmt.Fprintf(out, "CPUs: %d\n", runtime.NumCPU())
+			hostname, _ := os.Hostname()
+			d := infoData{
+				Images: len(ids), Driver: "overlay2",
+				DriverStatus:  [][2]string{{"Backing Filesystem", fsType(s.Root())}, {"Overlay Supported", fmt.Sprint(hasFilesystem("overlay"))}},
+				CgroupVersion: cgroupVersion(), Namespaces: namespaces(),
+				KernelVersion: unix.ByteSliceToString(uts.Release[:]), OperatingSystem: osName(), OSType: "linux",
+				Architecture: unix.ByteSliceToString(uts.Machine[:]), NCPU: runtime.NumCPU(),
+				DockerRootDir: s.Root(), Name: hostname, ServerVersion: buildVersion().Version,
+			}
+			for _, c := range cs {
+				d.Containers++
+				switch {
+				case c.State.Paused:
+					d.ContainersPaused++
+				case c.State.Running:
+					d.ContainersRunning++
+				default:
+					d.ContainersStopped++
+				}
+			}
 			var si unix.Sysinfo_t
 			if unix.Sysinfo(&si) == nil {
-				fmt.Fprintf(out, "Total Memory: %s\n", humanSize(int64(si.Totalram)*int64(si.Unit)))
+				d.MemTotal = int64(si.Totalram) * int64(si.Unit)
 			}
+			out := cmd.OutOrStdout()
+			if f != "" {
+				return format.Object(out, f, d)
+			}
+			fmt.Fprintf(out, "Containers: %d\n Running: %d\n Paused: %d\n Stopped: %d\n", d.Containers, d.ContainersRunning, d.ContainersPaused, d.ContainersStopped)
+			fmt.Fprintf(out, "Images: %d\n", d.Images)
+			fmt.Fprintf(out, "Store Root: %s\n", d.DockerRootDir)
+			fmt.Fprintf(out, "Storage Driver: %s\n", d.Driver)
+			for _, kv := range d.DriverStatus {
+				fmt.Fprintf(out, " %s: %s\n", kv[0], kv[1])
+			}
+			fmt.Fprintf(out, "Cgroup Version: %s\n", d.CgroupVersion)
+			fmt.Fprintf(out, "Namespaces: %s\n", strings.Join(d.Namespaces, " "))
+			fmt.Fprintf(out, "Kernel Version: %s\n", d.KernelVersion)
+			fmt.Fprintf(out, "Operating System: %s\n", d.OperatingSystem)
+			fmt.Fprintf(out, "OSType: %s\n", d.OSType)
+			fmt.Fprintf(out, "Architecture: %s\n", d.Architecture)
+			fmt.Fprintf(out, "CPUs: %d\n", d.NCPU)
+			if d.MemTotal > 0 {
+				fmt.Fprintf(out, "Total Memory: %s\n", humanSize(d.MemTotal))
+			}
+			fmt.Fprintf(out, "Name: %s\n", d.Name)
 			return nil
 		},
 	}
+	cmd.Flags().StringVarP(&f, "format", "f", "", "format the output using the given Go template, or json")
+	return cmd
 }
 
 func hasFilesystem(name string) bool {

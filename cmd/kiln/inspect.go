@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"strings"
-	"text/template"
 	"time"
 
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
@@ -14,47 +12,75 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/cmd/kiln/internal/format"
 	"github.com/kiln-build/kiln/runner/container"
 )
 
-func newInspectCommand(g *globals) *cobra.Command {
-	var format, typ, platform string
+func newInspectCommand(g *globals) *cobra.Command { return newInspectCommandOf(g, "") }
+
+// newInspectCommandOf is `inspect`, or with a type `image inspect` and
+// `container inspect`.
+func newInspectCommandOf(g *globals, typ string) *cobra.Command {
+	var f, platform string
 	var size bool
+	short := "Return low-level information on containers and images"
+	if typ != "" {
+		short = fmt.Sprintf("Display detailed information on one or more %ss", typ)
+	}
 	cmd := &cobra.Command{
 		Use:   "inspect [OPTIONS] NAME|ID [NAME|ID...]",
-		Short: "Return low-level information on containers and images",
+		Short: short,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if typ != "" && typ != "image" && typ != "container" {
+				return fmt.Errorf("%q is not a valid value for --type (image or container)", typ)
+			}
 			s, err := cache.Open(g.root)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			// Like docker: a container with that name or ID wins over an image.
+			// Like docker: a container with that name or ID wins over an
+			// image; what is found is printed, then what is not is an error.
 			cs := container.NewStore(s.Root())
 			var objs []any
+			var missing []error
 			for _, a := range args {
 				if typ != "image" {
 					if c, err := cs.Get(a); err == nil {
 						objs = append(objs, inspectContainer(c, s, size))
 						continue
 					} else if typ == "container" {
-						return err
+						missing = append(missing, err)
+						continue
 					}
 				}
 				o, err := inspectImage(s, a, platform)
 				if err != nil {
-					return err
+					if typ == "" && errors.Is(err, cache.ErrNotFound) {
+						err = fmt.Errorf("no such object: %s", a)
+					}
+					missing = append(missing, err)
+					continue
 				}
 				objs = append(objs, o)
 			}
-			return writeInspect(cmd.OutOrStdout(), objs, format)
+			if err := format.Inspect(cmd.OutOrStdout(), f, objs); err != nil {
+				return err
+			}
+			return errors.Join(missing...)
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "format the output using the given Go template")
-	cmd.Flags().StringVar(&typ, "type", "", "only inspect objects of this type (container or image)")
-	cmd.Flags().BoolVarP(&size, "size", "s", false, "display total file sizes if the type is container")
-	cmd.Flags().StringVar(&platform, "platform", "", "the platform's image of a multi-platform image (default: this machine's)")
+	cmd.Flags().StringVarP(&f, "format", "f", "", "format the output using the given Go template, or json")
+	if typ == "" {
+		cmd.Flags().StringVar(&typ, "type", "", "only inspect objects of this type (container or image)")
+	}
+	if typ != "image" {
+		cmd.Flags().BoolVarP(&size, "size", "s", false, "display total file sizes if the type is container")
+	}
+	if typ != "container" {
+		cmd.Flags().StringVar(&platform, "platform", "", "the platform's image of a multi-platform image (default: this machine's)")
+	}
 	return cmd
 }
 
@@ -106,7 +132,17 @@ func inspectImage(s *cache.Store, ref, platform string) (*imageInspect, error) {
 	}
 	tags := []string{}
 	for _, n := range names {
-		tags = append(tags, cache.FamiliarName(n))
+		if !strings.Contains(n, "@") {
+			tags = append(tags, cache.FamiliarName(n))
+		}
+	}
+	repoDigests := []string{}
+	ds, err := s.RepoDigests(id)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range ds {
+		repoDigests = append(repoDigests, cache.FamiliarName(d))
 	}
 	size, err := imageSize(s, img.RootFS.DiffIDs)
 	if err != nil {
@@ -132,55 +168,9 @@ func inspectImage(s *cache.Store, ref, platform string) (*imageInspect, error) {
 		layers = []digest.Digest{}
 	}
 	return &imageInspect{
-		ID: shown.String(), RepoTags: tags, RepoDigests: []string{}, Created: created, Author: img.Author,
+		ID: shown.String(), RepoTags: tags, RepoDigests: repoDigests, Created: created, Author: img.Author,
 		Config: img.Config, Architecture: img.Architecture, Variant: img.Variant, Os: img.OS, Size: size,
 		GraphDriver: gd, RootFS: rootFS{Type: "layers", Layers: layers},
 		Metadata: map[string]any{"LastTagTime": "0001-01-01T00:00:00Z"},
 	}, nil
-}
-
-// writeInspect prints objects as an indented JSON array, or each through a Go
-// template as `docker inspect --format` does.
-func writeInspect(w io.Writer, objs []any, format string) error {
-	if format == "" {
-		data, err := json.MarshalIndent(objs, "", "    ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(w, "%s\n", data)
-		return err
-	}
-	tmpl, err := template.New("format").Funcs(template.FuncMap{
-		"json": func(v any) (string, error) {
-			b, err := json.Marshal(v)
-			return string(b), err
-		},
-		"join":  strings.Join,
-		"upper": strings.ToUpper,
-		"lower": strings.ToLower,
-		"title": strings.Title, //nolint:staticcheck // docker offers it too
-		"split": strings.Split,
-	}).Parse(format)
-	if err != nil {
-		return fmt.Errorf("template parsing error: %w", err)
-	}
-	for _, o := range objs {
-		// Templates see the JSON field names, as docker's do.
-		data, err := json.Marshal(o)
-		if err != nil {
-			return err
-		}
-		// Numbers stay as written (json.Number): 16777216, not 1.6777216e+07.
-		var generic any
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.UseNumber()
-		if err := dec.Decode(&generic); err != nil {
-			return err
-		}
-		if err := tmpl.Execute(w, generic); err != nil {
-			return fmt.Errorf("template: %w", err)
-		}
-		fmt.Fprintln(w)
-	}
-	return nil
 }

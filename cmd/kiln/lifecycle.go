@@ -31,7 +31,7 @@ func eachContainer(cmd *cobra.Command, g *globals, args []string, fn func(*conta
 			err = fn(c)
 		}
 		if err != nil {
-			fmt.Fprintln(cmd.ErrOrStderr(), "Error response from daemon:", err)
+			fmt.Fprintln(cmd.ErrOrStderr(), "Error:", err)
 			failed = exitError(1)
 			continue
 		}
@@ -151,7 +151,7 @@ func newWaitCommand(g *globals) *cobra.Command {
 					err = c.WaitExit(-1)
 				}
 				if err != nil {
-					fmt.Fprintln(cmd.ErrOrStderr(), "Error response from daemon:", err)
+					fmt.Fprintln(cmd.ErrOrStderr(), "Error:", err)
 					failed = errors.New("wait failed")
 					continue
 				}

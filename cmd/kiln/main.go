@@ -64,7 +64,24 @@ func newRootCommand() *cobra.Command {
 		defRoot = "/var/lib/kiln"
 	}
 	root.PersistentFlags().StringVar(&g.root, "root", defRoot, "store root directory (env KILN_ROOT)")
-	root.AddCommand(
+	root.Version = kilnVersion()
+	root.SetVersionTemplate("kiln version {{.Version}}\n")
+	root.AddCommand(commands(g)...)
+	// docker's management commands (image ls, container inspect, ...) are
+	// the same commands, built again under their group (groups.go).
+	root.AddCommand(managementCommands(g)...)
+	// cobra's `completion bash|zsh|fish|powershell`, made now (not when
+	// executed) so that it is a parent like the others.
+	root.InitDefaultCompletionCmd()
+	if c, _, err := root.Find([]string{"completion"}); err == nil && c != root {
+		requireSubcommand(c)
+	}
+	return root
+}
+
+// commands are kiln's top-level commands.
+func commands(g *globals) []*cobra.Command {
+	return []*cobra.Command{
 		newBuildCommand(g),
 		newImportCommand(g),
 		newSaveCommand(g),
@@ -77,8 +94,6 @@ func newRootCommand() *cobra.Command {
 		newTagCommand(g),
 		newRmiCommand(g),
 		newInfoCommand(g),
-		newBuilderCommand(g),
-		newSystemCommand(g),
 		newPullCommand(g),
 		newPushCommand(g),
 		newLoginCommand(g),
@@ -94,14 +109,12 @@ func newRootCommand() *cobra.Command {
 		newPsCommand(g),
 		newLogsCommand(g),
 		newVolumeCommand(g),
-		newContainerCommand(g),
 		newNetworkCommand(g),
 		newPortCommand(g),
 		newExecCommand(g),
 		newAttachCommand(g),
 		newTopCommand(g),
 		newDiffCommand(g),
-		newImageCommand(g),
 		newCpCommand(g),
 		newExportCommand(g),
 		newCommitCommand(g),
@@ -111,6 +124,6 @@ func newRootCommand() *cobra.Command {
 		newUpdateCommand(g),
 		newStatsCommand(g),
 		newEventsCommand(g),
-	)
-	return root
+		newVersionCommand(g),
+	}
 }

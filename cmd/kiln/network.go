@@ -5,21 +5,21 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/cmd/kiln/internal/filter"
+	"github.com/kiln-build/kiln/cmd/kiln/internal/format"
 	"github.com/kiln-build/kiln/runner/container"
 	"github.com/kiln-build/kiln/runner/network"
 )
 
 func newNetworkCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "network", Short: "Manage networks"}
-	cmd.AddCommand(newNetworkCreateCommand(g), newNetworkLsCommand(g), newNetworkInspectCommand(g),
+	return group("network", "Manage networks", newNetworkCreateCommand(g), newNetworkLsCommand(g), newNetworkInspectCommand(g),
 		newNetworkRmCommand(g), newNetworkPruneCommand(g), newNetworkConnectCommand(g), newNetworkDisconnectCommand(g))
-	return cmd
 }
 
 func openNetworks(g *globals) (*network.Store, error) { return network.Open(storeRoot(g)) }
@@ -108,33 +108,80 @@ func findNetwork(rows []netRow, ref string) (netRow, error) {
 	return netRow{}, fmt.Errorf("network %s not found: %w", ref, network.ErrNoSuchNetwork)
 }
 
+// networkRow is one network as `network ls --format` sees it (docker's names).
+type networkRow struct {
+	ID, Name, Driver, Scope, IPv4, IPv6, Internal, Labels, CreatedAt string
+
+	labels map[string]string
+}
+
+// Label is docker's {{.Label "key"}}.
+func (r networkRow) Label(name string) string { return r.labels[name] }
+
+var networkSpec = format.Spec{
+	Table: "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+	Quiet: "{{.ID}}",
+	Headers: map[string]string{"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv4": "IPV4", "IPv6": "IPV6",
+		"Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT"},
+}
+
 func newNetworkLsCommand(g *globals) *cobra.Command {
-	var quiet bool
+	var o format.Options
+	var noTrunc bool
+	var filters []string
 	cmd := &cobra.Command{
 		Use:     "ls [OPTIONS]",
 		Aliases: []string{"list"},
 		Short:   "List networks",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rows, err := listNetworks(g)
+			fa, err := filter.Parse(filters)
 			if err != nil {
 				return err
 			}
-			if quiet {
-				for _, r := range rows {
-					fmt.Fprintln(cmd.OutOrStdout(), r.ID[:12])
+			nets, err := listNetworks(g)
+			if err != nil {
+				return err
+			}
+			labels := func(r netRow) map[string]string {
+				if r.n == nil {
+					return nil
 				}
-				return nil
+				return r.n.Labels
 			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 8, 3, ' ', 0)
-			fmt.Fprintln(w, "NETWORK ID\tNAME\tDRIVER\tSCOPE")
-			for _, r := range rows {
-				fmt.Fprintf(w, "%s\t%s\t%s\tlocal\n", r.ID[:12], r.Name, r.Driver)
+			if nets, err = filter.Apply(fa, filter.Keys[netRow]{
+				"driver": filter.Exact(func(r netRow) string { return r.Driver }),
+				"id":     filter.Prefix(func(r netRow) string { return r.ID }),
+				"label":  filter.Label(labels),
+				"name":   filter.Substring(func(r netRow) string { return r.Name }),
+				"scope":  filter.Exact(func(netRow) string { return "local" }),
+				"type": {Parse: func(v string) (filter.Pred[netRow], error) {
+					if v != "custom" && v != "builtin" {
+						return nil, fmt.Errorf("not custom or builtin")
+					}
+					return func(r netRow) bool { return (r.n != nil && r.Name != network.DefaultNetwork) == (v == "custom") }, nil
+				}},
+			}, nets); err != nil {
+				return err
 			}
-			return w.Flush()
+			rows := make([]networkRow, 0, len(nets))
+			for _, r := range nets {
+				id := r.ID
+				if !noTrunc {
+					id = id[:12]
+				}
+				created := r.Created.String()
+				rows = append(rows, networkRow{ID: id, Name: r.Name, Driver: r.Driver, Scope: "local", IPv4: strconv.FormatBool(r.n != nil), IPv6: "false",
+					Internal: strconv.FormatBool(r.n != nil && r.n.Internal), Labels: joinLabels(labels(r)), CreatedAt: created,
+					labels: labels(r)})
+			}
+			return format.Write(cmd.OutOrStdout(), networkSpec, o, rows)
 		},
 	}
-	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only display network IDs")
+	cmd.Flags().BoolVarP(&o.Quiet, "quiet", "q", false, "only display network IDs")
+	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "do not truncate the output")
+	cmd.Flags().StringVar(&o.Format, "format", "", "format output: table, table TEMPLATE, json or a Go template")
+	cmd.Flags().StringArrayVarP(&filters, "filter", "f", nil, "provide filter values (driver, id, label, name, scope, type)")
 	return cmd
 }
 
@@ -192,7 +239,7 @@ func inspectNetwork(r netRow) networkInspect {
 }
 
 func newNetworkInspectCommand(g *globals) *cobra.Command {
-	var format string
+	var f string
 	cmd := &cobra.Command{
 		Use:   "inspect [OPTIONS] NETWORK [NETWORK...]",
 		Short: "Display detailed information on one or more networks",
@@ -210,10 +257,10 @@ func newNetworkInspectCommand(g *globals) *cobra.Command {
 				}
 				out = append(out, inspectNetwork(r))
 			}
-			return writeInspect(cmd.OutOrStdout(), out, format)
+			return format.Inspect(cmd.OutOrStdout(), f, out)
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "format the output using a Go template")
+	cmd.Flags().StringVarP(&f, "format", "f", "", "format the output using a Go template, or json")
 	return cmd
 }
 
@@ -236,7 +283,7 @@ func newNetworkRmCommand(g *globals) *cobra.Command {
 					err = ns.Remove(a)
 				}
 				if err != nil {
-					fmt.Fprintln(cmd.ErrOrStderr(), "Error response from daemon:", err)
+					fmt.Fprintln(cmd.ErrOrStderr(), "Error:", err)
 					failed = errors.New("failed to remove network " + a)
 					continue
 				}
@@ -248,17 +295,24 @@ func newNetworkRmCommand(g *globals) *cobra.Command {
 }
 
 func newNetworkPruneCommand(g *globals) *cobra.Command {
-	var force bool
+	f := &pruneFlags{}
 	cmd := &cobra.Command{
 		Use:   "prune [OPTIONS]",
 		Short: "Remove all unused networks",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			match, err := pruneFilter(f, networkLabels, networkCreated)
+			if err != nil {
+				return err
+			}
+			if !f.ask(cmd, "WARNING! This will remove all custom networks not used by at least one container.") {
+				return nil
+			}
 			ns, err := openNetworks(g)
 			if err != nil {
 				return err
 			}
-			names, err := ns.Prune()
+			names, err := ns.PruneMatching(match)
 			if len(names) > 0 {
 				fmt.Fprintln(cmd.OutOrStdout(), "Deleted Networks:")
 				for _, n := range names {
@@ -268,7 +322,7 @@ func newNetworkPruneCommand(g *globals) *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
+	f.register(cmd)
 	return cmd
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
@@ -65,7 +66,7 @@ func newPullCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			res, err := registry.Pull(cmd.Context(), s, args[0], o)
+			res, err := pull(cmd.Context(), s, args[0], o)
 			if err != nil {
 				return err
 			}
@@ -84,6 +85,25 @@ func newPullCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
+// pull pulls an image and records the repository digest it came as
+// (RepoDigests), as every kiln pull does.
+func pull(ctx context.Context, s *cache.Store, ref string, o registry.Options) (registry.Pulled, error) {
+	res, err := registry.Pull(ctx, s, ref, o)
+	if err != nil {
+		return res, err
+	}
+	return res, recordRepoDigest(s, res.ID, res.Name, res.Digest)
+}
+
+// recordRepoDigest records name's repository at dgst as the image's.
+func recordRepoDigest(s *cache.Store, id digest.Digest, name string, dgst digest.Digest) error {
+	named, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return err
+	}
+	return s.AddRepoDigest(id, reference.TrimNamed(named).Name()+"@"+dgst.String())
+}
+
 // pullFunc is how a build pulls its FROM images: each name once per build,
 // progress on w.
 func pullFunc(s *cache.Store, o registry.Options, w io.Writer) builder.PullFunc {
@@ -98,7 +118,7 @@ func pullFunc(s *cache.Store, o registry.Options, w io.Writer) builder.PullFunc 
 			return id, nil
 		}
 		fmt.Fprintf(w, "pulling %s\n", name)
-		res, err := registry.Pull(ctx, s, name, o)
+		res, err := pull(ctx, s, name, o)
 		if err != nil {
 			return "", err
 		}
@@ -145,7 +165,7 @@ func findImage(ctx context.Context, s *cache.Store, ref string, policy builder.P
 		fmt.Fprintf(w, "Unable to find image '%s' locally\n", ref)
 	}
 	o.Progress = w
-	res, err := registry.Pull(ctx, s, ref, o)
+	res, err := pull(ctx, s, ref, o)
 	if err != nil {
 		return "", err
 	}

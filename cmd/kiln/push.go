@@ -34,10 +34,17 @@ func newPushCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.Close()
+			id, err := s.Resolve(args[0])
+			if err != nil {
+				return err
+			}
 			o := rf.options(quiet)
 			o.Platform = pf
 			res, err := registry.Push(cmd.Context(), s, args[0], dest, f, o)
 			if err != nil {
+				return err
+			}
+			if err := recordRepoDigest(s, id, res.Name, res.Manifest.Digest); err != nil {
 				return err
 			}
 			fmt.Printf("%s: digest: %s size: %d\n", cache.FamiliarName(res.Name), res.Manifest.Digest, res.Manifest.Size)

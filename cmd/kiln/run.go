@@ -348,7 +348,7 @@ func newStartCommand(g *globals) *cobra.Command {
 						continue
 					}
 				}
-				fmt.Fprintln(cmd.ErrOrStderr(), "Error response from daemon:", err)
+				fmt.Fprintln(cmd.ErrOrStderr(), "Error:", err)
 				failed = errors.New("failed to start containers: " + a)
 			}
 			return failed

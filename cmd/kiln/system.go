@@ -5,19 +5,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/cache"
 )
-
-func newBuilderCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "builder", Short: "Manage the build cache"}
-	cmd.AddCommand(newBuilderPruneCommand(g))
-	return cmd
-}
 
 func newBuilderPruneCommand(g *globals) *cobra.Command {
 	var (
@@ -39,17 +32,11 @@ func newBuilderPruneCommand(g *globals) *cobra.Command {
 				}
 				opts.KeepStorage = n
 			}
-			for _, f := range filters {
-				k, v, _ := strings.Cut(f, "=")
-				if k != "until" {
-					return fmt.Errorf("--filter %q: only until=DURATION is supported", f)
-				}
-				d, err := time.ParseDuration(v)
-				if err != nil {
-					return fmt.Errorf("--filter %q: %w", f, err)
-				}
-				opts.Until = d
+			match, err := pruneFilter(&pruneFlags{filters: filters}, buildCacheLabels, buildCacheUsed)
+			if err != nil {
+				return err
 			}
+			opts.Match = match
 			if !force {
 				warning := "WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] "
 				if all {
@@ -86,7 +73,7 @@ func newBuilderPruneCommand(g *globals) *cobra.Command {
 	f.BoolVarP(&all, "all", "a", false, "remove all unused build cache, not just what no image uses")
 	f.BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
 	f.StringVar(&keepStorage, "keep-storage", "", "amount of disk space to keep for cache")
-	f.StringArrayVar(&filters, "filter", nil, "provide filter values (until=DURATION)")
+	f.StringArrayVar(&filters, "filter", nil, "provide filter values (until=DURATION|TIMESTAMP, label=..., label!=...)")
 	return cmd
 }
 
@@ -98,23 +85,19 @@ func confirm(in io.Reader, out io.Writer, question string) bool {
 	return line == "y" || line == "yes"
 }
 
-func newSystemCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "system", Short: "Manage kiln"}
-	cmd.AddCommand(newSystemDfCommand(g), newSystemPruneCommand(g), newSystemCheckCommand(g))
-	return cmd
-}
-
 func newSystemDfCommand(g *globals) *cobra.Command {
 	var verbose bool
+	var f string
 	cmd := &cobra.Command{
-		Use:   "df",
+		Use:   "df [OPTIONS]",
 		Short: "Show kiln disk usage",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return systemDf(cmd.OutOrStdout(), g, verbose) // df.go
+			return systemDf(cmd.OutOrStdout(), g, verbose, f) // df.go
 		},
 	}
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show detailed information on space usage")
+	cmd.Flags().StringVar(&f, "format", "", "format output: table, table TEMPLATE, json or a Go template")
 	return cmd
 }
 

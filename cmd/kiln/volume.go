@@ -2,16 +2,17 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/cmd/kiln/internal/filter"
+	"github.com/kiln-build/kiln/cmd/kiln/internal/format"
 	"github.com/kiln-build/kiln/runner/container"
 )
 
 func newVolumeCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "volume", Short: "Manage volumes"}
 	var labels []string
 	create := &cobra.Command{
 		Use:   "create [OPTIONS] [VOLUME]",
@@ -36,43 +37,8 @@ func newVolumeCommand(g *globals) *cobra.Command {
 		},
 	}
 	create.Flags().StringArrayVar(&labels, "label", nil, "set metadata for a volume")
-	var quiet bool
-	var lsFormat string
-	ls := &cobra.Command{
-		Use:     "ls [OPTIONS]",
-		Aliases: []string{"list"},
-		Short:   "List volumes",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			vs, err := container.NewStore(storeRoot(g)).Volumes()
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			if quiet {
-				for _, v := range vs {
-					fmt.Fprintln(w, v.Name)
-				}
-				return nil
-			}
-			if lsFormat != "" {
-				objs := make([]any, len(vs))
-				for i := range vs {
-					objs[i] = vs[i]
-				}
-				return writeInspect(w, objs, lsFormat)
-			}
-			tw := tabwriter.NewWriter(w, 0, 8, 5, ' ', 0)
-			fmt.Fprintln(tw, "DRIVER\tVOLUME NAME")
-			for _, v := range vs {
-				fmt.Fprintf(tw, "%s\t%s\n", v.Driver, v.Name)
-			}
-			return tw.Flush()
-		},
-	}
-	ls.Flags().BoolVarP(&quiet, "quiet", "q", false, "only display volume names")
-	ls.Flags().StringVar(&lsFormat, "format", "", "format output using a Go template")
-	var format string
+	ls := newVolumeLsCommand(g)
+	var f string
 	inspect := &cobra.Command{
 		Use:   "inspect [OPTIONS] VOLUME [VOLUME...]",
 		Short: "Display detailed information on one or more volumes",
@@ -87,10 +53,10 @@ func newVolumeCommand(g *globals) *cobra.Command {
 				}
 				objs = append(objs, v)
 			}
-			return writeInspect(cmd.OutOrStdout(), objs, format)
+			return format.Inspect(cmd.OutOrStdout(), f, objs)
 		},
 	}
-	inspect.Flags().StringVarP(&format, "format", "f", "", "format the output using the given Go template")
+	inspect.Flags().StringVarP(&f, "format", "f", "", "format the output using the given Go template, or json")
 	var force bool
 	rm := &cobra.Command{
 		Use:     "rm [OPTIONS] VOLUME [VOLUME...]",
@@ -102,7 +68,7 @@ func newVolumeCommand(g *globals) *cobra.Command {
 			var failed error
 			for _, a := range args {
 				if err := cs.RemoveVolume(a); err != nil {
-					fmt.Fprintln(cmd.ErrOrStderr(), "Error response from daemon:", err)
+					fmt.Fprintln(cmd.ErrOrStderr(), "Error:", err)
 					failed = exitError(1)
 					continue
 				}
@@ -112,17 +78,79 @@ func newVolumeCommand(g *globals) *cobra.Command {
 		},
 	}
 	rm.Flags().BoolVarP(&force, "force", "f", false, "force the removal of one or more volumes")
-	cmd.AddCommand(create, ls, inspect, rm, newVolumePruneCommand(g))
+	return group("volume", "Manage volumes", create, ls, inspect, rm, newVolumePruneCommand(g))
+}
+
+// volumeRow is one volume as `volume ls --format` sees it (docker's names).
+type volumeRow struct {
+	Name, Driver, Scope, Mountpoint, Labels, Links, Size string
+	Group, Availability, Status                          string // cluster volumes only: N/A
+
+	labels map[string]string
+}
+
+// Label is docker's {{.Label "key"}}.
+func (r volumeRow) Label(name string) string { return r.labels[name] }
+
+var volumeSpec = format.Spec{
+	Table: "table {{.Driver}}\t{{.Name}}",
+	Quiet: "{{.Name}}",
+	Headers: map[string]string{"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",
+		"Labels": "LABELS", "Links": "LINKS", "Size": "SIZE", "Group": "GROUP", "Availability": "AVAILABILITY", "Status": "STATUS"},
+}
+
+func newVolumeLsCommand(g *globals) *cobra.Command {
+	var o format.Options
+	var filters []string
+	cmd := &cobra.Command{
+		Use:     "ls [OPTIONS]",
+		Aliases: []string{"list"},
+		Short:   "List volumes",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fa, err := filter.Parse(filters)
+			if err != nil {
+				return err
+			}
+			cs := container.NewStore(storeRoot(g))
+			vs, err := cs.Volumes()
+			if err != nil {
+				return err
+			}
+			inUse := func(v container.Volume) bool {
+				users, err := cs.VolumeUsers(v.Name)
+				return err == nil && len(users) > 0
+			}
+			type V = container.Volume
+			if vs, err = filter.Apply(fa, filter.Keys[V]{
+				"dangling": filter.Bool(func(v V) bool { return !inUse(v) }),
+				"driver":   filter.Exact(func(v V) string { return v.Driver }),
+				"label":    filter.Label(func(v V) map[string]string { return v.Labels }),
+				"name":     filter.Substring(func(v V) string { return v.Name }),
+			}, vs); err != nil {
+				return err
+			}
+			rows := make([]volumeRow, 0, len(vs))
+			for _, v := range vs {
+				rows = append(rows, volumeRow{Name: v.Name, Driver: v.Driver, Scope: v.Scope, Mountpoint: v.Mountpoint,
+					Labels: joinLabels(v.Labels), Links: "N/A", Size: "N/A",
+					Group: "N/A", Availability: "N/A", Status: "N/A", labels: v.Labels})
+			}
+			return format.Write(cmd.OutOrStdout(), volumeSpec, o, rows)
+		},
+	}
+	cmd.Flags().BoolVarP(&o.Quiet, "quiet", "q", false, "only display volume names")
+	cmd.Flags().StringVar(&o.Format, "format", "", "format output: table, table TEMPLATE, json or a Go template")
+	cmd.Flags().StringArrayVarP(&filters, "filter", "f", nil, "provide filter values (dangling, driver, label, name)")
 	return cmd
 }
 
-// newContainerCommand groups the container verbs under `kiln container`.
-func newContainerCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "container", Short: "Manage containers"}
-	ls := newPsCommand(g)
-	ls.Use, ls.Aliases = "ls [OPTIONS]", []string{"list", "ps"}
-	cmd.AddCommand(newRunCommand(g), newCreateCommand(g), newStartCommand(g), newStopCommand(g),
-		newRestartCommand(g), newKillCommand(g), newRmCommand(g), newWaitCommand(g), ls, newLogsCommand(g),
-		newExecCommand(g), newAttachCommand(g), newTopCommand(g), newDiffCommand(g), newContainerPruneCommand(g))
-	return cmd
+// joinLabels is docker's Labels column: "k=v,k2=v2", sorted.
+func joinLabels(labels map[string]string) string {
+	var l []string
+	for k, v := range labels {
+		l = append(l, k+"="+v)
+	}
+	slices.Sort(l)
+	return strings.Join(l, ",")
 }

@@ -20,6 +20,12 @@ type Pruned struct {
 // restarting), created before until when until is not zero. A container
 // started meanwhile is left alone. Anonymous volumes stay, as docker's.
 func (s *Store) PruneContainers(until time.Time) (Pruned, error) {
+	return s.PruneContainersMatching(func(c *Container) bool { return until.IsZero() || c.Created.Before(until) })
+}
+
+// PruneContainersMatching removes the stopped containers match accepts
+// (docker's prune filters: until, label, label!); all when match is nil.
+func (s *Store) PruneContainersMatching(match func(*Container) bool) (Pruned, error) {
 	var res Pruned
 	list, err := s.List()
 	if err != nil {
@@ -27,7 +33,7 @@ func (s *Store) PruneContainers(until time.Time) (Pruned, error) {
 	}
 	var errs []error
 	for _, c := range list {
-		if c.State.Running || c.State.Restarting || (!until.IsZero() && !c.Created.Before(until)) {
+		if c.State.Running || c.State.Restarting || (match != nil && !match(c)) {
 			continue
 		}
 		size := cache.SpaceOnDisk(c.Dir)
@@ -47,6 +53,12 @@ func (s *Store) PruneContainers(until time.Time) (Pruned, error) {
 // PruneVolumes removes the volumes no container uses: the anonymous ones,
 // or with all every one, as docker's volume prune [-a].
 func (s *Store) PruneVolumes(all bool) (Pruned, error) {
+	return s.PruneVolumesMatching(all, nil)
+}
+
+// PruneVolumesMatching is PruneVolumes of the volumes match accepts (all
+// when match is nil).
+func (s *Store) PruneVolumesMatching(all bool, match func(Volume) bool) (Pruned, error) {
 	var res Pruned
 	vols, err := s.Volumes()
 	if err != nil {
@@ -58,7 +70,7 @@ func (s *Store) PruneVolumes(all bool) (Pruned, error) {
 	}
 	var errs []error
 	for _, v := range vols {
-		if used[v.Name] || (!v.Anonymous && !all) {
+		if used[v.Name] || (!v.Anonymous && !all) || (match != nil && !match(v)) {
 			continue
 		}
 		size := cache.SpaceOnDisk(filepath.Join(s.volumesDir(), v.Name))

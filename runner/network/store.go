@@ -344,7 +344,10 @@ func (st *state) remove(n *Network) error {
 // Prune removes every user-defined network without endpoints and returns
 // their names; the default network, when it has no endpoint, loses its
 // kernel state (bridge and firewall rules) until the next container needs it.
-func (s *Store) Prune() ([]string, error) {
+func (s *Store) Prune() ([]string, error) { return s.PruneMatching(nil) }
+
+// PruneMatching is Prune of the networks match accepts (all when nil).
+func (s *Store) PruneMatching(match func(*Network) bool) ([]string, error) {
 	var names []string
 	err := s.update(func(st *state) error {
 		for _, n := range append([]*Network{}, st.nets...) {
@@ -357,6 +360,9 @@ func (s *Store) Prune() ([]string, error) {
 						return err
 					}
 				}
+				continue
+			}
+			if match != nil && !match(n) {
 				continue
 			}
 			if err := st.remove(n); err != nil {
