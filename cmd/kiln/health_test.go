@@ -104,6 +104,17 @@ func TestContainerHealth(t *testing.T) {
 	if ps := e.kiln("ps", "--format", "{{.Names}} {{.Status}}"); !strings.Contains(ps, "slow Up") || !strings.Contains(ps, "(health: starting)") {
 		t.Errorf("ps status %q", ps)
 	}
+	for status, want := range map[string]string{"starting": "slow\n", "healthy": "web\n", "unhealthy": "", "none": ""} {
+		if got := e.kiln("ps", "--filter", "health="+status, "--format", "{{.Names}}"); got != want {
+			t.Errorf("ps --filter health=%s: %q, want %q", status, got, want)
+		}
+	}
+	if got := e.kiln("ps", "--filter", "name=slow", "--format", "{{.HealthStatus}}"); got != "starting\n" {
+		t.Errorf("ps {{.HealthStatus}}: %q", got)
+	}
+	if r := e.run("", "ps", "--filter", "health=fine"); r.code == 0 {
+		t.Errorf("ps --filter health=fine: exit 0")
+	}
 
 	// A check that outlives its timeout counts as a failure with exit code -1.
 	e.kiln("rm", "-f", "slow") // its checks stop with it

@@ -181,6 +181,17 @@ func psFilters(all []*container.Container, openStore func() (*cache.Store, error
 		"network": {Parse: func(v string) (filter.Pred[C], error) {
 			return func(c C) bool { return slices.Contains(containerNetworks(c), v) || containerNetworkIDPrefix(c, v) }, nil
 		}},
+		"health": {Parse: func(v string) (filter.Pred[C], error) {
+			if !slices.Contains([]string{container.HealthStarting, container.HealthHealthy, container.HealthUnhealthy, container.HealthNone}, v) {
+				return nil, fmt.Errorf("not a health status (starting, healthy, unhealthy or none)")
+			}
+			return func(c C) bool {
+				if c.State.Health == nil {
+					return v == container.HealthNone
+				}
+				return c.State.Health.Status == v
+			}, nil
+		}},
 	}
 }
 
@@ -279,6 +290,9 @@ func newPsRow(c *container.Container, noTrunc bool, imageSize func(*container.Co
 		Ports: portsText(c), Status: statusText(c.State), State: c.State.Status, Names: c.Name,
 		Labels: strings.Join(labels, ","), Mounts: strings.Join(mounts, ","), Networks: strings.Join(containerNetworks(c), ","),
 		LocalVolumes: strconv.Itoa(vols), labels: c.Config.Config.Labels,
+	}
+	if h := c.State.Health; h != nil {
+		row.HealthStatus = h.Status
 	}
 	if imageSize != nil {
 		rw := c.SizeRw()
