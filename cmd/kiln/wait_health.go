@@ -11,9 +11,9 @@ import (
 
 // waitCondition is `wait --condition healthy|unhealthy`, as podman's: it
 // blocks until every container's health check reports the status. For
-// CI's "start, wait until healthy, test", healthy fails at once (exit 1,
-// with the last check's output) when the container stops or turns
-// unhealthy.
+// CI's "start, wait until healthy, test", healthy fails (exit 1, with the
+// last check's output) when the container stops, or when a check started
+// after the wait leaves it unhealthy.
 func waitCondition(cmd *cobra.Command, g *globals, condition string, args []string) error {
 	if condition != container.HealthHealthy && condition != container.HealthUnhealthy {
 		return fmt.Errorf("invalid condition %q: want not-running, healthy or unhealthy", condition)
@@ -30,7 +30,7 @@ func waitCondition(cmd *cobra.Command, g *globals, condition string, args []stri
 			}
 		}
 		if err != nil {
-			fmt.Fprintln(cmd.ErrOrStderr(), "Error response from daemon:", err)
+			fmt.Fprintln(cmd.ErrOrStderr(), "Error:", err)
 			failed = errors.New("wait failed")
 			continue
 		}

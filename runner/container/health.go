@@ -324,6 +324,10 @@ func (c *Container) waitHealth(want string, failOnUnhealthy bool) error {
 	if !healthEnabled(c.Config.Config.Healthcheck) {
 		return fmt.Errorf("container %s has no health check", c.Name)
 	}
+	// An unhealthy status only fails the wait once a check that started
+	// after the wait says so: a container unhealthy when the wait begins
+	// (being fixed) gets its next check.
+	since := time.Now()
 	delay := time.Millisecond
 	for {
 		if err := c.Refresh(); err != nil {
@@ -336,12 +340,8 @@ func (c *Container) waitHealth(want string, failOnUnhealthy bool) error {
 			if h.Status == want {
 				return nil
 			}
-			if h.Status == HealthUnhealthy && failOnUnhealthy {
-				msg := ""
-				if n := len(h.Log); n > 0 {
-					msg = ": " + strings.TrimSpace(h.Log[n-1].Output)
-				}
-				return fmt.Errorf("container %s is unhealthy%s", c.Name, msg)
+			if n := len(h.Log); h.Status == HealthUnhealthy && failOnUnhealthy && n > 0 && !h.Log[n-1].Start.Before(since) {
+				return fmt.Errorf("container %s is unhealthy: %s", c.Name, strings.TrimSpace(h.Log[n-1].Output))
 			}
 		}
 		time.Sleep(delay)
