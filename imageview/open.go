@@ -1,10 +1,23 @@
 package imageview
 
-import "github.com/kiln-build/kiln/cache"
+import (
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-// AnalyzeImage analyses the image the store knows by name or ID.
-func AnalyzeImage(s *cache.Store, name string) (*Analysis, error) {
-	id, err := s.Resolve(name)
+	"github.com/kiln-build/kiln/cache"
+)
+
+// AnalyzeImage analyses the image the store knows by name or ID. Of a
+// multi-platform image (an index) it is the image of platform p, or of the
+// host's platform when p is nil.
+func AnalyzeImage(s *cache.Store, name string, p *ocispec.Platform) (*Analysis, error) {
+	var id digest.Digest
+	var err error
+	if p != nil {
+		id, err = s.ResolvePlatform(name, *p)
+	} else {
+		id, err = s.Resolve(name)
+	}
 	if err != nil {
 		return nil, err
 	}

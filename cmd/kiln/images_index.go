@@ -47,13 +47,14 @@ func indexEntries(s *cache.Store) (out []*imageEntry, listed map[digest.Digest]b
 		if err != nil {
 			return nil, nil, err
 		}
+		// An index has no image record: its digest references are its
+		// repository digests.
 		for _, n := range names {
-			if !strings.Contains(n, "@") {
+			if strings.Contains(n, "@") {
+				e.repoDigests = append(e.repoDigests, n)
+			} else {
 				e.tags = append(e.tags, n)
 			}
-		}
-		if e.repoDigests, err = s.RepoDigests(d); err != nil {
-			return nil, nil, err
 		}
 		out = append(out, e)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"io"
 	"strconv"
 	"strings"
@@ -59,6 +60,20 @@ type layersFlags struct {
 	html    string
 	tui     bool
 	ci      ciFlags
+	// platform picks the image of a multi-platform image (default: the host's).
+	platform string
+}
+
+// target is --platform parsed: nil for the host's.
+func (o layersFlags) target() (*ocispec.Platform, error) {
+	if o.platform == "" {
+		return nil, nil
+	}
+	p, err := cache.ParsePlatform(o.platform)
+	if err != nil {
+		return nil, fmt.Errorf("--platform: %w", err)
+	}
+	return &p, nil
 }
 
 func newLayersCommand(g *globals) *cobra.Command {
@@ -81,7 +96,11 @@ func newLayersCommand(g *globals) *cobra.Command {
 			if o.compare {
 				return layersCompare(out, s, args[0], args[1], o)
 			}
-			a, err := imageview.AnalyzeImage(s, args[0])
+			p, err := o.target()
+			if err != nil {
+				return err
+			}
+			a, err := imageview.AnalyzeImage(s, args[0], p)
 			if err != nil {
 				return err
 			}
@@ -108,6 +127,7 @@ func newLayersCommand(g *globals) *cobra.Command {
 	f.BoolVar(&o.noTrunc, "no-trunc", false, "don't truncate output")
 	f.StringVar(&o.html, "html", "", "write a self-contained HTML report to this file")
 	f.BoolVarP(&o.tui, "interactive", "i", false, "browse the layers and their files in a terminal UI")
+	f.StringVar(&o.platform, "platform", "", "the platform's image of a multi-platform image (default: this machine's)")
 	o.ci.add(f, "ci")
 	return cmd
 }
@@ -280,11 +300,15 @@ func printTree(w io.Writer, t *imageview.Tree, prefix string, root bool) {
 }
 
 func layersCompare(w io.Writer, s *cache.Store, nameA, nameB string, o layersFlags) error {
-	a, err := imageview.AnalyzeImage(s, nameA)
+	p, err := o.target()
 	if err != nil {
 		return err
 	}
-	b, err := imageview.AnalyzeImage(s, nameB)
+	a, err := imageview.AnalyzeImage(s, nameA, p)
+	if err != nil {
+		return err
+	}
+	b, err := imageview.AnalyzeImage(s, nameB, p)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,8 @@ func runLayersTUI(name string, a *imageview.Analysis) error {
 
 // newDiveCommand is `kiln dive IMAGE`, the interactive view of kiln layers -i.
 func newDiveCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var o layersFlags
+	cmd := &cobra.Command{
 		Use:   "dive IMAGE",
 		Short: "Browse an image's layers and their files (kiln layers -i)",
 		Args:  cobra.ExactArgs(1),
@@ -24,11 +25,17 @@ func newDiveCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			a, err := imageview.AnalyzeImage(s, args[0])
+			p, err := o.target()
+			if err != nil {
+				return err
+			}
+			a, err := imageview.AnalyzeImage(s, args[0], p)
 			if err != nil {
 				return err
 			}
 			return runLayersTUI(args[0], a)
 		},
 	}
+	cmd.Flags().StringVar(&o.platform, "platform", "", "the platform's image of a multi-platform image (default: this machine's)")
+	return cmd
 }

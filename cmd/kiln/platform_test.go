@@ -108,6 +108,31 @@ func TestMultiPlatformBuild(t *testing.T) {
 	if got := e.kiln("inspect", "--platform", "linux/arm64", "--format", "{{.Architecture}}", "multi:1"); got != "arm64\n" {
 		t.Errorf("inspect --platform linux/arm64: %q", got)
 	}
+	// kiln layers per platform: the analysed image is that platform's (its
+	// layers are the ones inspect --platform lists).
+	for _, p := range []string{"linux/amd64", "linux/arm64"} {
+		var got struct {
+			Layers []struct {
+				DiffID string `json:"diffID"`
+			} `json:"layers"`
+		}
+		if err := json.Unmarshal([]byte(e.kiln("layers", "--platform", p, "--format", "json", "multi:1")), &got); err != nil {
+			t.Fatalf("layers --platform %s --format json: %v", p, err)
+		}
+		var ids []string
+		for _, l := range got.Layers {
+			if l.DiffID != "" {
+				ids = append(ids, l.DiffID)
+			}
+		}
+		want := strings.TrimSpace(e.kiln("image", "inspect", "--platform", p, "--format", "{{range .RootFS.Layers}}{{.}} {{end}}", "multi:1"))
+		if strings.Join(ids, " ") != want {
+			t.Errorf("layers --platform %s analysed layers %v, want %s", p, ids, want)
+		}
+	}
+	if r := e.run("", "layers", "--platform", "linux/s390x", "multi:1"); r.code == 0 {
+		t.Errorf("layers of a platform the index lacks: exit 0")
+	}
 	images := e.kiln("images")
 	if strings.Count(images, "multi ") != 1 || strings.Contains(images, "<none>") {
 		t.Errorf("images shows an index once, its images through it:\n%s", images)
