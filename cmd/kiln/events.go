@@ -10,11 +10,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/cmd/kiln/internal/format"
 	"github.com/kiln-build/kiln/runner/container"
 )
 
 func newEventsCommand(g *globals) *cobra.Command {
-	var since, until, format string
+	var since, until, fmtArg string
 	var filters []string
 	cmd := &cobra.Command{
 		Use:   "events [OPTIONS]",
@@ -40,9 +41,9 @@ func newEventsCommand(g *globals) *cobra.Command {
 				return err
 			}
 			var tmpl *template.Template
-			if format != "" && format != "json" {
-				if tmpl, err = template.New("events").Funcs(template.FuncMap{"json": jsonString}).Parse(format); err != nil {
-					return fmt.Errorf("template parsing error: %w", err)
+			if fmtArg != "" && fmtArg != format.JSONKey {
+				if tmpl, err = format.Parse(fmtArg, nil); err != nil {
+					return err
 				}
 			}
 			out := cmd.OutOrStdout()
@@ -52,8 +53,8 @@ func newEventsCommand(g *globals) *cobra.Command {
 					return nil
 				}
 				switch {
-				case format == "json":
-					s, _ := jsonString(e)
+				case fmtArg == format.JSONKey:
+					s, _ := format.JSON(e)
 					fmt.Fprintln(out, s)
 				case tmpl != nil:
 					if err := tmpl.Execute(out, e); err != nil {
@@ -71,7 +72,7 @@ func newEventsCommand(g *globals) *cobra.Command {
 	f.StringVar(&since, "since", "", "show all events created since timestamp (RFC 3339, Unix seconds, or a duration such as 10m)")
 	f.StringVar(&until, "until", "", "stream events until this timestamp")
 	f.StringArrayVarP(&filters, "filter", "f", nil, "filter output based on conditions provided (container, event, image, label, type)")
-	f.StringVar(&format, "format", "", "format output using a Go template, or json")
+	f.StringVar(&fmtArg, "format", "", "format output using a Go template, or json")
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -90,7 +91,14 @@ func TestContainerLiveResources(t *testing.T) {
 	if len(f) != 5 || f[0] != "ka" || !strings.HasSuffix(f[1], " / 48MiB") || f[2] == "0" || !strings.HasSuffix(f[3], "%") || !strings.Contains(f[4], " / ") {
 		t.Errorf("stats %q", got)
 	}
-	if table := e.kiln("stats", "--no-stream"); !strings.HasPrefix(table, "CONTAINER ID   NAME   CPU %") {
+	var row map[string]string
+	if err := json.Unmarshal([]byte(e.kiln("stats", "--no-stream", "--format", "json", "ka")), &row); err != nil || row["Name"] != "ka" || row["PIDs"] == "" {
+		t.Errorf("stats --format json: %v %v", row, err)
+	}
+	if r := e.run("", "stats", "--no-stream", "--format", "{{.NoSuchField}}", "ka"); r.code == 0 {
+		t.Errorf("stats with an unknown template field: exit 0")
+	}
+	if table := e.kiln("stats", "--no-stream"); !strings.HasPrefix(table, "CONTAINER ID   NAME      CPU %") {
 		t.Errorf("stats table:\n%s", table)
 	}
 

@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
-	"text/tabwriter"
-	"text/template"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/cmd/kiln/internal/format"
 	"github.com/kiln-build/kiln/runner/container"
 )
 
@@ -20,11 +18,19 @@ type statsRow struct {
 	Container, ID, Name, CPUPerc, MemUsage, MemPerc, NetIO, BlockIO, PIDs string
 }
 
+var statsSpec = format.Spec{
+	Table: "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}",
+	Headers: map[string]string{
+		"Container": "CONTAINER", "ID": "CONTAINER ID", "Name": "NAME", "CPUPerc": "CPU %", "MemUsage": "MEM USAGE / LIMIT",
+		"MemPerc": "MEM %", "NetIO": "NET I/O", "BlockIO": "BLOCK I/O", "PIDs": "PIDS",
+	},
+}
+
 const statsInterval = time.Second // between two readings, as docker's
 
 func newStatsCommand(g *globals) *cobra.Command {
 	var all, noStream, noTrunc bool
-	var format string
+	var fmtArg string
 	cmd := &cobra.Command{
 		Use:   "stats [OPTIONS] [CONTAINER...]",
 		Short: "Display a live stream of container(s) resource usage statistics",
@@ -54,13 +60,9 @@ func newStatsCommand(g *globals) *cobra.Command {
 				}
 				return out, nil
 			}
-			var tmpl *template.Template
-			if format != "" && format != "table" {
-				body := strings.TrimSpace(strings.TrimPrefix(format, "table"))
-				var err error
-				if tmpl, err = template.New("stats").Funcs(template.FuncMap{"json": jsonString}).Parse(body); err != nil {
-					return fmt.Errorf("template parsing error: %w", err)
-				}
+			// Checked before the first reading: a bad template fails at once.
+			if err := format.Write(io.Discard, statsSpec, format.Options{Format: fmtArg}, []statsRow{}); err != nil {
+				return err
 			}
 			out := cmd.OutOrStdout()
 			f, isFile := out.(*os.File)
@@ -101,7 +103,7 @@ func newStatsCommand(g *globals) *cobra.Command {
 				if clear {
 					fmt.Fprint(out, "\033[2J\033[H")
 				}
-				if err := writeStats(out, rows, format, tmpl); err != nil {
+				if err := format.Write(out, statsSpec, format.Options{Format: fmtArg}, rows); err != nil {
 					return err
 				}
 				if noStream {
@@ -118,7 +120,7 @@ func newStatsCommand(g *globals) *cobra.Command {
 	f.BoolVarP(&all, "all", "a", false, "show all containers (default shows just running)")
 	f.BoolVar(&noStream, "no-stream", false, "disable streaming stats and only pull the first result")
 	f.BoolVar(&noTrunc, "no-trunc", false, "do not truncate output")
-	f.StringVar(&format, "format", "", "format output using a Go template")
+	f.StringVar(&fmtArg, "format", "", "format output: table, table TEMPLATE, json or a Go template")
 	return cmd
 }
 
@@ -168,37 +170,4 @@ func binarySize(n uint64) string {
 		i++
 	}
 	return fmt.Sprintf("%.4g%s", f, units[i])
-}
-
-func writeStats(w io.Writer, rows []statsRow, format string, tmpl *template.Template) error {
-	if tmpl != nil && !strings.HasPrefix(format, "table") {
-		for _, r := range rows {
-			if err := tmpl.Execute(w, r); err != nil {
-				return err
-			}
-			fmt.Fprintln(w)
-		}
-		return nil
-	}
-	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	if tmpl != nil {
-		body := strings.TrimSpace(strings.TrimPrefix(format, "table"))
-		header := strings.NewReplacer("{{.Container}}", "CONTAINER", "{{.ID}}", "CONTAINER ID", "{{.Name}}", "NAME",
-			"{{.CPUPerc}}", "CPU %", "{{.MemUsage}}", "MEM USAGE / LIMIT", "{{.MemPerc}}", "MEM %", "{{.NetIO}}", "NET I/O",
-			"{{.BlockIO}}", "BLOCK I/O", "{{.PIDs}}", "PIDS").Replace(body)
-		fmt.Fprintln(tw, strings.ReplaceAll(header, `\t`, "\t"))
-		for _, r := range rows {
-			var b strings.Builder
-			if err := tmpl.Execute(&b, r); err != nil {
-				return err
-			}
-			fmt.Fprintln(tw, strings.ReplaceAll(b.String(), `\t`, "\t"))
-		}
-		return tw.Flush()
-	}
-	fmt.Fprintln(tw, "CONTAINER ID\tNAME\tCPU %\tMEM USAGE / LIMIT\tMEM %\tNET I/O\tBLOCK I/O\tPIDS")
-	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join([]string{r.ID, r.Name, r.CPUPerc, r.MemUsage, r.MemPerc, r.NetIO, r.BlockIO, r.PIDs}, "\t"))
-	}
-	return tw.Flush()
 }
