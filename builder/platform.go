@@ -150,7 +150,7 @@ func (b *build) runPlatforms(ctx context.Context) (digest.Digest, error) {
 	}
 	b.export = b.rep.start("", "exporting to image index")
 	started := time.Now()
-	id, err := b.store.PutIndex(ctx, images)
+	id, err := b.store.PutIndex(ctx, images, nil)
 	if err != nil {
 		return "", err
 	}

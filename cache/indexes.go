@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"sort"
 	"strings"
@@ -44,12 +45,16 @@ func (s *Store) IsIndex(d digest.Digest) bool {
 	return err == nil
 }
 
-// PutIndex makes the index of the images given with their platforms (in
-// that order; each image's manifest is made as Manifest makes it), stores it
-// and returns its digest.
-func (s *Store) PutIndex(ctx context.Context, images []IndexImage) (digest.Digest, error) {
+// PutIndex makes the index of the images given with their platforms and
+// descriptor annotations (in that order; each image's manifest is made as
+// Manifest makes it), annotated with annotations, stores it and returns its
+// digest.
+func (s *Store) PutIndex(ctx context.Context, images []IndexImage, annotations map[string]string) (digest.Digest, error) {
 	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{}}
 	idx.SchemaVersion = 2
+	if len(annotations) > 0 {
+		idx.Annotations = maps.Clone(annotations)
+	}
 	var recs []IndexImage
 	for _, im := range images {
 		desc, _, err := s.Manifest(ctx, im.Image)
@@ -57,6 +62,9 @@ func (s *Store) PutIndex(ctx context.Context, images []IndexImage) (digest.Diges
 			return "", fmt.Errorf("index: image %s: %w", im.Image, err)
 		}
 		desc.Platform = im.Manifest.Platform
+		if len(im.Manifest.Annotations) > 0 {
+			desc.Annotations = maps.Clone(im.Manifest.Annotations)
+		}
 		idx.Manifests = append(idx.Manifests, desc)
 		recs = append(recs, IndexImage{Manifest: desc, Image: im.Image})
 	}

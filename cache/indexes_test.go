@@ -67,7 +67,7 @@ func TestIndexLifecycle(t *testing.T) {
 	amd := ocispec.Platform{OS: "linux", Architecture: "amd64"}
 	arm := ocispec.Platform{OS: "linux", Architecture: "arm64"}
 	amdID, armID := putPlatformImage(t, s, amd, "amd64"), putPlatformImage(t, s, arm, "arm64")
-	d, err := s.PutIndex(ctx, []IndexImage{{Image: amdID, Manifest: ocispec.Descriptor{Platform: &amd}}, {Image: armID, Manifest: ocispec.Descriptor{Platform: &arm}}})
+	d, err := s.PutIndex(ctx, []IndexImage{{Image: amdID, Manifest: ocispec.Descriptor{Platform: &amd}}, {Image: armID, Manifest: ocispec.Descriptor{Platform: &arm}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,5 +121,33 @@ func TestIndexLifecycle(t *testing.T) {
 	}
 	if s.IsIndex(d) || s.HasBlob(d) || s.isImage(amdID) || s.isImage(armID) {
 		t.Error("the pruned index or its images survived")
+	}
+}
+
+// TestPutIndexAnnotations: the index carries the index annotations and each
+// manifest descriptor its own; without them the same images give another
+// index (the annotations are part of its digest).
+func TestPutIndexAnnotations(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	amd := ocispec.Platform{OS: "linux", Architecture: "amd64"}
+	arm := ocispec.Platform{OS: "linux", Architecture: "arm64"}
+	amdID, armID := putPlatformImage(t, s, amd, "amd64"), putPlatformImage(t, s, arm, "arm64")
+	images := []IndexImage{
+		{Image: amdID, Manifest: ocispec.Descriptor{Platform: &amd, Annotations: map[string]string{"d": "amd"}}},
+		{Image: armID, Manifest: ocispec.Descriptor{Platform: &arm}},
+	}
+	d, err := s.PutIndex(ctx, images, map[string]string{"org.example.i": "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, recs, err := s.Index(d)
+	if err != nil || idx.Annotations["org.example.i"] != "1" || len(idx.Annotations) != 1 ||
+		idx.Manifests[0].Annotations["d"] != "amd" || idx.Manifests[1].Annotations != nil || recs[0].Manifest.Annotations["d"] != "amd" {
+		t.Fatalf("Index = %+v, %+v, %v", idx, recs, err)
+	}
+	plain, err := s.PutIndex(ctx, []IndexImage{{Image: amdID, Manifest: ocispec.Descriptor{Platform: &amd}}, images[1]}, nil)
+	if err != nil || plain == d {
+		t.Errorf("index without annotations: %s, %v (annotated: %s)", plain, err, d)
 	}
 }

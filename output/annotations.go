@@ -18,7 +18,7 @@ type Annotations struct {
 // ParseAnnotations reads --annotation values: KEY=VALUE, optionally prefixed
 // with where it goes (manifest:, manifest-descriptor:, index:,
 // index-descriptor:, or several joined by commas, as buildx). A platform
-// selector (manifest[linux/amd64]:) is refused: kiln builds one platform.
+// selector (manifest[linux/amd64]:) is refused: not supported yet.
 func ParseAnnotations(list []string) (Annotations, error) {
 	var a Annotations
 	set := func(m *map[string]string, k, v string) {
@@ -52,7 +52,7 @@ func ParseAnnotations(list []string) (Annotations, error) {
 				set(&a.IndexDescriptor, key, val)
 			default:
 				if strings.Contains(t, "[") {
-					return a, fmt.Errorf("annotation %q: platform selectors are not supported (kiln builds one platform): %w", s, cache.ErrInvalid)
+					return a, fmt.Errorf("annotation %q: platform selectors are not supported (the annotation goes to every platform without one): %w", s, cache.ErrInvalid)
 				}
 				return a, fmt.Errorf("annotation %q: type %q (want manifest, manifest-descriptor, index or index-descriptor): %w", s, t, cache.ErrInvalid)
 			}
@@ -61,20 +61,28 @@ func ParseAnnotations(list []string) (Annotations, error) {
 	return a, nil
 }
 
-// check refuses the annotations an output cannot carry: as BuildKit, index
-// annotations need an image index, which a one-platform build does not
-// make; descriptor annotations exist only in an OCI layout's index.json.
-func (a Annotations) check(s Spec) error {
-	if len(a.Index) > 0 {
+// check refuses the annotations an output cannot carry, as BuildKit: index
+// annotations need an image index, which only a multi-platform build
+// (index) makes. Descriptor annotations go on descriptors: those of an
+// image index (manifest-descriptor, of a multi-platform build) or of an OCI
+// layout's index.json (type=oci and docker).
+func (a Annotations) check(s Spec, index bool) error {
+	if len(a.Index) > 0 && !index {
 		return fmt.Errorf("annotation index:%s: index annotations need an image index, and a one-platform build makes a single manifest (as BuildKit: not supported for single platform export): %w", firstKey(a.Index), cache.ErrInvalid)
 	}
-	if (len(a.ManifestDescriptor) > 0 || len(a.IndexDescriptor) > 0) && s.Type != OCI && s.Type != Docker {
-		m := a.ManifestDescriptor
-		what := "manifest-descriptor"
+	layout := s.Type == OCI || s.Type == Docker
+	if len(a.ManifestDescriptor) > 0 && !layout && !index {
+		return fmt.Errorf("annotation manifest-descriptor:%s: descriptor annotations go into an image index or an OCI layout's index.json: a one-platform build has neither but with type=oci and type=docker outputs: %w", firstKey(a.ManifestDescriptor), cache.ErrInvalid)
+	}
+	if len(a.IndexDescriptor) > 0 && !layout {
+		return fmt.Errorf("annotation index-descriptor:%s: descriptor annotations go into an OCI layout's index.json: only type=oci and type=docker outputs have one: %w", firstKey(a.IndexDescriptor), cache.ErrInvalid)
+	}
+	if !s.MakesImage() && (len(a.Index) > 0 || len(a.ManifestDescriptor) > 0) {
+		m, what := a.Index, "index"
 		if len(m) == 0 {
-			m, what = a.IndexDescriptor, "index-descriptor"
+			m, what = a.ManifestDescriptor, "manifest-descriptor"
 		}
-		return fmt.Errorf("annotation %s:%s: descriptor annotations go into an OCI layout's index.json: only type=oci and type=docker outputs have one: %w", what, firstKey(m), cache.ErrInvalid)
+		return fmt.Errorf("annotation %s:%s: type=%s makes no image index to annotate: %w", what, firstKey(m), s.Type, cache.ErrInvalid)
 	}
 	return nil
 }

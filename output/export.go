@@ -28,14 +28,22 @@ type Options struct {
 	// Digest asks for Result.Manifest of a type=image output that does not
 	// push (making the manifest compresses the image's new layers).
 	Digest bool
+	// Index tells Check that the build makes an image index (several
+	// platforms); Export finds it out from the result.
+	Index bool
 }
 
 // Result is what an export made.
 type Result struct {
-	// ID is the image config's digest; empty for local and tar.
+	// ID is the image config's digest, or the image index's (Index); empty
+	// for local and tar.
 	ID digest.Digest
-	// Manifest is the image's manifest as it was pushed or saved; nil for
-	// local and tar, and for type=image unless Options.Digest.
+	// Index marks the result of a multi-platform build: an image index,
+	// which the export may have rebuilt (annotations) under a new ID.
+	Index bool
+	// Manifest is the image's manifest (an index: the index) as it was
+	// pushed or saved; nil for local and tar, and for a single image of
+	// type=image unless Options.Digest.
 	Manifest *ocispec.Descriptor
 	// Names are the image's names, normalized.
 	Names []string
@@ -43,8 +51,11 @@ type Result struct {
 
 // Check refuses a spec the build cannot deliver before the build starts.
 func Check(s Spec, o Options) error {
-	if err := o.Annotations.check(s); err != nil {
+	if err := o.Annotations.check(s, o.Index); err != nil {
 		return err
+	}
+	if o.Index && s.DockerMediaTypes && s.MakesImage() {
+		return fmt.Errorf("output: oci-mediatypes=false: a multi-platform image is an OCI image index (docker media types are for one platform): %w", cache.ErrInvalid)
 	}
 	if !s.MakesImage() && len(o.Annotations.Manifest) > 0 {
 		return fmt.Errorf("annotation %s: type=%s makes no image manifest to annotate: %w", firstKey(o.Annotations.Manifest), s.Type, cache.ErrInvalid)
@@ -60,9 +71,12 @@ func Check(s Spec, o Options) error {
 	return nil
 }
 
-// Export delivers the image id of the store as s says. A type=image or
-// registry output expects the build to have tagged the image already.
+// Export delivers the image (or image index) id of the store as s says. A
+// type=image or registry output expects the build to have tagged it
+// already; an index rebuilt with annotations gets the names of s in its
+// place (Result.ID).
 func Export(ctx context.Context, st *cache.Store, id digest.Digest, s Spec, o Options) (Result, error) {
+	o.Index = st.IsIndex(id)
 	if err := Check(s, o); err != nil {
 		return Result{}, err
 	}
@@ -71,6 +85,9 @@ func Export(ctx context.Context, st *cache.Store, id digest.Digest, s Spec, o Op
 	}
 	if o.Stdout == nil {
 		o.Stdout = os.Stdout
+	}
+	if o.Index {
+		return exportIndex(ctx, st, id, s, o) // index.go
 	}
 	switch s.Type {
 	case Local:
@@ -174,7 +191,8 @@ func annotateManifest(ctx context.Context, st *cache.Store, id digest.Digest, an
 // Metadata is the --metadata-file of a build with buildx's keys.
 func Metadata(r Result) ([]byte, error) {
 	m := map[string]any{}
-	if r.ID != "" {
+	// As buildx: an index has no config (its digest is containerimage.digest).
+	if r.ID != "" && !r.Index {
 		m["containerimage.config.digest"] = r.ID
 	}
 	if r.Manifest != nil {

@@ -14,7 +14,8 @@ import (
 	"github.com/kiln-build/kiln/layer"
 )
 
-// exportLocal writes the image's files into dir (created when missing), as
+// exportLocal writes the image's files (an index: each platform's, in
+// its PlatformDir) into dir (created when missing), as
 // BuildKit's local exporter: its layers applied in order, each streamed
 // from its snapshot (layer.WriteDiff) into layer.Apply, which never writes
 // outside dir.
@@ -22,10 +23,19 @@ func exportLocal(ctx context.Context, st *cache.Store, id digest.Digest, dir str
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("output %s: %w", dir, err)
 	}
-	if err := flatten(ctx, st, id, dir); err != nil {
+	if err := flattenResult(ctx, st, id, dir); err != nil {
 		return fmt.Errorf("output %s: %w", dir, err)
 	}
 	return nil
+}
+
+// flattenResult writes the files of the build result id into dir: an
+// image's, or each platform's of an index in its own directory.
+func flattenResult(ctx context.Context, st *cache.Store, id digest.Digest, dir string) error {
+	if st.IsIndex(id) {
+		return flattenIndex(ctx, st, id, dir)
+	}
+	return flatten(ctx, st, id, dir)
 }
 
 // flatten applies the image's layers, base first, onto dir.
@@ -60,7 +70,7 @@ func exportTar(ctx context.Context, st *cache.Store, id digest.Digest, dest stri
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := flatten(ctx, st, id, tmp); err != nil {
+	if err := flattenResult(ctx, st, id, tmp); err != nil {
 		return fmt.Errorf("output tar: %w", err)
 	}
 	if dest == "-" {

@@ -25,13 +25,13 @@ type Image struct {
 type SaveOptions struct {
 	// IndexAnnotations go on the layout's index.json.
 	IndexAnnotations map[string]string
-	// DescriptorAnnotations go on every manifest descriptor of index.json
-	// (beside the name annotations).
+	// DescriptorAnnotations go on every descriptor of index.json, an
+	// image's manifest or an image index (beside the name annotations).
 	DescriptorAnnotations map[string]string
 }
 
-// SaveImages is Save for images given by ID with their names, and with
-// annotations.
+// SaveImages is Save for images (or image indexes) given by ID with their
+// names, and with annotations.
 func SaveImages(ctx context.Context, s *cache.Store, w io.Writer, images []Image, f Format, o SaveOptions) error {
 	if _, err := ParseFormat(string(f)); err != nil {
 		return err
@@ -69,10 +69,12 @@ func SaveImagesDir(ctx context.Context, s *cache.Store, dir string, images []Ima
 func imageTargets(s *cache.Store, images []Image) ([]*saveTarget, error) {
 	var out []*saveTarget
 	for _, im := range images {
-		if _, _, err := s.Image(im.ID); err != nil {
-			return nil, err
+		t := &saveTarget{id: im.ID, index: s.IsIndex(im.ID)}
+		if !t.index {
+			if _, _, err := s.Image(im.ID); err != nil {
+				return nil, err
+			}
 		}
-		t := &saveTarget{id: im.ID}
 		for _, n := range im.Names {
 			norm, err := cache.NormalizeName(n)
 			if err != nil {

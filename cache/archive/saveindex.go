@@ -70,11 +70,12 @@ func (p *savePlan) indexEntries() []ocispec.Descriptor {
 	for _, x := range p.indexes {
 		d := x.desc
 		if len(x.names) == 0 {
+			d.Annotations = copyAnnotations(p.opts.DescriptorAnnotations, nil)
 			out = append(out, d)
 		}
 		for _, n := range x.names {
 			_, tag, _ := repoAndTag(n)
-			d.Annotations = map[string]string{annotationImageName: n, ocispec.AnnotationRefName: tag}
+			d.Annotations = copyAnnotations(p.opts.DescriptorAnnotations, map[string]string{annotationImageName: n, ocispec.AnnotationRefName: tag})
 			out = append(out, d)
 		}
 	}

@@ -141,6 +141,7 @@ func newBuildCommand(g *globals) *cobra.Command {
 				reportBuildError(err)
 				return err
 			}
+			id = bio.finalID(id)
 			if err := bio.finish(id); err != nil {
 				return err
 			}

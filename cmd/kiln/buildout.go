@@ -37,6 +37,9 @@ type buildIO struct {
 	context *builder.Context
 	result  output.Result
 	made    bool // an output made an image the result describes
+	// final is the build's result after the outputs: a multi-platform
+	// build's index rebuilt with annotations has a new ID.
+	final digest.Digest
 }
 
 func (b *buildIO) add(f *pflag.FlagSet) {
@@ -45,7 +48,7 @@ func (b *buildIO) add(f *pflag.FlagSet) {
 	f.StringVar(&b.iidFile, "iidfile", "", "write the image ID to the file")
 	f.StringVar(&b.metadataFile, "metadata-file", "", "write build result metadata (containerimage.digest, containerimage.config.digest, image.name, ...) to the file, as JSON")
 	f.StringArrayVar(&b.labels, "label", nil, "set metadata for the image (KEY=VALUE)")
-	f.StringArrayVar(&b.annotations, "annotation", nil, "add an annotation to the image manifest ([manifest:|manifest-descriptor:|index-descriptor:]KEY=VALUE)")
+	f.StringArrayVar(&b.annotations, "annotation", nil, "add an annotation to the image manifest ([manifest:|manifest-descriptor:|index:|index-descriptor:]KEY=VALUE; index: needs a multi-platform build)")
 	f.StringArrayVar(&b.contexts, "build-context", nil, "additional build context: NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG]|target:STAGE")
 	f.StringArrayVar(&b.hosts, "add-host", nil, "add a custom host-to-IP mapping to RUN steps' /etc/hosts (NAME:IP)")
 }
@@ -106,7 +109,7 @@ func (b *buildIO) setup(ctx context.Context, s *cache.Store, opts *builder.Optio
 	if (b.iidFile != "") && !slices.ContainsFunc(b.specs, output.Spec.MakesImage) {
 		return fmt.Errorf("--iidfile: the output (type=%s) makes no image", b.specs[0].Type)
 	}
-	oo := output.Options{Annotations: b.ann, Registry: ro, Digest: b.metadataFile != ""}
+	oo := output.Options{Annotations: b.ann, Registry: ro, Digest: b.metadataFile != "", Index: len(opts.Platforms) > 1}
 	for _, sp := range b.specs {
 		if err := output.Check(sp, oo); err != nil {
 			return fmt.Errorf("--output: %w", err)
@@ -114,22 +117,33 @@ func (b *buildIO) setup(ctx context.Context, s *cache.Store, opts *builder.Optio
 	}
 	opts.Export = func(ctx context.Context, st *cache.Store, id digest.Digest, log io.Writer) error {
 		oo.Progress = log
+		// An index's outputs rebuild it (annotations): the next output
+		// starts from the one before's, the same when nothing changes.
+		cur := id
 		for _, sp := range b.specs {
-			r, err := output.Export(ctx, st, id, sp, oo)
+			r, err := output.Export(ctx, st, cur, sp, oo)
 			if err != nil {
 				return err
 			}
 			if sp.MakesImage() {
 				b.result, b.made = r, true
 			}
+			if r.Index {
+				cur = r.ID
+			}
+		}
+		b.final = cur
+		if cur != id {
+			// The index the build made before the annotations.
+			if err := output.RemoveUnnamed(st, id); err != nil {
+				return fmt.Errorf("remove the unannotated index from the store: %w", err)
+			}
 		}
 		// As buildx, an image sent elsewhere is not left in the store
 		// (its layers stay, as build cache).
 		if !slices.ContainsFunc(b.specs, output.Spec.StoresImage) {
-			if names, err := st.NamesOf(id); err == nil && len(names) == 0 {
-				if err := st.DeleteImage(id); err != nil {
-					return fmt.Errorf("remove the image from the store: %w", err)
-				}
+			if err := output.RemoveUnnamed(st, cur); err != nil {
+				return fmt.Errorf("remove the image from the store: %w", err)
 			}
 		}
 		return nil
@@ -187,6 +201,15 @@ func (b *buildIO) parseOutputs(tags []string) error {
 // stdoutTaken reports whether an output writes to stdout (then -q prints no ID).
 func (b *buildIO) stdoutTaken() bool {
 	return slices.ContainsFunc(b.specs, func(s output.Spec) bool { return s.Dest == "-" })
+}
+
+// finalID is the build's result id after the outputs (an index rebuilt
+// with annotations has a new one).
+func (b *buildIO) finalID(id digest.Digest) digest.Digest {
+	if b.final != "" {
+		return b.final
+	}
+	return id
 }
 
 // finish writes --iidfile and --metadata-file once the build succeeded.
