@@ -74,3 +74,39 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckIndexAnnotations: which annotations and options an output takes
+// depends on whether the build makes an image index (several platforms).
+func TestCheckIndexAnnotations(t *testing.T) {
+	ann := func(vs ...string) Annotations {
+		a, err := ParseAnnotations(vs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	image, oci := Spec{Type: Image}, Spec{Type: OCI, Dest: "x"}
+	for _, c := range []struct {
+		s     Spec
+		a     Annotations
+		index bool
+		ok    bool
+	}{
+		{image, ann("index:k=v"), false, false},
+		{image, ann("index:k=v"), true, true},
+		{oci, ann("index:k=v"), true, true},
+		{Spec{Type: Local, Dest: "d"}, ann("index:k=v"), true, false},
+		{image, ann("manifest-descriptor:k=v"), false, false},
+		{image, ann("manifest-descriptor:k=v"), true, true},
+		{oci, ann("manifest-descriptor:k=v"), false, true},
+		{image, ann("index-descriptor:k=v"), true, false},
+		{oci, ann("index-descriptor:k=v"), true, true},
+		{Spec{Type: Registry, Push: true, Names: []string{"r/x"}, DockerMediaTypes: true}, Annotations{}, true, false},
+		{Spec{Type: Registry, Push: true, Names: []string{"r/x"}, DockerMediaTypes: true}, Annotations{}, false, true},
+	} {
+		err := Check(c.s, Options{Annotations: c.a, Index: c.index})
+		if (err == nil) != c.ok {
+			t.Errorf("Check(type=%s, %+v, index=%v) = %v, want ok=%v", c.s.Type, c.a, c.index, err, c.ok)
+		}
+	}
+}
