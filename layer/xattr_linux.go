@@ -21,80 +21,46 @@ func newXattrReader() *xattrReader {
 
 // listFD is list for an open file or directory (a lookup less than by path).
 func (x *xattrReader) listFD(fd int, path string) ([]byte, error) {
-	for {
-		n, err := unix.Flistxattr(fd, x.names)
-		switch {
-		case err == nil:
-			return x.names[:n], nil
-		case errors.Is(err, unix.ENOTSUP):
-			return nil, nil
-		case !errors.Is(err, unix.ERANGE):
-			return nil, &fs.PathError{Op: "flistxattr", Path: path, Err: err}
-		}
-		size, err := unix.Flistxattr(fd, nil)
-		if err != nil {
-			return nil, &fs.PathError{Op: "flistxattr", Path: path, Err: err}
-		}
-		x.names = make([]byte, size+1024)
-	}
+	return readXattr(&x.names, "flistxattr", path, true, func(b []byte) (int, error) { return unix.Flistxattr(fd, b) })
 }
 
 // getFD is get for an open file or directory.
 func (x *xattrReader) getFD(fd int, path, name string) ([]byte, error) {
-	for {
-		n, err := unix.Fgetxattr(fd, name, x.value)
-		switch {
-		case err == nil:
-			return x.value[:n], nil
-		case !errors.Is(err, unix.ERANGE):
-			return nil, &fs.PathError{Op: "fgetxattr " + name, Path: path, Err: err}
-		}
-		size, err := unix.Fgetxattr(fd, name, nil)
-		if err != nil {
-			return nil, &fs.PathError{Op: "fgetxattr " + name, Path: path, Err: err}
-		}
-		x.value = make([]byte, size+1024)
-	}
+	return readXattr(&x.value, "fgetxattr "+name, path, false, func(b []byte) (int, error) { return unix.Fgetxattr(fd, name, b) })
 }
 
 // list returns the NUL-separated xattr names of path (not following a final
 // symlink). The result aliases the reader's buffer: use it before the next
 // call.
 func (x *xattrReader) list(path string) ([]byte, error) {
-	for {
-		n, err := unix.Llistxattr(path, x.names)
-		switch {
-		case err == nil:
-			return x.names[:n], nil
-		case errors.Is(err, unix.ENOTSUP):
-			return nil, nil
-		case !errors.Is(err, unix.ERANGE):
-			return nil, &fs.PathError{Op: "llistxattr", Path: path, Err: err}
-		}
-		size, err := unix.Llistxattr(path, nil)
-		if err != nil {
-			return nil, &fs.PathError{Op: "llistxattr", Path: path, Err: err}
-		}
-		x.names = make([]byte, size+1024)
-	}
+	return readXattr(&x.names, "llistxattr", path, true, func(b []byte) (int, error) { return unix.Llistxattr(path, b) })
 }
 
 // get returns the value of xattr name on path. The result aliases the
 // reader's buffer.
 func (x *xattrReader) get(path, name string) ([]byte, error) {
+	return readXattr(&x.value, "lgetxattr "+name, path, false, func(b []byte) (int, error) { return unix.Lgetxattr(path, name, b) })
+}
+
+// readXattr runs one of the xattr calls into *buf, growing it while the
+// call says ERANGE (asking the size with a nil buffer, as the calls allow).
+// With notSupOK a filesystem without xattrs reads as none.
+func readXattr(buf *[]byte, op, path string, notSupOK bool, call func([]byte) (int, error)) ([]byte, error) {
 	for {
-		n, err := unix.Lgetxattr(path, name, x.value)
+		n, err := call(*buf)
 		switch {
 		case err == nil:
-			return x.value[:n], nil
+			return (*buf)[:n], nil
+		case notSupOK && errors.Is(err, unix.ENOTSUP):
+			return nil, nil
 		case !errors.Is(err, unix.ERANGE):
-			return nil, &fs.PathError{Op: "lgetxattr " + name, Path: path, Err: err}
+			return nil, &fs.PathError{Op: op, Path: path, Err: err}
 		}
-		size, err := unix.Lgetxattr(path, name, nil)
+		size, err := call(nil)
 		if err != nil {
-			return nil, &fs.PathError{Op: "lgetxattr " + name, Path: path, Err: err}
+			return nil, &fs.PathError{Op: op, Path: path, Err: err}
 		}
-		x.value = make([]byte, size+1024)
+		*buf = make([]byte, size+1024)
 	}
 }
 
