@@ -95,11 +95,7 @@ func Export(ctx context.Context, st *cache.Store, id digest.Digest, s Spec, o Op
 	case Tar:
 		return Result{}, exportTar(ctx, st, id, s.Dest, o.Stdout)
 	}
-	res := Result{ID: id}
-	for _, n := range s.Names {
-		norm, _ := cache.NormalizeName(n)
-		res.Names = append(res.Names, norm)
-	}
+	res := Result{ID: id, Names: normalizedNames(s.Names)}
 	// Every manifest this export hands out carries exactly the requested
 	// annotations (none: a previous build's are dropped). A type=image
 	// output that nobody asks the digest of makes no manifest at all.
@@ -110,22 +106,8 @@ func Export(ctx context.Context, st *cache.Store, id digest.Digest, s Spec, o Op
 	}
 	switch s.Type {
 	case OCI, Docker:
-		f := archive.FormatOCI
-		if s.Type == Docker {
-			f = archive.FormatDocker
-		}
-		images := []archive.Image{{ID: id, Names: s.Names}}
 		so := archive.SaveOptions{IndexAnnotations: o.Annotations.IndexDescriptor, DescriptorAnnotations: o.Annotations.ManifestDescriptor}
-		var err error
-		switch {
-		case s.Dir:
-			err = archive.SaveImagesDir(ctx, st, s.Dest, images, f, so)
-		case s.Dest == "-":
-			err = archive.SaveImages(ctx, st, o.Stdout, images, f, so)
-		default:
-			err = archive.SaveImagesFile(ctx, st, s.Dest, images, f, so)
-		}
-		if err != nil {
+		if err := saveArchive(ctx, st, id, s, o, so); err != nil {
 			return Result{}, err
 		}
 		return withManifest(ctx, st, res)
@@ -140,16 +122,55 @@ func Export(ctx context.Context, st *cache.Store, id digest.Digest, s Spec, o Op
 	if s.DockerMediaTypes {
 		format = registry.FormatDocker
 	}
-	for _, n := range s.Names {
+	m, err := push(ctx, st, id, s.Names, format, o)
+	if err != nil {
+		return Result{}, err
+	}
+	res.Manifest = m
+	return res, nil
+}
+
+// normalizedNames are the output's names as the store records them.
+func normalizedNames(names []string) []string {
+	var out []string
+	for _, n := range names {
+		norm, _ := cache.NormalizeName(n)
+		out = append(out, norm)
+	}
+	return out
+}
+
+// saveArchive writes the image or index id as an OCI layout or a
+// docker-archive (type=oci, type=docker): a directory, stdout or a file.
+func saveArchive(ctx context.Context, st *cache.Store, id digest.Digest, s Spec, o Options, so archive.SaveOptions) error {
+	f := archive.FormatOCI
+	if s.Type == Docker {
+		f = archive.FormatDocker
+	}
+	images := []archive.Image{{ID: id, Names: s.Names}}
+	switch {
+	case s.Dir:
+		return archive.SaveImagesDir(ctx, st, s.Dest, images, f, so)
+	case s.Dest == "-":
+		return archive.SaveImages(ctx, st, o.Stdout, images, f, so)
+	}
+	return archive.SaveImagesFile(ctx, st, s.Dest, images, f, so)
+}
+
+// push pushes the image or index id under every name and returns the
+// manifest (or index) pushed last.
+func push(ctx context.Context, st *cache.Store, id digest.Digest, names []string, format registry.Format, o Options) (*ocispec.Descriptor, error) {
+	var last *ocispec.Descriptor
+	for _, n := range names {
 		pushed, err := registry.Push(ctx, st, id.String(), n, format, o.Registry)
 		if err != nil {
-			return Result{}, err
+			return nil, err
 		}
 		fmt.Fprintf(o.Progress, "pushed %s: digest: %s size: %d\n", cache.FamiliarName(pushed.Name), pushed.Manifest.Digest, pushed.Manifest.Size)
 		m := pushed.Manifest
-		res.Manifest = &m
+		last = &m
 	}
-	return res, nil
+	return last, nil
 }
 
 // withManifest fills in the manifest the store has for the image.

@@ -35,11 +35,7 @@ func exportIndex(ctx context.Context, st *cache.Store, id digest.Digest, s Spec,
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{ID: final, Index: true, Manifest: &desc}
-	for _, n := range s.Names {
-		norm, _ := cache.NormalizeName(n)
-		res.Names = append(res.Names, norm)
-	}
+	res := Result{ID: final, Index: true, Manifest: &desc, Names: normalizedNames(s.Names)}
 	if s.StoresImage() && final != id {
 		// The build tagged the index it made; the names go to the final one.
 		for _, n := range s.Names {
@@ -50,21 +46,7 @@ func exportIndex(ctx context.Context, st *cache.Store, id digest.Digest, s Spec,
 	}
 	switch s.Type {
 	case OCI, Docker:
-		f := archive.FormatOCI
-		if s.Type == Docker {
-			f = archive.FormatDocker
-		}
-		images := []archive.Image{{ID: final, Names: s.Names}}
-		so := archive.SaveOptions{DescriptorAnnotations: o.Annotations.IndexDescriptor}
-		switch {
-		case s.Dir:
-			err = archive.SaveImagesDir(ctx, st, s.Dest, images, f, so)
-		case s.Dest == "-":
-			err = archive.SaveImages(ctx, st, o.Stdout, images, f, so)
-		default:
-			err = archive.SaveImagesFile(ctx, st, s.Dest, images, f, so)
-		}
-		if err != nil {
+		if err := saveArchive(ctx, st, final, s, o, archive.SaveOptions{DescriptorAnnotations: o.Annotations.IndexDescriptor}); err != nil {
 			return Result{}, err
 		}
 		return res, nil
@@ -72,12 +54,8 @@ func exportIndex(ctx context.Context, st *cache.Store, id digest.Digest, s Spec,
 	if !s.Push {
 		return res, nil
 	}
-	for _, n := range s.Names {
-		pushed, err := registry.Push(ctx, st, final.String(), n, registry.FormatOCI, o.Registry)
-		if err != nil {
-			return Result{}, err
-		}
-		fmt.Fprintf(o.Progress, "pushed %s: digest: %s size: %d\n", cache.FamiliarName(pushed.Name), pushed.Manifest.Digest, pushed.Manifest.Size)
+	if _, err := push(ctx, st, final, s.Names, registry.FormatOCI, o); err != nil {
+		return Result{}, err
 	}
 	return res, nil
 }
