@@ -31,10 +31,10 @@ import (
 // Binary is the registry server the tests run.
 const Binary = "/usr/bin/docker-registry"
 
-// Server is a registry listening on 127.0.0.1, storing into a temporary
-// directory, killed when the test ends.
+// Server is a registry listening on 127.0.0.1 (or Options.Addr), storing
+// into a temporary directory, killed when the test ends.
 type Server struct {
-	// Host is 127.0.0.1:PORT.
+	// Host is 127.0.0.1:PORT (ADDR:PORT with Options.Addr).
 	Host string
 	// Dir is the registry's storage root.
 	Dir string
@@ -51,6 +51,9 @@ type Options struct {
 	// TLS serves HTTPS with a self-signed certificate for 127.0.0.1, which
 	// clients cannot verify.
 	TLS bool
+	// Addr is the address to listen on instead of 127.0.0.1: one a
+	// container reaches, such as its network's gateway.
+	Addr string
 }
 
 // Start starts a registry and waits until it answers on /v2/.
@@ -61,7 +64,11 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	dir := t.TempDir()
 	s := &Server{Dir: filepath.Join(dir, "storage"), access: &lockedBuffer{}, errs: &lockedBuffer{}}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := "127.0.0.1"
+	if o.Addr != "" {
+		addr = o.Addr
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
