@@ -19,6 +19,10 @@ TEST_BINS += /usr/bin/git /usr/bin/jq
 # qemu-user-static and binfmt-support run the arm64 RUN steps of the multi-platform tests.
 TEST_PKGS += qemu-user-static binfmt-support
 TEST_BINS += /usr/bin/qemu-aarch64-static /usr/sbin/update-binfmts
+# uidmap (newuidmap/newgidmap) for the kiln CI image of the rootless-in-a-container tests; podman and
+# runc run that image too (Debian's crun refuses this machine's hybrid cgroup layout).
+TEST_PKGS += uidmap podman runc
+TEST_BINS += /usr/bin/newuidmap /usr/bin/podman /usr/sbin/runc
 
 .PHONY: all build test deps demo clean bench bench-go bench-scale
 

@@ -1,7 +1,12 @@
 #!/bin/bash
 # Times kiln against Docker's BuildKit and buildah on the same workloads, in one run, on this machine.
 #
-#   bench/compare.sh [--only SCENARIO[,SCENARIO]] [--runs N] [--no-peers] [KILN_BINARY]      (or: make bench)
+#   bench/compare.sh [--only SCENARIO[,SCENARIO]] [--runs N] [--no-peers] [--user NAME] [KILN_BINARY]   (or: make bench)
+#
+# --user NAME runs the kiln column as NAME, rootless (NAME needs a range in /etc/subuid and /etc/subgid;
+# its store is a directory it owns under /tmp), next to kiln as root in a kiln-root column; the peers
+# stay as they are, as root. The table then adds kiln-root's ratio and rootless/root, the cost of
+# rootless (`make bench BENCH_ARGS="--user NAME"`).
 #
 # Run from the project's checkout as root. KILN_BINARY defaults to bin/kiln. The workloads are in
 # bench/workloads; the file tree of cold-files is the source tree of the Go toolchain that builds kiln
@@ -19,9 +24,10 @@
 #   run-true     run --rm busybox true (container start and teardown)
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-runs=3 only="" peers=1 kiln=bin/kiln
+runs=3 only="" peers=1 kiln=bin/kiln user=""
 while [ $# -gt 0 ]; do
   case $1 in
+    --user) user=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --no-peers) peers=0; shift ;;
@@ -32,7 +38,15 @@ done
 kiln=$(realpath "$kiln")
 want() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
 
+if [ -n "$user" ]; then
+  id -u "$user" >/dev/null 2>&1 || { echo "--user $user: no such user"; exit 2; }
+  for f in /etc/subuid /etc/subgid; do
+    grep -q "^$user:" $f || { echo "--user $user: no range in $f (add a line $user:100000:65536)"; exit 2; }
+  done
+fi
+
 pkgs=()
+[ -n "$user" ] && ! command -v newuidmap >/dev/null && pkgs+=(uidmap)
 command -v hyperfine >/dev/null || pkgs+=(hyperfine)
 [ -x /bin/busybox ] || pkgs+=(busybox-static)
 if [ $peers = 1 ]; then
@@ -60,6 +74,15 @@ fi
 work=$(mktemp -d /tmp/kiln-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 root=$work/kiln-root
+if [ -n "$user" ]; then
+  # the rootless kiln: its own copy of the binary, its store and runtime directory, all the user's;
+  # setpriv switches to the user without a PAM session (runuser/su would add theirs to every run).
+  chmod 755 "$work"
+  urun=$work/rootless; mkdir -p "$urun/run"; install -m 755 "$kiln" "$urun/kiln"
+  chown -R "$user:" "$urun"; chmod 700 "$urun/run"
+  uhome=$(getent passwd "$user" | cut -d: -f6)
+  RL="setpriv --reuid=$user --regid=$(id -g "$user") --init-groups env HOME=$uhome XDG_RUNTIME_DIR=$urun/run $urun/kiln --root $urun/store"
+fi
 # the base image: Debian's static busybox as a tiny root filesystem, imported into each tool
 base=$work/base; mkdir -p "$base/bin" "$base"/{etc,tmp,root,home,usr/bin,var,proc,sys,dev}
 cp /bin/busybox "$base/bin/"
@@ -67,6 +90,10 @@ for c in $("$base/bin/busybox" --list); do [ "$c" = busybox ] || ln -sf busybox 
 echo 'root:x:0:0:root:/root:/bin/sh' > "$base/etc/passwd"; echo 'root:x:0:' > "$base/etc/group"; chmod 1777 "$base/tmp"
 tar -C "$base" -cf "$work/base.tar" .
 "$kiln" --root "$root" import "$work/base.tar" localhost/bb:latest >/dev/null || { echo "kiln import failed"; exit 1; }
+if [ -n "$user" ]; then
+  chmod 644 "$work/base.tar"
+  $RL import "$work/base.tar" localhost/bb:latest >/dev/null || { echo "rootless kiln import (as $user) failed"; exit 1; }
+fi
 if [ $peers = 1 ]; then
   $docker import "$work/base.tar" localhost/bb:latest >/dev/null
   buildah rmi -f localhost/bb:latest >/dev/null 2>&1
@@ -76,14 +103,16 @@ cp -r "$here/workloads" "$work/ctx"
 goroot=${GOROOT:-$(go env GOROOT 2>/dev/null)}
 [ -d "$goroot/src" ] || { echo "no Go source tree for cold-files (set GOROOT)"; exit 2; }
 cp -r "$goroot/src" "$work/ctx/files/src"
+chmod -R a+rX "$work/ctx"
 
 results=$work/results; mkdir -p "$results"
-# bench NAME PREPARE KILN_CMD BUILDKIT_CMD BUILDAH_CMD: hyperfine over each, medians into $results/NAME.json
+# bench NAME PREPARE KILN_CMD BUILDKIT_CMD BUILDAH_CMD: hyperfine over each, medians into $results/NAME.json;
+# with --user, KILN_CMD runs rootless as kiln and as root as kiln-root
 bench() {
   local name=$1 prep=$2; shift 2
   local args=(-N --runs "$runs" --warmup 1 --export-json "$results/$name.json")
   [ -n "$prep" ] && args+=(--prepare "$prep")
-  args+=(-n kiln "$1")
+  if [ -n "$user" ]; then args+=(-n kiln "${1/#$K /$RL }" -n kiln-root "$1"); else args+=(-n kiln "$1"); fi
   if [ $peers = 1 ]; then args+=(-n buildkit "$2" -n buildah "$3"); fi
   echo "== $name" >&2
   hyperfine "${args[@]}" > "$results/$name.log" 2>&1 || { echo "$name: a command failed (see below)"; tail -5 "$results/$name.log"; }
@@ -105,10 +134,14 @@ if want run-true; then
   bench run-true "" "$K run --rm localhost/bb:latest true" "$docker run --rm localhost/bb:latest true" "podman run --rm localhost/bb:latest true"
 fi
 
-python3 - "$results" <<'EOF'
+[ -n "$user" ] && echo "kiln: rootless as $user; kiln-root: as root"
+python3 - "$results" "$user" <<'EOF'
 import json, os, sys
-d = sys.argv[1]
-print(f"{'scenario':<12} {'kiln':>9} {'BuildKit':>9} {'buildah':>9} {'kiln/BuildKit':>14}")
+d, user = sys.argv[1], sys.argv[2]
+head = f"{'scenario':<12} {'kiln':>9} {'BuildKit':>9} {'buildah':>9} {'kiln/BuildKit':>14}"
+if user:
+    head += f" {'kiln-root':>9} {'root/BuildKit':>14} {'rootless/root':>14}"
+print(head)
 for f in sorted(os.listdir(d)):
     if not f.endswith(".json"):
         continue
@@ -117,5 +150,10 @@ for f in sorted(os.listdir(d)):
     fmt = lambda v: f"{v:8.3f}s" if v is not None else "   failed"
     k, b, h = med.get("kiln"), med.get("buildkit"), med.get("buildah")
     ratio = f"{k / b:13.2f}" if k is not None and b else "            -"
-    print(f"{f[:-5]:<12} {fmt(k):>9} {fmt(b):>9} {fmt(h):>9} {ratio:>14}")
+    line = f"{f[:-5]:<12} {fmt(k):>9} {fmt(b):>9} {fmt(h):>9} {ratio:>14}"
+    if user:
+        r = med.get("kiln-root")
+        line += f" {fmt(r):>9} " + (f"{r / b:14.2f}" if r is not None and b else f"{'-':>14}")
+        line += " " + (f"{k / r:14.2f}" if k is not None and r else f"{'-':>14}")
+    print(line)
 EOF

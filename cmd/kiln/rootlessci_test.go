@@ -126,13 +126,15 @@ func staticKiln(t *testing.T) string {
 // where root mounts an overlay (on a tmpfs) and, in a new PID namespace, a
 // proc.
 const ciProbe = `
-mkfifo /tmp/ready /tmp/go
-unshare -U -m sh -c 'echo > /tmp/ready; read x < /tmp/go; exec "$@"' sh sh -ec '
-	echo "mapped $(cat /proc/self/uid_map | tr -s " " | tr "\n" ,)"
-	mount -t tmpfs t /mnt && mkdir /mnt/l /mnt/u /mnt/w /mnt/m
-	mount -t overlay o -o lowerdir=/mnt/l,upperdir=/mnt/u,workdir=/mnt/w /mnt/m && echo overlay-ok
+mkfifo /tmp/go
+unshare -U -m sh -c 'read x < /tmp/go; exec "$@"' sh sh -ec '
+	echo mapped $(cat /proc/self/uid_map)
+	mkdir /tmp/o && mount -t tmpfs t /tmp/o && mkdir /tmp/o/l /tmp/o/u /tmp/o/w /tmp/o/m
+	mount -t overlay o -o lowerdir=/tmp/o/l,upperdir=/tmp/o/u,workdir=/tmp/o/w /tmp/o/m && echo overlay-ok
 	unshare -p -f --mount-proc sh -c "echo proc-ok"' & pid=$!
-read x < /tmp/ready
+# until the child is in its namespace, or gone (unshare refused)
+while kill -0 $pid 2>/dev/null && [ "$(readlink /proc/$pid/ns/user)" = "$(readlink /proc/self/ns/user)" ]; do sleep 0.01; done
+kill -0 $pid 2>/dev/null || exit 1
 newuidmap $pid 0 1000 1 1 1001 64535 && newgidmap $pid 0 1000 1 1 1001 64535
 echo > /tmp/go
 wait $pid
@@ -147,7 +149,7 @@ wait $pid
 func TestRootlessCIContainer(t *testing.T) {
 	e := newEnv(t)
 	img := e.ciImage("")
-	want := []string{"mapped 0 1000 1, 1 1001 64535,", "overlay-ok", "proc-ok"}
+	want := []string{"mapped 0 1000 1 1 1001 64535\n", "overlay-ok", "proc-ok"}
 	check := func(what string, out []byte, err error) {
 		t.Helper()
 		if err != nil {
@@ -182,13 +184,22 @@ func TestRootlessCIContainer(t *testing.T) {
 	kilntest.NeedTool(t, "runc")
 	save := filepath.Join(t.TempDir(), "ci.tar")
 	e.kiln("save", "--format", "docker", "-o", save, img)
-	podman := []string{"--root", filepath.Join(t.TempDir(), "podman"), "--runroot", filepath.Join(t.TempDir(), "podman-run"), "--runtime", "runc", "--cgroup-manager", "cgroupfs"}
+	runroot, err := os.MkdirTemp("", "pm") // podman wants a runroot under 50 characters
+	if err != nil {
+		t.Fatal(err)
+	}
+	podman := []string{"--root", filepath.Join(t.TempDir(), "podman"), "--runroot", runroot, "--runtime", "runc", "--cgroup-manager", "cgroupfs"}
+	t.Cleanup(func() {
+		exec.Command("podman", append(podman, "rmi", "-af")...).Run()
+		exec.Command("podman", append(podman, "system", "reset", "-f")...).Run()
+		os.RemoveAll(runroot)
+	})
 	mustRun(t, "podman", append(podman, "load", "-q", "-i", save)...)
-	t.Cleanup(func() { exec.Command("podman", append(podman, "rmi", "-af")...).Run() })
-	var lim unix.Rlimit
-	unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
-	nofile := fmt.Sprintf("nofile=%d:%d", lim.Max, lim.Max) // podman's default is above what this machine allows
-	out, err := exec.Command("podman", append(podman, "run", "--rm", "--network", "none", "--cgroups", "disabled", "--ulimit", nofile,
+	// podman's default limits are above what this machine allows (as in bench/compare.sh)
+	var nofile unix.Rlimit
+	unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile)
+	out, err := exec.Command("podman", append(podman, "run", "--rm", "--network", "none",
+		"--ulimit", fmt.Sprintf("nofile=%d:%d", nofile.Max, nofile.Max), "--ulimit", "nproc=4096:4096",
 		"--user", ciUser, "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined", "--security-opt", "unmask=ALL",
 		img, "sh", "-c", ciProbe)...).CombinedOutput()
 	check("podman run", out, err)
