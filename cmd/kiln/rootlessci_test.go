@@ -28,8 +28,10 @@ import (
 var ciSecurityOpts = []string{"--security-opt", "seccomp=unconfined", "--security-opt", "systempaths=unconfined"}
 
 const (
-	ciUser  = "1000"
-	ciStore = "/home/app/.local/share/kiln" // the user's default store: a volume
+	ciUser = "1000"
+	// ciData is the user's XDG_DATA_HOME, a volume: its default store is
+	// ciData/kiln (overlay cannot use the container's own overlay as upper).
+	ciData = "/home/app/.local/share"
 	// ciSubIDs is the image's /etc/subuid and /etc/subgid: ids 1001-65535,
 	// inside the 0-65535 a user-namespaced pod (hostUsers: false) has.
 	ciSubIDs = "app:1001:64535\n"
@@ -97,7 +99,7 @@ func (e *env) ciImage(kilnBin string) string {
 			t.Fatal(err)
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(root, ciStore), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(root, ciData), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	mustRun(t, "chown", "-R", "1000:1000", filepath.Join(root, "home/app"))
@@ -211,10 +213,10 @@ func TestRootlessCIContainer(t *testing.T) {
 func (e *env) ciContainer(img string, binds ...string) (name, gateway string) {
 	t := e.t
 	t.Helper()
-	store := t.TempDir()
-	mustRun(t, "chown", "1000:1000", store)
+	data := t.TempDir()
+	mustRun(t, "chown", "1000:1000", data)
 	name = "kiln-ci-" + filepath.Base(t.TempDir())
-	args := append([]string{"run", "-d", "--name", name, "--user", ciUser, "-v", store + ":" + ciStore}, ciSecurityOpts...)
+	args := append([]string{"run", "-d", "--name", name, "--user", ciUser, "-v", data + ":" + ciData}, ciSecurityOpts...)
 	for _, b := range binds {
 		args = append(args, "-v", b)
 	}
@@ -391,9 +393,15 @@ func TestREADMERootlessExamples(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(auth, "config.json"), cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// A fresh store for each job, which knows the plain-HTTP test registry
-	// and holds the base image (the examples' FROM would pull it).
-	fresh := "rm -rf " + ciStore + "/* && printf '{\"insecure-registries\":[\"" + reg.Host + "\"]}' > " + ciStore + "/config.json && kiln import /base.tar localhost/bb:latest >/dev/null\n"
+	// A fresh store for each job (the user cannot remove the files of its
+	// range from outside its namespace: a new XDG_DATA_HOME), which knows the
+	// plain-HTTP test registry and holds the base image (the examples' FROM
+	// would pull it).
+	fresh := func(job string) string {
+		return "export XDG_DATA_HOME=" + ciData + "/" + job + "\nmkdir -p $XDG_DATA_HOME/kiln\n" +
+			"echo '{\"insecure-registries\":[\"" + reg.Host + "\"]}' > $XDG_DATA_HOME/kiln/config.json\n" +
+			"kiln import /base.tar localhost/bb:latest >/dev/null\n"
+	}
 
 	jobs := []struct {
 		name, script string
@@ -406,7 +414,7 @@ func TestREADMERootlessExamples(t *testing.T) {
 	}
 	for _, j := range jobs {
 		for run := 1; run <= 2; run++ {
-			r := e.ciExec(name, "/workspace", fresh+j.script, j.env...)
+			r := e.ciExec(name, "/workspace", fresh(fmt.Sprintf("%s-%d", j.name, run))+j.script, j.env...)
 			if r.code != 0 {
 				t.Fatalf("%s job, run %d: exit %d\n%s\n%s%s", j.name, run, r.code, j.script, r.stdout, r.stderr)
 			}
