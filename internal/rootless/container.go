@@ -18,7 +18,7 @@ import (
 // UserNamespaceError is the error of a user namespace the system refused to
 // create (unshare or clone with CLONE_NEWUSER, or newuidmap writing the map).
 func UserNamespaceError(err error) error {
-	return fmt.Errorf("cannot create a user namespace: %w (in a container? it needs --security-opt seccomp=unconfined and apparmor=unconfined, or a profile that allows unshare(CLONE_NEWUSER) and mount)", err)
+	return fmt.Errorf("cannot create a user namespace: %w (in a container? it needs --security-opt seccomp=unconfined and apparmor=unconfined, or a profile that allows unshare(CLONE_NEWUSER) and mount; on a host: sysctl kernel.unprivileged_userns_clone, user.max_user_namespaces)", err)
 }
 
 // CheckProc returns an error when /proc is masked, as container runtimes
