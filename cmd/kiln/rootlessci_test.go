@@ -80,6 +80,11 @@ func (e *env) ciImage(kilnBin string) string {
 			t.Fatal(err)
 		}
 	}
+	copyLibs := func(bin string) {
+		for _, lib := range regexp.MustCompile(`(?m)(/\S+) \(0x`).FindAllStringSubmatch(mustRun(t, "ldd", bin), -1) {
+			copyFile(lib[1], filepath.Join(root, lib[1]), 0o755)
+		}
+	}
 	if kilnBin != "" {
 		copyFile(kilnBin, filepath.Join(root, "usr/local/bin/kiln"), 0o755)
 	}
@@ -90,10 +95,13 @@ func (e *env) ciImage(kilnBin string) string {
 		if err := unix.Setxattr(dst, "security.capability", fileCaps(capability), 0); err != nil {
 			t.Fatalf("set file capabilities on %s: %v", dst, err)
 		}
-		for _, lib := range regexp.MustCompile(`(?m)(/\S+) \(0x`).FindAllStringSubmatch(mustRun(t, "ldd", src), -1) {
-			copyFile(lib[1], filepath.Join(root, lib[1]), 0o755)
-		}
+		copyLibs(src)
 	}
+	// slirp4netns: rootless kiln's network for RUN steps and containers
+	kilntest.NeedTool(t, "slirp4netns")
+	slirp, _ := exec.LookPath("slirp4netns")
+	copyFile(slirp, filepath.Join(root, "usr/bin/slirp4netns"), 0o755)
+	copyLibs(slirp)
 	for _, f := range []string{"etc/subuid", "etc/subgid"} {
 		if err := os.WriteFile(filepath.Join(root, f), []byte(ciSubIDs), 0o644); err != nil {
 			t.Fatal(err)
@@ -215,14 +223,26 @@ func (e *env) ciContainer(img string, binds ...string) (name, gateway string) {
 	t.Helper()
 	data := t.TempDir()
 	mustRun(t, "chown", "1000:1000", data)
+	// /dev/net/tun for slirp4netns, as docker run --device /dev/net/tun
+	// gives it: kiln run's --device takes CDI names, so a spec for it.
+	specs := t.TempDir()
+	spec, _ := json.Marshal(map[string]any{"cdiVersion": "0.6.0", "kind": "kiln.test/net", "devices": []any{
+		map[string]any{"name": "tun", "containerEdits": map[string]any{"deviceNodes": []any{map[string]any{"path": "/dev/net/tun"}}}}}})
+	if err := os.WriteFile(filepath.Join(specs, "tun.json"), spec, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KILN_CDI_SPEC_DIRS", specs)
 	name = "kiln-ci-" + filepath.Base(t.TempDir())
-	args := append([]string{"run", "-d", "--name", name, "--user", ciUser, "-v", data + ":" + ciData}, ciSecurityOpts...)
+	args := append([]string{"run", "-d", "--name", name, "--user", ciUser, "--device", "kiln.test/net=tun", "-v", data + ":" + ciData}, ciSecurityOpts...)
 	for _, b := range binds {
 		args = append(args, "-v", b)
 	}
 	e.kiln(append(args, img, "sleep", "3600")...)
 	t.Cleanup(func() { e.run("", "rm", "-f", name) })
 	gateway = strings.TrimSpace(e.kiln("network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", "bridge"))
+	if r := e.ciExec(name, "/", "test -c /dev/net/tun && slirp4netns --version >/dev/null"); r.code != 0 {
+		t.Fatalf("the CI container has no usable /dev/net/tun or slirp4netns: %s%s", r.stdout, r.stderr)
+	}
 	return name, gateway
 }
 
