@@ -32,9 +32,10 @@ const (
 	// ciData is the user's XDG_DATA_HOME, a volume: its default store is
 	// ciData/kiln (overlay cannot use the container's own overlay as upper).
 	ciData = "/home/app/.local/share"
-	// ciSubIDs is the image's /etc/subuid and /etc/subgid: ids 1001-65535,
-	// inside the 0-65535 a user-namespaced pod (hostUsers: false) has.
-	ciSubIDs = "app:1001:64535\n"
+	// ciSubIDs is the image's /etc/subuid and /etc/subgid: every id of the
+	// 0-65535 a user-namespaced pod (hostUsers: false) has, but root's and
+	// the user's own, so the namespace has ids 0-65534 (nobody's included).
+	ciSubIDs = "app:1:999\napp:1001:64535\n"
 )
 
 // fileCaps is a security.capability xattr (VFS_CAP_REVISION_2) giving the
@@ -145,7 +146,7 @@ unshare -U -m sh -c 'read x < /tmp/go; exec "$@"' sh sh -ec '
 # until the child is in its namespace, or gone (unshare refused)
 while kill -0 $pid 2>/dev/null && [ "$(readlink /proc/$pid/ns/user)" = "$(readlink /proc/self/ns/user)" ]; do sleep 0.01; done
 kill -0 $pid 2>/dev/null || exit 1
-newuidmap $pid 0 1000 1 1 1001 64535 && newgidmap $pid 0 1000 1 1 1001 64535
+newuidmap $pid 0 1000 1 1 1 999 1000 1001 64535 && newgidmap $pid 0 1000 1 1 1 999 1000 1001 64535
 echo > /tmp/go
 wait $pid
 `
@@ -159,7 +160,7 @@ wait $pid
 func TestRootlessCIContainer(t *testing.T) {
 	e := newEnv(t)
 	img := e.ciImage("")
-	want := []string{"mapped 0 1000 1 1 1001 64535\n", "overlay-ok", "proc-ok"}
+	want := []string{"mapped 0 1000 1 1 1 999 1000 1001 64535\n", "overlay-ok", "proc-ok"}
 	check := func(what string, out []byte, err error) {
 		t.Helper()
 		if err != nil {
@@ -265,6 +266,20 @@ func (e *env) needRootlessEntry(name string) {
 	}
 }
 
+// savedBase is the tests' busybox base image, localhost/bb:latest, in e's
+// store and saved to an archive for the CI container's kiln to load (the
+// same image: an import there would record another time).
+func (e *env) savedBase() string {
+	e.t.Helper()
+	e.importBase("localhost/bb:latest")
+	p := filepath.Join(e.t.TempDir(), "bb.tar")
+	e.kiln("save", "-o", p, "localhost/bb:latest")
+	if err := os.Chmod(p, 0o644); err != nil { // the container's user reads it
+		e.t.Fatal(err)
+	}
+	return p
+}
+
 // multiOwner is a Dockerfile whose image holds files of several owners.
 const multiOwner = `FROM localhost/bb
 RUN mkdir /data && echo hi > /data/f && chown 1234:5678 /data/f && chown 42:43 /data && chown 65534:65534 /tmp
@@ -281,14 +296,14 @@ RUN touch /home/app/made-by-app
 func TestRootlessCIBuild(t *testing.T) {
 	e := newEnv(t)
 	img := e.ciImage(staticKiln(t))
-	baseTar := e.importBase("localhost/bb:latest")
+	base := e.savedBase()
 	ctx := writeContext(t, map[string]string{"Dockerfile": multiOwner, "app": "the app\n"})
 	out := t.TempDir()
 	mustRun(t, "chown", "1000:1000", out)
-	name, _ := e.ciContainer(img, ctx+":/ctx:ro", baseTar+":/base.tar:ro", out+":/out")
+	name, _ := e.ciContainer(img, ctx+":/ctx:ro", base+":/base.tar:ro", out+":/out")
 	e.needRootlessEntry(name)
 
-	r := e.ciExec(name, "/", `kiln import /base.tar localhost/bb:latest
+	r := e.ciExec(name, "/", `kiln load -i /base.tar >/dev/null
 kiln build --network none --source-date-epoch 1700000000 --iidfile /out/iid -t multi:1 /ctx
 kiln save -o /out/multi.tar multi:1
 kiln run --rm --network none multi:1 stat -c '%u:%g %n' /data /data/f /app /tmp /home/app/made-by-app`)
@@ -402,10 +417,10 @@ func TestREADMERootlessExamples(t *testing.T) {
 	e := newEnv(t)
 	kilntest.NeedTool(t, "skopeo")
 	img := e.ciImage(staticKiln(t))
-	baseTar := e.importBase("localhost/bb:latest")
+	base := e.savedBase()
 	ctx := writeContext(t, map[string]string{"Dockerfile": multiOwner, "app": "the app\n"})
 	auth := t.TempDir()
-	name, gateway := e.ciContainer(img, ctx+":/workspace:ro", baseTar+":/base.tar:ro", auth+":/auth:ro")
+	name, gateway := e.ciContainer(img, ctx+":/workspace:ro", base+":/base.tar:ro", auth+":/auth:ro")
 	e.needRootlessEntry(name)
 	reg := registrytest.Start(t, registrytest.Options{Addr: gateway, Auth: true})
 	cfg, _ := json.Marshal(map[string]any{"auths": map[string]any{reg.Host: map[string]string{
@@ -420,7 +435,7 @@ func TestREADMERootlessExamples(t *testing.T) {
 	fresh := func(job string) string {
 		return "export XDG_DATA_HOME=" + ciData + "/" + job + "\nmkdir -p $XDG_DATA_HOME/kiln\n" +
 			"echo '{\"insecure-registries\":[\"" + reg.Host + "\"]}' > $XDG_DATA_HOME/kiln/config.json\n" +
-			"kiln import /base.tar localhost/bb:latest >/dev/null\n"
+			"kiln load -i /base.tar >/dev/null\n"
 	}
 
 	jobs := []struct {
