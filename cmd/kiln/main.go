@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/internal/rootless"
 	"github.com/kiln-build/kiln/runner"
 	"github.com/kiln-build/kiln/runner/container"
 	"github.com/kiln-build/kiln/runner/network"
@@ -28,6 +29,12 @@ func main() {
 	if network.IsReaper() {
 		network.Reap()
 	}
+	if rootless.IsPause() {
+		rootless.Pause()
+	}
+	// An ordinary user's kiln continues as root of the user's kiln user
+	// namespace (a re-execution; nothing happens under real root).
+	rootless.Enter()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCommand().ExecuteContext(ctx)
 	stop()
@@ -61,7 +68,7 @@ func newRootCommand() *cobra.Command {
 	}
 	defRoot := os.Getenv("KILN_ROOT")
 	if defRoot == "" {
-		defRoot = "/var/lib/kiln"
+		defRoot = rootless.DefaultRoot()
 	}
 	root.PersistentFlags().StringVar(&g.root, "root", defRoot, "store root directory (env KILN_ROOT)")
 	root.Version = kilnVersion()
