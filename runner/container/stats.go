@@ -32,6 +32,9 @@ func (c *Container) Stats() (StatsSample, error) {
 	if !c.State.Running {
 		return StatsSample{}, fmt.Errorf("container %s: %w", c.ShortID(), ErrNotRunning)
 	}
+	if err := checkCgroups("stats"); err != nil {
+		return StatsSample{}, err
+	}
 	var s StatsSample
 	s.Read = time.Now()
 	var err error

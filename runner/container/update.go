@@ -93,6 +93,11 @@ func (c *Container) Update(o UpdateOptions) error {
 	if err := c.Refresh(); err != nil {
 		return err
 	}
+	if flags := o.limitFlags(); len(flags) > 0 {
+		if err := checkCgroups(flags[0]); err != nil {
+			return err
+		}
+	}
 	if o.RestartPolicy != nil && o.RestartPolicy.Name != "no" && c.HostConfig.AutoRemove {
 		return errors.New("restart policy cannot be updated because AutoRemove is enabled for the container")
 	}
