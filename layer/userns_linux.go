@@ -1,9 +1,13 @@
 package layer
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // UserXattrOverlay reports whether overlays made by this process keep
@@ -31,4 +35,14 @@ func opaqueXattr() string {
 		return overlayXattrUser + "opaque"
 	}
 	return overlayOpaqueXattr
+}
+
+// chownError is the error of a chown to uid:gid. EINVAL from chown means an
+// id this user namespace does not map: rootless kiln with no subordinate
+// range for it.
+func chownError(err error, uid, gid int) error {
+	if errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("chown to %d:%d: owner not mapped in this user namespace (rootless kiln maps only the ids of /etc/subuid and /etc/subgid): %w", uid, gid, err)
+	}
+	return fmt.Errorf("chown: %w", err)
 }

@@ -1,14 +1,19 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/kiln-build/kiln/internal/kilntest"
+	"github.com/kiln-build/kiln/registry/registrytest"
 )
 
 // rlEnv runs kiln (this test binary) as an ordinary user.
@@ -72,18 +77,189 @@ func (e *rlEnv) context(files map[string]string) string {
 	return dir
 }
 
-func TestRootlessSmoke(t *testing.T) {
-	e := newRootlessEnv(t, true)
-	importBaseInto(t, func(tarPath string) {
+// importBase imports the tests' busybox base image (files of root and of
+// uid 1000) as name, through stdin: the user cannot read the tar.
+func (e *rlEnv) importBase(name string, args ...string) {
+	e.t.Helper()
+	importBaseInto(e.t, func(tarPath string) {
 		data, err := os.ReadFile(tarPath)
 		if err != nil {
-			t.Fatal(err)
+			e.t.Fatal(err)
 		}
-		if r := e.run(string(data), "import", "-", "localhost/bb:latest"); r.code != 0 {
-			t.Fatalf("import: %s", r.stderr)
+		if r := e.run(string(data), append(args, "import", "-", name)...); r.code != 0 {
+			e.t.Fatalf("import as %s: exit %d: %s", e.u.Name, r.code, r.stderr)
 		}
 	})
-	t.Log(e.kiln("images"))
-	ctx := e.context(map[string]string{"Dockerfile": "FROM localhost/bb\nRUN adduser -D -u 1000 app && echo hi > /home/app/x && chown 1000:1000 /home/app/x && ls -ln /home/app\n"})
-	t.Log(e.kiln("build", "--network", "none", "-t", "t1", ctx))
 }
+
+// pausePids are the user's pause processes.
+func (e *rlEnv) pausePids() []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, d := range ents {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile("/proc/" + d.Name() + "/cmdline")
+		status, _ := os.ReadFile("/proc/" + d.Name() + "/status")
+		if string(bytes.TrimRight(cmdline, "\x00")) == "kiln-rootless-pause" &&
+			strings.Contains(string(status), fmt.Sprintf("Uid:\t%d\t", e.u.UID)) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// multiOwnerContext is a build context whose image has files of several
+// owners made by RUN chown, COPY --chown and ADD of a tar.
+func multiOwnerContext(t *testing.T, write func(map[string]string) string) string {
+	tarball := kilntest.Tar(t,
+		kilntest.TarEntry{Name: "t/", Type: tar.TypeDir, Mtime: 1},
+		kilntest.TarEntry{Name: "t/root", Body: "r", Mtime: 1},
+		kilntest.TarEntry{Name: "t/app", Body: "a", UID: 1000, GID: 1000, Mtime: 1},
+		kilntest.TarEntry{Name: "t/nobody", Body: "n", UID: 65534, GID: 65534, Mtime: 1},
+	)
+	return write(map[string]string{
+		"Dockerfile": "FROM localhost/bb\n" +
+			"RUN mkdir /data && echo a > /data/a && chown 1000:1000 /data/a && echo b > /data/b && chown 65534:65534 /data/b && echo 'u2:x:2000:2000::/:/bin/sh' >> /etc/passwd && touch /data/u2 && chown 2000:50 /data/u2\n" +
+			"COPY --chown=1000:1000 f /f\n" +
+			"ADD owners.tar /\n",
+		"f":          "f\n",
+		"owners.tar": string(tarball),
+	})
+}
+
+// multiOwnerListing is what ls -ln shows of the owners in that image.
+const multiOwnerListing = "1000 1000 /data/a\n65534 65534 /data/b\n2000 50 /data/u2\n1000 1000 /f\n0 0 /t/root\n1000 1000 /t/app\n65534 65534 /t/nobody\n"
+
+const listOwners = "for f in /data/a /data/b /data/u2 /f /t/root /t/app /t/nobody; do stat -c '%u %g %n' $f; done"
+
+// TestRootlessCycle: an ordinary user with a subordinate range builds,
+// saves, loads, runs, pushes and pulls with kiln's default store, and the
+// multi-owner image has the same ID as root's build of it.
+func TestRootlessCycle(t *testing.T) {
+	e := newRootlessEnv(t, true)
+	e.importBase("localhost/bb:latest")
+	store := filepath.Join(e.u.Home, ".local/share/kiln")
+	if _, err := os.Stat(store); err != nil {
+		t.Fatalf("default rootless store: %v", err)
+	}
+	info := e.kiln("info")
+	for _, want := range []string{"Rootless: true", store, e.u.RuntimeDir + "/kiln", fmt.Sprintf("0:%d:1", e.u.UID), fmt.Sprintf("1:%d:65536", e.u.SubID)} {
+		if !strings.Contains(info, want) {
+			t.Errorf("kiln info lacks %q:\n%s", want, info)
+		}
+	}
+
+	// The multi-owner build, rootless and as root: same image.
+	ctx := multiOwnerContext(t, e.context)
+	id := strings.TrimSpace(e.kiln("build", "-q", "--network", "none", "--source-date-epoch", "0", "-t", "owners", ctx))
+	if got := e.kiln("run", "--rm", "--network", "none", "owners", "sh", "-c", listOwners); got != multiOwnerListing {
+		t.Errorf("owners in the rootless image:\n%s\nwant:\n%s", got, multiOwnerListing)
+	}
+	// The same base: an import records its time.
+	e.kiln("save", "-o", filepath.Join(e.u.Home, "bb.tar"), "localhost/bb:latest")
+	root := newEnv(t)
+	root.kiln("load", "-i", filepath.Join(e.u.Home, "bb.tar"))
+	rootID := strings.TrimSpace(root.kiln("build", "-q", "--network", "none", "--source-date-epoch", "0", "-t", "owners", multiOwnerContext(t, func(f map[string]string) string { return writeContext(t, f) })))
+	if id != rootID {
+		t.Errorf("rootless build %s, root build %s of the same Dockerfile", id, rootID)
+	}
+	// On the host, uid 1000 of the image is a subordinate uid.
+	var hostOwned bool
+	filepath.Walk(store, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && strings.HasSuffix(p, "/t/app") {
+			st := fi.Sys().(*syscall.Stat_t)
+			hostOwned = int(st.Uid) == e.u.SubID+999
+		}
+		return nil
+	})
+	if !hostOwned {
+		t.Errorf("no /t/app owned by host uid %d (subordinate uid of 1000) in the store", e.u.SubID+999)
+	}
+
+	// Cache mounts and secrets.
+	secret := filepath.Join(e.u.Home, "token")
+	os.WriteFile(secret, []byte("s3cret"), 0o600)
+	os.Chown(secret, e.u.UID, e.u.GID)
+	ctx2 := e.context(map[string]string{"Dockerfile": "FROM localhost/bb\n" +
+		"RUN --mount=type=cache,target=/cache,uid=1000 echo x >> /cache/n && stat -c %u /cache > /cacheowner\n" +
+		"RUN --mount=type=secret,id=tok test \"$(cat /run/secrets/tok)\" = s3cret && echo ok > /secret-ok\n" +
+		"CMD [\"sh\", \"-c\", \"echo started; cat /cacheowner /secret-ok; sleep 300\"]\n"})
+	e.kiln("build", "-q", "--network", "none", "--secret", "id=tok,src="+secret, "-t", "localhost/app:v1", ctx2)
+
+	// save, load into a second store.
+	e.kiln("save", "-o", filepath.Join(e.u.Home, "app.tar"), "localhost/app:v1")
+	store2 := filepath.Join(e.u.Home, "store2")
+	e.kiln("--root", store2, "load", "-i", filepath.Join(e.u.Home, "app.tar"))
+	if out := e.kiln("--root", store2, "images", "--format", "{{.Repository}}:{{.Tag}}"); !strings.Contains(out, "localhost/app:v1") {
+		t.Errorf("images of the second store: %q", out)
+	}
+
+	// A container that outlives the CLI: run -d, exec, logs, stop, rm.
+	e.kiln("volume", "create", "vol")
+	cid := strings.TrimSpace(e.kiln("--root", store2, "run", "-d", "--network", "none", "--name", "c1", "localhost/app:v1"))
+	_ = cid
+	cid = strings.TrimSpace(e.kiln("run", "-d", "--network", "none", "--name", "c1", "-v", "vol:/vol", "localhost/app:v1"))
+	if out := e.kiln("exec", "c1", "sh", "-c", "echo hello > /vol/h && id -u && cat /vol/h"); out != "0\nhello\n" {
+		t.Errorf("exec: %q", out)
+	}
+	if out := e.kiln("exec", "-u", "1000", "c1", "id", "-u"); out != "1000\n" {
+		t.Errorf("exec -u 1000: %q", out)
+	}
+	for i := 0; ; i++ {
+		if out := e.kiln("logs", "c1"); strings.Contains(out, "started\n1000\nok\n") {
+			break
+		} else if i == 200 {
+			t.Fatalf("logs: %q", out)
+		}
+		e.kiln("wait", "--condition", "not-running", "--timeout", "0.05", "c1")
+	}
+	if out := e.kiln("top", "c1"); !strings.Contains(out, "sleep 300") {
+		t.Errorf("top: %q", out)
+	}
+	e.kiln("stop", "-t", "1", "c1")
+	e.kiln("--root", store2, "rm", "-f", "c1")
+	e.kiln("rm", "c1")
+	if out := e.kiln("run", "--rm", "--network", "none", "-v", "vol:/vol", "localhost/bb", "cat", "/vol/h"); out != "hello\n" {
+		t.Errorf("volume after the container: %q", out)
+	}
+
+	// Limits need cgroups: refused with the reason (this host has none to
+	// delegate).
+	if e.kiln("info", "--format", "{{.CgroupVersion}}") != "2\n" {
+		for _, args := range [][]string{
+			{"run", "--rm", "--network", "none", "--memory", "64m", "localhost/bb", "true"},
+			{"create", "--network", "none", "--pids-limit", "10", "localhost/bb", "true"},
+		} {
+			r := e.run("", args...)
+			if r.code == 0 || !strings.Contains(r.stderr, "needs cgroups, and rootless kiln has no cgroups here") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+				t.Errorf("kiln %v: exit %d, stderr %q", args, r.code, r.stderr)
+			}
+		}
+	}
+	if r := e.run("", "run", "--rm", "--privileged", "--network", "none", "localhost/bb", "true"); r.code == 0 || !strings.Contains(r.stderr, "--privileged is not supported by rootless kiln") {
+		t.Errorf("run --privileged: exit %d, %q", r.code, r.stderr)
+	}
+
+	// push and pull through a registry on 127.0.0.1.
+	reg := registrytest.Start(t, registrytest.Options{})
+	ref := reg.Ref("rootless/app:v1")
+	e.kiln("tag", "localhost/app:v1", ref)
+	e.kiln("push", "-q", ref)
+	e.kiln("--root", filepath.Join(e.u.Home, "store3"), "pull", "-q", ref)
+
+	// layers, prunes, system check.
+	if out := e.kiln("layers", "--ci", "localhost/app:v1"); out == "" {
+		t.Error("layers printed nothing")
+	}
+	e.kiln("container", "prune", "-f")
+	e.kiln("volume", "prune", "-a", "-f")
+	e.kiln("image", "prune", "-a", "-f")
+	e.kiln("builder", "prune", "-a", "-f")
+	if out := e.kiln("system", "check"); !strings.Contains(out, " 0 problems") {
+		t.Errorf("system check: %s", out)
+	}
+}
+
