@@ -355,7 +355,14 @@ func populateDev(dev string, privileged bool, shmSize int64) error {
 			return fmt.Errorf("create /dev/%s: %w", m.dir, err)
 		}
 		m.m.Target = p
-		if err := MountOverlay(m.m); err != nil {
+		err := MountOverlay(m.m)
+		if errors.Is(err, unix.EINVAL) && m.dir == "pts" {
+			// A user namespace that does not map gid 5 (tty): rootless
+			// kiln's single-uid mapping. The terminals keep the owner's group.
+			m.m.Options = slices.DeleteFunc(m.m.Options, func(o string) bool { return o == "gid=5" })
+			err = MountOverlay(m.m)
+		}
+		if err != nil {
 			return err
 		}
 	}

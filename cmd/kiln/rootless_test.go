@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/kiln-build/kiln/internal/kilntest"
 	"github.com/kiln-build/kiln/registry/registrytest"
@@ -263,3 +265,112 @@ func TestRootlessCycle(t *testing.T) {
 	}
 }
 
+// TestRootlessSingleUID: a user without a subordinate range gets the
+// single-uid mapping with a warning; images of root's files build and run,
+// and a file of another owner fails with an error naming it.
+func TestRootlessSingleUID(t *testing.T) {
+	e := newRootlessEnv(t, false)
+	// A base of root's files only.
+	dir := t.TempDir()
+	mk, _ := filepath.Abs("../../testdata/mkbase.sh")
+	if out, err := exec.Command("sh", mk, filepath.Join(dir, "rootfs")).CombinedOutput(); err != nil {
+		t.Fatalf("mkbase: %v\n%s", err, out)
+	}
+	rootOnly, err := exec.Command("tar", "--owner=0", "--group=0", "--numeric-owner", "-C", filepath.Join(dir, "rootfs"), "-c", ".").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.run(string(rootOnly), "import", "-", "localhost/root-only")
+	if r.code != 0 {
+		t.Fatalf("import: exit %d: %s", r.code, r.stderr)
+	}
+	warn := fmt.Sprintf("kiln: warning: no subordinate uid range for %s in /etc/subuid", e.u.Name)
+	if !strings.HasPrefix(r.stderr, warn) || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("first kiln of a user without subordinate ids: stderr %q, want one line %q...", r.stderr, warn)
+	}
+	if out := e.kiln("info", "--format", "{{json .UIDMap}}"); out != fmt.Sprintf("[\"0:%d:1\"]\n", e.u.UID) {
+		t.Errorf("uid map: %s", out)
+	}
+	ctx := e.context(map[string]string{"Dockerfile": "FROM localhost/root-only\nRUN echo hi > /hi\nCOPY f /f\n", "f": "f"})
+	e.kiln("build", "-q", "--network", "none", "-t", "simple", ctx)
+	if out := e.kiln("run", "--rm", "--network", "none", "simple", "cat", "/hi", "/f"); out != "hi\nf" {
+		t.Errorf("run: %q", out)
+	}
+
+	// Files of uid 1000: the image's import, COPY --chown, RUN chown.
+	e.importBaseFails(t)
+	for name, df := range map[string]string{
+		"COPY --chown": "FROM localhost/root-only\nCOPY --chown=1000:1000 f /f\n",
+		"RUN chown":    "FROM localhost/root-only\nRUN touch /x && chown 1000 /x\n",
+	} {
+		r := e.run("", "build", "--network", "none", e.context(map[string]string{"Dockerfile": df, "f": "f"}))
+		last := strings.TrimSpace(r.stderr[strings.LastIndex(strings.TrimSpace(r.stderr), "\n")+1:])
+		if r.code == 0 || !strings.Contains(last, "Dockerfile:2") {
+			t.Errorf("%s as a single-uid user: exit %d, last line %q", name, r.code, last)
+		}
+		if name == "COPY --chown" && !strings.Contains(last, "chown to 1000:1000: owner not mapped in this user namespace") {
+			t.Errorf("%s: %q", name, last)
+		}
+		if name == "RUN chown" && !strings.Contains(r.stderr, "chown: /x: Invalid argument") {
+			t.Errorf("%s: %q", name, r.stderr)
+		}
+	}
+}
+
+// importBaseFails: the tests' base, with files of uid 1000, cannot be
+// imported by a single-uid user; the error names the file and the owner.
+func (e *rlEnv) importBaseFails(t *testing.T) {
+	importBaseInto(t, func(tarPath string) {
+		data, err := os.ReadFile(tarPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := e.run(string(data), "import", "-", "localhost/bb")
+		if r.code == 0 || !strings.Contains(r.stderr, "home/app") || !strings.Contains(r.stderr, "chown to 1000:1000: owner not mapped") || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("import of files of uid 1000: exit %d, stderr %q", r.code, r.stderr)
+		}
+	})
+	if out := e.kiln("images", "-q", "localhost/bb"); out != "" {
+		t.Errorf("a failed import left an image: %q", out)
+	}
+}
+
+// TestRootlessPauseProcess: kiln commands starting at once make one pause
+// process; once it is killed the next command makes another and finds the
+// store as it was.
+func TestRootlessPauseProcess(t *testing.T) {
+	e := newRootlessEnv(t, true)
+	var wg sync.WaitGroup
+	errs := make([]string, 6)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := e.run("", "volume", "create", fmt.Sprintf("v%d", i)); r.code != 0 {
+				errs[i] = r.stderr
+			}
+		}()
+	}
+	wg.Wait()
+	for i, s := range errs {
+		if s != "" {
+			t.Errorf("kiln %d: %s", i, s)
+		}
+	}
+	pids := e.pausePids()
+	if len(pids) != 1 {
+		t.Fatalf("pause processes after concurrent first starts: %v", pids)
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 1000 && len(e.pausePids()) > 0; i++ {
+		time.Sleep(time.Millisecond)
+	}
+	if out := e.kiln("volume", "ls", "-q"); out != "v0\nv1\nv2\nv3\nv4\nv5\n" {
+		t.Errorf("volumes after the pause process was killed: %q", out)
+	}
+	if again := e.pausePids(); len(again) != 1 || again[0] == pids[0] {
+		t.Errorf("pause processes after the first was killed: %v (was %d)", again, pids[0])
+	}
+}
