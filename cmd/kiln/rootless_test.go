@@ -374,3 +374,38 @@ func TestRootlessPauseProcess(t *testing.T) {
 		t.Errorf("pause processes after the first was killed: %v (was %d)", again, pids[0])
 	}
 }
+
+// TestRootlessBinaries: the static kiln of `make build` (cgo for the
+// namespace-joining constructor) works rootless; one built without cgo
+// refuses rootless with one line and still works as root.
+func TestRootlessBinaries(t *testing.T) {
+	kilntest.RequireRoot(t)
+	dir := t.TempDir()
+	static, nocgo := filepath.Join(dir, "kiln"), filepath.Join(dir, "kiln-nocgo")
+	if out, err := exec.Command("make", "-s", "-C", "../..", "build", "BIN="+static).CombinedOutput(); err != nil {
+		t.Fatalf("make build: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("file", static).Output(); err == nil && !strings.Contains(string(out), "statically linked") {
+		t.Errorf("make build: %s", out)
+	}
+	build := exec.Command("go", "build", "-o", nocgo, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	u := kilntest.RootlessUser(t, static)
+	cmd := u.Command("info", "--format", "{{.Rootless}} {{.DockerRootDir}}")
+	if out, err := cmd.CombinedOutput(); err != nil || string(out) != "true "+u.Home+"/.local/share/kiln\n" {
+		t.Errorf("static kiln info as %s: %v: %s", u.Name, err, out)
+	}
+
+	u2 := kilntest.RootlessUser(t, nocgo)
+	out, err := u2.Command("images").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 125 || string(out) != "kiln: kiln was built without cgo: rootless mode needs it\n" {
+		t.Errorf("kiln without cgo as %s: %v: %q", u2.Name, err, out)
+	}
+	if out, err := exec.Command(nocgo, "--root", t.TempDir(), "images", "-q").CombinedOutput(); err != nil || len(out) != 0 {
+		t.Errorf("kiln without cgo as root: %v: %q", err, out)
+	}
+}
