@@ -201,9 +201,8 @@ func TestRootlessCycle(t *testing.T) {
 
 	// A container that outlives the CLI: run -d, exec, logs, stop, rm.
 	e.kiln("volume", "create", "vol")
-	cid := strings.TrimSpace(e.kiln("--root", store2, "run", "-d", "--network", "none", "--name", "c1", "localhost/app:v1"))
-	_ = cid
-	cid = strings.TrimSpace(e.kiln("run", "-d", "--network", "none", "--name", "c1", "-v", "vol:/vol", "localhost/app:v1"))
+	e.kiln("--root", store2, "run", "-d", "--network", "none", "--name", "c1", "localhost/app:v1")
+	e.kiln("run", "-d", "--network", "none", "--name", "c1", "-v", "vol:/vol", "localhost/app:v1")
 	if out := e.kiln("exec", "c1", "sh", "-c", "echo hello > /vol/h && id -u && cat /vol/h"); out != "0\nhello\n" {
 		t.Errorf("exec: %q", out)
 	}
@@ -220,6 +219,15 @@ func TestRootlessCycle(t *testing.T) {
 	}
 	if out := e.kiln("top", "c1"); !strings.Contains(out, "sleep 300") {
 		t.Errorf("top: %q", out)
+	}
+	if e.kiln("info", "--format", "{{.CgroupsUnavailable}}") != "\n" {
+		// No cgroups: what needs them says so in one line.
+		for _, args := range [][]string{{"pause", "c1"}, {"stats", "--no-stream", "c1"}, {"update", "--memory", "64m", "c1"}} {
+			r := e.run("", args...)
+			if r.code == 0 || !strings.Contains(r.stderr, "needs cgroups, and rootless kiln has no cgroups here") || strings.Count(r.stderr, "\n") != 1 {
+				t.Errorf("kiln %v: exit %d, stderr %q", args, r.code, r.stderr)
+			}
+		}
 	}
 	e.kiln("stop", "-t", "1", "c1")
 	e.kiln("--root", store2, "rm", "-f", "c1")
@@ -243,6 +251,16 @@ func TestRootlessCycle(t *testing.T) {
 	}
 	if r := e.run("", "run", "--rm", "--privileged", "--network", "none", "localhost/bb", "true"); r.code == 0 || !strings.Contains(r.stderr, "--privileged is not supported by rootless kiln") {
 		t.Errorf("run --privileged: exit %d, %q", r.code, r.stderr)
+	}
+	if r := e.run("", "run", "--rm", "--device", "/dev/kmsg", "--network", "none", "localhost/bb", "true"); r.code == 0 || !strings.Contains(r.stderr, "--device /dev/kmsg: rootless kiln can only pass devices its user can open") {
+		t.Errorf("run --device /dev/kmsg: exit %d, %q", r.code, r.stderr)
+	}
+	// rlimits and /dev/shm need no cgroup.
+	if out := e.kiln("run", "--rm", "--network", "none", "--ulimit", "nofile=100:100", "--shm-size", "1m", "localhost/bb", "sh", "-c", "ulimit -n; df -k /dev/shm | tail -1"); !strings.HasPrefix(out, "100\n") || !strings.Contains(out, " 1024 ") {
+		t.Errorf("run --ulimit --shm-size: %q", out)
+	}
+	if out := e.kiln("run", "--rm", "--network", "none", "--device", "/dev/null:/dev/mynull", "localhost/bb", "sh", "-c", "echo x > /dev/mynull && echo ok"); out != "ok\n" {
+		t.Errorf("run --device /dev/null: %q", out)
 	}
 
 	// push and pull through a registry on 127.0.0.1.
