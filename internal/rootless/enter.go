@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/proc"
 )
 
 // envJoin names the pause process ("PID START") whose namespaces the
@@ -148,34 +148,9 @@ func reexec(p pauseProc, env []string) (int, error) {
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Env = append(cmd.Env, envJoin+"="+p.String())
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, forwarded...)
-	defer signal.Stop(sigs)
-	if err := cmd.Start(); err != nil {
+	code, err := proc.RunForwarding(cmd, forwarded...)
+	if err != nil {
 		return 0, fmt.Errorf("re-execute kiln in the user namespace: %w", err)
 	}
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case s := <-sigs:
-				_ = cmd.Process.Signal(s)
-			case <-done:
-				return
-			}
-		}
-	}()
-	err := cmd.Wait()
-	close(done)
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal()), nil
-		}
-		return ee.ExitCode(), nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("kiln in the user namespace: %w", err)
-	}
-	return 0, nil
+	return code, nil
 }

@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/proc"
 )
 
 // The pause process holds the user's kiln user namespace and its mount
@@ -40,7 +42,7 @@ func (p pauseProc) String() string { return fmt.Sprintf("%d %d", p.pid, p.start)
 
 // alive reports whether p still runs (its pid has not been reused).
 func (p pauseProc) alive() bool {
-	st, ok := procStart(p.pid)
+	st, ok := proc.StartTime(p.pid)
 	return ok && st == p.start
 }
 
@@ -137,7 +139,7 @@ func startPause(u account) (pauseProc, error) {
 	if err := writeMaps(pid, uids, gids); err != nil {
 		return fail(err)
 	}
-	start, ok := procStart(pid)
+	start, ok := proc.StartTime(pid)
 	if !ok {
 		return fail(errors.New("start the user namespace: the pause process died"))
 	}
@@ -235,23 +237,4 @@ func Pause() {
 	for {
 		_ = unix.Pause()
 	}
-}
-
-// procStart is the start time of pid (field 22 of /proc/PID/stat) and
-// whether it runs (a zombie does not).
-func procStart(pid int) (uint64, bool) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(f[19], 10, 64)
-	return n, err == nil
 }
