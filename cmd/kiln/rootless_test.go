@@ -252,6 +252,10 @@ func TestRootlessCycle(t *testing.T) {
 	if r := e.run("", "run", "--rm", "--privileged", "--network", "none", "localhost/bb", "true"); r.code == 0 || !strings.Contains(r.stderr, "--privileged is not supported by rootless kiln") {
 		t.Errorf("run --privileged: exit %d, %q", r.code, r.stderr)
 	}
+	insecure := e.context(map[string]string{"Dockerfile": "FROM localhost/bb\nRUN --security=insecure true\n"})
+	if r := e.run("", "build", "--network", "none", "--allow", "security.insecure", insecure); r.code == 0 || !strings.Contains(r.stderr, "--security=insecure is not supported by rootless kiln") {
+		t.Errorf("build --allow security.insecure: exit %d, %q", r.code, r.stderr)
+	}
 	if r := e.run("", "run", "--rm", "--device", "/dev/kmsg", "--network", "none", "localhost/bb", "true"); r.code == 0 || !strings.Contains(r.stderr, "--device /dev/kmsg: rootless kiln can only pass devices its user can open") {
 		t.Errorf("run --device /dev/kmsg: exit %d, %q", r.code, r.stderr)
 	}
