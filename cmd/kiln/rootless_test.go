@@ -209,6 +209,10 @@ func TestRootlessCycle(t *testing.T) {
 	if out := e.kiln("exec", "-u", "1000", "c1", "id", "-u"); out != "1000\n" {
 		t.Errorf("exec -u 1000: %q", out)
 	}
+	e.kiln("cp", "c1:/secret-ok", filepath.Join(e.u.Home, "secret-ok"))
+	if data, err := os.ReadFile(filepath.Join(e.u.Home, "secret-ok")); err != nil || string(data) != "ok\n" {
+		t.Errorf("cp out of the container: %q, %v", data, err)
+	}
 	for i := 0; ; i++ {
 		if out := e.kiln("logs", "c1"); strings.Contains(out, "started\n1000\nok\n") {
 			break

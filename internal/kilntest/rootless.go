@@ -42,8 +42,8 @@ const subIDCount = 65536
 // /etc/subuid or /etc/subgid overlaps, and a copy of the binary kiln (the
 // test binary when "") it may run. Cleanup kills every process of the user
 // and of its subordinate ids (its pause process, containers), removes its
-// files, the subordinate ranges and the user. It needs root, useradd and
-// setpriv-less credentials (exec.Cmd's).
+// files (its store included), the subordinate ranges and the user. It
+// skips without root, useradd, or (with a range) newuidmap and newgidmap.
 func RootlessUser(t testing.TB, kiln string) *User { return newUser(t, kiln, true) }
 
 // RootlessUserWithoutSubIDs is RootlessUser with no subordinate range: the
@@ -91,7 +91,8 @@ func newUser(t testing.TB, kiln string, subIDs bool) *User {
 	return u
 }
 
-// Command runs Kiln with args as the user, in the user's home, with a clean
+// Command runs Kiln with args as the user (exec.Cmd's credentials: uid,
+// gid, no supplementary groups), in the user's home, with a clean
 // environment.
 func (u *User) Command(args ...string) *exec.Cmd {
 	cmd := exec.Command(u.Kiln, args...)
