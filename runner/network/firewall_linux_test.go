@@ -34,7 +34,7 @@ func inNewNetns(t *testing.T, f func()) {
 }
 
 func saveOut(t *testing.T, bin string) string {
-	out, err := exec.Command(bin+"-save").Output()
+	out, err := exec.Command(bin + "-save").Output()
 	if err != nil {
 		t.Fatalf("%s-save: %v", bin, err)
 	}
