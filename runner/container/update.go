@@ -50,8 +50,8 @@ func (m *monitorState) reloadHostConfig() {
 // Rename gives the container a new name, as docker rename.
 func (s *Store) Rename(c *Container, name string) error {
 	name = strings.TrimPrefix(name, "/")
-	if !validName.MatchString(name) {
-		return fmt.Errorf("invalid container name (%s), only %s are allowed", name, validName)
+	if !validName().MatchString(name) {
+		return fmt.Errorf("invalid container name (%s), only %s are allowed", name, validName())
 	}
 	if name == c.Name {
 		return fmt.Errorf("renaming a container with the same name as its current name")
