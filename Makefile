@@ -19,17 +19,25 @@ TEST_BINS += /usr/bin/git /usr/bin/jq
 # qemu-user-static and binfmt-support run the arm64 RUN steps of the multi-platform tests.
 TEST_PKGS += qemu-user-static binfmt-support
 TEST_BINS += /usr/bin/qemu-aarch64-static /usr/sbin/update-binfmts
-# uidmap (newuidmap/newgidmap) for the kiln CI image of the rootless-in-a-container tests; podman and
-# runc run that image too (Debian's crun refuses this machine's hybrid cgroup layout).
-TEST_PKGS += uidmap podman runc
-TEST_BINS += /usr/bin/newuidmap /usr/bin/podman /usr/sbin/runc
+# uidmap (setuid newuidmap/newgidmap) maps rootless kiln's user namespace to the test users' subordinate ranges.
+TEST_PKGS += uidmap
+TEST_BINS += /usr/bin/newuidmap /usr/bin/newgidmap
+
+# kiln is one static binary, with cgo for the constructor that joins the rootless user namespace
+# (internal/rootless/join_linux.c) before the Go runtime starts, as runc's nsexec.
+GO_BUILD_STATIC := CGO_ENABLED=1 $(GO) build -trimpath -tags netgo,osusergo -ldflags '-extldflags -static'
+
+# podman and runc run the kiln CI image of the rootless-in-a-container tests too (Debian's crun refuses
+# this machine's hybrid cgroup layout).
+TEST_PKGS += podman runc
+TEST_BINS += /usr/bin/podman /usr/sbin/runc
 
 .PHONY: all build test deps demo clean bench bench-go bench-scale
 
 all: build
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/kiln
+	$(GO_BUILD_STATIC) -o $(BIN) ./cmd/kiln
 
 # deps installs what the tests need from Debian's packages, when missing.
 deps:

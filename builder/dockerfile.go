@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/agext/levenshtein"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -96,7 +97,7 @@ func locate(name string, err error) error {
 		line = loc.Locations[0][0].Start.Line
 	}
 	msg := err.Error()
-	if m := parseErrorLine.FindStringSubmatch(msg); m != nil {
+	if m := parseErrorLine().FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = msg[len(m[0]):]
 	}
@@ -111,7 +112,7 @@ func locate(name string, err error) error {
 	return &Error{File: name, Line: line, Err: errors.New(msg)}
 }
 
-var parseErrorLine = regexp.MustCompile(`^dockerfile parse error on line (\d+): `)
+var parseErrorLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^dockerfile parse error on line (\d+): `) })
 
 var instructionNames = []string{"ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK",
 	"LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
@@ -261,15 +262,18 @@ func usedOnce(lint *linter.Linter, c instructions.Command, prev *[]parser.Range)
 	*prev = c.Location()
 }
 
+// Compiled when first used, not at every kiln process's start.
 var (
-	secretKey    = regexp.MustCompile(`(?i)(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)`)
-	notSecretKey = regexp.MustCompile(`(?i)(?:_|^)(?:public|file|version)(?:_|$)`)
+	secretKey = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?i)(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)`)
+	})
+	notSecretKey = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)(?:_|^)(?:public|file|version)(?:_|$)`) })
 )
 
 // lintSecretKey reports an ARG or ENV whose name says it holds a secret:
 // its value would stay in the image (SecretsUsedInArgOrEnv).
 func lintSecretKey(lint *linter.Linter, instruction, key string, location []parser.Range) {
-	if secretKey.MatchString(key) && !notSecretKey.MatchString(key) {
+	if secretKey().MatchString(key) && !notSecretKey().MatchString(key) {
 		lint.Run(&linter.RuleSecretsUsedInArgOrEnv, location, linter.RuleSecretsUsedInArgOrEnv.Format(instruction, key))
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	units "github.com/docker/go-units"
 
+	"github.com/kiln-build/kiln/internal/rootless"
 	"github.com/kiln-build/kiln/runner"
 )
 
@@ -111,6 +112,9 @@ func (s *sandboxes) confinement(insecure bool) (*runner.Confinement, error) {
 	defer s.mu.Unlock()
 	c := &s.confined
 	sec := runner.Security{}
+	if insecure && rootless.Active() {
+		return nil, errors.New("--security=insecure is not supported by rootless kiln: an ordinary user's namespace cannot give a RUN step the host's devices and capabilities")
+	}
 	if insecure {
 		c, sec.Privileged = &s.insecure, true
 	}

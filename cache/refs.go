@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )
@@ -17,23 +16,20 @@ import (
 // NormalizeName turns a user's image name into the store's reference form, as
 // docker does: "busybox" → "docker.io/library/busybox:latest".
 func NormalizeName(name string) (string, error) {
-	ref, err := reference.ParseNormalizedNamed(name)
+	ref, err := ParseReference(name)
 	if err != nil {
 		return "", fmt.Errorf("invalid reference format %q: %w", name, ErrInvalid)
 	}
-	if _, ok := ref.(reference.Digested); ok {
-		return ref.String(), nil
-	}
-	return reference.TagNameOnly(ref).String(), nil
+	return ref.WithDefaultTag().String(), nil
 }
 
 // FamiliarName is the short form of a normalized name, as docker prints it.
 func FamiliarName(name string) string {
-	ref, err := reference.ParseNormalizedNamed(name)
+	ref, err := ParseReference(name)
 	if err != nil {
 		return name
 	}
-	return reference.FamiliarString(ref)
+	return ref.FamiliarString()
 }
 
 type refsFile struct {

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )
@@ -17,15 +16,14 @@ import (
 // and Resolve finds the image by it. A repository keeps every digest it
 // was seen with, as docker's.
 func (s *Store) AddRepoDigest(id digest.Digest, ref string) error {
-	named, err := reference.ParseNormalizedNamed(ref)
+	named, err := ParseReference(ref)
 	if err != nil {
 		return fmt.Errorf("repository digest %q: %v: %w", ref, err, ErrInvalid)
 	}
-	c, ok := named.(reference.Canonical)
-	if !ok {
+	if named.Digest() == "" {
 		return fmt.Errorf("repository digest %q: no digest: %w", ref, ErrInvalid)
 	}
-	canon := reference.TrimNamed(c).Name() + "@" + c.Digest().String()
+	canon := named.Name() + "@" + named.Digest().String()
 	// Image records are rewritten whole: take the references' lock so two
 	// processes adding digests do not lose one.
 	lf, err := os.OpenFile(s.path("refs.lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"io"
 	"strings"
+	"sync"
 )
 
 //go:embed report/report.html
@@ -18,7 +19,11 @@ var reportJS string
 //go:embed report/report.css
 var reportCSS string
 
-var reportTemplate = template.Must(template.New("report").Parse(reportHTML))
+// reportTemplate is parsed when a report is first written, not at every
+// kiln process's start.
+var reportTemplate = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("report").Parse(reportHTML))
+})
 
 // reportData is what the report's script renders: sizes come formatted
 // (size: the caller's format, as the command line shows them).
@@ -76,7 +81,7 @@ func WriteHTML(w io.Writer, title string, a *Analysis, size func(int64) string) 
 	if err != nil {
 		return err
 	}
-	return reportTemplate.Execute(w, map[string]any{
+	return reportTemplate().Execute(w, map[string]any{
 		"Title": title,
 		"CSS":   template.CSS(reportCSS),
 		"JS":    template.JS(reportJS),

@@ -16,7 +16,7 @@ import (
 // which are done at the end) times to the entry base in pfd.
 func (a *applier) setAttrs(pfd int, base string, hdr *tar.Header, uid, gid int, mode uint32, symlink bool) error {
 	if err := unix.Fchownat(pfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("chown: %w", err)
+		return chownError(err, uid, gid)
 	}
 	if !symlink {
 		// base was just created or checked to be a directory, never a

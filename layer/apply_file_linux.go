@@ -28,7 +28,7 @@ func (a *applier) writeFile(pfd int, base string, tr io.Reader, hdr *tar.Header,
 	err = a.copyTo(fd, tr)
 	if err == nil && needChown {
 		if err = unix.Fchown(fd, uid, gid); err != nil {
-			err = fmt.Errorf("chown: %w", err)
+			err = chownError(err, uid, gid)
 		}
 	}
 	if err == nil && needChmod {

@@ -66,8 +66,8 @@ func (a *applier) opaque(rel string) error {
 			return fmt.Errorf("open opaque directory: %w", err)
 		}
 		defer unix.Close(fd)
-		if err := setXattrFD(fd, overlayOpaqueXattr, []byte("y")); err != nil {
-			return fmt.Errorf("set xattr %s: %w", overlayOpaqueXattr, err)
+		if err := setXattrFD(fd, opaqueXattr(), []byte("y")); err != nil {
+			return fmt.Errorf("set xattr %s: %w", opaqueXattr(), err)
 		}
 		return nil
 	}

@@ -26,6 +26,7 @@ type hashWriter struct {
 	n      int64
 	w      io.Writer
 	close  bool
+	made   int // buffers allocated: one at a time, when none is free
 }
 
 const (
@@ -40,9 +41,6 @@ func newHashWriter(w io.Writer) *hashWriter {
 		done: make(chan struct{}),
 		h:    sha256.New(),
 		w:    w,
-	}
-	for range hashBuffers {
-		hw.free <- make([]byte, 0, hashBufferSize)
 	}
 	go hw.run()
 	return hw
@@ -69,7 +67,7 @@ func (hw *hashWriter) Write(p []byte) (int, error) {
 	}
 	for len(p) > 0 {
 		if hw.cur == nil {
-			hw.cur = <-hw.free
+			hw.cur = hw.buffer()
 		}
 		m := copy(hw.cur[len(hw.cur):cap(hw.cur)], p)
 		hw.cur = hw.cur[:len(hw.cur)+m]
@@ -81,6 +79,22 @@ func (hw *hashWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// buffer is a free buffer, made when none is and fewer than hashBuffers
+// exist: a small layer (a RUN step's few files) costs one buffer, not
+// hashBuffers of them, each zeroed.
+func (hw *hashWriter) buffer() []byte {
+	select {
+	case b := <-hw.free:
+		return b
+	default:
+	}
+	if hw.made < hashBuffers {
+		hw.made++
+		return make([]byte, 0, hashBufferSize)
+	}
+	return <-hw.free
 }
 
 // Close hands over the last buffer and waits for the hasher.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/rootless"
 )
 
 // CgroupRoot is where cgroup filesystems are mounted.
@@ -29,7 +31,15 @@ type Cgroup struct {
 
 // OpenCgroup returns the cgroup at name (e.g. "kiln/<id>") relative to
 // each hierarchy's root, whether or not it exists.
-func OpenCgroup(name string) *Cgroup { return openCgroupIn(CgroupRoot, name, cgroupV1Controllers) }
+// Without cgroups (CgroupsUnavailable) it is a cgroup of no directories: no
+// processes, nothing to remove.
+func OpenCgroup(name string) *Cgroup {
+	base, err := cgroupBase()
+	if err != nil {
+		return &Cgroup{dirs: map[string]string{}}
+	}
+	return openCgroupIn(base, name, cgroupV1Controllers)
+}
 
 // openCgroupIn is OpenCgroup with the cgroup filesystems mounted at root
 // (CgroupRoot but in tests), in the given v1 hierarchies only. root is
@@ -58,8 +68,24 @@ func openCgroupIn(root, name string, controllers []string) *Cgroup {
 
 // NewCgroup creates the cgroup name with the limits r. On cgroup v2, the
 // device rules of r are a device filter program attached to the cgroup.
+//
+// Rootless, the device rules are dropped (an unprivileged user namespace
+// can neither make device nodes nor open those its user cannot, and
+// attaching a device program needs real root); without cgroups
+// (CgroupsUnavailable) NewCgroup returns a cgroup of no directories when r
+// asks for no limit, and the reason (ErrNoCgroups) when it does.
 func NewCgroup(name string, r Resources) (*Cgroup, error) {
-	return newCgroupIn(CgroupRoot, name, r)
+	if rootless.Active() {
+		r.Devices = nil
+	}
+	base, err := cgroupBase()
+	if err != nil {
+		if r.Memory != 0 || r.CPUShares != 0 || r.NanoCPUs != 0 || r.PidsLimit > 0 || r.MemorySwap != 0 || r.CpusetCpus != "" || r.Devices != nil {
+			return nil, err
+		}
+		return &Cgroup{dirs: map[string]string{}}, nil
+	}
+	return newCgroupIn(base, name, r)
 }
 
 // newCgroupIn is NewCgroup with the cgroup filesystems mounted at root.
@@ -276,8 +302,14 @@ const buildCgroupPrefix = "build-"
 // unified one (v2), allowing only DefaultDevices (the devices controller
 // on v1, a device filter program on v2). The cgroups of builds whose
 // process is gone (killed before they could remove theirs) are removed
-// first.
-func NewBuildCgroup() (*Cgroup, error) { return newBuildCgroupIn(CgroupRoot) }
+// first. Rootless, builds have no device cgroup (see NewCgroup): it returns
+// a cgroup of no directories.
+func NewBuildCgroup() (*Cgroup, error) {
+	if rootless.Active() {
+		return &Cgroup{dirs: map[string]string{}}, nil
+	}
+	return newBuildCgroupIn(CgroupRoot)
+}
 
 // newBuildCgroupIn is NewBuildCgroup with the cgroup filesystems mounted
 // at root.

@@ -114,7 +114,7 @@ func openUserFile(name string) (*os.File, error) {
 // setCredentials switches the calling thread (locked: the exec follows on
 // it) to the user; execve makes them the process's credentials.
 func setCredentials(u execUser) error {
-	if err := unix.Setgroups(u.Groups); err != nil {
+	if err := unix.Setgroups(u.Groups); err != nil && !setgroupsDenied(err, u) {
 		return fmt.Errorf("setgroups: %w", err)
 	}
 	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(u.GID), uintptr(u.GID), uintptr(u.GID)); e != 0 {
@@ -124,6 +124,23 @@ func setCredentials(u execUser) error {
 		return fmt.Errorf("setuid %d: %w", u.UID, e)
 	}
 	return nil
+}
+
+// setgroupsDenied reports whether a setgroups that failed with err can be
+// done without: the user namespace denies setgroups (rootless kiln's
+// single-uid mapping, where only the user's own group is mapped) and u asks
+// for no group besides its primary one.
+func setgroupsDenied(err error, u execUser) bool {
+	if !errors.Is(err, unix.EPERM) {
+		return false
+	}
+	for _, g := range u.Groups {
+		if g != u.GID {
+			return false
+		}
+	}
+	data, _ := os.ReadFile("/proc/self/setgroups")
+	return strings.TrimSpace(string(data)) == "deny"
 }
 
 // lookPath finds file like execvp: names with a slash are used as is,

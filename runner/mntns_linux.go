@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"runtime"
 	"strings"
 	"syscall"
+
+	"github.com/kiln-build/kiln/internal/proc"
 )
 
 // EnterMountNamespace makes sure the calling process runs in its own private
@@ -36,29 +37,14 @@ func EnterMountNamespace() error {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	// Pdeathsig is tied to the starting thread.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := cmd.Start(); err != nil {
+	code, err := proc.RunForwarding(cmd, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	if err != nil {
 		return fmt.Errorf("enter mount namespace: %w", err)
 	}
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case s := <-sigs:
-				_ = cmd.Process.Signal(s)
-			case <-done:
-				return
-			}
-		}
-	}()
-	_ = cmd.Wait()
-	close(done)
-	os.Exit(processExitCode(cmd.ProcessState))
+	os.Exit(code)
 	return nil
 }
 

@@ -20,6 +20,23 @@ type Mount struct {
 // metadata-only copy-ups.
 var overlayFixedOptions = []string{"index=off", "redirect_dir=off", "metacopy=off"}
 
+// userxattrOptions are overlay options for a mount outside the initial user
+// namespace: overlayfs keeps its xattrs in user.overlay. (userxattr), and
+// with it refuses redirect_dir=off (which follows existing redirects,
+// trusted xattrs) but takes nofollow, which neither makes nor follows them.
+func userxattrOptions(opts []string) []string {
+	out := make([]string, 0, len(opts)+1)
+	for _, o := range opts {
+		if o == "redirect_dir=off" {
+			o = "redirect_dir=nofollow"
+		}
+		if o != "userxattr" {
+			out = append(out, o)
+		}
+	}
+	return append(out, "userxattr")
+}
+
 // ErrOverlayOptionsTooLong is returned when the classic mount(2) data string
 // for an overlay does not fit in one page.
 var ErrOverlayOptionsTooLong = errors.New("overlay options exceed the page size")

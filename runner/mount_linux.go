@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/layer"
 )
 
 // mountOpts is the parsed form of Mount.Options.
@@ -101,6 +103,9 @@ func mountOn(m Mount, top func() (int, error)) error {
 	switch m.Type {
 	case "overlay":
 		lowers, rest := overlayOptions(m.Options)
+		if layer.UserXattrOverlay() {
+			rest = userxattrOptions(rest)
+		}
 		o := parseMountOptions(rest)
 		err = mountOverlayNew(m.Target, lowers, o, top)
 		if errors.Is(err, errNewMountAPI) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -229,5 +230,13 @@ func TestMountOverlayGeneric(t *testing.T) {
 	if err := MountOverlay(Mount{Type: "tmpfs", Target: filepath.Join(base, "missing")}); err == nil ||
 		!strings.Contains(err.Error(), "mount tmpfs on") {
 		t.Fatalf("mount on a missing dir: %v", err)
+	}
+}
+
+func TestUserxattrOptions(t *testing.T) {
+	got := userxattrOptions([]string{"index=off", "redirect_dir=off", "metacopy=off", "userxattr", "upperdir=/u"})
+	want := []string{"index=off", "redirect_dir=nofollow", "metacopy=off", "upperdir=/u", "userxattr"}
+	if !slices.Equal(got, want) {
+		t.Errorf("userxattrOptions = %q, want %q", got, want)
 	}
 }

@@ -355,7 +355,14 @@ func populateDev(dev string, privileged bool, shmSize int64) error {
 			return fmt.Errorf("create /dev/%s: %w", m.dir, err)
 		}
 		m.m.Target = p
-		if err := MountOverlay(m.m); err != nil {
+		err := MountOverlay(m.m)
+		if errors.Is(err, unix.EINVAL) && m.dir == "pts" {
+			// A user namespace that does not map gid 5 (tty): rootless
+			// kiln's single-uid mapping. The terminals keep the owner's group.
+			m.m.Options = slices.DeleteFunc(m.m.Options, func(o string) bool { return o == "gid=5" })
+			err = MountOverlay(m.m)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -408,6 +415,20 @@ func pivotRoot(rootfs string) error {
 	return nil
 }
 
+// bindDevice binds the host device d.Source over a new empty file name in
+// dfd.
+func bindDevice(dfd int, name string, d Device) error {
+	fd, err := unix.Openat(dfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_RDONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("device %s: %w", d.Target, err)
+	}
+	defer unix.Close(fd)
+	if err := MountOverlay(Mount{Type: "bind", Source: d.Source, Target: inroot.ProcPath(fd), Options: []string{"bind"}}); err != nil {
+		return fmt.Errorf("device %s: %w", d.Target, err)
+	}
+	return nil
+}
+
 // makeDevice recreates the host device d.Source at d.Target inside rootfd (a
 // character or block device: same numbers, mode and owner).
 func makeDevice(rootfd int, d Device) error {
@@ -435,7 +456,11 @@ func makeDevice(rootfd int, d Device) error {
 	if err := unix.Unlinkat(dfd, name, 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("device %s: %w", d.Target, err)
 	}
-	if err := unix.Mknodat(dfd, name, st.Mode, int(st.Rdev)); err != nil {
+	if err := unix.Mknodat(dfd, name, st.Mode, int(st.Rdev)); errors.Is(err, unix.EPERM) && d.Source != "" {
+		// A user namespace cannot make device nodes (rootless kiln): a
+		// bind mount of the host's node, as for the default devices.
+		return bindDevice(dfd, name, d)
+	} else if err != nil {
 		return fmt.Errorf("device %s: %w", d.Target, err)
 	}
 	// Mode (mknod applied the umask) and owner go through a descriptor of

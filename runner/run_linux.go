@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/kiln-build/kiln/internal/proc"
 )
 
 // Run runs spec.Args in a sandbox: new mount, PID, UTS and IPC namespaces
@@ -200,9 +202,4 @@ func (p *Process) Wait() (exitCode int, err error) {
 }
 
 // processExitCode is the exit status, or 128+signal when a signal killed it.
-func processExitCode(ps *os.ProcessState) int {
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	return ps.ExitCode()
-}
+func processExitCode(ps *os.ProcessState) int { return proc.ExitCode(ps) }

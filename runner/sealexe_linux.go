@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/rootless"
 )
 
 // A process inside a sandbox can see a kiln process through /proc/PID/exe:
@@ -28,7 +30,8 @@ import (
 
 // sealedExeLower is an empty directory, the overlay's second lower layer
 // (overlay without an upper directory needs two).
-const sealedExeLower = "/run/kiln/sealed-exe"
+// (/run/kiln/sealed-exe under root; the user's runtime directory rootless.)
+func sealedExeLower() string { return rootless.RuntimePath("sealed-exe") }
 
 // exeFdMin keeps the sealed executable's descriptor above those exec.Cmd
 // moves into place in a child (stdio, ExtraFiles), where execve resolves
@@ -103,7 +106,7 @@ func sealedOverlayExe() (int, error) {
 	if strings.HasSuffix(exe, " (deleted)") {
 		return -1, errors.New("the binary was deleted")
 	}
-	if err := os.MkdirAll(sealedExeLower, 0o700); err != nil {
+	if err := os.MkdirAll(sealedExeLower(), 0o700); err != nil {
 		return -1, err
 	}
 	ctx, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
@@ -113,7 +116,7 @@ func sealedOverlayExe() (int, error) {
 	defer unix.Close(ctx)
 	esc := strings.NewReplacer(`\`, `\\`, `:`, `\:`)
 	// The binary's directory on top: nothing in the empty one hides it.
-	lower := esc.Replace(filepath.Dir(exe)) + ":" + esc.Replace(sealedExeLower)
+	lower := esc.Replace(filepath.Dir(exe)) + ":" + esc.Replace(sealedExeLower())
 	if err := unix.FsconfigSetString(ctx, "lowerdir", lower); err != nil {
 		return -1, fmt.Errorf("overlay lowerdir=%s: %w", lower, err)
 	}

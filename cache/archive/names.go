@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -43,13 +42,11 @@ func resolveTargets(s *cache.Store, args []string) ([]*saveTarget, error) {
 		}
 	}
 	for _, arg := range args {
-		if repo, err := reference.ParseNormalizedNamed(arg); err == nil && reference.IsNameOnly(repo) {
+		if repo, err := cache.ParseReference(arg); err == nil && repo.NameOnly() {
 			var tags []string
 			for n := range refs {
-				if r, err := reference.ParseNormalizedNamed(n); err == nil && r.Name() == repo.Name() {
-					if _, ok := r.(reference.Tagged); ok {
-						tags = append(tags, n)
-					}
+				if r, err := cache.ParseReference(n); err == nil && r.Name() == repo.Name() && r.Tag() != "" {
+					tags = append(tags, n)
 				}
 			}
 			sort.Strings(tags)
@@ -76,15 +73,11 @@ func resolveTargets(s *cache.Store, args []string) ([]*saveTarget, error) {
 // repoAndTag splits a normalized tagged name into its familiar repository
 // ("bb", "example.com/x/y") and its tag.
 func repoAndTag(name string) (repo, tag string, ok bool) {
-	ref, err := reference.ParseNormalizedNamed(name)
-	if err != nil {
+	ref, err := cache.ParseReference(name)
+	if err != nil || ref.Tag() == "" {
 		return "", "", false
 	}
-	tagged, ok := ref.(reference.NamedTagged)
-	if !ok {
-		return "", "", false
-	}
-	return reference.FamiliarName(ref), tagged.Tag(), true
+	return ref.FamiliarName(), ref.Tag(), true
 }
 
 func isTagged(name string) bool {

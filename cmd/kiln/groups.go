@@ -36,37 +36,49 @@ var (
 	systemVerbs  = []verb{{name: "events"}, {name: "info"}}
 )
 
-// managementCommands are `kiln image|container|builder|system ...`.
+// managementGroups are `kiln image|container|builder|system ...`, by name.
+var managementGroups = []namedCommand{
+	{"image", func(g *globals) *cobra.Command {
+		return group("image", "Manage images", append(verbs(g, imageVerbs),
+			newInspectCommandOf(g, "image"), newImagePruneCommand(g))...)
+	}},
+	{"container", func(g *globals) *cobra.Command {
+		return group("container", "Manage containers", append(verbs(g, containerVerbs),
+			newInspectCommandOf(g, "container"), newContainerPruneCommand(g))...)
+	}},
+	{"builder", func(g *globals) *cobra.Command {
+		return group("builder", "Manage builds", append(verbs(g, builderVerbs),
+			newBuilderPruneCommand(g), newBuilderDuCommand(g))...)
+	}},
+	{"system", func(g *globals) *cobra.Command {
+		return group("system", "Manage kiln", append(verbs(g, systemVerbs),
+			newSystemDfCommand(g), newSystemPruneCommand(g), newSystemCheckCommand(g))...)
+	}},
+}
+
+// managementCommands are docker's management commands.
 func managementCommands(g *globals) []*cobra.Command {
-	return []*cobra.Command{
-		group("image", "Manage images", append(verbs(g, imageVerbs),
-			newInspectCommandOf(g, "image"), newImagePruneCommand(g))...),
-		group("container", "Manage containers", append(verbs(g, containerVerbs),
-			newInspectCommandOf(g, "container"), newContainerPruneCommand(g))...),
-		group("builder", "Manage builds", append(verbs(g, builderVerbs),
-			newBuilderPruneCommand(g), newBuilderDuCommand(g))...),
-		group("system", "Manage kiln", append(verbs(g, systemVerbs),
-			newSystemDfCommand(g), newSystemPruneCommand(g), newSystemCheckCommand(g))...),
+	out := make([]*cobra.Command, len(managementGroups))
+	for i, c := range managementGroups {
+		out[i] = c.build(g)
 	}
+	return out
 }
 
 // verbs builds the top-level commands again and returns those vs name,
 // renamed as the group calls them.
 func verbs(g *globals, vs []verb) []*cobra.Command {
-	byName := map[string]*cobra.Command{}
-	for _, c := range commands(g) {
-		byName[c.Name()] = c
-	}
 	var out []*cobra.Command
 	for _, v := range vs {
 		top := v.top
 		if top == "" {
 			top = v.name
 		}
-		c, ok := byName[top]
-		if !ok {
+		build := lookupCommand(topCommands, top)
+		if build == nil {
 			continue
 		}
+		c := build(g)
 		if _, rest, ok := strings.Cut(c.Use, " "); ok {
 			c.Use = v.name + " " + rest
 		} else {

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
@@ -192,15 +191,15 @@ func referencePred(pattern string) (filter.Pred[*imageEntry], error) {
 // matchesAny is docker's reference.FamiliarMatch over patterns: each
 // against the familiar name with its tag or digest, then without.
 func matchesAny(patterns []string, name string) bool {
-	ref, err := reference.ParseNormalizedNamed(name)
+	ref, err := cache.ParseReference(name)
 	if err != nil {
 		return false
 	}
 	for _, p := range patterns {
-		if ok, _ := path.Match(p, reference.FamiliarString(ref)); ok {
+		if ok, _ := path.Match(p, ref.FamiliarString()); ok {
 			return true
 		}
-		if ok, _ := path.Match(p, reference.FamiliarName(ref)); ok {
+		if ok, _ := path.Match(p, ref.FamiliarName()); ok {
 			return true
 		}
 	}
@@ -233,24 +232,22 @@ func imageRows(imgs []*imageEntry, noTrunc, withDigests bool) []imageRow {
 		digests := map[string][]string{}
 		var repos []string
 		for _, n := range e.tags {
-			ref, err := reference.ParseNormalizedNamed(n)
-			if t, ok := ref.(reference.NamedTagged); err == nil && ok {
-				repo := reference.FamiliarName(ref)
+			if ref, err := cache.ParseReference(n); err == nil && ref.Tag() != "" {
+				repo := ref.FamiliarName()
 				if tags[repo] == nil {
 					repos = append(repos, repo)
 				}
-				tags[repo] = append(tags[repo], t.Tag())
+				tags[repo] = append(tags[repo], ref.Tag())
 			}
 		}
 		var digestOnly []string
 		for _, n := range e.repoDigests {
-			ref, err := reference.ParseNormalizedNamed(n)
-			if c, ok := ref.(reference.Canonical); err == nil && ok {
-				repo := reference.FamiliarName(ref)
+			if ref, err := cache.ParseReference(n); err == nil && ref.Digest() != "" {
+				repo := ref.FamiliarName()
 				if digests[repo] == nil && tags[repo] == nil {
 					digestOnly = append(digestOnly, repo)
 				}
-				digests[repo] = append(digests[repo], c.Digest().String())
+				digests[repo] = append(digests[repo], ref.Digest().String())
 			}
 		}
 		for _, repo := range repos {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/cmd/kiln/internal/format"
+	"github.com/kiln-build/kiln/internal/rootless"
+	"github.com/kiln-build/kiln/runner"
 	"github.com/kiln-build/kiln/runner/container"
 )
 
@@ -28,6 +30,13 @@ type infoData struct {
 	DockerRootDir                                                      string
 	Name                                                               string
 	ServerVersion                                                      string
+	// Rootless: an ordinary user's kiln, in its user namespace mapping
+	// UIDMap and GIDMap ("inside:host:count"), with its runtime directory
+	// and, when it has no cgroups, why (CgroupsUnavailable).
+	Rootless           bool
+	UIDMap, GIDMap     []string `json:",omitempty"`
+	RuntimeDir         string
+	CgroupsUnavailable string `json:",omitempty"`
 }
 
 func newInfoCommand(g *globals) *cobra.Command {
@@ -61,6 +70,9 @@ func newInfoCommand(g *globals) *cobra.Command {
 				Architecture: unix.ByteSliceToString(uts.Machine[:]), NCPU: runtime.NumCPU(),
 				DockerRootDir: s.Root(), Name: hostname, ServerVersion: buildVersion().Version,
 			}
+			if err := rootlessInfo(&d); err != nil {
+				return err
+			}
 			for _, c := range cs {
 				d.Containers++
 				switch {
@@ -88,6 +100,14 @@ func newInfoCommand(g *globals) *cobra.Command {
 				fmt.Fprintf(out, " %s: %s\n", kv[0], kv[1])
 			}
 			fmt.Fprintf(out, "Cgroup Version: %s\n", d.CgroupVersion)
+			if d.CgroupsUnavailable != "" {
+				fmt.Fprintf(out, " Cgroups: none (%s)\n", d.CgroupsUnavailable)
+			}
+			fmt.Fprintf(out, "Rootless: %t\n", d.Rootless)
+			if d.Rootless {
+				fmt.Fprintf(out, " UID Map: %s\n GID Map: %s\n", strings.Join(d.UIDMap, " "), strings.Join(d.GIDMap, " "))
+			}
+			fmt.Fprintf(out, "Runtime Dir: %s\n", d.RuntimeDir)
 			fmt.Fprintf(out, "Namespaces: %s\n", strings.Join(d.Namespaces, " "))
 			fmt.Fprintf(out, "Kernel Version: %s\n", d.KernelVersion)
 			fmt.Fprintf(out, "Operating System: %s\n", d.OperatingSystem)
@@ -103,6 +123,28 @@ func newInfoCommand(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&f, "format", "f", "", "format the output using the given Go template, or json")
 	return cmd
+}
+
+// rootlessInfo fills in what rootless kiln differs in.
+func rootlessInfo(d *infoData) error {
+	d.Rootless, d.RuntimeDir = rootless.Active(), rootless.RuntimeDir()
+	if why := runner.CgroupsUnavailable(); why != nil {
+		d.CgroupsUnavailable = why.Error()
+	}
+	if !d.Rootless {
+		return nil
+	}
+	uids, gids, err := rootless.IDMaps()
+	if err != nil {
+		return err
+	}
+	for _, r := range uids {
+		d.UIDMap = append(d.UIDMap, r.String())
+	}
+	for _, r := range gids {
+		d.GIDMap = append(d.GIDMap, r.String())
+	}
+	return nil
 }
 
 func hasFilesystem(name string) bool {

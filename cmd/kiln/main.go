@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/internal/rootless"
 	"github.com/kiln-build/kiln/runner"
 	"github.com/kiln-build/kiln/runner/container"
 	"github.com/kiln-build/kiln/runner/network"
@@ -28,8 +30,14 @@ func main() {
 	if network.IsReaper() {
 		network.Reap()
 	}
+	if rootless.IsPause() {
+		rootless.Pause()
+	}
+	// An ordinary user's kiln continues as root of the user's kiln user
+	// namespace (a re-execution; nothing happens under real root).
+	rootless.Enter()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCommand().ExecuteContext(ctx)
+	err := newRootCommandFor(os.Args[1:]).ExecuteContext(ctx)
 	stop()
 	if err != nil {
 		var exit exitError
@@ -51,7 +59,15 @@ type globals struct {
 	root string
 }
 
-func newRootCommand() *cobra.Command {
+// newRootCommand is kiln's whole command tree.
+func newRootCommand() *cobra.Command { return newRootCommandFor(nil) }
+
+// newRootCommandFor is the command tree as args need it: when they name a
+// top-level or management command, only that command is made (every process
+// start would otherwise build some hundred commands and their flags to run
+// one); anything else (help, completion, a flag or a name it does not know)
+// gets the whole tree, so cobra's help and suggestions see every command.
+func newRootCommandFor(args []string) *cobra.Command {
 	g := &globals{}
 	root := &cobra.Command{
 		Use:           "kiln",
@@ -61,11 +77,15 @@ func newRootCommand() *cobra.Command {
 	}
 	defRoot := os.Getenv("KILN_ROOT")
 	if defRoot == "" {
-		defRoot = "/var/lib/kiln"
+		defRoot = rootless.DefaultRoot()
 	}
 	root.PersistentFlags().StringVar(&g.root, "root", defRoot, "store root directory (env KILN_ROOT)")
 	root.Version = kilnVersion()
 	root.SetVersionTemplate("kiln version {{.Version}}\n")
+	if build := commandMaker(commandName(args)); build != nil {
+		root.AddCommand(build(g))
+		return root
+	}
 	root.AddCommand(commands(g)...)
 	// docker's management commands (image ls, container inspect, ...) are
 	// the same commands, built again under their group (groups.go).
@@ -79,51 +99,100 @@ func newRootCommand() *cobra.Command {
 	return root
 }
 
+// commandName is the command args start with, after the root's own flag
+// (--root DIR); "" when they start with another flag or name none.
+func commandName(args []string) string {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--root":
+			i++
+		case strings.HasPrefix(a, "--root="):
+		case strings.HasPrefix(a, "-"):
+			return ""
+		default:
+			return a
+		}
+	}
+	return ""
+}
+
+// commandMaker is what makes the top-level or management command named
+// name; nil when kiln has none of that name.
+func commandMaker(name string) func(*globals) *cobra.Command {
+	if build := lookupCommand(topCommands, name); build != nil {
+		return build
+	}
+	return lookupCommand(managementGroups, name)
+}
+
+// lookupCommand is what makes the command of cs named name, if any.
+func lookupCommand(cs []namedCommand, name string) func(*globals) *cobra.Command {
+	for _, c := range cs {
+		if c.name == name {
+			return c.build
+		}
+	}
+	return nil
+}
+
+// topCommands are kiln's top-level commands, by name.
+var topCommands = []namedCommand{
+	{"build", newBuildCommand},
+	{"import", newImportCommand},
+	{"save", newSaveCommand},
+	{"load", newLoadCommand},
+	{"images", newImagesCommand},
+	{"history", newHistoryCommand},
+	{"layers", newLayersCommand},
+	{"dive", newDiveCommand},
+	{"inspect", newInspectCommand},
+	{"tag", newTagCommand},
+	{"rmi", newRmiCommand},
+	{"info", newInfoCommand},
+	{"pull", newPullCommand},
+	{"push", newPushCommand},
+	{"login", newLoginCommand},
+	{"logout", newLogoutCommand},
+	{"run", newRunCommand},
+	{"create", newCreateCommand},
+	{"start", newStartCommand},
+	{"stop", newStopCommand},
+	{"restart", newRestartCommand},
+	{"kill", newKillCommand},
+	{"rm", newRmCommand},
+	{"wait", newWaitCommand},
+	{"ps", newPsCommand},
+	{"logs", newLogsCommand},
+	{"volume", newVolumeCommand},
+	{"network", newNetworkCommand},
+	{"port", newPortCommand},
+	{"exec", newExecCommand},
+	{"attach", newAttachCommand},
+	{"top", newTopCommand},
+	{"diff", newDiffCommand},
+	{"cp", newCpCommand},
+	{"export", newExportCommand},
+	{"commit", newCommitCommand},
+	{"pause", newPauseCommand},
+	{"unpause", newUnpauseCommand},
+	{"rename", newRenameCommand},
+	{"update", newUpdateCommand},
+	{"stats", newStatsCommand},
+	{"events", newEventsCommand},
+	{"version", newVersionCommand},
+}
+
+// namedCommand makes the command of that name.
+type namedCommand struct {
+	name  string
+	build func(*globals) *cobra.Command
+}
+
 // commands are kiln's top-level commands.
 func commands(g *globals) []*cobra.Command {
-	return []*cobra.Command{
-		newBuildCommand(g),
-		newImportCommand(g),
-		newSaveCommand(g),
-		newLoadCommand(g),
-		newImagesCommand(g),
-		newHistoryCommand(g),
-		newLayersCommand(g),
-		newDiveCommand(g),
-		newInspectCommand(g),
-		newTagCommand(g),
-		newRmiCommand(g),
-		newInfoCommand(g),
-		newPullCommand(g),
-		newPushCommand(g),
-		newLoginCommand(g),
-		newLogoutCommand(g),
-		newRunCommand(g),
-		newCreateCommand(g),
-		newStartCommand(g),
-		newStopCommand(g),
-		newRestartCommand(g),
-		newKillCommand(g),
-		newRmCommand(g),
-		newWaitCommand(g),
-		newPsCommand(g),
-		newLogsCommand(g),
-		newVolumeCommand(g),
-		newNetworkCommand(g),
-		newPortCommand(g),
-		newExecCommand(g),
-		newAttachCommand(g),
-		newTopCommand(g),
-		newDiffCommand(g),
-		newCpCommand(g),
-		newExportCommand(g),
-		newCommitCommand(g),
-		newPauseCommand(g),
-		newUnpauseCommand(g),
-		newRenameCommand(g),
-		newUpdateCommand(g),
-		newStatsCommand(g),
-		newEventsCommand(g),
-		newVersionCommand(g),
+	out := make([]*cobra.Command, len(topCommands))
+	for i, c := range topCommands {
+		out[i] = c.build(g)
 	}
+	return out
 }

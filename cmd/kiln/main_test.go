@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kiln-build/kiln/internal/kilntest"
+	"github.com/kiln-build/kiln/internal/rootless"
 	"github.com/kiln-build/kiln/runner"
 	"github.com/kiln-build/kiln/runner/container"
 	"github.com/kiln-build/kiln/runner/network"
@@ -18,7 +19,7 @@ import (
 // the end-to-end tests exercise the real command, its re-executions (mount
 // namespace, sandbox init) included, without a separate build step.
 func TestMain(m *testing.M) {
-	if os.Getenv("KILN_TEST_MAIN") == "1" || runner.IsInit() || container.IsMonitor() || network.IsReaper() {
+	if os.Getenv("KILN_TEST_MAIN") == "1" || runner.IsInit() || container.IsMonitor() || network.IsReaper() || rootless.IsPause() {
 		main()
 		os.Exit(0)
 	}

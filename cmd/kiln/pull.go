@@ -9,7 +9,6 @@ import (
 	"os"
 	"sync"
 
-	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
@@ -97,11 +96,11 @@ func pull(ctx context.Context, s *cache.Store, ref string, o registry.Options) (
 
 // recordRepoDigest records name's repository at dgst as the image's.
 func recordRepoDigest(s *cache.Store, id digest.Digest, name string, dgst digest.Digest) error {
-	named, err := reference.ParseNormalizedNamed(name)
+	named, err := cache.ParseReference(name)
 	if err != nil {
 		return err
 	}
-	return s.AddRepoDigest(id, reference.TrimNamed(named).Name()+"@"+dgst.String())
+	return s.AddRepoDigest(id, named.Name()+"@"+dgst.String())
 }
 
 // pullFunc is how a build pulls its FROM images: each name once per build,

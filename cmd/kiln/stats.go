@@ -60,6 +60,9 @@ func newStatsCommand(g *globals) *cobra.Command {
 				}
 				return out, nil
 			}
+			if err := container.StatsAvailable(); err != nil {
+				return err
+			}
 			// Checked before the first reading: a bad template fails at once.
 			if err := format.Write(io.Discard, statsSpec, format.Options{Format: fmtArg}, []statsRow{}); err != nil {
 				return err

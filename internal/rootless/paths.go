@@ -9,6 +9,7 @@
 package rootless
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -63,4 +64,36 @@ func DefaultRoot() string {
 		return d
 	}
 	return "/var/lib/kiln"
+}
+
+// IDMaps are this process's uid and gid maps (/proc/self/uid_map,
+// gid_map): how the ids of the namespace are the host's.
+func IDMaps() (uids, gids []IDRange, err error) {
+	for _, m := range []struct {
+		file string
+		dst  *[]IDRange
+	}{{"/proc/self/uid_map", &uids}, {"/proc/self/gid_map", &gids}} {
+		data, err := os.ReadFile(m.file)
+		if err != nil {
+			return nil, nil, err
+		}
+		if *m.dst, err = parseIDMap(string(data)); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", m.file, err)
+		}
+	}
+	return uids, gids, nil
+}
+
+// Environ is the environment that makes a kiln process this one starts
+// with an environment of its own (a container monitor, a re-execution)
+// rootless kiln too: nil under real root.
+func Environ() []string {
+	if !Active() {
+		return nil
+	}
+	var env []string
+	for _, k := range []string{EnvUID, EnvRuntimeDir, EnvDataDir} {
+		env = append(env, k+"="+os.Getenv(k))
+	}
+	return env
 }

@@ -119,6 +119,9 @@ func NewConfig(o CreateOptions) (Config, error) {
 	if err := checkRunOptions(&hc); err != nil {
 		return Config{}, err
 	}
+	if err := checkRootless(&hc); err != nil {
+		return Config{}, err
+	}
 	if !hc.Privileged && !sec.SystemPathsUnconfined {
 		hc.MaskedPaths, hc.ReadonlyPaths = runner.DefaultMaskedPaths, runner.DefaultReadonlyPaths
 	}

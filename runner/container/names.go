@@ -5,10 +5,11 @@ import (
 	"encoding/hex"
 	"math/big"
 	"regexp"
+	"sync"
 )
 
 // validName is Docker's container name pattern.
-var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+var validName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`) })
 
 var (
 	nameLeft = []string{

@@ -27,6 +27,9 @@ func (c *Container) Pause() error {
 	if c.State.Paused {
 		return fmt.Errorf("container %s is already paused", c.ShortID())
 	}
+	if err := checkCgroups("pause (the cgroup freezer)"); err != nil {
+		return err
+	}
 	if err := c.cgroup().Freeze(); err != nil {
 		return fmt.Errorf("pause container %s: %w", c.ShortID(), err)
 	}

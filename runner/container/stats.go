@@ -22,6 +22,10 @@ type StatsSample struct {
 	MemTotal   uint64 // the host's memory: the limit of a container without one
 }
 
+// StatsAvailable is nil when Stats can read containers' counters, else why
+// not: they are their cgroups', and rootless kiln may have none.
+func StatsAvailable() error { return checkCgroups("stats") }
+
 // Stats reads the running container's counters: its cgroup, its network
 // namespace's interfaces (/proc/<pid>/net/dev), and the host's CPU time
 // for CPU percentages.
@@ -31,6 +35,9 @@ func (c *Container) Stats() (StatsSample, error) {
 	}
 	if !c.State.Running {
 		return StatsSample{}, fmt.Errorf("container %s: %w", c.ShortID(), ErrNotRunning)
+	}
+	if err := StatsAvailable(); err != nil {
+		return StatsSample{}, err
 	}
 	var s StatsSample
 	s.Read = time.Now()

@@ -51,8 +51,8 @@ func (s *Store) Create(cfg Config) (*Container, error) {
 	cfg.ID = newID()
 	cfg.Created = time.Now().UTC()
 	explicit := cfg.Name != ""
-	if explicit && !validName.MatchString(cfg.Name) {
-		return nil, fmt.Errorf("invalid container name (%s), only %s are allowed", cfg.Name, validName)
+	if explicit && !validName().MatchString(cfg.Name) {
+		return nil, fmt.Errorf("invalid container name (%s), only %s are allowed", cfg.Name, validName())
 	}
 	for i := 0; ; i++ {
 		if !explicit {
@@ -168,7 +168,7 @@ func (s *Store) Get(ref string) (*Container, error) {
 			return c, nil
 		}
 	}
-	if name := strings.TrimPrefix(ref, "/"); validName.MatchString(name) {
+	if name := strings.TrimPrefix(ref, "/"); validName().MatchString(name) {
 		if id, err := os.Readlink(filepath.Join(s.namesDir(), name)); err == nil {
 			return s.load(id)
 		}

@@ -24,6 +24,9 @@ func (c *Container) Top(psArgs []string) (titles []string, procs [][]string, err
 		return nil, nil, fmt.Errorf("container %s: %w", c.ShortID(), ErrNotRunning)
 	}
 	pids := runner.OpenCgroup("kiln/" + c.ID).Pids()
+	if runner.CgroupsUnavailable() != nil {
+		pids = pidNamespacePids(c.State.Pid)
+	}
 	if len(psArgs) == 0 {
 		psArgs = []string{"-ef"}
 	}

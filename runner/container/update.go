@@ -50,8 +50,8 @@ func (m *monitorState) reloadHostConfig() {
 // Rename gives the container a new name, as docker rename.
 func (s *Store) Rename(c *Container, name string) error {
 	name = strings.TrimPrefix(name, "/")
-	if !validName.MatchString(name) {
-		return fmt.Errorf("invalid container name (%s), only %s are allowed", name, validName)
+	if !validName().MatchString(name) {
+		return fmt.Errorf("invalid container name (%s), only %s are allowed", name, validName())
 	}
 	if name == c.Name {
 		return fmt.Errorf("renaming a container with the same name as its current name")
@@ -92,6 +92,11 @@ type UpdateOptions struct {
 func (c *Container) Update(o UpdateOptions) error {
 	if err := c.Refresh(); err != nil {
 		return err
+	}
+	if flags := o.limitFlags(); len(flags) > 0 {
+		if err := checkCgroups(flags[0]); err != nil {
+			return err
+		}
 	}
 	if o.RestartPolicy != nil && o.RestartPolicy.Name != "no" && c.HostConfig.AutoRemove {
 		return errors.New("restart policy cannot be updated because AutoRemove is enabled for the container")

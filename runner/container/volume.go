@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"sync"
 	"time"
 )
 
@@ -18,7 +19,7 @@ var (
 	ErrVolumeInUse = errors.New("volume is in use")
 )
 
-var validVolumeName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+var validVolumeName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`) })
 
 // Volume is a local volume, shaped like docker's volume inspect.
 type Volume struct {
@@ -47,8 +48,8 @@ func (s *Store) CreateVolume(name string, labels map[string]string) (Volume, err
 	anon := name == ""
 	if anon {
 		name = newID()
-	} else if !validVolumeName.MatchString(name) {
-		return Volume{}, fmt.Errorf("create volume %q: includes invalid characters for a local volume name, only %s are allowed", name, validVolumeName)
+	} else if !validVolumeName().MatchString(name) {
+		return Volume{}, fmt.Errorf("create volume %q: includes invalid characters for a local volume name, only %s are allowed", name, validVolumeName())
 	}
 	if v, err := s.Volume(name); err == nil {
 		return v, nil
@@ -84,7 +85,7 @@ func (s *Store) CreateVolume(name string, labels map[string]string) (Volume, err
 
 // Volume returns the named volume.
 func (s *Store) Volume(name string) (Volume, error) {
-	if !validVolumeName.MatchString(name) {
+	if !validVolumeName().MatchString(name) {
 		return Volume{}, fmt.Errorf("get %s: %w", name, ErrNoSuchVolume)
 	}
 	dir := filepath.Join(s.volumesDir(), name)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 )
 
@@ -78,72 +79,161 @@ func natRules(n *Network) [][]string {
 	return [][]string{{"-s", n.Subnet.String(), "!", "-o", n.Bridge, "-j", "MASQUERADE"}}
 }
 
+// iptables changes kiln's chains in one iptables-restore transaction
+// (--noflush: the host's other rules stay as they are), made from what one
+// iptables-save shows: two processes where a command a rule took up to
+// fifteen. Every bring-up and take-down holds the host lock, so nothing of
+// kiln's changes in between; a transaction is all or nothing, and one that
+// fails (someone else changed kiln's chains) is made again from a new save.
 type iptables struct{ bin string }
 
-func (t iptables) run(args ...string) error {
-	cmd := exec.Command(t.bin, append([]string{"-w"}, args...)...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("iptables %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+// ipChain is kiln's chain in a table, the built-in chain that jumps to it,
+// and a network's rules in it.
+type ipChain struct {
+	table, parent, chain string
+	rules                [][]string
+}
+
+func ipChains(n *Network) []ipChain {
+	return []ipChain{{"filter", "FORWARD", forwardChain, filterRules(n)}, {"nat", "POSTROUTING", natChain, natRules(n)}}
+}
+
+// ruleLine is a rule as iptables-save prints it and iptables-restore reads it.
+func ruleLine(chain string, args ...string) string {
+	return "-A " + chain + " " + strings.Join(args, " ")
+}
+
+// savedTable is a table as iptables-save shows it: its chains and rules.
+type savedTable struct {
+	chains map[string]bool
+	rules  []string // "-A CHAIN ..." lines, in order
+}
+
+// parseSave reads iptables-save's output into its tables by name.
+func parseSave(out string) map[string]*savedTable {
+	tables := map[string]*savedTable{}
+	var cur *savedTable
+	for _, l := range strings.Split(out, "\n") {
+		switch {
+		case strings.HasPrefix(l, "*"):
+			cur = &savedTable{chains: map[string]bool{}}
+			tables[l[1:]] = cur
+		case cur == nil:
+		case strings.HasPrefix(l, ":"):
+			name, _, _ := strings.Cut(l[1:], " ")
+			cur.chains[name] = true
+		case strings.HasPrefix(l, "-A "):
+			cur.rules = append(cur.rules, l)
+		}
 	}
-	return nil
+	return tables
+}
+
+// change runs the transaction that edit makes from the saved tables (lines
+// by table; none, nothing to do).
+func (t iptables) change(edit func(map[string]*savedTable) map[string][]string) error {
+	var err error
+	for try := 0; try < 2; try++ {
+		var out []byte
+		save := exec.Command(t.bin + "-save")
+		var stderr bytes.Buffer
+		save.Stderr = &stderr
+		if out, err = save.Output(); err != nil {
+			return fmt.Errorf("iptables-save: %w: %s", err, strings.TrimSpace(stderr.String()))
+		}
+		script := restoreScript(edit(parseSave(string(out))))
+		if script == "" {
+			return nil
+		}
+		restore := exec.Command(t.bin+"-restore", "-w", "--noflush")
+		restore.Stdin = strings.NewReader(script)
+		var msg bytes.Buffer
+		restore.Stdout, restore.Stderr = &msg, &msg
+		if err = restore.Run(); err == nil {
+			return nil
+		}
+		err = fmt.Errorf("iptables-restore: %w: %s\n%s", err, strings.TrimSpace(msg.String()), script)
+	}
+	return err
+}
+
+// restoreScript is iptables-restore's input for lines by table.
+func restoreScript(lines map[string][]string) string {
+	var b strings.Builder
+	for _, table := range []string{"filter", "nat"} {
+		if len(lines[table]) > 0 {
+			fmt.Fprintf(&b, "*%s\n%s\nCOMMIT\n", table, strings.Join(lines[table], "\n"))
+		}
+	}
+	return b.String()
 }
 
 func (t iptables) up(n *Network) error {
-	for _, c := range []struct {
-		table, parent, chain string
-		rules                [][]string
-	}{{"filter", "FORWARD", forwardChain, filterRules(n)}, {"nat", "POSTROUTING", natChain, natRules(n)}} {
-		if len(c.rules) == 0 {
-			continue
-		}
-		if t.run("-t", c.table, "-n", "-L", c.chain) != nil {
-			if err := t.run("-t", c.table, "-N", c.chain); err != nil {
-				return err
-			}
-		}
-		if t.run(append([]string{"-t", c.table, "-C", c.parent}, "-j", c.chain)...) != nil {
-			if err := t.run("-t", c.table, "-I", c.parent, "1", "-j", c.chain); err != nil {
-				return err
-			}
-		}
-		for _, r := range c.rules {
-			if t.run(append([]string{"-t", c.table, "-C", c.chain}, r...)...) == nil {
+	return t.change(func(saved map[string]*savedTable) map[string][]string {
+		lines := map[string][]string{}
+		for _, c := range ipChains(n) {
+			if len(c.rules) == 0 {
 				continue
 			}
-			if err := t.run(append([]string{"-t", c.table, "-A", c.chain}, r...)...); err != nil {
-				return err
+			st := saved[c.table]
+			if st == nil {
+				st = &savedTable{}
 			}
+			var add []string
+			// Declaring a chain that exists would flush it, other networks' rules with it.
+			if !st.chains[c.chain] {
+				add = append(add, ":"+c.chain+" - [0:0]")
+			}
+			if !slices.Contains(st.rules, ruleLine(c.parent, "-j", c.chain)) {
+				add = append(add, "-I "+c.parent+" 1 -j "+c.chain)
+			}
+			for _, r := range c.rules {
+				if l := ruleLine(c.chain, r...); !slices.Contains(st.rules, l) {
+					add = append(add, l)
+				}
+			}
+			lines[c.table] = add
 		}
-	}
-	return nil
+		return lines
+	})
 }
 
 // down deletes the network's rules, and kiln's chains once they are empty.
 func (t iptables) down(n *Network) error {
-	for _, c := range []struct {
-		table, parent, chain string
-		rules                [][]string
-	}{{"filter", "FORWARD", forwardChain, filterRules(n)}, {"nat", "POSTROUTING", natChain, natRules(n)}} {
-		if t.run("-t", c.table, "-n", "-L", c.chain) != nil {
-			continue // no chain, no rules
-		}
-		for _, r := range c.rules {
-			for t.run(append([]string{"-t", c.table, "-D", c.chain}, r...)...) == nil {
+	return t.change(func(saved map[string]*savedTable) map[string][]string {
+		lines := map[string][]string{}
+		for _, c := range ipChains(n) {
+			st := saved[c.table]
+			if st == nil || !st.chains[c.chain] {
+				continue // no chain, no rules
 			}
+			ours := map[string]bool{}
+			for _, r := range c.rules {
+				ours[ruleLine(c.chain, r...)] = true
+			}
+			var del []string
+			others := false // other networks' rules remain
+			for _, l := range st.rules {
+				if strings.HasPrefix(l, "-A "+c.chain+" ") {
+					if ours[l] {
+						del = append(del, "-D"+l[2:])
+					} else {
+						others = true
+					}
+				}
+			}
+			if !others {
+				for _, l := range st.rules {
+					if l == ruleLine(c.parent, "-j", c.chain) {
+						del = append(del, "-D"+l[2:])
+					}
+				}
+				del = append(del, "-X "+c.chain)
+			}
+			lines[c.table] = del
 		}
-		out, err := exec.Command(t.bin, "-w", "-t", c.table, "-S", c.chain).Output()
-		if err != nil || strings.Count(strings.TrimSpace(string(out)), "\n") > 0 {
-			continue // other networks' rules remain
-		}
-		for t.run("-t", c.table, "-D", c.parent, "-j", c.chain) == nil {
-		}
-		if err := t.run("-t", c.table, "-X", c.chain); err != nil {
-			return err
-		}
-	}
-	return nil
+		return lines
+	})
 }
 
 // nftables keeps each network's rules in a table of its own, "ip
@@ -198,8 +288,7 @@ func (t nftables) up(n *Network) error {
 }
 
 func (t nftables) down(n *Network) error {
-	if t.run("", "list", "table", "ip", t.table(n)) != nil {
-		return nil
-	}
-	return t.run("", "delete", "table", "ip", t.table(n))
+	// Create (if missing) then delete in one transaction: one process, and
+	// no error when the table is already gone.
+	return t.run(fmt.Sprintf("table ip %s\ndelete table ip %s\n", t.table(n), t.table(n)), "-f", "-")
 }

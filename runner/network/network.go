@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/kiln-build/kiln/runner"
@@ -128,7 +129,7 @@ func dedupe(in []string) []string {
 }
 
 // validName is Docker's network name rule.
-var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+var validName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`) })
 
 func newID() string {
 	b := make([]byte, 32)

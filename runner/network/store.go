@@ -225,7 +225,7 @@ type CreateOptions struct {
 // Create makes a user-defined bridge network. Nothing of it exists in the
 // kernel until a container attaches.
 func (s *Store) Create(o CreateOptions) (*Network, error) {
-	if !validName.MatchString(o.Name) {
+	if !validName().MatchString(o.Name) {
 		return nil, fmt.Errorf("invalid network name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", o.Name)
 	}
 	if o.Name == HostNetwork || o.Name == NoneNetwork || o.Name == DefaultNetwork {

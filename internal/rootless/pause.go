@@ -1,0 +1,240 @@
+package rootless
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/proc"
+)
+
+// The pause process holds the user's kiln user namespace and its mount
+// namespace for as long as the user has anything in them, as podman's
+// does: containers outlive the kiln command that started them, and later
+// commands (exec, stop, a network namespace pinned by a bind mount) must
+// be in the same namespaces to reach them. It is this binary, re-executed
+// with argv[0] pauseArg0 in new user and mount namespaces.
+const pauseArg0 = "kiln-rootless-pause"
+
+// Files of the runtime directory: the pause process ("PID START"), and the
+// lock that makes two kiln commands starting at once agree on one.
+const (
+	pauseFile     = "pause.pid"
+	pauseLockFile = "pause.lock"
+)
+
+// pauseProc names a process for good: its pid and start time.
+type pauseProc struct {
+	pid   int
+	start uint64
+}
+
+func (p pauseProc) String() string { return fmt.Sprintf("%d %d", p.pid, p.start) }
+
+// alive reports whether p still runs (its pid has not been reused).
+func (p pauseProc) alive() bool {
+	st, ok := proc.StartTime(p.pid)
+	return ok && st == p.start
+}
+
+// PausePID is the pid of the process holding the user namespace of
+// rootless kiln (0 under real root or when there is none): /proc/PID/ns/
+// names the user and mount namespaces every rootless kiln process shares.
+func PausePID() int {
+	if !Active() {
+		return 0
+	}
+	p, ok := readPause(RuntimeDir())
+	if !ok {
+		return 0
+	}
+	return p.pid
+}
+
+// readPause reads the pause process of the runtime directory rt, if it
+// lives.
+func readPause(rt string) (pauseProc, bool) {
+	data, err := os.ReadFile(filepath.Join(rt, pauseFile))
+	if err != nil {
+		return pauseProc{}, false
+	}
+	var p pauseProc
+	if _, err := fmt.Sscanf(string(data), "%d %d", &p.pid, &p.start); err != nil || !p.alive() {
+		return pauseProc{}, false
+	}
+	return p, true
+}
+
+// ensurePause returns the live pause process of rt, starting one when
+// there is none. The lock makes kiln commands started at once end with one.
+func ensurePause(rt string, u account) (pauseProc, error) {
+	if p, ok := readPause(rt); ok {
+		return p, nil
+	}
+	lock, err := os.OpenFile(filepath.Join(rt, pauseLockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return pauseProc{}, fmt.Errorf("lock the user namespace: %w", err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return pauseProc{}, fmt.Errorf("lock the user namespace: %w", err)
+	}
+	if p, ok := readPause(rt); ok {
+		return p, nil // another kiln made it while we waited
+	}
+	p, err := startPause(u)
+	if err != nil {
+		return pauseProc{}, err
+	}
+	tmp := filepath.Join(rt, pauseFile+".tmp")
+	if err := os.WriteFile(tmp, []byte(p.String()+"\n"), 0o600); err == nil {
+		err = os.Rename(tmp, filepath.Join(rt, pauseFile))
+	}
+	if err != nil {
+		_ = unix.Kill(p.pid, unix.SIGKILL)
+		return pauseProc{}, fmt.Errorf("record the pause process: %w", err)
+	}
+	return p, nil
+}
+
+// startPause starts a pause process in new user and mount namespaces and
+// writes its id maps: newuidmap/newgidmap with the user's subordinate
+// ranges, else the user alone (with a warning).
+func startPause(u account) (pauseProc, error) {
+	uids, gids, warn := userMaps(u)
+	r, w, err := os.Pipe()
+	if err != nil {
+		return pauseProc{}, err
+	}
+	defer w.Close()
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{pauseArg0}
+	cmd.Env = []string{}
+	cmd.Dir = "/"
+	cmd.ExtraFiles = []*os.File{r}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS,
+		Setsid:     true,
+	}
+	err = cmd.Start()
+	r.Close()
+	if err != nil {
+		return pauseProc{}, fmt.Errorf("start the user namespace (unprivileged user namespaces may be disabled: sysctl kernel.unprivileged_userns_clone, user.max_user_namespaces): %w", err)
+	}
+	pid := cmd.Process.Pid
+	fail := func(err error) (pauseProc, error) {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return pauseProc{}, err
+	}
+	if err := writeMaps(pid, uids, gids); err != nil {
+		return fail(err)
+	}
+	start, ok := proc.StartTime(pid)
+	if !ok {
+		return fail(errors.New("start the user namespace: the pause process died"))
+	}
+	if _, err := w.Write([]byte{1}); err != nil {
+		return fail(fmt.Errorf("start the user namespace: %w", err))
+	}
+	if warn != "" {
+		fmt.Fprintln(os.Stderr, "kiln: warning:", warn)
+	}
+	_ = cmd.Process.Release()
+	return pauseProc{pid: pid, start: start}, nil
+}
+
+// userMaps are the uid and gid maps of u's namespace, and the warning to
+// give when they map u alone (nil maps then: the single mapping).
+func userMaps(u account) (uids, gids []IDRange, warn string) {
+	who := u.name
+	if who == "" {
+		who = "uid " + strconv.Itoa(u.uid)
+	}
+	subu, erru := readSubIDs("/etc/subuid", u)
+	subg, errg := readSubIDs("/etc/subgid", u)
+	const single = "kiln maps you alone (files owned by other users cannot be made)"
+	switch {
+	case erru != nil:
+		return nil, nil, fmt.Sprintf("no subordinate uid range for %s in /etc/subuid: %v; %s", who, erru, single)
+	case errg != nil:
+		return nil, nil, fmt.Sprintf("no subordinate gid range for %s in /etc/subgid: %v; %s", who, errg, single)
+	case len(subu) == 0:
+		return nil, nil, fmt.Sprintf("no subordinate uid range for %s in /etc/subuid: %s", who, single)
+	case len(subg) == 0:
+		return nil, nil, fmt.Sprintf("no subordinate gid range for %s in /etc/subgid: %s", who, single)
+	}
+	for _, tool := range []string{"newuidmap", "newgidmap"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, nil, fmt.Sprintf("%s not found (Debian package uidmap): %s", tool, single)
+		}
+	}
+	return idMap(u.uid, subu), idMap(u.gid, subg), ""
+}
+
+func readSubIDs(file string, u account) ([]subRange, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return parseSubIDs(f, u.name, u.uid)
+}
+
+// writeMaps writes the id maps of pid: through the setuid newuidmap and
+// newgidmap for full maps, directly for the single mapping (which needs
+// setgroups denied).
+func writeMaps(pid int, uids, gids []IDRange) error {
+	p := strconv.Itoa(pid)
+	if uids == nil {
+		proc := "/proc/" + p + "/"
+		for _, f := range []struct{ name, data string }{
+			{"setgroups", "deny"},
+			{"uid_map", fmt.Sprintf("0 %d 1\n", os.Getuid())},
+			{"gid_map", fmt.Sprintf("0 %d 1\n", os.Getgid())},
+		} {
+			if err := os.WriteFile(proc+f.name, []byte(f.data), 0); err != nil {
+				return fmt.Errorf("map the user namespace: %w", err)
+			}
+		}
+		return nil
+	}
+	for _, m := range []struct {
+		tool string
+		ids  []IDRange
+	}{{"newuidmap", uids}, {"newgidmap", gids}} {
+		out, err := exec.Command(m.tool, append([]string{p}, mapArgs(m.ids)...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("map the user namespace: %s %s: %v: %s", m.tool, strings.Join(mapArgs(m.ids), " "), err, bytes.TrimSpace(out))
+		}
+	}
+	return nil
+}
+
+// IsPause reports whether this process is a pause process (see Pause).
+func IsPause() bool { return len(os.Args) > 0 && os.Args[0] == pauseArg0 }
+
+// Pause is the pause process: it waits until its parent has written its id
+// maps (a byte on descriptor 3), then sleeps until SIGKILL or SIGTERM.
+func Pause() {
+	sync := os.NewFile(3, "sync")
+	var b [1]byte
+	if n, _ := sync.Read(b[:]); n != 1 {
+		os.Exit(1) // the parent failed: it kills us anyway
+	}
+	sync.Close()
+	signal.Ignore(unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGPIPE, unix.SIGUSR1, unix.SIGUSR2,
+		unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGWINCH)
+	for {
+		_ = unix.Pause()
+	}
+}
