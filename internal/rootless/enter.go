@@ -53,6 +53,9 @@ func enter() (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if err := CheckProc(); err != nil {
+		return 0, err
+	}
 	p, err := ensurePause(rt, u)
 	if err != nil {
 		return 0, err

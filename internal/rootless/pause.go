@@ -128,7 +128,7 @@ func startPause(u account) (pauseProc, error) {
 	err = cmd.Start()
 	r.Close()
 	if err != nil {
-		return pauseProc{}, fmt.Errorf("start the user namespace (unprivileged user namespaces may be disabled: sysctl kernel.unprivileged_userns_clone, user.max_user_namespaces): %w", err)
+		return pauseProc{}, UserNamespaceError(err)
 	}
 	pid := cmd.Process.Pid
 	fail := func(err error) (pauseProc, error) {
