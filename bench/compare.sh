@@ -110,7 +110,8 @@ results=$work/results; mkdir -p "$results"
 # with --user, KILN_CMD runs rootless as kiln and as root as kiln-root
 bench() {
   local name=$1 prep=$2; shift 2
-  local args=(-N --runs "$runs" --warmup 1 --export-json "$results/$name.json")
+  # -i: a failing command is reported as failed in the table, the others are still timed
+  local args=(-N -i --runs "$runs" --warmup 1 --export-json "$results/$name.json")
   [ -n "$prep" ] && args+=(--prepare "$prep")
   if [ -n "$user" ]; then args+=(-n kiln "${1/#$K /$RL }" -n kiln-root "$1"); else args+=(-n kiln "$1"); fi
   if [ $peers = 1 ]; then args+=(-n buildkit "$2" -n buildah "$3"); fi
@@ -145,7 +146,10 @@ print(head)
 for f in sorted(os.listdir(d)):
     if not f.endswith(".json"):
         continue
-    res = {r["command"]: r for r in json.load(open(os.path.join(d, f)))["results"]}
+    try:
+        res = {r["command"]: r for r in json.load(open(os.path.join(d, f)))["results"]}
+    except ValueError:
+        res = {}
     med = {k: (r["median"] if r.get("exit_codes") and not any(r["exit_codes"]) else None) for k, r in res.items()}
     fmt = lambda v: f"{v:8.3f}s" if v is not None else "   failed"
     k, b, h = med.get("kiln"), med.get("buildkit"), med.get("buildah")
