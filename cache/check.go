@@ -222,7 +222,7 @@ func (c *checker) checkTemp() error {
 	}
 	ents, _ = os.ReadDir(c.s.path("statcache"))
 	for _, e := range ents {
-		if !strings.HasSuffix(e.Name(), ".gob") {
+		if !strings.HasSuffix(e.Name(), statCacheExt) {
 			p := c.s.path("statcache", e.Name())
 			c.removeDebris[p] = c.problem(KindDebris, p, "temp file of a killed build")
 		}

@@ -187,7 +187,7 @@ func (s *Store) sweepTmp() (int64, error) {
 	// The stat cache writes its temp files beside its files.
 	stats, _ := os.ReadDir(s.path("statcache"))
 	for _, e := range stats {
-		if !strings.HasSuffix(e.Name(), ".gob") {
+		if !strings.HasSuffix(e.Name(), statCacheExt) {
 			p := s.path("statcache", e.Name())
 			freed += SpaceOnDisk(p)
 			os.Remove(p)
