@@ -304,36 +304,6 @@ func hashFile(path string, buf []byte) (digest.Digest, error) {
 	return digest.NewDigest(digest.SHA256, h), nil
 }
 
-// describe is a file as the cache key sees it: name, type, mode, size,
-// content and link target — never its times or its owner in the context
-// (COPY sets owners itself).
-func (f *contextFile) describe() string {
-	mode := f.info.Mode()
-	kind := "f"
-	switch {
-	case mode.IsDir():
-		kind = "d"
-	case mode&fs.ModeSymlink != 0:
-		kind = "l"
-	case !mode.IsRegular():
-		kind = "o" + mode.Type().String()
-	}
-	return fmt.Sprintf("%s %s %o %d %s %s", f.rel, kind, unixPerm(f.info.Mode()), f.info.Size(), f.digest, f.link)
-}
-
-// fileList is the explain-cache view of a COPY's sources: context path → description.
-func fileList(contextDir string, files []*contextFile) map[string]string {
-	out := make(map[string]string, len(files))
-	for _, f := range files {
-		rel, err := filepath.Rel(contextDir, f.host)
-		if err != nil {
-			rel = f.host
-		}
-		out[filepath.ToSlash(rel)] = f.describe()
-	}
-	return out
-}
-
 // unixPerm is a FileMode's permission bits with setuid, setgid and sticky as
 // in a stat mode.
 func unixPerm(m fs.FileMode) uint32 {

@@ -1,11 +1,14 @@
 package cache
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -144,21 +147,38 @@ func (s *Store) RemoveCacheRecord(key digest.Digest) error {
 	return err
 }
 
-// PutCacheFiles stores the file list of a COPY (path → entry description) under
-// its digest, for explaining later misses.
-func (s *Store) PutCacheFiles(d digest.Digest, files map[string]string) error {
+// PutCacheFiles stores the file list of a COPY (a JSON object: path → entry
+// description, written by write) under its digest, for explaining later
+// misses. The list is streamed to its file, never held: a COPY may have
+// 100,000 files. It is not synced: a lost list only makes a later
+// explanation vaguer.
+func (s *Store) PutCacheFiles(d digest.Digest, write func(io.Writer) error) error {
 	p := s.path("buildcache", "files", d.Encoded()+".json")
 	if _, err := os.Stat(p); err == nil {
 		return nil
 	}
-	data, err := json.Marshal(files)
-	if err != nil {
-		return err
-	}
 	if err := os.MkdirAll(s.path("buildcache", "files"), 0o700); err != nil {
 		return err
 	}
-	return s.writeFileAtomic(p, data)
+	f, err := s.tempFile(filepath.Base(p) + ".*")
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 64<<10)
+	err = write(w)
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 // CacheFiles reads a file list stored by PutCacheFiles.
