@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -42,10 +43,10 @@ type contextFile struct {
 // directory, in lexical order, leaving out what ignore excludes (a
 // .dockerignore; paths are matched relative to its root).
 //
-// A directory is read with getdents64 into one large buffer and each entry
-// is stat'ed once, relative to its directory's descriptor (no path lookup
-// from the root per file); subdirectories are opened beneath their parent
-// without following symlinks.
+// Directories are read on every core, each with getdents64 into one large
+// buffer, opened beneath the source without following symlinks, and each
+// entry is stat'ed once relative to its directory's descriptor (no path
+// lookup from the root per file); the listing is put in order afterwards.
 func walkSource(src source, filters ...*ignorer) ([]*contextFile, error) {
 	if !src.info.IsDir() {
 		f, err := statFile(src.path, "", src.info)
@@ -54,33 +55,118 @@ func walkSource(src source, filters ...*ignorer) ([]*contextFile, error) {
 		}
 		return []*contextFile{f}, nil
 	}
-	fd, err := unix.Open(src.path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	root, err := unix.Open(src.path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: src.path, Err: err}
 	}
-	defer unix.Close(fd)
-	w := walker{filters: filters, buf: make([]byte, 64<<10)}
-	return w.out, w.walk(fd, src.path, "")
-}
-
-type walker struct {
-	filters []*ignorer
-	buf     []byte // getdents64 buffer
-	out     []*contextFile
-}
-
-func (w *walker) walk(fd int, dir, rel string) error {
-	names, err := w.readNames(fd, dir)
-	if err != nil {
-		return err
+	defer unix.Close(root)
+	top := &walkDir{}
+	w := &walker{root: root, rootPath: src.path, filters: filters, tasks: []walkTask{{node: top}}}
+	w.cond = sync.NewCond(&w.mu)
+	var wg sync.WaitGroup
+	for range max(1, min(runtime.NumCPU(), 4)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.work(make([]byte, 64<<10))
+		}()
 	}
-	for _, name := range names {
-		f := &contextFile{host: joinHost(dir, name), rel: name}
-		if rel != "" {
-			f.rel = rel + "/" + name
+	wg.Wait()
+	if w.err != nil {
+		return nil, w.err
+	}
+	return top.flatten(nil), nil
+}
+
+// walkDir is a directory read by the walk: its entries in name order.
+type walkDir struct {
+	ents []walkEntry
+}
+
+type walkEntry struct {
+	f        *contextFile
+	excluded bool     // but looked into: an exception may bring some back
+	sub      *walkDir // a directory's contents
+}
+
+type walkTask struct {
+	node *walkDir
+	rel  string // below the source ("" for itself)
+}
+
+// walker is the state of one walkSource: a stack of directories to read,
+// shared by its workers.
+type walker struct {
+	root     int // the source directory
+	rootPath string
+	filters  []*ignorer
+
+	mu     sync.Mutex
+	cond   *sync.Cond
+	tasks  []walkTask
+	active int // tasks being read
+	err    error
+}
+
+func (w *walker) work(buf []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for {
+		for len(w.tasks) == 0 && w.active > 0 && w.err == nil {
+			w.cond.Wait()
+		}
+		if len(w.tasks) == 0 || w.err != nil {
+			w.cond.Broadcast()
+			return
+		}
+		t := w.tasks[len(w.tasks)-1]
+		w.tasks = w.tasks[:len(w.tasks)-1]
+		w.active++
+		w.mu.Unlock()
+		subs, err := w.readDir(t, buf)
+		w.mu.Lock()
+		w.active--
+		if err != nil && w.err == nil {
+			w.err = err
+		}
+		w.tasks = append(w.tasks, subs...)
+		w.cond.Broadcast()
+	}
+}
+
+// readDir reads one directory into its node and returns the
+// subdirectories to read.
+func (w *walker) readDir(t walkTask, buf []byte) ([]walkTask, error) {
+	dirPath := w.rootPath
+	fd := w.root
+	if t.rel != "" {
+		dirPath = joinHost(w.rootPath, t.rel)
+		var err error
+		fd, err = unix.Openat2(w.root, t.rel, &unix.OpenHow{
+			Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: dirPath, Err: err}
+		}
+		defer unix.Close(fd)
+	}
+	names, err := readNames(fd, dirPath, buf)
+	if err != nil {
+		return nil, err
+	}
+	files := make([]contextFile, len(names)) // one allocation for the directory
+	t.node.ents = make([]walkEntry, 0, len(names))
+	var subs []walkTask
+	for i, name := range names {
+		f := &files[i]
+		f.host = joinHost(dirPath, name)
+		f.rel = f.host[len(f.host)-len(name):]
+		if t.rel != "" {
+			f.rel = f.host[len(f.host)-len(t.rel)-1-len(name):]
 		}
 		if err := unix.Fstatat(fd, name, &f.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return &os.PathError{Op: "lstat", Path: f.host, Err: err}
+			return nil, &os.PathError{Op: "lstat", Path: f.host, Err: err}
 		}
 		f.info = (*fileInfo)(f)
 		isDir := f.st.Mode&unix.S_IFMT == unix.S_IFDIR
@@ -95,39 +181,44 @@ func (w *walker) walk(fd int, dir, rel string) error {
 		}
 		if f.st.Mode&unix.S_IFMT == unix.S_IFLNK {
 			if f.link, err = readlinkat(fd, name); err != nil {
-				return &os.PathError{Op: "readlink", Path: f.host, Err: err}
+				return nil, &os.PathError{Op: "readlink", Path: f.host, Err: err}
 			}
 		}
-		mark := len(w.out)
-		if !excluded {
-			w.out = append(w.out, f)
+		e := walkEntry{f: f, excluded: excluded}
+		if isDir {
+			e.sub = &walkDir{}
+			subs = append(subs, walkTask{node: e.sub, rel: f.rel})
 		}
-		if !isDir {
-			continue
+		t.node.ents = append(t.node.ents, e)
+	}
+	slices.Reverse(subs) // popped from the stack in name order
+	return subs, nil
+}
+
+// flatten appends d's listing to out, depth first in name order.
+func (d *walkDir) flatten(out []*contextFile) []*contextFile {
+	for _, e := range d.ents {
+		mark := len(out)
+		if !e.excluded {
+			out = append(out, e.f)
 		}
-		sub, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return &os.PathError{Op: "open", Path: f.host, Err: err}
-		}
-		err = w.walk(sub, f.host, f.rel)
-		unix.Close(sub)
-		if err != nil {
-			return err
-		}
-		// An excluded directory still holds what an exception brings
-		// back: keep it as their parent.
-		if excluded && len(w.out) > mark {
-			w.out = append(w.out[:mark], append([]*contextFile{f}, w.out[mark:]...)...)
+		if e.sub != nil {
+			out = e.sub.flatten(out)
+			// An excluded directory still holds what an exception
+			// brings back: keep it as their parent.
+			if e.excluded && len(out) > mark {
+				out = slices.Insert(out, mark, e.f)
+			}
 		}
 	}
-	return nil
+	return out
 }
 
 // readNames returns the names in directory fd, sorted.
-func (w *walker) readNames(fd int, dir string) ([]string, error) {
+func readNames(fd int, dir string, buf []byte) ([]string, error) {
 	var names []string
 	for {
-		n, err := unix.Getdents(fd, w.buf)
+		n, err := unix.Getdents(fd, buf)
 		if err == unix.EINTR {
 			continue
 		}
@@ -137,7 +228,7 @@ func (w *walker) readNames(fd int, dir string) ([]string, error) {
 		if n <= 0 {
 			break
 		}
-		_, _, names = unix.ParseDirent(w.buf[:n], -1, names)
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
 	}
 	sort.Strings(names)
 	return names, nil
