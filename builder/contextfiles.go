@@ -1,9 +1,7 @@
 package builder
 
 import (
-	"crypto/sha256"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -382,17 +380,20 @@ func hashFiles(files []*contextFile, sc *cache.StatCache) error {
 	}
 }
 
+// hashFile hashes the regular file at path through buf (not a buffer of its
+// own per file, as io.Copy from an *os.File would), never following a
+// symlink swapped in since the walk.
 func hashFile(path string, buf []byte) (digest.Digest, error) {
-	f, err := os.Open(path)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return "", err
+		return "", &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.CopyBuffer(h, f, buf); err != nil {
+	defer unix.Close(fd)
+	d, err := hashFD(fd, buf)
+	if err != nil {
 		return "", fmt.Errorf("read %s: %w", path, err)
 	}
-	return digest.NewDigest(digest.SHA256, h), nil
+	return d, nil
 }
 
 // unixPerm is a FileMode's permission bits with setuid, setgid and sticky as

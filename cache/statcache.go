@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -25,14 +24,17 @@ import (
 // as the save — "racily clean" in git's words — is hashed again).
 //
 // On disk it is one file read in one go and searched in place: a header, a
-// table of fixed-size records sorted by path, the paths, and a CRC-32C of
-// all that. A file that is short, of another version, or fails its checksum
-// is an empty cache (a miss costs a re-hash; a wrong hit is never possible).
+// table of fixed-size records sorted by a 64-bit hash of the path, and a
+// CRC-32C of both. A file that is short, of another version, or fails its
+// checksum is an empty cache (a miss costs a re-hash). Two paths of one hash
+// share a record, the last one added: a wrong hit is impossible, as a hit
+// also needs the same inode, device, size, mtime and ctime — the same file,
+// unchanged.
 type StatCache struct {
 	path    string
 	mu      sync.Mutex
 	base    statTable            // as loaded
-	added   map[string]statEntry // since, by path; these win over base
+	added   map[uint64]statEntry // since, by path hash; these win over base
 	savedAt int64                // UnixNano of the last save; entries changed after it are not trusted
 	dirty   bool
 }
@@ -54,36 +56,39 @@ const statCacheExt = ".idx"
 
 // The file's layout (little-endian):
 //
-//	header  magic [8]byte, savedAt int64, count uint32, pathBytes uint32
-//	records count × {size, mtime, ctime int64; ino, dev uint64; sha256 [32]byte; pathOff, pathLen uint32}
-//	paths   pathBytes bytes
+//	header  magic [8]byte, savedAt int64, count uint32, zero uint32
+//	records count × {pathHash uint64; size, mtime, ctime int64; ino, dev uint64; sha256 [32]byte}, sorted by pathHash
 //	crc     uint32, CRC-32C of everything before it
 const (
-	statMagic     = "kilnSC\x00\x01" // the last byte is the version
+	statMagic     = "kilnSC\x00\x02" // the last byte is the version
 	statHeaderLen = 24
-	statRecordLen = 5*8 + 32 + 2*4
+	statRecordLen = 6*8 + 32
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// statTable is a loaded stat cache file: records sorted by path.
+// pathHash is FNV-1a of path: stable across processes, as the file needs.
+func pathHash(path string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(path); i++ {
+		h ^= uint64(path[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// statTable is a loaded stat cache file: records sorted by path hash.
 type statTable struct {
 	records []byte
-	paths   []byte
 	count   int
 }
 
-func (t *statTable) path(i int) []byte {
-	r := t.records[i*statRecordLen:]
-	off, n := binary.LittleEndian.Uint32(r[72:]), binary.LittleEndian.Uint32(r[76:])
-	if uint64(off)+uint64(n) > uint64(len(t.paths)) {
-		return nil // a corrupt offset that passed the checksum: never matches
-	}
-	return t.paths[off : off+n]
+func (t *statTable) key(i int) uint64 {
+	return binary.LittleEndian.Uint64(t.records[i*statRecordLen:])
 }
 
 func (t *statTable) entry(i int) (e statEntry, sum []byte) {
-	r := t.records[i*statRecordLen:]
+	r := t.records[i*statRecordLen+8:]
 	e.Size = int64(binary.LittleEndian.Uint64(r[0:]))
 	e.Mtime = int64(binary.LittleEndian.Uint64(r[8:]))
 	e.Ctime = int64(binary.LittleEndian.Uint64(r[16:]))
@@ -92,18 +97,18 @@ func (t *statTable) entry(i int) (e statEntry, sum []byte) {
 	return e, r[40:72]
 }
 
-// find returns the index of path's record, or -1.
-func (t *statTable) find(path string) int {
+// find returns the index of the record of path hash k, or -1.
+func (t *statTable) find(k uint64) int {
 	lo, hi := 0, t.count
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if string(t.path(m)) < path {
+		if t.key(m) < k {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
-	if lo < t.count && string(t.path(lo)) == path {
+	if lo < t.count && t.key(lo) == k {
 		return lo
 	}
 	return -1
@@ -120,19 +125,18 @@ func parseStatTable(data []byte) (t statTable, savedAt int64, ok bool) {
 		return t, 0, false
 	}
 	savedAt = int64(binary.LittleEndian.Uint64(data[8:]))
-	count, pathBytes := uint64(binary.LittleEndian.Uint32(data[16:])), uint64(binary.LittleEndian.Uint32(data[20:]))
-	if uint64(len(body)) != statHeaderLen+count*statRecordLen+pathBytes {
+	count := uint64(binary.LittleEndian.Uint32(data[16:]))
+	if uint64(len(body)) != statHeaderLen+count*statRecordLen {
 		return t, 0, false
 	}
-	recEnd := statHeaderLen + int(count)*statRecordLen
-	return statTable{records: body[statHeaderLen:recEnd], paths: body[recEnd:], count: int(count)}, savedAt, true
+	return statTable{records: body[statHeaderLen:], count: int(count)}, savedAt, true
 }
 
 // StatCache opens the stat cache of a build context directory. A missing or
 // unreadable cache is empty.
 func (s *Store) StatCache(contextDir string) *StatCache {
 	sum := sha256.Sum256([]byte(contextDir))
-	c := &StatCache{path: s.path("statcache", hex.EncodeToString(sum[:16])+statCacheExt), added: map[string]statEntry{}}
+	c := &StatCache{path: s.path("statcache", hex.EncodeToString(sum[:16])+statCacheExt), added: map[uint64]statEntry{}}
 	data, err := os.ReadFile(c.path)
 	if err != nil {
 		return c
@@ -145,11 +149,12 @@ func (s *Store) StatCache(contextDir string) *StatCache {
 
 // Lookup returns the digest cached for path if st says the file has not changed.
 func (c *StatCache) Lookup(path string, st *unix.Stat_t) (digest.Digest, bool) {
+	k := pathHash(path)
 	c.mu.Lock()
-	e, ok := c.added[path]
+	e, ok := c.added[k]
 	var sum []byte
 	if !ok {
-		if i := c.base.find(path); i >= 0 {
+		if i := c.base.find(k); i >= 0 {
 			e, sum = c.base.entry(i)
 			ok = true
 		}
@@ -172,17 +177,18 @@ func (c *StatCache) Add(path string, st *unix.Stat_t, d digest.Digest) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := statEntry{Size: st.Size, Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano(), Ino: st.Ino, Dev: st.Dev, Digest: d}
-	if old, ok := c.added[path]; ok && old == e {
+	k := pathHash(path)
+	if old, ok := c.added[k]; ok && old == e {
 		return
 	}
-	if i := c.base.find(path); i >= 0 {
+	if i := c.base.find(k); i >= 0 {
 		old, sum := c.base.entry(i)
 		old.Digest = digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(sum))
 		if old == e {
 			return
 		}
 	}
-	c.added[path] = e
+	c.added[k] = e
 	c.dirty = true
 }
 
@@ -237,33 +243,20 @@ func (c *StatCache) racy() bool {
 
 // write writes the merged table (added entries over base) to f.
 func (c *StatCache) write(f *os.File, savedAt int64) error {
-	// The merge: base's records not replaced, and the added ones, by path.
-	type rec struct {
-		path string
-		base int // index in base, or -1 for added[path]
-	}
-	recs := make([]rec, 0, c.base.count+len(c.added))
-	for i := range c.base.count {
-		p := c.base.path(i)
-		if p == nil {
-			continue
-		}
-		if _, ok := c.added[string(p)]; !ok {
-			recs = append(recs, rec{string(p), i})
-		}
-	}
-	for p, e := range c.added {
+	added := make([]uint64, 0, len(c.added))
+	for k, e := range c.added {
 		if e.Digest.Algorithm() == digest.SHA256 && e.Digest.Validate() == nil {
-			recs = append(recs, rec{p, -1})
+			added = append(added, k)
 		}
 	}
-	slices.SortFunc(recs, func(a, b rec) int { return strings.Compare(a.path, b.path) })
-	recs = slices.CompactFunc(recs, func(a, b rec) bool { return a.path == b.path })
-	var pathBytes uint64
-	for _, r := range recs {
-		pathBytes += uint64(len(r.path))
+	slices.Sort(added)
+	count := len(added)
+	for i := range c.base.count {
+		if _, ok := c.added[c.base.key(i)]; !ok {
+			count++
+		}
 	}
-	if uint64(len(recs)) > 1<<31 || pathBytes > 1<<31 {
+	if count > 1<<31 {
 		return os.ErrInvalid
 	}
 	crc := crc32.New(castagnoli)
@@ -275,31 +268,33 @@ func (c *StatCache) write(f *os.File, savedAt int64) error {
 	var b [statRecordLen]byte
 	copy(b[:], statMagic)
 	binary.LittleEndian.PutUint64(b[8:], uint64(savedAt))
-	binary.LittleEndian.PutUint32(b[16:], uint32(len(recs)))
-	binary.LittleEndian.PutUint32(b[20:], uint32(pathBytes))
+	binary.LittleEndian.PutUint32(b[16:], uint32(count))
+	binary.LittleEndian.PutUint32(b[20:], 0)
 	out(b[:statHeaderLen])
-	var off uint32
-	for _, r := range recs {
-		if r.base >= 0 {
-			copy(b[:], c.base.records[r.base*statRecordLen:(r.base+1)*statRecordLen])
-		} else {
-			e := c.added[r.path]
-			binary.LittleEndian.PutUint64(b[0:], uint64(e.Size))
-			binary.LittleEndian.PutUint64(b[8:], uint64(e.Mtime))
-			binary.LittleEndian.PutUint64(b[16:], uint64(e.Ctime))
-			binary.LittleEndian.PutUint64(b[24:], e.Ino)
-			binary.LittleEndian.PutUint64(b[32:], e.Dev)
-			if _, err := hex.Decode(b[40:72], []byte(e.Digest.Encoded())); err != nil {
-				return err
+	// Merge the two sorted runs.
+	i := 0
+	for _, k := range added {
+		for ; i < c.base.count && c.base.key(i) <= k; i++ {
+			if _, ok := c.added[c.base.key(i)]; !ok {
+				out(c.base.records[i*statRecordLen : (i+1)*statRecordLen])
 			}
 		}
-		binary.LittleEndian.PutUint32(b[72:], off)
-		binary.LittleEndian.PutUint32(b[76:], uint32(len(r.path)))
-		off += uint32(len(r.path))
+		e := c.added[k]
+		binary.LittleEndian.PutUint64(b[0:], k)
+		binary.LittleEndian.PutUint64(b[8:], uint64(e.Size))
+		binary.LittleEndian.PutUint64(b[16:], uint64(e.Mtime))
+		binary.LittleEndian.PutUint64(b[24:], uint64(e.Ctime))
+		binary.LittleEndian.PutUint64(b[32:], e.Ino)
+		binary.LittleEndian.PutUint64(b[40:], e.Dev)
+		if _, err := hex.Decode(b[48:80], []byte(e.Digest.Encoded())); err != nil {
+			return err
+		}
 		out(b[:])
 	}
-	for _, r := range recs {
-		out([]byte(r.path))
+	for ; i < c.base.count; i++ {
+		if _, ok := c.added[c.base.key(i)]; !ok {
+			out(c.base.records[i*statRecordLen : (i+1)*statRecordLen])
+		}
 	}
 	binary.LittleEndian.PutUint32(b[:4], crc.Sum32())
 	w.Write(b[:4])
