@@ -498,7 +498,7 @@ func (c *checker) checkCacheRecords() error {
 	for _, e := range ents {
 		hex, ok := strings.CutSuffix(e.Name(), ".json")
 		if e.IsDir() || !ok {
-			continue // parents/, files/
+			continue // parents/, files/, last/
 		}
 		c.rep.CacheRecords++
 		p := c.s.path("buildcache", e.Name())
