@@ -91,13 +91,15 @@ func newContextListing(contextDir string, files []*contextFile) *contextListing 
 
 func (l *contextListing) writeJSON(w io.Writer) error {
 	buf := []byte{'{'}
+	var desc []byte
 	for i, p := range l.paths {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
 		buf = appendJSONString(buf, p)
 		buf = append(buf, ':')
-		buf = appendJSONString(buf, string(l.files[i].appendDescribe(nil)))
+		desc = l.files[i].appendDescribe(desc[:0])
+		buf = appendJSONString(buf, desc)
 		if len(buf) > 32<<10 {
 			if _, err := w.Write(buf); err != nil {
 				return err
@@ -120,10 +122,10 @@ func (l *contextListing) entries() map[string]string {
 
 // appendJSONString appends s as encoding/json encodes a string: plain
 // printable ASCII as is, anything else through encoding/json itself.
-func appendJSONString(buf []byte, s string) []byte {
+func appendJSONString[T string | []byte](buf []byte, s T) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return append(buf, mustJSON(s)...)
+			return append(buf, mustJSON(string(s))...)
 		}
 	}
 	buf = append(buf, '"')
@@ -198,7 +200,7 @@ func writeKeySources(w io.Writer, sources []keySource) {
 				buf = append(buf, ',')
 			}
 			desc = f.appendDescribe(desc[:0])
-			buf = appendJSONString(buf, string(desc))
+			buf = appendJSONString(buf, desc)
 			if len(buf) > 32<<10 {
 				w.Write(buf)
 				buf = buf[:0]

@@ -167,9 +167,18 @@ func (c *StatCache) Lookup(path string, st *unix.Stat_t) (digest.Digest, bool) {
 		return "", false
 	}
 	if sum != nil {
-		return digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(sum)), true
+		return sha256Digest(sum), true
 	}
 	return e.Digest, true
+}
+
+// sha256Digest is the digest of a raw sha256 sum, in one allocation.
+func sha256Digest(sum []byte) digest.Digest {
+	const prefix = "sha256:"
+	var b [len(prefix) + 64]byte
+	copy(b[:], prefix)
+	hex.Encode(b[len(prefix):], sum)
+	return digest.Digest(b[:])
 }
 
 // Add records the digest of path as hashed with stat st (taken before reading).
@@ -183,7 +192,7 @@ func (c *StatCache) Add(path string, st *unix.Stat_t, d digest.Digest) {
 	}
 	if i := c.base.find(k); i >= 0 {
 		old, sum := c.base.entry(i)
-		old.Digest = digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(sum))
+		old.Digest = sha256Digest(sum)
 		if old == e {
 			return
 		}
