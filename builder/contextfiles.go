@@ -144,6 +144,11 @@ func (w *walker) readDir(t walkTask, buf []byte) ([]walkTask, error) {
 			Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
 			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 		})
+		if err == unix.ENOSYS || err == unix.EPERM {
+			// No openat2 (a kernel before 5.6, or a seccomp filter that
+			// refuses it): the last component at least is not followed.
+			fd, err = unix.Openat(w.root, t.rel, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		}
 		if err != nil {
 			return nil, &os.PathError{Op: "open", Path: dirPath, Err: err}
 		}
