@@ -387,17 +387,46 @@ func TestRootlessPauseProcess(t *testing.T) {
 	if len(pids) != 1 {
 		t.Fatalf("pause processes after concurrent first starts: %v", pids)
 	}
-	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+	userns := func(pid int) string {
+		l, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid))
+		return l
 	}
-	for i := 0; i < 1000 && len(e.pausePids()) > 0; i++ {
-		time.Sleep(time.Millisecond)
+	first := userns(pids[0])
+	killPause := func() int {
+		t.Helper()
+		pids := e.pausePids()
+		if len(pids) != 1 {
+			t.Fatalf("pause processes: %v", pids)
+		}
+		if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 1000 && len(e.pausePids()) > 0; i++ {
+			time.Sleep(time.Millisecond)
+		}
+		return pids[0]
 	}
+
+	// Killed while a container runs: the next kiln makes a pause process
+	// in the namespaces the container still holds, and reaches it.
+	e.importBase("localhost/bb")
+	e.kiln("run", "-d", "--network", "none", "--name", "c", "localhost/bb", "sleep", "300")
+	old := killPause()
+	if out := e.kiln("exec", "c", "echo", "reached"); out != "reached\n" {
+		t.Errorf("exec after the pause process was killed: %q", out)
+	}
+	if again := e.pausePids(); len(again) != 1 || again[0] == old || userns(again[0]) != first {
+		t.Errorf("pause processes after the first was killed: %v (was %d, in %s)", again, old, first)
+	}
+	e.kiln("rm", "-f", "c")
+
+	// Killed with nothing running: new namespaces, the same store.
+	old = killPause()
 	if out := e.kiln("volume", "ls", "-q"); out != "v0\nv1\nv2\nv3\nv4\nv5\n" {
 		t.Errorf("volumes after the pause process was killed: %q", out)
 	}
-	if again := e.pausePids(); len(again) != 1 || again[0] == pids[0] {
-		t.Errorf("pause processes after the first was killed: %v (was %d)", again, pids[0])
+	if again := e.pausePids(); len(again) != 1 || again[0] == old || userns(again[0]) == first {
+		t.Errorf("pause processes after the second was killed: %v (was %d)", again, old)
 	}
 
 	// A signal to the kiln the user started reaches kiln in the namespace.
