@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/internal/kilntest"
+	"github.com/kiln-build/kiln/internal/proc"
 	"github.com/kiln-build/kiln/registry/registrytest"
 )
 
@@ -97,14 +97,9 @@ func (e *rlEnv) importBase(name string, args ...string) {
 // pausePids are the user's pause processes.
 func (e *rlEnv) pausePids() []int {
 	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, d := range ents {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, _ := os.ReadFile("/proc/" + d.Name() + "/cmdline")
-		status, _ := os.ReadFile("/proc/" + d.Name() + "/status")
+	for _, pid := range proc.All() {
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 		if string(bytes.TrimRight(cmdline, "\x00")) == "kiln-rootless-pause" &&
 			strings.Contains(string(status), fmt.Sprintf("Uid:\t%d\t", e.u.UID)) {
 			out = append(out, pid)
@@ -461,12 +456,10 @@ func TestRootlessPauseProcess(t *testing.T) {
 
 // childOf is a child process of pid (0: none).
 func childOf(pid int) int {
-	ents, _ := os.ReadDir("/proc")
-	for _, d := range ents {
-		data, err := os.ReadFile("/proc/" + d.Name() + "/status")
+	for _, p := range proc.All() {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
 		if err == nil && strings.Contains(string(data), fmt.Sprintf("\nPPid:\t%d\n", pid)) {
-			n, _ := strconv.Atoi(d.Name())
-			return n
+			return p
 		}
 	}
 	return 0

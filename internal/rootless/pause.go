@@ -118,13 +118,8 @@ func findHolder(uid int) (pauseProc, bool) {
 	if err != nil {
 		return pauseProc{}, false
 	}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		dir := "/proc/" + e.Name() + "/"
+	for _, pid := range proc.All() {
+		dir := "/proc/" + strconv.Itoa(pid) + "/"
 		cmdline, _ := os.ReadFile(dir + "cmdline")
 		if arg0, _, _ := bytes.Cut(cmdline, []byte{0}); string(arg0) != HolderArg0 {
 			continue
