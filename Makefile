@@ -19,6 +19,9 @@ TEST_BINS += /usr/bin/git /usr/bin/jq
 # qemu-user-static and binfmt-support run the arm64 RUN steps of the multi-platform tests.
 TEST_PKGS += qemu-user-static binfmt-support
 TEST_BINS += /usr/bin/qemu-aarch64-static /usr/sbin/update-binfmts
+# slirp4netns connects rootless kiln's network namespace to the outside (uidmap: the tests' rootless users).
+TEST_PKGS += slirp4netns uidmap
+TEST_BINS += /usr/bin/slirp4netns /usr/bin/newuidmap
 
 .PHONY: all build test deps demo clean bench bench-go bench-scale
 

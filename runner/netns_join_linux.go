@@ -8,28 +8,32 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// startInNetNS runs start (which forks the sandbox) with the calling OS
-// thread in the network namespace ns, so that the child is born there, then
-// puts the thread back. The caller has locked its goroutine to the thread.
-// A nil ns just runs start.
-func startInNetNS(ns *os.File, start func() error) error {
+// startInNetNS runs start (which forks the sandbox) so that the child is
+// born in the network namespace ns: on an OS thread of its own that joins
+// ns and lasts until release is called (the child's Pdeathsig is tied to
+// the thread that forked it), then ends. The thread never goes back to the
+// namespace it came from: rootless kiln could not rejoin the host's. A nil
+// ns runs start on the calling thread, which the caller has locked.
+func startInNetNS(ns *os.File, start func() error) (release func(), err error) {
 	if ns == nil {
-		return start()
+		return func() {}, start()
 	}
-	cur, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		return fmt.Errorf("join network namespace: %w", err)
-	}
-	defer cur.Close()
-	if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("join network namespace: %w", err)
-	}
-	err = start()
-	if rerr := unix.Setns(int(cur.Fd()), unix.CLONE_NEWNET); rerr != nil {
-		// The thread is in the wrong namespace for good: never let another
-		// goroutine run on it (it ends with this goroutine).
+	errc, done := make(chan error, 1), make(chan struct{})
+	go func() {
+		// Never unlocked: the thread exits with this goroutine.
 		runtime.LockOSThread()
-		return fmt.Errorf("leave network namespace: %w", rerr)
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("join network namespace: %w", err)
+			return
+		}
+		err := start()
+		errc <- err
+		if err == nil {
+			<-done
+		}
+	}()
+	if err := <-errc; err != nil {
+		return nil, err
 	}
-	return err
+	return func() { close(done) }, nil
 }

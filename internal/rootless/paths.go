@@ -64,3 +64,19 @@ func DefaultRoot() string {
 	}
 	return "/var/lib/kiln"
 }
+
+// Env is the environment that keeps a kiln process this one re-executes
+// (a container monitor, a network reaper) rootless kiln of the same user:
+// nil under root.
+func Env() []string {
+	if !Active() {
+		return nil
+	}
+	var env []string
+	for _, k := range []string{EnvUID, EnvRuntimeDir, EnvDataDir} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/kiln-build/kiln/internal/rootless"
 	"github.com/kiln-build/kiln/runner"
 )
 
@@ -110,7 +111,7 @@ func spawnMonitor(c *Container, mc monitorCmd, a *Attach) (*Running, error) {
 	}
 	cmd := exec.Command(exe, mc.root, c.ID, flags)
 	cmd.Args[0] = mc.arg0
-	cmd.Env = append([]string{"GOMAXPROCS=1"}, mc.env...)
+	cmd.Env = append(append([]string{"GOMAXPROCS=1"}, rootless.Env()...), mc.env...)
 	if err := r.startMonitor(cmd, logf, files); err != nil {
 		var se *StartError
 		if errors.As(err, &se) {
