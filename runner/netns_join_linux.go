@@ -18,20 +18,32 @@ func startInNetNS(ns *os.File, start func() error) (release func(), err error) {
 	if ns == nil {
 		return func() {}, start()
 	}
-	errc, done := make(chan error, 1), make(chan struct{})
-	go func() {
-		// Never unlocked: the thread exits with this goroutine.
+	done := make(chan struct{})
+	var run func(out chan<- error)
+	run = func(out chan<- error) {
+		// Never unlocked: the thread exits with this goroutine. Not the
+		// main thread, which cannot exit (it would stay in ns for good):
+		// a goroutine that lands there holds it while another does the work.
 		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			in := make(chan error, 1)
+			go run(in)
+			out <- <-in
+			runtime.UnlockOSThread()
+			return
+		}
 		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("join network namespace: %w", err)
+			out <- fmt.Errorf("join network namespace: %w", err)
 			return
 		}
 		err := start()
-		errc <- err
+		out <- err
 		if err == nil {
 			<-done
 		}
-	}()
+	}
+	errc := make(chan error, 1)
+	go run(errc)
 	if err := <-errc; err != nil {
 		return nil, err
 	}

@@ -81,16 +81,35 @@ func inKernelNS(fn func() error) error {
 // not put back (rootless kiln cannot join the host's namespace again): it
 // ends with fn.
 func inNS(ns *os.File, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
+	return onThrowawayThread(func() error {
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("join network namespace: %w", err)
+		}
+		return fn()
+	})
+}
+
+// onThrowawayThread runs fn on an OS thread that ends with it, for fn to
+// change the thread's namespaces. Never the main thread: it cannot end
+// (the runtime would park it, holding the namespace it joined for good),
+// so a goroutine that lands there holds it while another does the work,
+// as runner's exec does.
+func onThrowawayThread(fn func() error) error {
+	var run func(out chan<- error)
+	run = func(out chan<- error) {
 		// Never unlocked: the thread exits with this goroutine.
 		runtime.LockOSThread()
-		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("join network namespace: %w", err)
+		if unix.Gettid() == unix.Getpid() {
+			in := make(chan error, 1)
+			go run(in)
+			out <- <-in
+			runtime.UnlockOSThread()
 			return
 		}
-		errc <- fn()
-	}()
+		out <- fn()
+	}
+	errc := make(chan error, 1)
+	go run(errc)
 	return <-errc
 }
 
@@ -152,29 +171,23 @@ func pinNewNS(path string) (*os.File, error) {
 		return nil, err
 	}
 	f.Close()
-	errc := make(chan error, 1)
-	go func() {
-		// The thread ends in the new namespace: never unlocked, it exits
-		// with this goroutine.
-		runtime.LockOSThread()
-		errc <- func() error {
-			if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-				return err
-			}
-			lo, err := netlink.LinkByName("lo")
-			if err == nil {
-				err = netlink.LinkSetUp(lo)
-			}
-			if err != nil {
-				return fmt.Errorf("bring lo up: %w", err)
-			}
-			if err := enableForwarding(); err != nil {
-				return err
-			}
-			return unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, "")
-		}()
-	}()
-	if err := <-errc; err != nil {
+	err = onThrowawayThread(func() error {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return err
+		}
+		lo, err := netlink.LinkByName("lo")
+		if err == nil {
+			err = netlink.LinkSetUp(lo)
+		}
+		if err != nil {
+			return fmt.Errorf("bring lo up: %w", err)
+		}
+		if err := enableForwarding(); err != nil {
+			return err
+		}
+		return unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, "")
+	})
+	if err != nil {
 		return nil, err
 	}
 	return openPinnedNS(path)

@@ -1,0 +1,459 @@
+package network
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/kilntest"
+	"github.com/kiln-build/kiln/internal/rootless"
+)
+
+// The test binary doubles as a rootless kiln process: with rootlessStepEnv
+// set it runs the rootless scenario (as root of a user namespace owned by
+// an ordinary user) instead of the tests, and, re-executed as a network
+// reaper, reaps.
+const rootlessStepEnv = "KILN_NET_ROOTLESS_STEP"
+
+func TestMain(m *testing.M) {
+	if IsReaper() {
+		Reap()
+	}
+	if os.Getenv(rootlessStepEnv) != "" {
+		if err := rootlessScenario(); err != nil {
+			fmt.Fprintln(os.Stderr, "rootless scenario:", err)
+			os.Exit(1)
+		}
+		fmt.Println("rootless scenario: ok")
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestRootlessNetwork runs the rootless scenario as a fresh user, in a user
+// and mount namespace of its own as rootless kiln's processes share one:
+// outbound TCP from a namespace on the default bridge through slirp4netns,
+// the host's loopback out of reach, two namespaces of a user-defined network
+// that find each other by name, a published port reached on the host's
+// 127.0.0.1, a port below ip_unprivileged_port_start refused, networking
+// restored after the stack process is killed, and nothing left behind.
+func TestRootlessNetwork(t *testing.T) {
+	kilntest.RequireRoot(t)
+	for _, bin := range []string{"slirp4netns", "unshare", "useradd", "iptables"} {
+		if _, err := lookBin(bin); err != nil {
+			t.Skipf("needs %s (make deps installs slirp4netns and iptables)", bin)
+		}
+	}
+	u := newRootlessUser(t)
+	uid, gid := u.uid, u.gid
+	tun, err := os.Stat("/dev/net/tun")
+	if err != nil {
+		t.Skipf("needs /dev/net/tun: %v", err)
+	}
+	if tun.Mode().Perm()&0o006 != 0o006 {
+		// Debian's udev rules make it 0666; a container's /dev may not.
+		if err := os.Chmod("/dev/net/tun", 0o666); err != nil {
+			t.Skipf("/dev/net/tun is not usable by users: %v", err)
+		}
+		t.Cleanup(func() { os.Chmod("/dev/net/tun", tun.Mode().Perm()) })
+	}
+
+	dir, err := os.MkdirTemp("", "kiln-rlnet-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin := filepath.Join(dir, "network.test")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{filepath.Join(dir, "rt"), filepath.Join(dir, "store")} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(d, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Networks go down with their last endpoint: no reaper to wait for.
+	if err := os.WriteFile(filepath.Join(dir, "store", "config.json"), []byte(`{"teardown-delay": 0}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rt := filepath.Join(dir, "rt")
+	t.Cleanup(func() { killStack(rt) })
+
+	// A server on the host's own address (reached through slirp4netns) and
+	// one on its loopback (which must stay out of reach).
+	hostIP := hostAddress(t)
+	outside := serveHTTP(t, net.JoinHostPort(hostIP, "0"))
+	loopback := serveHTTP(t, "127.0.0.1:0")
+
+	cmd := exec.Command("unshare", "--user", "--map-root-user", "--mount", "--", bin, "-test.run=^$")
+	cmd.Env = []string{
+		rootlessStepEnv + "=1", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+		rootless.EnvUID + "=" + strconv.Itoa(uid), rootless.EnvRuntimeDir + "=" + rt,
+		"KILN_TEST_STORE=" + filepath.Join(dir, "store"),
+		"KILN_TEST_OUTSIDE=" + outside, "KILN_TEST_LOOPBACK_PORT=" + loopback[strings.LastIndex(loopback, ":")+1:],
+	}
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("rootless scenario: ok")) {
+		t.Fatalf("rootless scenario: %v\n%s\n%s", err, out, readLog(rt))
+	}
+	t.Logf("%s", out)
+
+	// Nothing of the user is left: no process (the stack is gone with the
+	// scenario's teardown), so no namespace and no bind mount either.
+	// (The stack was SIGKILLed at the end: wait for it to be gone.)
+	deadline := time.Now().Add(time.Minute)
+	for pids := processesOf(uid); len(pids) > 0; pids = processesOf(uid) {
+		if time.Now().After(deadline) {
+			t.Errorf("processes of the rootless user left: %v", pids)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(mi, []byte(rt)) {
+		t.Errorf("mount under %s left in the host's mount namespace", rt)
+	}
+}
+
+// rootlessUser is a user made for a test and removed after it.
+type rootlessUser struct {
+	name     string
+	uid, gid int
+}
+
+func newRootlessUser(t *testing.T) rootlessUser {
+	t.Helper()
+	name := fmt.Sprintf("kilnrn%d", time.Now().UnixNano()%1000000)
+	if out, err := exec.Command("useradd", "-M", "-N", "-s", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
+		t.Skipf("cannot add a user: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("userdel", name).CombinedOutput(); err != nil {
+			t.Errorf("userdel %s: %v: %s", name, err, out)
+		}
+	})
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return rootlessUser{name: name, uid: uid, gid: gid}
+}
+
+// hostAddress is the host's address of its default route.
+func hostAddress(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("ip", "-4", "route", "get", "1").Output()
+	if err != nil {
+		t.Skipf("no default route: %v", err)
+	}
+	f := strings.Fields(string(out))
+	for i := range f[:len(f)-1] {
+		if f[i] == "src" {
+			return f[i+1]
+		}
+	}
+	t.Skipf("no source address in %q", out)
+	return ""
+}
+
+// serveHTTP serves "hello from ADDR" on addr until the test ends and
+// returns the address bound.
+func serveHTTP(t *testing.T, addr string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s", l.Addr())
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String()
+}
+
+func readLog(rt string) string {
+	b, _ := os.ReadFile(filepath.Join(rt, stackName+".log"))
+	return string(b)
+}
+
+// killStack kills the stack process recorded under the runtime directory rt.
+func killStack(rt string) {
+	b, err := os.ReadFile(filepath.Join(rt, stackName+".pid"))
+	if err != nil {
+		return
+	}
+	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+		if comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm"); strings.TrimSpace(string(comm)) == stackName {
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+}
+
+// processesOf lists the processes whose real uid is uid.
+func processesOf(uid int) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Stat("/proc/"+e.Name(), &st) != nil || int(st.Uid) != uid {
+			continue
+		}
+		// A zombie is gone but for its parent's wait (a detached stack's
+		// parent is the host's init).
+		if stat, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
+			if i := bytes.LastIndexByte(stat, ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'Z' {
+				continue
+			}
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// rootlessScenario runs in the user's namespaces, as rootless kiln.
+func rootlessScenario() error {
+	if !rootless.Active() {
+		return errors.New("not rootless")
+	}
+	s, err := Open(os.Getenv("KILN_TEST_STORE"))
+	if err != nil {
+		return err
+	}
+	outside := os.Getenv("KILN_TEST_OUTSIDE")
+
+	// Outbound TCP from a namespace on the default bridge (a build's RUN
+	// steps' network) reaches the host's real address through slirp4netns.
+	ns, release, err := s.AttachSelf("build-a", DefaultNetwork)
+	if err != nil {
+		return fmt.Errorf("attach to the default network: %w", err)
+	}
+	if err := httpGet(ns, outside, "hello from"); err != nil {
+		return fmt.Errorf("outbound from the default network: %w", err)
+	}
+	// The host's loopback, which slirp4netns maps to 10.0.2.2 unless told
+	// not to, is out of reach.
+	if err := httpGet(ns, "10.0.2.2:"+os.Getenv("KILN_TEST_LOOPBACK_PORT"), "hello from"); err == nil {
+		return errors.New("the host's loopback is reachable from the default network")
+	}
+	if err := errors.Join(release(), ns.Close()); err != nil {
+		return err
+	}
+
+	// Two namespaces on a user-defined network find each other by name.
+	if _, err := s.Create(CreateOptions{Name: "rlnet"}); err != nil {
+		return err
+	}
+	hostsDir, err := os.MkdirTemp("", "hosts-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(hostsDir)
+	peers := map[string]*os.File{}
+	for _, name := range []string{"c1", "c2"} {
+		hosts := filepath.Join(hostsDir, name)
+		if err := os.WriteFile(hosts, nil, 0o644); err != nil {
+			return err
+		}
+		pns, err := NewNamespace()
+		if err != nil {
+			return err
+		}
+		defer pns.Close()
+		if _, _, err := s.Attach(pns, AttachRequest{ContainerID: name, ContainerName: name, Hostname: name, Network: "rlnet", HostsPath: hosts}); err != nil {
+			return fmt.Errorf("attach %s: %w", name, err)
+		}
+		peers[name] = pns
+	}
+	c2IP, err := lookupHosts(filepath.Join(hostsDir, "c1"), "c2")
+	if err != nil {
+		return err
+	}
+	var l net.Listener
+	if err := inNS(peers["c2"], func() (err error) { l, err = net.Listen("tcp", ":80"); return err }); err != nil {
+		return fmt.Errorf("listen in c2: %w", err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello from c2") })}
+	go srv.Serve(l)
+	defer srv.Close()
+	if err := httpGet(peers["c1"], net.JoinHostPort(c2IP, "80"), "hello from c2"); err != nil {
+		return fmt.Errorf("c1 to c2 by name: %w", err)
+	}
+
+	// A published port: the proxy listens on the host's 127.0.0.1 and
+	// dials c2 from the rootless namespace.
+	p, err := Listen(PortMap{"80/tcp": {{HostIP: "127.0.0.1"}}})
+	if err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	defer p.Close()
+	p.Serve(netip.MustParseAddr(c2IP))
+	if err := httpGet(nil, net.JoinHostPort("127.0.0.1", p.Ports["80/tcp"][0].HostPort), "hello from c2"); err != nil {
+		return fmt.Errorf("published port from the host: %w", err)
+	}
+	// A port below ip_unprivileged_port_start is refused, saying how to allow it.
+	if start := unprivilegedPortStart(); start > 80 {
+		low := PortMap{"80/tcp": {{HostPort: "80"}}}
+		if err := CheckPublishable(low); err == nil || !strings.Contains(err.Error(), "sysctl net.ipv4.ip_unprivileged_port_start=80") {
+			return fmt.Errorf("port 80 published rootless: %v", err)
+		}
+		if lp, err := Listen(low); err == nil || !strings.Contains(err.Error(), "ip_unprivileged_port_start") {
+			if lp != nil {
+				lp.Close()
+			}
+			return fmt.Errorf("port 80 bound rootless: %v", err)
+		}
+	}
+
+	// The stack process killed, the next attach starts it again.
+	killStack(rootless.RuntimeDir())
+	for stackRunning() {
+		time.Sleep(10 * time.Millisecond) // until its waiter has reaped it
+	}
+	ns, release, err = s.AttachSelf("build-b", DefaultNetwork)
+	if err != nil {
+		return fmt.Errorf("attach after the stack died: %w", err)
+	}
+	if err := httpGet(ns, outside, "hello from"); err != nil {
+		return fmt.Errorf("outbound after the stack was restarted: %w", err)
+	}
+	if err := errors.Join(release(), ns.Close()); err != nil {
+		return err
+	}
+
+	// Teardown: every bridge and rule of the store goes with its networks.
+	for _, name := range []string{"c1", "c2"} {
+		if err := s.Release(name); err != nil {
+			return err
+		}
+	}
+	if _, err := s.Prune(); err != nil {
+		return err
+	}
+	kns, err := kernelNS()
+	if err != nil {
+		return err
+	}
+	defer kns.Close()
+	// (The host ends of the build namespaces' veth pairs go with those
+	// namespaces, which the kernel cleans up in the background.)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var left []string
+		err = inNS(kns, func() error {
+			links, err := netlink.LinkList()
+			for _, l := range links {
+				name := l.Attrs().Name
+				if strings.HasPrefix(name, BridgePrefix) || (strings.HasPrefix(name, "veth") && time.Now().After(deadline)) {
+					left = append(left, name)
+				}
+			}
+			out, _ := exec.Command("iptables", "-S").CombinedOutput()
+			if bytes.Contains(out, []byte(BridgePrefix)) {
+				left = append(left, string(out))
+			}
+			return err
+		})
+		if err != nil || len(left) > 0 {
+			return fmt.Errorf("left in the rootless namespace: %v %v", left, err)
+		}
+		if !hasVeth(kns) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	killStack(rootless.RuntimeDir())
+	for stackRunning() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// hasVeth reports whether the namespace ns has a veth device.
+func hasVeth(ns *os.File) bool {
+	found := false
+	_ = inNS(ns, func() error {
+		links, err := netlink.LinkList()
+		for _, l := range links {
+			found = found || strings.HasPrefix(l.Attrs().Name, "veth")
+		}
+		return err
+	})
+	return found
+}
+
+// httpGet GETs / from addr over a connection made in ns (nil: here) and
+// checks the body has want.
+func httpGet(ns *os.File, addr, want string) error {
+	c, err := dialIn(ns, func() (net.Conn, error) { return net.DialTimeout("tcp", addr, 5*time.Second) })
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET / HTTP/1.0\r\n\r\n"); err != nil {
+		return err
+	}
+	body, err := io.ReadAll(c)
+	if err != nil {
+		return err
+	}
+	if !bytes.Contains(body, []byte(want)) {
+		return fmt.Errorf("GET %s: %q, want %q", addr, body, want)
+	}
+	return nil
+}
+
+// lookupHosts resolves name in a hosts file, as a container's libc does.
+func lookupHosts(path, name string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		for _, n := range f[min(1, len(f)):] {
+			if n == name {
+				return f[0], nil
+			}
+		}
+	}
+	return "", fmt.Errorf("%s not in %s:\n%s", name, path, b)
+}
