@@ -10,16 +10,12 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/internal/kilntest"
 	"github.com/kiln-build/kiln/internal/rootless"
@@ -55,122 +51,41 @@ func TestMain(m *testing.M) {
 // restored after the stack process is killed, and nothing left behind.
 func TestRootlessNetwork(t *testing.T) {
 	kilntest.RequireRoot(t)
-	for _, bin := range []string{"slirp4netns", "unshare", "useradd", "iptables"} {
+	for _, bin := range []string{stackName, "iptables"} {
 		if _, err := lookBin(bin); err != nil {
-			t.Skipf("needs %s (make deps installs slirp4netns and iptables)", bin)
+			t.Skipf("needs %s (make deps installs it)", bin)
 		}
 	}
-	u := newRootlessUser(t)
-	uid, gid := u.uid, u.gid
-	tun, err := os.Stat("/dev/net/tun")
-	if err != nil {
-		t.Skipf("needs /dev/net/tun: %v", err)
-	}
-	if tun.Mode().Perm()&0o006 != 0o006 {
-		// Debian's udev rules make it 0666; a container's /dev may not.
-		if err := os.Chmod("/dev/net/tun", 0o666); err != nil {
-			t.Skipf("/dev/net/tun is not usable by users: %v", err)
-		}
-		t.Cleanup(func() { os.Chmod("/dev/net/tun", tun.Mode().Perm()) })
-	}
-
-	dir, err := os.MkdirTemp("", "kiln-rlnet-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	bin := filepath.Join(dir, "network.test")
+	u := kilntest.NewUnshareUser(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []string{filepath.Join(dir, "rt"), filepath.Join(dir, "store")} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(d, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := u.Copy(self, "network.test")
 	// Networks go down with their last endpoint: no reaper to wait for.
-	if err := os.WriteFile(filepath.Join(dir, "store", "config.json"), []byte(`{"teardown-delay": 0}`), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(u.Store(), "config.json"), []byte(`{"teardown-delay": 0}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rt := filepath.Join(dir, "rt")
-	t.Cleanup(func() { killStack(rt) })
+	t.Cleanup(func() { kilntest.KillPidFile(stackPidPathIn(u.RuntimeDir()), stackName) })
 
 	// A server on the host's own address (reached through slirp4netns) and
 	// one on its loopback (which must stay out of reach).
-	hostIP := hostAddress(t)
-	outside := serveHTTP(t, net.JoinHostPort(hostIP, "0"))
+	outside := serveHTTP(t, net.JoinHostPort(hostAddress(t), "0"))
 	loopback := serveHTTP(t, "127.0.0.1:0")
-
-	cmd := exec.Command("unshare", "--user", "--map-root-user", "--mount", "--", bin, "-test.run=^$")
-	cmd.Env = []string{
-		rootlessStepEnv + "=1", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-		rootless.EnvUID + "=" + strconv.Itoa(uid), rootless.EnvRuntimeDir + "=" + rt,
-		"KILN_TEST_STORE=" + filepath.Join(dir, "store"),
-		"KILN_TEST_OUTSIDE=" + outside, "KILN_TEST_LOOPBACK_PORT=" + loopback[strings.LastIndex(loopback, ":")+1:],
-	}
-	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
-	out, err := cmd.CombinedOutput()
+	out, err := u.Run([]string{rootlessStepEnv + "=1", "KILN_TEST_STORE=" + u.Store(), "KILN_TEST_OUTSIDE=" + outside,
+		"KILN_TEST_LOOPBACK_PORT=" + loopback[strings.LastIndex(loopback, ":")+1:]}, bin, "-test.run=^$")
 	if err != nil || !bytes.Contains(out, []byte("rootless scenario: ok")) {
-		t.Fatalf("rootless scenario: %v\n%s\n%s", err, out, readLog(rt))
+		b, _ := os.ReadFile(filepath.Join(u.RuntimeDir(), stackName+".log"))
+		t.Fatalf("rootless scenario: %v\n%s\n%s", err, out, b)
 	}
-	t.Logf("%s", out)
-
-	// Nothing of the user is left: no process (the stack is gone with the
-	// scenario's teardown), so no namespace and no bind mount either.
-	// (The stack was SIGKILLed at the end: wait for it to be gone.)
-	deadline := time.Now().Add(time.Minute)
-	for pids := processesOf(uid); len(pids) > 0; pids = processesOf(uid) {
-		if time.Now().After(deadline) {
-			t.Errorf("processes of the rootless user left: %v", pids)
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if mi, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(mi, []byte(rt)) {
-		t.Errorf("mount under %s left in the host's mount namespace", rt)
+	// Nothing is left in the host's mount namespace (the user's processes,
+	// and so its namespaces, are checked gone when the user is removed).
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(mi, []byte(u.Dir)) {
+		t.Errorf("mount under %s left in the host's mount namespace", u.Dir)
 	}
 }
 
-// rootlessUser is a user made for a test and removed after it.
-type rootlessUser struct {
-	name     string
-	uid, gid int
-}
-
-func newRootlessUser(t *testing.T) rootlessUser {
-	t.Helper()
-	name := fmt.Sprintf("kilnrn%d", time.Now().UnixNano()%1000000)
-	if out, err := exec.Command("useradd", "-M", "-N", "-s", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
-		t.Skipf("cannot add a user: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("userdel", name).CombinedOutput(); err != nil {
-			t.Errorf("userdel %s: %v: %s", name, err, out)
-		}
-	})
-	u, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return rootlessUser{name: name, uid: uid, gid: gid}
-}
+func stackPidPathIn(runtimeDir string) string { return filepath.Join(runtimeDir, stackName+".pid") }
 
 // hostAddress is the host's address of its default route.
 func hostAddress(t *testing.T) string {
@@ -203,49 +118,6 @@ func serveHTTP(t *testing.T, addr string) string {
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	return l.Addr().String()
-}
-
-func readLog(rt string) string {
-	b, _ := os.ReadFile(filepath.Join(rt, stackName+".log"))
-	return string(b)
-}
-
-// killStack kills the stack process recorded under the runtime directory rt.
-func killStack(rt string) {
-	b, err := os.ReadFile(filepath.Join(rt, stackName+".pid"))
-	if err != nil {
-		return
-	}
-	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
-		if comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm"); strings.TrimSpace(string(comm)) == stackName {
-			_ = unix.Kill(pid, unix.SIGKILL)
-		}
-	}
-}
-
-// processesOf lists the processes whose real uid is uid.
-func processesOf(uid int) []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		var st unix.Stat_t
-		if unix.Stat("/proc/"+e.Name(), &st) != nil || int(st.Uid) != uid {
-			continue
-		}
-		// A zombie is gone but for its parent's wait (a detached stack's
-		// parent is the host's init).
-		if stat, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
-			if i := bytes.LastIndexByte(stat, ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'Z' {
-				continue
-			}
-		}
-		pids = append(pids, pid)
-	}
-	return pids
 }
 
 // rootlessScenario runs in the user's namespaces, as rootless kiln.
@@ -343,7 +215,7 @@ func rootlessScenario() error {
 	}
 
 	// The stack process killed, the next attach starts it again.
-	killStack(rootless.RuntimeDir())
+	kilntest.KillPidFile(stackPidPath(), stackName)
 	for stackRunning() {
 		time.Sleep(10 * time.Millisecond) // until its waiter has reaped it
 	}
@@ -372,51 +244,30 @@ func rootlessScenario() error {
 		return err
 	}
 	defer kns.Close()
-	// (The host ends of the build namespaces' veth pairs go with those
-	// namespaces, which the kernel cleans up in the background.)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		var left []string
-		err = inNS(kns, func() error {
-			links, err := netlink.LinkList()
-			for _, l := range links {
-				name := l.Attrs().Name
-				if strings.HasPrefix(name, BridgePrefix) || (strings.HasPrefix(name, "veth") && time.Now().After(deadline)) {
-					left = append(left, name)
-				}
+	// (The host ends of the build namespaces' veth pairs, unplugged, go
+	// with those namespaces when the kernel cleans them up.)
+	var left []string
+	err = inNS(kns, func() error {
+		links, err := netlink.LinkList()
+		for _, l := range links {
+			if a := l.Attrs(); strings.HasPrefix(a.Name, BridgePrefix) || (strings.HasPrefix(a.Name, "veth") && a.MasterIndex != 0) {
+				left = append(left, a.Name)
 			}
-			out, _ := exec.Command("iptables", "-S").CombinedOutput()
-			if bytes.Contains(out, []byte(BridgePrefix)) {
-				left = append(left, string(out))
-			}
-			return err
-		})
-		if err != nil || len(left) > 0 {
-			return fmt.Errorf("left in the rootless namespace: %v %v", left, err)
 		}
-		if !hasVeth(kns) {
-			break
+		out, _ := exec.Command("iptables", "-S").CombinedOutput()
+		if bytes.Contains(out, []byte(BridgePrefix)) {
+			left = append(left, string(out))
 		}
-		time.Sleep(10 * time.Millisecond)
+		return err
+	})
+	if err != nil || len(left) > 0 {
+		return fmt.Errorf("left in the rootless namespace: %v %v", left, err)
 	}
-	killStack(rootless.RuntimeDir())
+	kilntest.KillPidFile(stackPidPath(), stackName)
 	for stackRunning() {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return nil
-}
-
-// hasVeth reports whether the namespace ns has a veth device.
-func hasVeth(ns *os.File) bool {
-	found := false
-	_ = inNS(ns, func() error {
-		links, err := netlink.LinkList()
-		for _, l := range links {
-			found = found || strings.HasPrefix(l.Attrs().Name, "veth")
-		}
-		return err
-	})
-	return found
 }
 
 // httpGet GETs / from addr over a connection made in ns (nil: here) and
