@@ -17,7 +17,8 @@ import (
 // UnshareUser is an ordinary user made for one test (removed after it),
 // with a directory it owns, in which a test runs programs as rootless kiln
 // until the rootless core enters kiln's user namespace by itself: each Run
-// is one `unshare --user --map-root-user --mount`, whose processes share
+// is one `unshare --user --map-root-user --map-auto --mount` (the user's
+// subordinate ids mapped too), whose processes share
 // one user and mount namespace as rootless kiln's processes will under its
 // pause process.
 type UnshareUser struct {
@@ -36,6 +37,7 @@ func NewUnshareUser(t testing.TB) *UnshareUser {
 	RequireRoot(t)
 	NeedTool(t, "unshare")
 	NeedTool(t, "useradd")
+	NeedTool(t, "newuidmap")
 	name := fmt.Sprintf("kilnrl%d", time.Now().UnixNano()%100000000)
 	if out, err := exec.Command("useradd", "-M", "-N", "-s", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
 		t.Skipf("cannot add a user: %v: %s", err, out)
@@ -53,6 +55,15 @@ func NewUnshareUser(t testing.TB) *UnshareUser {
 	}
 	u.UID, _ = strconv.Atoi(pu.Uid)
 	u.GID, _ = strconv.Atoi(pu.Gid)
+	// A subordinate range (useradd gives one when login.defs says so),
+	// for images whose files have many owners.
+	if ids, _ := os.ReadFile("/etc/subuid"); !bytes.Contains(ids, []byte("\n"+name+":")) && !bytes.HasPrefix(ids, []byte(name+":")) {
+		first := 1000000 + time.Now().UnixNano()%10000*65536
+		r := fmt.Sprintf("%d-%d", first, first+65535)
+		if out, err := exec.Command("usermod", "--add-subuids", r, "--add-subgids", r, name).CombinedOutput(); err != nil {
+			t.Fatalf("usermod %s: %v: %s", name, err, out)
+		}
+	}
 	if fi, err := os.Stat("/dev/net/tun"); err == nil && fi.Mode().Perm()&0o006 != 0o006 {
 		if err := os.Chmod("/dev/net/tun", 0o666); err == nil {
 			t.Cleanup(func() { os.Chmod("/dev/net/tun", fi.Mode().Perm()) })
@@ -108,7 +119,7 @@ func (u *UnshareUser) Env() []string {
 // Run runs argv as the user in a user and mount namespace of its own,
 // with Env and env, and returns its combined output.
 func (u *UnshareUser) Run(env []string, argv ...string) ([]byte, error) {
-	cmd := exec.Command("unshare", append([]string{"--user", "--map-root-user", "--mount", "--"}, argv...)...)
+	cmd := exec.Command("unshare", append([]string{"--user", "--map-root-user", "--map-auto", "--mount", "--"}, argv...)...)
 	cmd.Env = append(u.Env(), env...)
 	cmd.Dir = u.Dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID), Groups: []uint32{}}}
