@@ -3,9 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -99,18 +97,8 @@ func TestRootlessNetworking(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out, _ := exec.Command("ip", "-4", "route", "get", "1").Output()
-	f := strings.Fields(string(out))
-	hostIP := ""
-	for i := 0; i+1 < len(f); i++ {
-		if f[i] == "src" {
-			hostIP = f[i+1]
-		}
-	}
-	if hostIP == "" {
-		t.Skipf("no address of a default route: %q", out)
-	}
-	outside, loopback := serveHello(t, hostIP+":0"), serveHello(t, "127.0.0.1:0")
+	hostIP := kilntest.HostAddress(t)
+	outside, loopback := kilntest.ServeHello(t, hostIP+":0"), kilntest.ServeHello(t, "127.0.0.1:0")
 	_, outPort, _ := net.SplitHostPort(outside)
 	_, loopPort, _ := net.SplitHostPort(loopback)
 
@@ -148,20 +136,4 @@ func TestRootlessNetworking(t *testing.T) {
 	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), u.Dir) {
 		t.Errorf("mount under %s left in the host's mount namespace", u.Dir)
 	}
-}
-
-// serveHello serves "hello from ADDR" on addr for the test and returns the
-// address bound.
-func serveHello(t *testing.T, addr string) string {
-	t.Helper()
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "hello from %s", l.Addr())
-	})}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return l.Addr().String()
 }

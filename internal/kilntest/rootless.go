@@ -3,6 +3,8 @@ package kilntest
 import (
 	"bytes"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -178,4 +180,38 @@ func KillPidFile(path, comm string) {
 	if c, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm"); strings.TrimSpace(string(c)) == comm {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
+}
+
+// HostAddress is the host's IPv4 address of its default route (not a
+// loopback one), or skips t.
+func HostAddress(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("ip", "-4", "route", "get", "1").Output()
+	if err != nil {
+		t.Skipf("no default route: %v", err)
+	}
+	f := strings.Fields(string(out))
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "src" {
+			return f[i+1]
+		}
+	}
+	t.Skipf("no source address in %q", out)
+	return ""
+}
+
+// ServeHello serves "hello from ADDR" over HTTP on addr until t ends and
+// returns the address bound.
+func ServeHello(t testing.TB, addr string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s", l.Addr())
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String()
 }

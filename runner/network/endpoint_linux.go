@@ -15,12 +15,14 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/runner"
 )
 
 // NewNamespace creates a network namespace with lo up and returns it open:
 // it lives as long as the file, or a process, holds it.
 func NewNamespace() (f *os.File, err error) {
-	err = onThrowawayThread(func() error {
+	err = runner.OnThrowawayThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("create network namespace: %w", err)
 		}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/internal/rootless"
+	"github.com/kiln-build/kiln/runner"
 )
 
 // The kernel state of kiln's networks (bridges, host ends of veth pairs,
@@ -81,36 +81,12 @@ func inKernelNS(fn func() error) error {
 // not put back (rootless kiln cannot join the host's namespace again): it
 // ends with fn.
 func inNS(ns *os.File, fn func() error) error {
-	return onThrowawayThread(func() error {
+	return runner.OnThrowawayThread(func() error {
 		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("join network namespace: %w", err)
 		}
 		return fn()
 	})
-}
-
-// onThrowawayThread runs fn on an OS thread that ends with it, for fn to
-// change the thread's namespaces. Never the main thread: it cannot end
-// (the runtime would park it, holding the namespace it joined for good),
-// so a goroutine that lands there holds it while another does the work,
-// as runner's exec does.
-func onThrowawayThread(fn func() error) error {
-	var run func(out chan<- error)
-	run = func(out chan<- error) {
-		// Never unlocked: the thread exits with this goroutine.
-		runtime.LockOSThread()
-		if unix.Gettid() == unix.Getpid() {
-			in := make(chan error, 1)
-			go run(in)
-			out <- <-in
-			runtime.UnlockOSThread()
-			return
-		}
-		out <- fn()
-	}
-	errc := make(chan error, 1)
-	go run(errc)
-	return <-errc
 }
 
 // dialIn dials addr from a socket made in ns (the host's when nil).
@@ -171,7 +147,7 @@ func pinNewNS(path string) (*os.File, error) {
 		return nil, err
 	}
 	f.Close()
-	err = onThrowawayThread(func() error {
+	err = runner.OnThrowawayThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return err
 		}

@@ -70,8 +70,8 @@ func TestRootlessNetwork(t *testing.T) {
 
 	// A server on the host's own address (reached through slirp4netns) and
 	// one on its loopback (which must stay out of reach).
-	outside := serveHTTP(t, net.JoinHostPort(hostAddress(t), "0"))
-	loopback := serveHTTP(t, "127.0.0.1:0")
+	outside := kilntest.ServeHello(t, net.JoinHostPort(kilntest.HostAddress(t), "0"))
+	loopback := kilntest.ServeHello(t, "127.0.0.1:0")
 	out, err := u.Run([]string{rootlessStepEnv + "=1", "KILN_TEST_STORE=" + u.Store(), "KILN_TEST_OUTSIDE=" + outside,
 		"KILN_TEST_LOOPBACK_PORT=" + loopback[strings.LastIndex(loopback, ":")+1:]}, bin, "-test.run=^$")
 	if err != nil || !bytes.Contains(out, []byte("rootless scenario: ok")) {
@@ -86,39 +86,6 @@ func TestRootlessNetwork(t *testing.T) {
 }
 
 func stackPidPathIn(runtimeDir string) string { return filepath.Join(runtimeDir, stackName+".pid") }
-
-// hostAddress is the host's address of its default route.
-func hostAddress(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("ip", "-4", "route", "get", "1").Output()
-	if err != nil {
-		t.Skipf("no default route: %v", err)
-	}
-	f := strings.Fields(string(out))
-	for i := range f[:len(f)-1] {
-		if f[i] == "src" {
-			return f[i+1]
-		}
-	}
-	t.Skipf("no source address in %q", out)
-	return ""
-}
-
-// serveHTTP serves "hello from ADDR" on addr until the test ends and
-// returns the address bound.
-func serveHTTP(t *testing.T, addr string) string {
-	t.Helper()
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "hello from %s", l.Addr())
-	})}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return l.Addr().String()
-}
 
 // rootlessScenario runs in the user's namespaces, as rootless kiln.
 func rootlessScenario() error {
