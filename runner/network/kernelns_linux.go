@@ -2,6 +2,7 @@ package network
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -71,6 +72,24 @@ func inKernelNS(fn func() error) error {
 	}
 	if ns == nil {
 		return fn()
+	}
+	defer ns.Close()
+	return inNS(ns, fn)
+}
+
+// inExistingKernelNS is inKernelNS for taking state down: rootless, when
+// the rootless namespace is gone (and its state with it) there is nothing
+// to do, and the user-mode stack is not restarted for it.
+func inExistingKernelNS(fn func() error) error {
+	if !rootless.Active() {
+		return fn()
+	}
+	ns, err := openPinnedNS(rootless.RuntimePath("netns"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
 	}
 	defer ns.Close()
 	return inNS(ns, fn)

@@ -43,7 +43,7 @@ func Reap() {
 		os.Exit(2)
 	}
 	// The reaper's thread stays in the namespace of kiln's kernel state.
-	if err := inKernelNS(func() error { return reap(os.Args[1]) }); err != nil {
+	if err := inExistingKernelNS(func() error { return reap(os.Args[1]) }); err != nil {
 		fmt.Fprintln(os.Stderr, reaperArg0+":", err)
 		os.Exit(1)
 	}
