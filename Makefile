@@ -26,6 +26,9 @@ TEST_BINS += /usr/bin/newuidmap /usr/bin/newgidmap
 # kiln is one static binary, with cgo for the constructor that joins the rootless user namespace
 # (internal/rootless/join_linux.c) before the Go runtime starts, as runc's nsexec.
 GO_BUILD_STATIC := CGO_ENABLED=1 $(GO) build -trimpath -tags netgo,osusergo -ldflags '-extldflags -static'
+# slirp4netns connects rootless kiln's network namespace to the outside.
+TEST_PKGS += slirp4netns
+TEST_BINS += /usr/bin/slirp4netns
 
 # podman and runc run the kiln CI image of the rootless-in-a-container tests too (Debian's crun refuses
 # this machine's hybrid cgroup layout).

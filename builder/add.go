@@ -162,7 +162,7 @@ func (b *build) addStep(ctx context.Context, st *stage, req copyRequest) (hit bo
 			all = append(all, it.item.files...)
 		}
 	}
-	for k, v := range fileList(b.opts.ContextDir, all) {
+	for k, v := range newContextListing(b.opts.ContextDir, all).entries() {
 		listing[k] = v
 	}
 	for i, it := range items {
@@ -177,13 +177,12 @@ func (b *build) addStep(ctx context.Context, st *stage, req copyRequest) (hit bo
 		}
 		keyItems[i] = ki
 	}
-	filesDigest := digest.FromBytes(mustJSON(listing))
 	names := append([]string(nil), req.sd.SourcePaths...)
 	for _, c := range req.sd.SourceContents {
 		names = append(names, "<<"+c.Path)
 	}
 	createdBy := fmt.Sprintf("ADD%s %s %s # buildkit", req.historyFlags(), strings.Join(names, " "), req.sd.DestPath)
-	inputs := cache.StepInputs{Instruction: createdBy, Files: filesDigest}
+	inputs := cache.StepInputs{Instruction: createdBy}
 	key := stepKey(st.cacheKey, struct {
 		Op, Dest, Workdir, Chown, Chmod string
 		Unpack                          *bool
@@ -192,7 +191,7 @@ func (b *build) addStep(ctx context.Context, st *stage, req copyRequest) (hit bo
 		Excludes                        []string `json:",omitempty"`
 	}{"ADD", dest, st.img.Config.WorkingDir, req.chown, req.chmod, req.unpack, keyItems, st.epoch, req.excludes})
 	dest = resolveWorkdir(st.img.Config.WorkingDir, dest)
-	return b.step(ctx, st, stepSpec{createdBy: createdBy, key: key, inputs: inputs, files: listing, make: func() (cache.Layer, bool, error) {
+	return b.step(ctx, st, stepSpec{createdBy: createdBy, key: key, inputs: inputs, files: mapListing(listing), make: func() (cache.Layer, bool, error) {
 		return b.changeLayer(ctx, st, func(r *rootfs) (bool, error) {
 			owner := ids{}
 			if req.chown != "" {

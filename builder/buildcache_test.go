@@ -82,6 +82,24 @@ func TestCacheInvalidationMatrix(t *testing.T) {
 		{"same content rewritten", func() { write("b/x", "x\n") }, nil, "", nil},
 		{"change a copied dir's file", func() { write("b/x", "x2\n") }, nil, "4,5", map[string]string{"4": "file b/x changed"}},
 		{"add a file to a copied dir", func() { write("b/y", "y\n") }, nil, "4,5", map[string]string{"4": "file b/y added"}},
+		{"same size, mtime put back", func() {
+			p := filepath.Join(ctx, "b/x")
+			info, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			write("b/x", "x3\n")
+			os.Chtimes(p, info.ModTime(), info.ModTime())
+		}, nil, "4,5", map[string]string{"4": "file b/x changed"}},
+		{"add a symlink", func() { os.Symlink("x", filepath.Join(ctx, "b/l")) }, nil, "4,5", map[string]string{"4": "file b/l added"}},
+		{"symlink target", func() {
+			os.Remove(filepath.Join(ctx, "b/l"))
+			os.Symlink("y", filepath.Join(ctx, "b/l"))
+		}, nil, "4,5", map[string]string{"4": "file b/l changed"}},
+		{".dockerignore excludes a copied file", func() { write(".dockerignore", "b/y\n") }, nil, "4,5", map[string]string{"4": "file b/y removed"}},
+		{"an ignored file changes", func() { write("b/y", "yy\n") }, nil, "", nil},
+		{".dockerignore removed", func() { os.Remove(filepath.Join(ctx, ".dockerignore")) }, nil, "4,5", map[string]string{"4": "file b/y added"}},
+		{"remove a file", func() { os.Remove(filepath.Join(ctx, "b/l")) }, nil, "4,5", map[string]string{"4": "file b/l removed"}},
 		{"change the first source", func() { write("a.txt", "A\n") }, nil, "2,3,4,5", map[string]string{"2": "file a.txt changed", "3": "an earlier step changed"}},
 		{"chmod", func() { os.Chmod(filepath.Join(ctx, "a.txt"), 0o600) }, nil, "2,3,4,5", map[string]string{"2": "file a.txt changed"}},
 		{"build arg", func() {}, map[string]string{"MODE": "b"}, "3,4,5", map[string]string{"3": `build arg MODE changed ("a" → "b")`}},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"path/filepath"
@@ -56,17 +57,18 @@ type source struct {
 // stage or image, or heredocs.
 type copySources struct {
 	items []copyItem
-	// keyPart is what the sources add to the step's cache key.
-	keyPart any
-	// listing (context path → description) explains misses; filesDigest names it.
-	listing     map[string]string
-	filesDigest digest.Digest
+	// keyPart is what the sources add to the step's cache key; for context
+	// files, keySources are streamed into its place instead (see copykey.go).
+	keyPart    any
+	keySources []keySource
+	// listing (context path → description) explains misses.
+	listing fileListing
 	// preserveOwner keeps the sources' owners (COPY --from); context files
 	// and heredocs become root's.
 	preserveOwner bool
 	release       func()
-	// finish computes keyPart, listing and filesDigest once every file's
-	// digest is known (nil when they are known from the start).
+	// finish computes keyPart or keySources, and listing, once every
+	// file's digest is known (nil when they are known from the start).
 	finish func()
 }
 
@@ -108,18 +110,26 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) (hit b
 	}
 	createdBy := fmt.Sprintf("%s%s %s %s # buildkit", req.name, req.historyFlags(), strings.Join(names, " "), req.sd.DestPath)
 	keyDest := dest // as written: dest is resolved against WORKDIR below
-	stepKeyOf := func() (digest.Digest, cache.StepInputs, map[string]string) {
+	stepKeyOf := func() (digest.Digest, cache.StepInputs, fileListing) {
 		if srcs.finish != nil {
 			srcs.finish()
 		}
-		return stepKey(st.cacheKey, struct {
-				Op, Dest, Workdir, Chown, Chmod string
-				Sources                         any
-				Epoch                           *time.Time
-				Parents                         bool     `json:",omitempty"`
-				Excludes                        []string `json:",omitempty"`
-			}{req.name, keyDest, st.img.Config.WorkingDir, req.chown, req.chmod, srcs.keyPart, st.epoch, req.parents, req.excludes}),
-			cache.StepInputs{Instruction: createdBy, Files: srcs.filesDigest}, srcs.listing
+		inputs := struct {
+			Op, Dest, Workdir, Chown, Chmod string
+			Sources                         any
+			Epoch                           *time.Time
+			Parents                         bool     `json:",omitempty"`
+			Excludes                        []string `json:",omitempty"`
+		}{req.name, keyDest, st.img.Config.WorkingDir, req.chown, req.chmod, srcs.keyPart, st.epoch, req.parents, req.excludes}
+		var key digest.Digest
+		if srcs.keyPart != nil {
+			key = stepKey(st.cacheKey, inputs)
+		} else {
+			hole := newHole()
+			inputs.Sources = holeValue(hole)
+			key = stepKeyStreaming(st.cacheKey, inputs, hole, func(w io.Writer) { writeKeySources(w, srcs.keySources) })
+		}
+		return key, cache.StepInputs{Instruction: createdBy}, srcs.listing
 	}
 	spec := stepSpec{createdBy: createdBy}
 	if hashFirst {
@@ -275,22 +285,11 @@ func (b *build) contextCopySourcesHashing(st *stage, req copyRequest, hashFirst 
 		digestsFromStatCache(all, b.statCache())
 	}
 	out.finish = func() {
-		type keySource struct {
-			Name, Base string
-			Dir        bool
-			Files      []string
-		}
-		var keySources []keySource
+		out.keySources = nil
 		for _, it := range out.items {
-			ks := keySource{Name: it.src.name, Base: it.src.base, Dir: it.src.info.IsDir()}
-			for _, f := range it.files {
-				ks.Files = append(ks.Files, f.describe())
-			}
-			keySources = append(keySources, ks)
+			out.keySources = append(out.keySources, keySource{Name: it.src.name, Base: it.src.base, Dir: it.src.info.IsDir(), Files: it.files})
 		}
-		out.keyPart = keySources
-		out.listing = fileList(b.opts.ContextDir, all)
-		out.filesDigest = digest.FromBytes(mustJSON(out.listing))
+		out.listing = newContextListing(b.opts.ContextDir, all)
 	}
 	return out, nil
 }

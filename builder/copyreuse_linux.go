@@ -47,17 +47,24 @@ func (b *build) previousCopy(st *stage, createdBy string) *reuse {
 	if b.opts.NoCache || b.noCacheStage(st) || st.epoch != nil || !b.store.HasCacheChildren(st.cacheKey) {
 		return nil
 	}
-	recs, err := b.store.CacheRecords()
-	if err != nil {
-		return nil
-	}
-	for _, r := range recs { // most recently used first
-		if r.Parent == st.cacheKey && r.Inputs.Instruction == createdBy && r.DiffID != "" {
-			if l, err := b.store.Layer(r.DiffID); err == nil && !l.EmptyLayer() {
-				return &reuse{prev: b.store.SnapshotDir(r.DiffID)}
-			}
+	rec, ok, known := b.store.LastCacheRecord(st.cacheKey, createdBy)
+	if !known { // a store of an older kiln: look through every record
+		recs, err := b.store.CacheRecords()
+		if err != nil {
 			return nil
 		}
+		for _, r := range recs { // most recently used first
+			if r.Parent == st.cacheKey && r.Inputs.Instruction == createdBy && r.DiffID != "" {
+				rec, ok = r.CacheRecord, true
+				break
+			}
+		}
+	}
+	if !ok || rec.DiffID == "" {
+		return nil
+	}
+	if l, err := b.store.Layer(rec.DiffID); err == nil && !l.EmptyLayer() {
+		return &reuse{prev: b.store.SnapshotDir(rec.DiffID)}
 	}
 	return nil
 }

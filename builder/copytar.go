@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -60,10 +62,15 @@ func (p *copyPlan) apply(ctx context.Context, r *rootfs) error {
 		p.reuse.links = nil
 		r.afterUnmount = append(r.afterUnmount, p.reuse.link)
 	}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(p.writeTar(ctx, pw)) }()
-	_, err := layer.Apply(ctx, r.dir, pr, layer.ApplyOptions{})
-	pr.CloseWithError(err)
+	pipe := newChunkPipe()
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		pipe.CloseWithError(p.writeTar(ctx, pipe))
+	}()
+	_, err := layer.Apply(ctx, r.dir, pipe, layer.ApplyOptions{})
+	pipe.CloseReader(err)
+	<-written // the digests it learnt are the caller's now
 	return err
 }
 
@@ -193,25 +200,60 @@ func (p *copyPlan) writeEntry(tw *tar.Writer, f *contextFile, target string) err
 		_, err := tw.Write(f.data)
 		return err
 	}
-	src, err := os.Open(f.host)
+	return p.copySource(tw, f, hdr.Size)
+}
+
+// copySource writes the regular context file f, of size bytes when it was
+// listed, to w, and hashes it on the way when its digest is not known yet
+// (a cold build). Per file that is an open, a read and a close: no poller
+// registration as os.Open makes (four fcntl and a failing epoll_ctl for a
+// regular file), and no read to find the end, since a read asking for one
+// byte more than is left returns short at the end of a regular file.
+func (p *copyPlan) copySource(w io.Writer, f *contextFile, size int64) error {
+	// O_NOFOLLOW: the file was listed as a regular file; a symlink put in
+	// its place since must not be followed out of the context.
+	fd, err := unix.Open(f.host, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return &os.PathError{Op: "open", Path: f.host, Err: err}
 	}
-	defer src.Close()
+	defer unix.Close(fd)
 	buf := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(buf)
-	if f.digest != "" {
-		_, err = io.CopyBuffer(tw, src, *buf)
-		return err
+	var h hash.Hash
+	if f.digest == "" {
+		h = sha256.New()
 	}
-	// Not hashed yet (a cold build): hash it on the way through.
-	h := sha256.New()
-	if _, err := io.CopyBuffer(io.MultiWriter(tw, h), src, *buf); err != nil {
-		return err
+	for left := size; ; {
+		chunk := *buf
+		if int64(len(chunk)) > left {
+			chunk = chunk[:left+1]
+		}
+		n, err := unix.Read(fd, chunk)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return &os.PathError{Op: "read", Path: f.host, Err: err}
+		}
+		if int64(n) > left {
+			return fmt.Errorf("%s: file grew while being copied", f.host)
+		}
+		if _, err := w.Write(chunk[:n]); err != nil {
+			return err
+		}
+		if h != nil {
+			h.Write(chunk[:n])
+		}
+		left -= int64(n)
+		if n == 0 || left == 0 && n < len(chunk) {
+			break // the end (a file that shrank fails in the tar writer)
+		}
 	}
-	f.digest = digest.NewDigest(digest.SHA256, h)
-	if p.stats != nil {
-		p.stats.Add(f.host, &f.st, f.digest)
+	if h != nil {
+		f.digest = digest.NewDigest(digest.SHA256, h)
+		if p.stats != nil {
+			p.stats.Add(f.host, &f.st, f.digest)
+		}
 	}
 	return nil
 }

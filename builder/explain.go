@@ -14,7 +14,7 @@ import (
 // compares the step with the most recently used record that had the same
 // parent and the same instruction.
 // files is the file list of a COPY (nil for other steps).
-func (b *build) explainMiss(st *stage, in cache.StepInputs, files map[string]string) {
+func (b *build) explainMiss(st *stage, in cache.StepInputs, files fileListing) {
 	w := b.opts.ExplainCache
 	if w == nil {
 		return
@@ -22,7 +22,7 @@ func (b *build) explainMiss(st *stage, in cache.StepInputs, files map[string]str
 	fmt.Fprintf(w, "%s: cache miss: %s\n", st.stepText, b.missReason(st, in, files))
 }
 
-func (b *build) missReason(st *stage, in cache.StepInputs, files map[string]string) string {
+func (b *build) missReason(st *stage, in cache.StepInputs, files fileListing) string {
 	switch {
 	case b.opts.NoCache:
 		return "--no-cache"
@@ -74,11 +74,12 @@ func (b *build) missReason(st *stage, in cache.StepInputs, files map[string]stri
 	return strings.Join(why, "; ")
 }
 
-func (b *build) diffFiles(old digest.Digest, after map[string]string) []string {
+func (b *build) diffFiles(old digest.Digest, listing fileListing) []string {
 	before, err := b.store.CacheFiles(old)
-	if err != nil || after == nil {
+	if err != nil || listing == nil {
 		return []string{"source files changed"}
 	}
+	after := listing.entries()
 	var out []string
 	for _, k := range sortedKeys(after) {
 		if v, ok := before[k]; !ok {

@@ -30,15 +30,16 @@ type stepSpec struct {
 	createdBy string
 	// key is the step's cache key: stepKey of the stage's key and the
 	// step's inputs. inputs is what went into it, kept to explain a later
-	// miss; files, for COPY and ADD, is the file list inputs.Files names.
+	// miss; files, for COPY and ADD, is the file list inputs.Files names
+	// (filled in from files on a miss: a hit needs neither).
 	key    digest.Digest
 	inputs cache.StepInputs
-	files  map[string]string
+	files  fileListing
 	// keyAfterMake, when set, stands for key, inputs and files and is
 	// called only once make has run: a COPY whose key nothing in the cache
 	// can match hashes its files while it copies them. Such a step is not
 	// looked up, and its miss is explained by its instruction alone.
-	keyAfterMake func() (digest.Digest, cache.StepInputs, map[string]string)
+	keyAfterMake func() (digest.Digest, cache.StepInputs, fileListing)
 	// make makes the step's layer over the stage's filesystem. created is
 	// false when the step changed nothing (WORKDIR /): the stage then takes
 	// an empty history entry and no layer.
@@ -55,6 +56,9 @@ func (b *build) step(ctx context.Context, st *stage, s stepSpec) (hit bool, err 
 			st.applyRecord(rec, s.createdBy)
 			return true, nil
 		}
+		if s.files != nil {
+			s.inputs.Files = listingDigest(s.files)
+		}
 		b.explainMiss(st, s.inputs, s.files)
 	} else {
 		b.explainMiss(st, cache.StepInputs{Instruction: s.createdBy}, nil)
@@ -65,9 +69,12 @@ func (b *build) step(ctx context.Context, st *stage, s stepSpec) (hit bool, err 
 	}
 	if s.keyAfterMake != nil {
 		s.key, s.inputs, s.files = s.keyAfterMake()
+		if s.files != nil {
+			s.inputs.Files = listingDigest(s.files)
+		}
 	}
 	if s.files != nil {
-		if err := b.store.PutCacheFiles(s.inputs.Files, s.files); err != nil {
+		if err := b.store.PutCacheFiles(s.inputs.Files, s.files.writeJSON); err != nil {
 			b.opts.Log.Warn("record build cache files", "err", err)
 		}
 	}

@@ -182,11 +182,11 @@ func TestStepKeyAfterMake(t *testing.T) {
 		st := scratchStage()
 		spec := fileStep(ctx, b, st, "", "late", &made)
 		spec.inputs = cache.StepInputs{}
-		spec.keyAfterMake = func() (digest.Digest, cache.StepInputs, map[string]string) {
+		spec.keyAfterMake = func() (digest.Digest, cache.StepInputs, fileListing) {
 			if made == 0 {
 				t.Error("key asked for before the layer was made")
 			}
-			return key, cache.StepInputs{Instruction: "TEST late", Files: filesDigest}, files
+			return key, cache.StepInputs{Instruction: "TEST late"}, mapListing(files)
 		}
 		hit, err := b.step(ctx, st, spec)
 		if err != nil || hit || st.cacheKey != key {

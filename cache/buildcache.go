@@ -1,11 +1,14 @@
 package cache
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -66,9 +69,42 @@ func (s *Store) PutCacheRecord(rec CacheRecord) error {
 		return err
 	}
 	// A marker per parent lets a build skip hashing a COPY's sources when no
-	// record could match anyway. Losing it costs only that shortcut's use.
+	// record could match anyway, and one per parent and instruction names
+	// the latest record made there (a re-run COPY reuses its snapshot).
+	// Losing one costs only that shortcut's use.
 	os.WriteFile(s.path("buildcache", "parents", rec.Parent.Encoded()), nil, 0o600)
+	if os.MkdirAll(s.path("buildcache", "last"), 0o700) == nil {
+		s.replaceFile(s.lastRecordPath(rec.Parent, rec.Inputs.Instruction), []byte(rec.Key))
+	}
 	return nil
+}
+
+func (s *Store) lastRecordPath(parent digest.Digest, instruction string) string {
+	return s.path("buildcache", "last", digest.FromString(string(parent)+"\n"+instruction).Encoded())
+}
+
+// LastCacheRecord returns the latest record made with this parent and
+// instruction, reading that one record only (and not marking it used). ok
+// is false when there is none, or when the store has no note of it (a store
+// of an older kiln, a lost note): then known says so, and only a look
+// through every record can tell.
+func (s *Store) LastCacheRecord(parent digest.Digest, instruction string) (rec CacheRecord, ok, known bool) {
+	key, err := os.ReadFile(s.lastRecordPath(parent, instruction))
+	if err != nil {
+		return CacheRecord{}, false, false
+	}
+	d, err := digest.Parse(string(key))
+	if err != nil {
+		return CacheRecord{}, false, false
+	}
+	data, err := os.ReadFile(s.recordPath(d))
+	if err != nil {
+		return CacheRecord{}, false, true // removed since: none
+	}
+	if json.Unmarshal(data, &rec) != nil || rec.Key != d || rec.Parent != parent || rec.Inputs.Instruction != instruction {
+		return CacheRecord{}, false, false
+	}
+	return rec, true, true
 }
 
 // HasCacheChildren reports whether some record may have this parent key.
@@ -144,21 +180,38 @@ func (s *Store) RemoveCacheRecord(key digest.Digest) error {
 	return err
 }
 
-// PutCacheFiles stores the file list of a COPY (path → entry description) under
-// its digest, for explaining later misses.
-func (s *Store) PutCacheFiles(d digest.Digest, files map[string]string) error {
+// PutCacheFiles stores the file list of a COPY (a JSON object: path → entry
+// description, written by write) under its digest, for explaining later
+// misses. The list is streamed to its file, never held: a COPY may have
+// 100,000 files. It is not synced: a lost list only makes a later
+// explanation vaguer.
+func (s *Store) PutCacheFiles(d digest.Digest, write func(io.Writer) error) error {
 	p := s.path("buildcache", "files", d.Encoded()+".json")
 	if _, err := os.Stat(p); err == nil {
 		return nil
 	}
-	data, err := json.Marshal(files)
-	if err != nil {
-		return err
-	}
 	if err := os.MkdirAll(s.path("buildcache", "files"), 0o700); err != nil {
 		return err
 	}
-	return s.writeFileAtomic(p, data)
+	f, err := s.tempFile(filepath.Base(p) + ".*")
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 64<<10)
+	err = write(w)
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 // CacheFiles reads a file list stored by PutCacheFiles.

@@ -222,7 +222,7 @@ func (c *checker) checkTemp() error {
 	}
 	ents, _ = os.ReadDir(c.s.path("statcache"))
 	for _, e := range ents {
-		if !strings.HasSuffix(e.Name(), ".gob") {
+		if !strings.HasSuffix(e.Name(), statCacheExt) {
 			p := c.s.path("statcache", e.Name())
 			c.removeDebris[p] = c.problem(KindDebris, p, "temp file of a killed build")
 		}
@@ -498,7 +498,7 @@ func (c *checker) checkCacheRecords() error {
 	for _, e := range ents {
 		hex, ok := strings.CutSuffix(e.Name(), ".json")
 		if e.IsDir() || !ok {
-			continue // parents/, files/
+			continue // parents/, files/, last/
 		}
 		c.rep.CacheRecords++
 		p := c.s.path("buildcache", e.Name())

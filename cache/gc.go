@@ -123,6 +123,19 @@ func (s *Store) GC(ctx context.Context) (int64, error) {
 			}
 		}
 	}
+	// The notes of the latest record per parent and instruction go with it.
+	keys := map[string]bool{}
+	for _, r := range recs {
+		keys[string(r.Key)] = true
+	}
+	if ents, err := os.ReadDir(s.path("buildcache", "last")); err == nil {
+		for _, e := range ents {
+			p := s.path("buildcache", "last", e.Name())
+			if key, err := os.ReadFile(p); err != nil || !keys[string(key)] {
+				os.Remove(p)
+			}
+		}
+	}
 	if ents, err := os.ReadDir(s.path("buildcache", "files")); err == nil {
 		for _, e := range ents {
 			if !files[e.Name()] {
@@ -187,7 +200,7 @@ func (s *Store) sweepTmp() (int64, error) {
 	// The stat cache writes its temp files beside its files.
 	stats, _ := os.ReadDir(s.path("statcache"))
 	for _, e := range stats {
-		if !strings.HasSuffix(e.Name(), ".gob") {
+		if !strings.HasSuffix(e.Name(), statCacheExt) {
 			p := s.path("statcache", e.Name())
 			freed += SpaceOnDisk(p)
 			os.Remove(p)

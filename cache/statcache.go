@@ -3,10 +3,12 @@ package cache
 import (
 	"bufio"
 	"crypto/sha256"
-	"encoding/gob"
+	"encoding/binary"
 	"encoding/hex"
+	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,11 +22,20 @@ import (
 // trusted when every one of those fields matches and the file was last changed
 // well before the entry was saved (a file changed within the same clock tick
 // as the save — "racily clean" in git's words — is hashed again).
+//
+// On disk it is one file read in one go and searched in place: a header, a
+// table of fixed-size records sorted by a 64-bit hash of the path, and a
+// CRC-32C of both. A file that is short, of another version, or fails its
+// checksum is an empty cache (a miss costs a re-hash). Two paths of one hash
+// share a record, the last one added: a wrong hit is impossible, as a hit
+// also needs the same inode, device, size, mtime and ctime — the same file,
+// unchanged.
 type StatCache struct {
 	path    string
 	mu      sync.Mutex
-	entries map[string]statEntry
-	savedAt int64 // UnixNano of the last save; entries changed after it are not trusted
+	base    statTable            // as loaded
+	added   map[uint64]statEntry // since, by path hash; these win over base
+	savedAt int64                // UnixNano of the last save; entries changed after it are not trusted
 	dirty   bool
 }
 
@@ -39,30 +50,115 @@ type statEntry struct {
 // not have moved mtime or ctime.
 const racyWindow = int64(time.Second)
 
+// statCacheExt names the stat cache files in statcache/; anything else there
+// is a killed save's temp file.
+const statCacheExt = ".idx"
+
+// The file's layout (little-endian):
+//
+//	header  magic [8]byte, savedAt int64, count uint32, zero uint32
+//	records count × {pathHash uint64; size, mtime, ctime int64; ino, dev uint64; sha256 [32]byte}, sorted by pathHash
+//	crc     uint32, CRC-32C of everything before it
+const (
+	statMagic     = "kilnSC\x00\x02" // the last byte is the version
+	statHeaderLen = 24
+	statRecordLen = 6*8 + 32
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// pathHash is FNV-1a of path: stable across processes, as the file needs.
+func pathHash(path string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(path); i++ {
+		h ^= uint64(path[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// statTable is a loaded stat cache file: records sorted by path hash.
+type statTable struct {
+	records []byte
+	count   int
+}
+
+func (t *statTable) key(i int) uint64 {
+	return binary.LittleEndian.Uint64(t.records[i*statRecordLen:])
+}
+
+func (t *statTable) entry(i int) (e statEntry, sum []byte) {
+	r := t.records[i*statRecordLen+8:]
+	e.Size = int64(binary.LittleEndian.Uint64(r[0:]))
+	e.Mtime = int64(binary.LittleEndian.Uint64(r[8:]))
+	e.Ctime = int64(binary.LittleEndian.Uint64(r[16:]))
+	e.Ino = binary.LittleEndian.Uint64(r[24:])
+	e.Dev = binary.LittleEndian.Uint64(r[32:])
+	return e, r[40:72]
+}
+
+// find returns the index of the record of path hash k, or -1.
+func (t *statTable) find(k uint64) int {
+	lo, hi := 0, t.count
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if t.key(m) < k {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < t.count && t.key(lo) == k {
+		return lo
+	}
+	return -1
+}
+
+// parseStatTable checks a stat cache file; ok is false for anything but a
+// whole file of this version.
+func parseStatTable(data []byte) (t statTable, savedAt int64, ok bool) {
+	if len(data) < statHeaderLen+4 || string(data[:8]) != statMagic {
+		return t, 0, false
+	}
+	body := data[:len(data)-4]
+	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(data[len(body):]) {
+		return t, 0, false
+	}
+	savedAt = int64(binary.LittleEndian.Uint64(data[8:]))
+	count := uint64(binary.LittleEndian.Uint32(data[16:]))
+	if uint64(len(body)) != statHeaderLen+count*statRecordLen {
+		return t, 0, false
+	}
+	return statTable{records: body[statHeaderLen:], count: int(count)}, savedAt, true
+}
+
 // StatCache opens the stat cache of a build context directory. A missing or
 // unreadable cache is empty.
 func (s *Store) StatCache(contextDir string) *StatCache {
 	sum := sha256.Sum256([]byte(contextDir))
-	c := &StatCache{path: s.path("statcache", hex.EncodeToString(sum[:16])+".gob"), entries: map[string]statEntry{}}
-	f, err := os.Open(c.path)
+	c := &StatCache{path: s.path("statcache", hex.EncodeToString(sum[:16])+statCacheExt), added: map[uint64]statEntry{}}
+	data, err := os.ReadFile(c.path)
 	if err != nil {
 		return c
 	}
-	defer f.Close()
-	var onDisk struct {
-		SavedAt int64
-		Entries map[string]statEntry
-	}
-	if gob.NewDecoder(bufio.NewReader(f)).Decode(&onDisk) == nil && onDisk.Entries != nil {
-		c.entries, c.savedAt = onDisk.Entries, onDisk.SavedAt
+	if t, savedAt, ok := parseStatTable(data); ok {
+		c.base, c.savedAt = t, savedAt
 	}
 	return c
 }
 
 // Lookup returns the digest cached for path if st says the file has not changed.
 func (c *StatCache) Lookup(path string, st *unix.Stat_t) (digest.Digest, bool) {
+	k := pathHash(path)
 	c.mu.Lock()
-	e, ok := c.entries[path]
+	e, ok := c.added[k]
+	var sum []byte
+	if !ok {
+		if i := c.base.find(k); i >= 0 {
+			e, sum = c.base.entry(i)
+			ok = true
+		}
+	}
 	c.mu.Unlock()
 	if !ok || e.Size != st.Size || e.Mtime != st.Mtim.Nano() || e.Ctime != st.Ctim.Nano() || e.Ino != st.Ino || e.Dev != st.Dev {
 		return "", false
@@ -70,7 +166,19 @@ func (c *StatCache) Lookup(path string, st *unix.Stat_t) (digest.Digest, bool) {
 	if e.Mtime >= c.savedAt-racyWindow || e.Ctime >= c.savedAt-racyWindow {
 		return "", false
 	}
+	if sum != nil {
+		return sha256Digest(sum), true
+	}
 	return e.Digest, true
+}
+
+// sha256Digest is the digest of a raw sha256 sum, in one allocation.
+func sha256Digest(sum []byte) digest.Digest {
+	const prefix = "sha256:"
+	var b [len(prefix) + 64]byte
+	copy(b[:], prefix)
+	hex.Encode(b[len(prefix):], sum)
+	return digest.Digest(b[:])
 }
 
 // Add records the digest of path as hashed with stat st (taken before reading).
@@ -78,30 +186,29 @@ func (c *StatCache) Add(path string, st *unix.Stat_t, d digest.Digest) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := statEntry{Size: st.Size, Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano(), Ino: st.Ino, Dev: st.Dev, Digest: d}
-	if old, ok := c.entries[path]; ok && old == e {
+	k := pathHash(path)
+	if old, ok := c.added[k]; ok && old == e {
 		return
 	}
-	c.entries[path] = e
+	if i := c.base.find(k); i >= 0 {
+		old, sum := c.base.entry(i)
+		old.Digest = sha256Digest(sum)
+		if old == e {
+			return
+		}
+	}
+	c.added[k] = e
 	c.dirty = true
 }
 
 // Save writes the cache back when it changed or holds racily clean entries
-// that a later save makes trustworthy.
+// that a later save makes trustworthy. The file is replaced atomically.
 func (c *StatCache) Save() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now().UnixNano()
-	if !c.dirty {
-		racy := false
-		for _, e := range c.entries {
-			if e.Mtime >= c.savedAt-racyWindow || e.Ctime >= c.savedAt-racyWindow {
-				racy = true
-				break
-			}
-		}
-		if !racy {
-			return nil
-		}
+	if !c.dirty && !c.racy() {
+		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(c.path), 0o700); err != nil {
 		return err
@@ -110,18 +217,9 @@ func (c *StatCache) Save() error {
 	if err != nil {
 		return err
 	}
-	w := bufio.NewWriter(f)
-	err = gob.NewEncoder(w).Encode(struct {
-		SavedAt int64
-		Entries map[string]statEntry
-	}{now, c.entries})
-	if err == nil {
-		err = w.Flush()
-	}
-	if err == nil {
-		err = f.Close()
-	} else {
-		f.Close()
+	err = c.write(f, now)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
 	if err == nil {
 		// A lost stat cache costs only a re-hash: no fsync needed.
@@ -133,4 +231,81 @@ func (c *StatCache) Save() error {
 	}
 	c.savedAt, c.dirty = now, false
 	return nil
+}
+
+// racy reports whether an entry was changed too close to the last save to be
+// trusted yet.
+func (c *StatCache) racy() bool {
+	isRacy := func(e statEntry) bool { return e.Mtime >= c.savedAt-racyWindow || e.Ctime >= c.savedAt-racyWindow }
+	for _, e := range c.added {
+		if isRacy(e) {
+			return true
+		}
+	}
+	for i := range c.base.count {
+		if e, _ := c.base.entry(i); isRacy(e) {
+			return true
+		}
+	}
+	return false
+}
+
+// write writes the merged table (added entries over base) to f.
+func (c *StatCache) write(f *os.File, savedAt int64) error {
+	added := make([]uint64, 0, len(c.added))
+	for k, e := range c.added {
+		if e.Digest.Algorithm() == digest.SHA256 && e.Digest.Validate() == nil {
+			added = append(added, k)
+		}
+	}
+	slices.Sort(added)
+	count := len(added)
+	for i := range c.base.count {
+		if _, ok := c.added[c.base.key(i)]; !ok {
+			count++
+		}
+	}
+	if count > 1<<31 {
+		return os.ErrInvalid
+	}
+	crc := crc32.New(castagnoli)
+	w := bufio.NewWriterSize(f, 256<<10)
+	out := func(b []byte) {
+		w.Write(b)
+		crc.Write(b)
+	}
+	var b [statRecordLen]byte
+	copy(b[:], statMagic)
+	binary.LittleEndian.PutUint64(b[8:], uint64(savedAt))
+	binary.LittleEndian.PutUint32(b[16:], uint32(count))
+	binary.LittleEndian.PutUint32(b[20:], 0)
+	out(b[:statHeaderLen])
+	// Merge the two sorted runs.
+	i := 0
+	for _, k := range added {
+		for ; i < c.base.count && c.base.key(i) <= k; i++ {
+			if _, ok := c.added[c.base.key(i)]; !ok {
+				out(c.base.records[i*statRecordLen : (i+1)*statRecordLen])
+			}
+		}
+		e := c.added[k]
+		binary.LittleEndian.PutUint64(b[0:], k)
+		binary.LittleEndian.PutUint64(b[8:], uint64(e.Size))
+		binary.LittleEndian.PutUint64(b[16:], uint64(e.Mtime))
+		binary.LittleEndian.PutUint64(b[24:], uint64(e.Ctime))
+		binary.LittleEndian.PutUint64(b[32:], e.Ino)
+		binary.LittleEndian.PutUint64(b[40:], e.Dev)
+		if _, err := hex.Decode(b[48:80], []byte(e.Digest.Encoded())); err != nil {
+			return err
+		}
+		out(b[:])
+	}
+	for ; i < c.base.count; i++ {
+		if _, ok := c.added[c.base.key(i)]; !ok {
+			out(c.base.records[i*statRecordLen : (i+1)*statRecordLen])
+		}
+	}
+	binary.LittleEndian.PutUint32(b[:4], crc.Sum32())
+	w.Write(b[:4])
+	return w.Flush()
 }

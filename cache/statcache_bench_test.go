@@ -44,8 +44,8 @@ func benchStatCache(b *testing.B, n int) (*Store, string, []string, []unix.Stat_
 func BenchmarkStatCacheOpen(b *testing.B) {
 	s, ctx, _, _ := benchStatCache(b, 12800)
 	for b.Loop() {
-		if c := s.StatCache(ctx); len(c.entries) != 12800 {
-			b.Fatalf("%d entries loaded", len(c.entries))
+		if c := s.StatCache(ctx); c.base.count != 12800 {
+			b.Fatalf("%d entries loaded", c.base.count)
 		}
 	}
 }

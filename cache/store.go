@@ -104,6 +104,7 @@ func OpenWith(root string, o OpenOptions) (*Store, error) {
 			return nil, fmt.Errorf("open store %s: %w", abs, err)
 		}
 	}
+	markTopDir(filepath.Join(abs, "tmp"))
 	f, err := os.OpenFile(filepath.Join(abs, "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", abs, err)

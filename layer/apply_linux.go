@@ -174,23 +174,6 @@ func (a *applier) entry(hdr *tar.Header, tr *tar.Reader) error {
 	if err != nil {
 		return err
 	}
-	var st unix.Stat_t
-	err = unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
-	switch {
-	case errors.Is(err, unix.ENOENT):
-	case err != nil:
-		return fmt.Errorf("lstat existing %s: %w", rel, err)
-	case hdr.Typeflag == tar.TypeDir && st.Mode&unix.S_IFMT == unix.S_IFDIR:
-		// Keep the directory and its contents; update its metadata below.
-	default:
-		// Removing a child of the cached parent leaves the cache valid.
-		if err := removeAt(pfd, base, a.dents); err != nil {
-			return fmt.Errorf("replace existing %s: %w", rel, err)
-		}
-		err = unix.ENOENT
-	}
-	exists := err == nil
-
 	uid, gid := hdr.Uid, hdr.Gid
 	if a.opts.Chown != nil {
 		uid, gid = a.opts.Chown.UID, a.opts.Chown.GID
@@ -200,32 +183,60 @@ func (a *applier) entry(hdr *tar.Header, tr *tar.Reader) error {
 	}
 	mode := uint32(hdr.Mode & 0o7777)
 
+	// Each entry is first created as if its name were free, which it mostly
+	// is: only when the name is taken (EEXIST) is the existing entry looked
+	// at and replaced. That spares a lookup per entry.
 	switch hdr.Typeflag {
 	case tar.TypeLink:
-		if err := a.link(pfd, base, target); err != nil {
+		err := a.link(pfd, base, target)
+		if errors.Is(err, unix.EEXIST) {
+			if _, err = a.clear(pfd, base, rel, false); err == nil {
+				err = a.link(pfd, base, target)
+			}
+		}
+		if err != nil {
 			return err
 		}
 		a.markWritten(rel)
 		return nil
 	case tar.TypeReg:
-		if err := a.writeFile(pfd, base, tr, hdr, uid, gid, mode); err != nil {
+		// writeFile reads nothing of tr when the name is taken.
+		err := a.writeFile(pfd, base, tr, hdr, uid, gid, mode)
+		if errors.Is(err, unix.EEXIST) {
+			if _, err = a.clear(pfd, base, rel, false); err == nil {
+				err = a.writeFile(pfd, base, tr, hdr, uid, gid, mode)
+			}
+		}
+		if err != nil {
 			return err
 		}
 	case tar.TypeDir:
-		if !exists {
-			if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
-				return fmt.Errorf("mkdir: %w", err)
+		err := unix.Mkdirat(pfd, base, 0o700)
+		if errors.Is(err, unix.EEXIST) {
+			var kept bool
+			if kept, err = a.clear(pfd, base, rel, true); err == nil && !kept {
+				err = unix.Mkdirat(pfd, base, 0o700)
 			}
+		}
+		if err != nil {
+			return fmt.Errorf("mkdir: %w", err)
 		}
 		if err := a.setAttrs(pfd, base, hdr, uid, gid, mode, false); err != nil {
 			return err
 		}
+		var st unix.Stat_t
 		if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("lstat: %w", err)
 		}
 		a.dirs = append(a.dirs, pendingDir{rel: rel, ino: inode{dev: uint64(st.Dev), ino: st.Ino}, mtime: hdr.ModTime})
 	case tar.TypeSymlink:
-		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
+		err := unix.Symlinkat(hdr.Linkname, pfd, base)
+		if errors.Is(err, unix.EEXIST) {
+			if _, err = a.clear(pfd, base, rel, false); err == nil {
+				err = unix.Symlinkat(hdr.Linkname, pfd, base)
+			}
+		}
+		if err != nil {
 			return fmt.Errorf("symlink: %w", err)
 		}
 		if err := a.setAttrs(pfd, base, hdr, uid, gid, mode, true); err != nil {
@@ -240,7 +251,13 @@ func (a *applier) entry(hdr *tar.Header, tr *tar.Reader) error {
 			kind = unix.S_IFBLK
 		}
 		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-		if err := unix.Mknodat(pfd, base, kind|0o600, int(dev)); err != nil {
+		err := unix.Mknodat(pfd, base, kind|0o600, int(dev))
+		if errors.Is(err, unix.EEXIST) {
+			if _, err = a.clear(pfd, base, rel, false); err == nil {
+				err = unix.Mknodat(pfd, base, kind|0o600, int(dev))
+			}
+		}
+		if err != nil {
 			return fmt.Errorf("mknod: %w", err)
 		}
 		if err := a.setAttrs(pfd, base, hdr, uid, gid, mode, false); err != nil {
@@ -249,4 +266,22 @@ func (a *applier) entry(hdr *tar.Header, tr *tar.Reader) error {
 	}
 	a.markWritten(rel)
 	return nil
+}
+
+// clear makes room for an entry whose name is taken in pfd: the existing
+// entry is removed, unless both are directories (dir), when it is kept
+// (kept: its contents stay and only its metadata is updated).
+func (a *applier) clear(pfd int, base, rel string, dir bool) (kept bool, err error) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return false, fmt.Errorf("lstat existing %s: %w", rel, err)
+	}
+	if dir && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return true, nil
+	}
+	// Removing a child of the cached parent leaves the cache valid.
+	if err := removeAt(pfd, base, a.dents); err != nil {
+		return false, fmt.Errorf("replace existing %s: %w", rel, err)
+	}
+	return false, nil
 }

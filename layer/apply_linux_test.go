@@ -258,12 +258,20 @@ func TestApplyReplacesTypes(t *testing.T) {
 	writeFile(t, j.root, "dirToDir/keep", "k")
 	must(t, os.Symlink("/", filepath.Join(j.root, "linkToFile")))
 	writeFile(t, j.root, "fileToLink", "f")
+	writeFile(t, j.root, "fileToFile", "old")
+	writeFile(t, j.root, "fileToHardlink", "old")
+	writeFile(t, j.root, "fileToFifo", "old")
+	must(t, os.Symlink("nowhere", filepath.Join(j.root, "danglingToDir")))
 	data := kilntest.Tar(t,
 		kilntest.TarEntry{Name: "fileToDir/", Type: tar.TypeDir, Mode: 0o711},
 		kilntest.TarEntry{Name: "dirToFile", Body: "now a file"},
 		kilntest.TarEntry{Name: "dirToDir/", Type: tar.TypeDir, Mode: 0o700, UID: 3, GID: 4},
 		kilntest.TarEntry{Name: "linkToFile", Body: "file"},
 		kilntest.TarEntry{Name: "fileToLink", Type: tar.TypeSymlink, Link: "dirToDir"},
+		kilntest.TarEntry{Name: "fileToFile", Body: "new"},
+		kilntest.TarEntry{Name: "fileToHardlink", Type: tar.TypeLink, Link: "fileToFile"},
+		kilntest.TarEntry{Name: "fileToFifo", Type: tar.TypeFifo, Mode: 0o600},
+		kilntest.TarEntry{Name: "danglingToDir/", Type: tar.TypeDir, Mode: 0o755},
 	)
 	_, err := Apply(context.Background(), j.root, bytes.NewReader(data), ApplyOptions{})
 	must(t, err)
@@ -284,6 +292,20 @@ func TestApplyReplacesTypes(t *testing.T) {
 	}
 	if target, err := os.Readlink(filepath.Join(j.root, "fileToLink")); err != nil || target != "dirToDir" {
 		t.Errorf("fileToLink: %q, %v", target, err)
+	}
+	var a, b unix.Stat_t
+	must(t, unix.Lstat(filepath.Join(j.root, "fileToFile"), &a))
+	must(t, unix.Lstat(filepath.Join(j.root, "fileToHardlink"), &b))
+	if readString(t, filepath.Join(j.root, "fileToFile")) != "new" || a.Ino != b.Ino {
+		t.Errorf("fileToFile/fileToHardlink: not the new file linked twice (inodes %d, %d)", a.Ino, b.Ino)
+	}
+	must(t, unix.Lstat(filepath.Join(j.root, "fileToFifo"), &st))
+	if st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		t.Errorf("fileToFifo mode %#o", st.Mode)
+	}
+	must(t, unix.Lstat(filepath.Join(j.root, "danglingToDir"), &st))
+	if st.Mode != unix.S_IFDIR|0o755 {
+		t.Errorf("danglingToDir mode %#o", st.Mode)
 	}
 }
 

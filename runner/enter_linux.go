@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"syscall"
 
@@ -39,34 +38,13 @@ func StartExec(spec *ExecSpec) (p *ExecProcess, exitCode int, err error) {
 	if err := spec.validate(); err != nil {
 		return nil, -1, err
 	}
-	type result struct {
-		p    *ExecProcess
-		code int
-		err  error
-	}
-	var enter func(out chan<- result)
-	enter = func(out chan<- result) {
-		// Never unlocked: the thread ends up in the sandbox's namespaces
-		// and cgroups with fewer capabilities, so it must die with this
-		// goroutine rather than go back to the scheduler.
-		runtime.LockOSThread()
-		if unix.Gettid() == unix.Getpid() {
-			// The main thread never dies, and /proc/self is its view:
-			// hold it (so that the next goroutine cannot land on it) while
-			// another thread does the work.
-			in := make(chan result, 1)
-			go enter(in)
-			out <- <-in
-			runtime.UnlockOSThread()
-			return
-		}
-		p, code, err := enterAndStart(spec)
-		out <- result{p, code, err}
-	}
-	ch := make(chan result, 1)
-	go enter(ch)
-	r := <-ch
-	return r.p, r.code, r.err
+	// The thread ends up in the sandbox's namespaces and cgroups with
+	// fewer capabilities: it must die rather than go back to the scheduler.
+	err = OnThrowawayThread(func() (ferr error) {
+		p, exitCode, ferr = enterAndStart(spec)
+		return ferr
+	})
+	return p, exitCode, err
 }
 
 func enterAndStart(spec *ExecSpec) (*ExecProcess, int, error) {

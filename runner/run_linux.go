@@ -47,6 +47,8 @@ type Process struct {
 	cfg *initConfig
 	// stubs are the mount points the init created in Upper.
 	stubs []stubEntry
+	// releaseStarter ends the thread that started the sandbox, once it is gone.
+	releaseStarter func()
 }
 
 // Start starts spec like Run but returns once the command has been exec'd
@@ -115,11 +117,12 @@ func start(ctx context.Context, spec *Spec) (*Process, int, error) {
 	// Pdeathsig fires when the thread that started the child exits: keep
 	// this goroutine on its thread until the sandbox is gone.
 	runtime.LockOSThread()
-	if err := startInNetNS(spec.NetNS, cmd.Start); err != nil {
+	release, err := startInNetNS(spec.NetNS, cmd.Start)
+	if err != nil {
 		runtime.UnlockOSThread()
 		return nil, -1, fmt.Errorf("start sandbox: %w", err)
 	}
-	p := &Process{Pid: cmd.Process.Pid, ctx: ctx, cmd: cmd, cfg: cfg}
+	p := &Process{Pid: cmd.Process.Pid, ctx: ctx, cmd: cmd, cfg: cfg, releaseStarter: release}
 	cfgR.Close()
 	repW.Close()
 	if consoleSock != nil {
@@ -180,6 +183,7 @@ func start(ctx context.Context, spec *Spec) (*Process, int, error) {
 func (p *Process) Wait() (exitCode int, err error) {
 	defer runtime.UnlockOSThread()
 	waitErr := p.cmd.Wait()
+	p.releaseStarter()
 	code := -1
 	if p.cmd.ProcessState != nil {
 		code = processExitCode(p.cmd.ProcessState)

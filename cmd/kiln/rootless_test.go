@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/internal/kilntest"
+	"github.com/kiln-build/kiln/internal/proc"
 	"github.com/kiln-build/kiln/registry/registrytest"
 )
 
@@ -97,14 +97,9 @@ func (e *rlEnv) importBase(name string, args ...string) {
 // pausePids are the user's pause processes.
 func (e *rlEnv) pausePids() []int {
 	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, d := range ents {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, _ := os.ReadFile("/proc/" + d.Name() + "/cmdline")
-		status, _ := os.ReadFile("/proc/" + d.Name() + "/status")
+	for _, pid := range proc.All() {
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 		if string(bytes.TrimRight(cmdline, "\x00")) == "kiln-rootless-pause" &&
 			strings.Contains(string(status), fmt.Sprintf("Uid:\t%d\t", e.u.UID)) {
 			out = append(out, pid)
@@ -387,17 +382,46 @@ func TestRootlessPauseProcess(t *testing.T) {
 	if len(pids) != 1 {
 		t.Fatalf("pause processes after concurrent first starts: %v", pids)
 	}
-	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+	userns := func(pid int) string {
+		l, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid))
+		return l
 	}
-	for i := 0; i < 1000 && len(e.pausePids()) > 0; i++ {
-		time.Sleep(time.Millisecond)
+	first := userns(pids[0])
+	killPause := func() int {
+		t.Helper()
+		pids := e.pausePids()
+		if len(pids) != 1 {
+			t.Fatalf("pause processes: %v", pids)
+		}
+		if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 1000 && len(e.pausePids()) > 0; i++ {
+			time.Sleep(time.Millisecond)
+		}
+		return pids[0]
 	}
+
+	// Killed while a container runs: the next kiln makes a pause process
+	// in the namespaces the container still holds, and reaches it.
+	e.importBase("localhost/bb")
+	e.kiln("run", "-d", "--network", "none", "--name", "c", "localhost/bb", "sleep", "300")
+	old := killPause()
+	if out := e.kiln("exec", "c", "echo", "reached"); out != "reached\n" {
+		t.Errorf("exec after the pause process was killed: %q", out)
+	}
+	if again := e.pausePids(); len(again) != 1 || again[0] == old || userns(again[0]) != first {
+		t.Errorf("pause processes after the first was killed: %v (was %d, in %s)", again, old, first)
+	}
+	e.kiln("rm", "-f", "c")
+
+	// Killed with nothing running: new namespaces, the same store.
+	old = killPause()
 	if out := e.kiln("volume", "ls", "-q"); out != "v0\nv1\nv2\nv3\nv4\nv5\n" {
 		t.Errorf("volumes after the pause process was killed: %q", out)
 	}
-	if again := e.pausePids(); len(again) != 1 || again[0] == pids[0] {
-		t.Errorf("pause processes after the first was killed: %v (was %d)", again, pids[0])
+	if again := e.pausePids(); len(again) != 1 || again[0] == old || userns(again[0]) == first {
+		t.Errorf("pause processes after the second was killed: %v (was %d)", again, old)
 	}
 
 	// A signal to the kiln the user started reaches kiln in the namespace.
@@ -432,12 +456,10 @@ func TestRootlessPauseProcess(t *testing.T) {
 
 // childOf is a child process of pid (0: none).
 func childOf(pid int) int {
-	ents, _ := os.ReadDir("/proc")
-	for _, d := range ents {
-		data, err := os.ReadFile("/proc/" + d.Name() + "/status")
+	for _, p := range proc.All() {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
 		if err == nil && strings.Contains(string(data), fmt.Sprintf("\nPPid:\t%d\n", pid)) {
-			n, _ := strconv.Atoi(d.Name())
-			return n
+			return p
 		}
 	}
 	return 0

@@ -70,6 +70,9 @@ func (f *netFlags) apply(g *globals, mode string, o *container.CreateOptions) er
 				return err
 			}
 		}
+		if err := network.CheckPublishable(hc.PortBindings); err != nil {
+			return err
+		}
 		for k := range hc.PortBindings {
 			o.ExposedPorts = append(o.ExposedPorts, k)
 		}

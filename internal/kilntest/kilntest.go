@@ -1,7 +1,8 @@
 // Package kilntest holds the test helpers that several packages' tests
 // share: skipping without root or a tool, and writing a layer tar from a
-// list of entries. It imports nothing of kiln, so every package's tests
-// (layer's included) can use it; storetest adds a temporary store.
+// list of entries, making an ordinary user for the rootless tests. It
+// imports nothing of kiln but the leaf internal/proc, so every package's
+// tests (layer's included) can use it; storetest adds a temporary store.
 package kilntest
 
 import (

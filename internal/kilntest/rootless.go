@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kiln-build/kiln/internal/proc"
 )
 
 // User is an ordinary user made for a test (RootlessUser): the rootless
@@ -159,13 +161,8 @@ func (u *User) KillAll() {
 // user's or one of its subordinate uids.
 func (u *User) processes() []int {
 	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		data, err := os.ReadFile("/proc/" + e.Name() + "/status")
+	for _, pid := range proc.All() {
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 		if err != nil || strings.Contains(string(data), "State:\tZ") {
 			continue
 		}

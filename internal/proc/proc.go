@@ -78,3 +78,15 @@ func ExitCode(ps *os.ProcessState) int {
 	}
 	return ps.ExitCode()
 }
+
+// All lists the pids of /proc: every process this one can see.
+func All() []int {
+	ents, _ := os.ReadDir("/proc")
+	out := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}

@@ -106,51 +106,121 @@ func ensurePause(rt string, u account) (pauseProc, error) {
 	return p, nil
 }
 
-// startPause starts a pause process in new user and mount namespaces and
+// HolderArg0 is argv[0] of the processes that hold the namespaces besides
+// the pause process: container monitors.
+const HolderArg0 = "kiln-monitor"
+
+// findHolder finds a container monitor of the user uid that lives in a user
+// namespace other than this process's: the namespaces of a pause process
+// that is gone, which the containers it watches still use.
+func findHolder(uid int) (pauseProc, bool) {
+	self, err := os.Readlink("/proc/self/ns/user")
+	if err != nil {
+		return pauseProc{}, false
+	}
+	for _, pid := range proc.All() {
+		dir := "/proc/" + strconv.Itoa(pid) + "/"
+		cmdline, _ := os.ReadFile(dir + "cmdline")
+		if arg0, _, _ := bytes.Cut(cmdline, []byte{0}); string(arg0) != HolderArg0 {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Stat(dir, &st) != nil || int(st.Uid) != uid {
+			continue
+		}
+		if ns, err := os.Readlink(dir + "ns/user"); err != nil || ns == self {
+			continue
+		}
+		if start, ok := proc.StartTime(pid); ok {
+			return pauseProc{pid: pid, start: start}, true
+		}
+	}
+	return pauseProc{}, false
+}
+
+// startPause starts a pause process: in the namespaces a gone pause process
+// left to running containers (findHolder), else in new ones (newPause).
+func startPause(u account) (pauseProc, error) {
+	if h, ok := findHolder(u.uid); ok {
+		return pauseIn(h)
+	}
+	return newPause(u)
+}
+
+// pauseIn starts a pause process joined to the namespaces of h.
+func pauseIn(h pauseProc) (pauseProc, error) {
+	cmd := pauseCommand()
+	cmd.Env = []string{envJoin + "=" + h.String()}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return pauseProc{}, err
+	}
+	defer w.Close()
+	cmd.ExtraFiles = []*os.File{r}
+	err = cmd.Start()
+	r.Close()
+	if err != nil {
+		return pauseProc{}, fmt.Errorf("start the pause process: %w", err)
+	}
+	return startedPause(cmd, w)
+}
+
+// pauseCommand is this binary as a pause process, in a session of its own.
+func pauseCommand() *exec.Cmd {
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{pauseArg0}
+	cmd.Env = []string{}
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	return cmd
+}
+
+// startedPause lets the started pause process cmd go on (a byte on w) and
+// names it.
+func startedPause(cmd *exec.Cmd, w *os.File) (pauseProc, error) {
+	pid := cmd.Process.Pid
+	start, ok := proc.StartTime(pid)
+	if ok {
+		_, err := w.Write([]byte{1})
+		ok = err == nil
+	}
+	if !ok {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return pauseProc{}, errors.New("start the user namespace: the pause process died")
+	}
+	_ = cmd.Process.Release()
+	return pauseProc{pid: pid, start: start}, nil
+}
+
+// newPause starts a pause process in new user and mount namespaces and
 // writes its id maps: newuidmap/newgidmap with the user's subordinate
 // ranges, else the user alone (with a warning).
-func startPause(u account) (pauseProc, error) {
+func newPause(u account) (pauseProc, error) {
 	uids, gids, warn := userMaps(u)
 	r, w, err := os.Pipe()
 	if err != nil {
 		return pauseProc{}, err
 	}
 	defer w.Close()
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{pauseArg0}
-	cmd.Env = []string{}
-	cmd.Dir = "/"
+	cmd := pauseCommand()
 	cmd.ExtraFiles = []*os.File{r}
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS,
-		Setsid:     true,
-	}
+	cmd.SysProcAttr.Cloneflags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS
 	err = cmd.Start()
 	r.Close()
 	if err != nil {
 		return pauseProc{}, UserNamespaceError(err)
 	}
-	pid := cmd.Process.Pid
-	fail := func(err error) (pauseProc, error) {
+	if err := writeMaps(cmd.Process.Pid, uids, gids); err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		return pauseProc{}, err
 	}
-	if err := writeMaps(pid, uids, gids); err != nil {
-		return fail(err)
-	}
-	start, ok := proc.StartTime(pid)
-	if !ok {
-		return fail(errors.New("start the user namespace: the pause process died"))
-	}
-	if _, err := w.Write([]byte{1}); err != nil {
-		return fail(fmt.Errorf("start the user namespace: %w", err))
-	}
-	if warn != "" {
+	p, err := startedPause(cmd, w)
+	if err == nil && warn != "" {
 		fmt.Fprintln(os.Stderr, "kiln: warning:", warn)
 	}
-	_ = cmd.Process.Release()
-	return pauseProc{pid: pid, start: start}, nil
+	return p, err
 }
 
 // userMaps are the uid and gid maps of u's namespace, and the warning to

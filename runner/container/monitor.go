@@ -11,11 +11,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kiln-build/kiln/internal/rootless"
 	"github.com/kiln-build/kiln/runner"
 )
 
 // monitorArg0 marks a re-execution as a container monitor.
-const monitorArg0 = "kiln-monitor"
+const monitorArg0 = rootless.HolderArg0 // a monitor holds the rootless namespaces too
 
 // The monitor's file descriptors (Start's ExtraFiles order).
 const (

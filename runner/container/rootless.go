@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/kiln-build/kiln/internal/proc"
 	"github.com/kiln-build/kiln/internal/rootless"
 	"github.com/kiln-build/kiln/runner"
 )
@@ -100,13 +101,8 @@ func pidNamespacePids(pid int) []int {
 		return nil
 	}
 	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if l, err := os.Readlink("/proc/" + e.Name() + "/ns/pid"); err == nil && l == ns {
+	for _, p := range proc.All() {
+		if l, err := os.Readlink("/proc/" + strconv.Itoa(p) + "/ns/pid"); err == nil && l == ns {
 			out = append(out, p)
 		}
 	}

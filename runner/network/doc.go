@@ -33,6 +33,15 @@
 // root of the host: changes to it also hold /run/kiln/network.lock, and
 // /run/kiln/bridges records which store brought up each bridge.
 //
+// Rootless (see internal/rootless), that kernel state lives in the user's
+// rootless network namespace instead of the host's, pinned at
+// $XDG_RUNTIME_DIR/kiln/netns and connected to the outside by slirp4netns
+// with the host's loopback out of reach (see kernelNS); the lock and the
+// bridge records are in $XDG_RUNTIME_DIR/kiln too. Published ports are
+// still served on the host by the userland proxy, which dials from the
+// rootless namespace; host ports below net.ipv4.ip_unprivileged_port_start
+// are refused (CheckPublishable).
+//
 // The network "bridge" is the default one. Its bridge device is kiln0 for
 // the store root /var/lib/kiln and kiln-<8 hex digits of the root's path>
 // for other roots, so that stores side by side never share a bridge. Its

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"sort"
 	"strconv"
 	"time"
@@ -16,41 +15,30 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/runner"
 )
 
 // NewNamespace creates a network namespace with lo up and returns it open:
 // it lives as long as the file, or a process, holds it.
-func NewNamespace() (*os.File, error) {
-	type result struct {
-		f   *os.File
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		// The thread ends in the new namespace: it is never unlocked, so it
-		// exits with this goroutine.
-		runtime.LockOSThread()
+func NewNamespace() (f *os.File, err error) {
+	err = runner.OnThrowawayThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			ch <- result{err: fmt.Errorf("create network namespace: %w", err)}
-			return
+			return fmt.Errorf("create network namespace: %w", err)
 		}
-		f, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			ch <- result{err: fmt.Errorf("create network namespace: %w", err)}
-			return
+		if f, err = os.Open("/proc/thread-self/ns/net"); err != nil {
+			return fmt.Errorf("create network namespace: %w", err)
 		}
 		if lo, err := netlink.LinkByName("lo"); err == nil {
-			err = netlink.LinkSetUp(lo)
-			if err != nil {
+			if err := netlink.LinkSetUp(lo); err != nil {
 				f.Close()
-				ch <- result{err: fmt.Errorf("bring lo up: %w", err)}
-				return
+				f = nil
+				return fmt.Errorf("bring lo up: %w", err)
 			}
 		}
-		ch <- result{f: f}
-	}()
-	r := <-ch
-	return r.f, r.err
+		return nil
+	})
+	return f, err
 }
 
 // AttachRequest attaches a container's network namespace to a network.

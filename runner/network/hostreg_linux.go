@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/kiln-build/kiln/internal/rootless"
 )
 
 // hostRegistryDir records, per bridge, the network kiln brought up on this
@@ -14,19 +16,20 @@ import (
 // and so may outlive a store deleted without network prune (a test's or a
 // benchmark's temporary root): the next bring-up of any network removes the
 // bridges and rules of networks that are no longer up in their store. It is
-// in /run, which goes with the kernel state at reboot.
-const hostRegistryDir = "/run/kiln/bridges"
+// in /run (rootless, in the user's runtime directory), which goes with the
+// kernel state at reboot.
+func hostRegistryDir() string { return rootless.RuntimePath("bridges") }
 
 type hostEntry struct {
 	Root    string
 	Network *Network
 }
 
-func hostEntryPath(bridge string) string { return filepath.Join(hostRegistryDir, bridge+".json") }
+func hostEntryPath(bridge string) string { return filepath.Join(hostRegistryDir(), bridge+".json") }
 
 // register records n as up for s.
 func (st *state) register(n *Network) error {
-	if err := os.MkdirAll(hostRegistryDir, 0o700); err != nil {
+	if err := os.MkdirAll(hostRegistryDir(), 0o700); err != nil {
 		return fmt.Errorf("record bridge %s: %w", n.Bridge, err)
 	}
 	data, err := json.Marshal(hostEntry{Root: st.s.root, Network: n})
@@ -47,7 +50,7 @@ func unregister(bridge string) {
 // for networks their store no longer has up. The caller holds the host lock,
 // under which every bring-up and take-down happens.
 func (st *state) sweepOrphans() error {
-	ents, err := os.ReadDir(hostRegistryDir)
+	ents, err := os.ReadDir(hostRegistryDir())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -56,13 +59,13 @@ func (st *state) sweepOrphans() error {
 	}
 	var errs []error
 	for _, e := range ents {
-		data, err := os.ReadFile(filepath.Join(hostRegistryDir, e.Name()))
+		data, err := os.ReadFile(filepath.Join(hostRegistryDir(), e.Name()))
 		if err != nil {
 			continue
 		}
 		var h hostEntry
 		if json.Unmarshal(data, &h) != nil || h.Network == nil {
-			os.Remove(filepath.Join(hostRegistryDir, e.Name()))
+			os.Remove(filepath.Join(hostRegistryDir(), e.Name()))
 			continue
 		}
 		if stillUp(h) {

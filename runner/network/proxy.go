@@ -6,9 +6,12 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/kiln-build/kiln/internal/rootless"
 )
 
 // ErrPortAllocated: a published host port is taken.
@@ -32,6 +35,7 @@ type Proxy struct {
 	conns    map[io.Closer]bool
 	wg       sync.WaitGroup
 	serveOne sync.Once
+	ns       *os.File // where the container's address is reached (nil: here)
 }
 
 type tcpListener struct {
@@ -47,8 +51,17 @@ type udpListener struct {
 // Listen binds every binding of ports (an empty HostIP is 0.0.0.0, an empty
 // host port a random one). A taken port is an error wrapping
 // ErrPortAllocated, and nothing stays bound.
+//
+// The proxy dials the container from the namespace of kiln's kernel state
+// (see kernelNS): rootless, it listens on the host and connects from the
+// rootless network namespace, so that a published port needs nothing of
+// the user-mode network stack.
 func Listen(ports PortMap) (*Proxy, error) {
-	p := &Proxy{Ports: PortMap{}, conns: map[io.Closer]bool{}}
+	ns, err := kernelNS()
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{Ports: PortMap{}, conns: map[io.Closer]bool{}, ns: ns}
 	for _, key := range SortedPorts(ports) {
 		cport, proto, err := SplitPort(key)
 		if err != nil {
@@ -102,6 +115,13 @@ func bindError(addr string, err error) error {
 	if errors.Is(err, errAddrInUse) {
 		return fmt.Errorf("Bind for %s failed: %w", addr, ErrPortAllocated)
 	}
+	if errors.Is(err, errAccess) && rootless.Active() {
+		if _, port, serr := net.SplitHostPort(addr); serr == nil {
+			if n, cerr := strconv.Atoi(port); cerr == nil {
+				return lowPortError(n, unprivilegedPortStart())
+			}
+		}
+	}
 	return fmt.Errorf("publish %s: %w", addr, err)
 }
 
@@ -152,7 +172,7 @@ func (p *Proxy) forwardTCP(in *net.TCPConn, to netip.AddrPort) {
 		return
 	}
 	defer p.untrack(in)
-	out, err := net.DialTimeout("tcp", to.String(), 10*time.Second)
+	out, err := dialIn(p.ns, func() (net.Conn, error) { return net.DialTimeout("tcp", to.String(), 10*time.Second) })
 	if err != nil {
 		return
 	}
@@ -192,11 +212,13 @@ func (p *Proxy) serveUDP(c *net.UDPConn, to netip.AddrPort) {
 		mu.Lock()
 		up := flows[from]
 		if up == nil {
-			up, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(to))
+			var dc net.Conn
+			dc, err = dialIn(p.ns, func() (net.Conn, error) { return net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(to)) })
 			if err != nil {
 				mu.Unlock()
 				continue
 			}
+			up = dc.(*net.UDPConn)
 			flows[from] = up
 			go func() {
 				rbuf := make([]byte, 65535)
@@ -235,5 +257,8 @@ func (p *Proxy) Close() error {
 		u.c.Close()
 	}
 	p.wg.Wait()
+	if p.ns != nil {
+		p.ns.Close()
+	}
 	return nil
 }

@@ -2,4 +2,7 @@ package network
 
 import "golang.org/x/sys/unix"
 
-var errAddrInUse = unix.EADDRINUSE
+var (
+	errAddrInUse = unix.EADDRINUSE
+	errAccess    = unix.EACCES
+)

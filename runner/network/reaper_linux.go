@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/rootless"
 )
 
 // A network outlives its last endpoint by the config's teardown delay, so
@@ -40,7 +42,8 @@ func Reap() {
 		fmt.Fprintln(os.Stderr, reaperArg0+": bad arguments")
 		os.Exit(2)
 	}
-	if err := reap(os.Args[1]); err != nil {
+	// The reaper's thread stays in the namespace of kiln's kernel state.
+	if err := inExistingKernelNS(func() error { return reap(os.Args[1]) }); err != nil {
 		fmt.Fprintln(os.Stderr, reaperArg0+":", err)
 		os.Exit(1)
 	}
@@ -91,7 +94,7 @@ func (s *Store) startReaper() error {
 	}
 	cmd := exec.Command("/proc/self/exe", root)
 	cmd.Args[0] = reaperArg0
-	cmd.Env = []string{"GOMAXPROCS=1"}
+	cmd.Env = append([]string{"GOMAXPROCS=1"}, rootless.Environ()...)
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -148,7 +151,7 @@ func (s *Store) reapOnce(reaperLock *os.File) (time.Duration, error) {
 	if unix.Fstat(int(lf.Fd()), &fst) == nil && fst.Nlink == 0 {
 		return 0, s.sweepHost() // the store was deleted meanwhile
 	}
-	unlockHost, err := flock(hostLockPath)
+	unlockHost, err := flock(hostLockPath())
 	if err != nil {
 		return 0, err
 	}
@@ -184,7 +187,7 @@ func (s *Store) reapOnce(reaperLock *os.File) (time.Duration, error) {
 // sweepHost takes down the bridges of networks whose store no longer has
 // them up, this store being gone.
 func (s *Store) sweepHost() error {
-	unlock, err := flock(hostLockPath)
+	unlock, err := flock(hostLockPath())
 	if err != nil {
 		return err
 	}

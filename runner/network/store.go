@@ -13,11 +13,14 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/rootless"
 )
 
-// hostLockPath serializes changes to the host's kernel state (bridges,
-// routes, firewall rules) between every kiln process, whatever its root.
-const hostLockPath = "/run/kiln/network.lock"
+// hostLockPath serializes changes to the kernel state of kiln's networks
+// (bridges, routes, firewall rules: see kernelNS) between every kiln process
+// of the host (of the user, rootless), whatever its root.
+func hostLockPath() string { return rootless.RuntimePath("network.lock") }
 
 // Store holds the networks of one kiln store root.
 type Store struct {
@@ -67,15 +70,19 @@ type state struct {
 }
 
 // update runs fn with the store's networks under the store's lock and the
-// host's, then saves what fn changed. The default network is created first
-// when missing.
+// host's, on a thread in the namespace of kiln's kernel state, then saves
+// what fn changed. The default network is created first when missing.
 func (s *Store) update(fn func(st *state) error) error {
+	return inKernelNS(func() error { return s.updateHere(fn) })
+}
+
+func (s *Store) updateHere(fn func(st *state) error) error {
 	unlock, err := flock(filepath.Join(s.dir(), "lock"))
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	unlockHost, err := flock(hostLockPath)
+	unlockHost, err := flock(hostLockPath())
 	if err != nil {
 		return err
 	}
@@ -416,9 +423,10 @@ func writeJSONAtomic(path string, v any) error {
 	return nil
 }
 
-// hostRoutes reads the host's IPv4 routes.
+// hostRoutes reads the IPv4 routes of the calling thread's network
+// namespace (see kernelNS).
 func hostRoutes() ([]Route, error) {
-	f, err := os.Open("/proc/net/route")
+	f, err := os.Open("/proc/thread-self/net/route")
 	if err != nil {
 		return nil, fmt.Errorf("read routes: %w", err)
 	}
