@@ -221,6 +221,9 @@ func startStack(path string) error {
 	if err != nil {
 		return fmt.Errorf("rootless networking needs %s (Debian package %s): not installed", stackName, stackName)
 	}
+	if err := sandboxMountPoints(); err != nil {
+		return fmt.Errorf("start %s: %w", stackName, err)
+	}
 	logPath := rootless.RuntimePath(stackName + ".log")
 	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_CLOEXEC, 0o600)
 	if err != nil {
@@ -263,12 +266,38 @@ func startStack(path string) error {
 	return nil
 }
 
-// stackFailure is the last line slirp4netns logged.
+// sandboxMountPoints makes /etc and /run mount points in rootless kiln's
+// mount namespace when they are not (inside a container they are often
+// plain directories): slirp4netns's --enable-sandbox makes them slave
+// mounts before it pivots into a root holding only them, which fails on a
+// directory that is not a mount point. A bind of each onto itself is
+// invisible outside the namespace and changes nothing seen through it.
+func sandboxMountPoints() error {
+	for _, dir := range []string{"/etc", "/run"} {
+		var stx unix.Statx_t
+		if err := unix.Statx(unix.AT_FDCWD, dir, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS, &stx); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return fmt.Errorf("%s is missing, and the sandbox of slirp4netns mounts it (a container's image without %s? add the directory)", dir, dir)
+			}
+			return fmt.Errorf("stat %s: %w", dir, err)
+		}
+		if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 || stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+			continue // a mount point already (or a kernel that cannot say: leave it)
+		}
+		if err := unix.Mount(dir, dir, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("make %s a mount point for the network's sandbox: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// stackFailure is the last line slirp4netns logged that says what failed
+// (not a warning it prints on every start).
 func stackFailure(logPath string) string {
 	b, _ := os.ReadFile(logPath)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
-		if l := strings.TrimSpace(lines[i]); l != "" && !strings.HasPrefix(l, "child failed") {
+		if l := strings.TrimSpace(lines[i]); l != "" && !strings.HasPrefix(l, "child failed") && !strings.HasPrefix(l, "WARNING:") {
 			if strings.Contains(l, "/dev/net/tun") {
 				l += " (the tun device must be usable by every user, mode 0666, as Debian's udev rules make it)"
 			}
