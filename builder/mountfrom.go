@@ -67,7 +67,8 @@ func (b *build) mountTree(ts *treeSource) (dir string, release func(), err error
 	if len(lowers) == 0 {
 		return sn.Dir, sn.Discard, nil // scratch: an empty directory
 	}
-	if err := runner.MountOverlay(runner.OverlayMount(sn.Mountpoint, lowers, sn.Dir, sn.Work)); err != nil {
+	// Volatile: the throwaway upper is never synced, not even at unmount.
+	if err := runner.MountOverlay(runner.OverlayMount(sn.Mountpoint, lowers, sn.Dir, sn.Work).Volatile()); err != nil {
 		sn.Discard()
 		return "", nil, err
 	}

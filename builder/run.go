@@ -121,7 +121,10 @@ func (b *build) runSandbox(ctx context.Context, st *stage, c *instructions.RunCo
 		Upper:  sn.Dir,
 		Work:   sn.Work,
 		Rootfs: sn.Mountpoint,
-		Args:   s.args,
+		// The store syncs the snapshot before committing it (in parallel
+		// with the diff), so the sandbox's unmount need not sync it first.
+		Volatile: true,
+		Args:     s.args,
 		// Secrets as env and the proxy build args: in no key and no history.
 		Env:         append(append(s.env[:len(s.env):len(s.env)], s.mounts.env...), b.proxyEnv(st)...),
 		Cwd:         st.img.Config.WorkingDir,

@@ -191,7 +191,9 @@ func (b *build) changeLayer(ctx context.Context, st *stage, fn func(r *rootfs) (
 	if len(lowers) > 0 {
 		// The build process runs in its own mount namespace (see
 		// runner.EnterMountNamespace): this mount vanishes with it.
-		if err := runner.MountOverlay(runner.OverlayMount(sn.Mountpoint, lowers, sn.Dir, sn.Work)); err != nil {
+		// Volatile: the unmount below does not sync the upper directory;
+		// the store syncs it while diffing (Store.CommitDiff).
+		if err := runner.MountOverlay(runner.OverlayMount(sn.Mountpoint, lowers, sn.Dir, sn.Work).Volatile()); err != nil {
 			sn.Discard()
 			return l, false, err
 		}

@@ -87,17 +87,13 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// syncFS flushes the whole filesystem holding path to disk (syncfs(2)): one
+// syncFS flushes the whole filesystem holding f to disk (syncfs(2)): one
 // call makes every file of a snapshot durable, where an fsync per file would
-// cost a round trip to the disk each.
-func syncFS(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
+// cost a round trip to the disk each. It fails if the filesystem failed to
+// write back anything since f was opened.
+func syncFS(f *os.File) error {
 	if err := unix.Syncfs(int(f.Fd())); err != nil {
-		return fmt.Errorf("sync filesystem of %s: %w", path, err)
+		return fmt.Errorf("sync filesystem of %s: %w", f.Name(), err)
 	}
 	return nil
 }

@@ -80,6 +80,11 @@ type Snapshot struct {
 	// once Dir was complete (see CommitDiff), which commit then waits for
 	// instead of syncing itself.
 	synced chan error
+	// fsf is tmp, opened when the snapshot is made: syncfs(2) on it reports
+	// any writeback error of the filesystem since then (errseq sampled at
+	// open), so data the disk failed to write while Dir was being filled,
+	// before the sync, still fails the commit.
+	fsf *os.File
 }
 
 // NewSnapshot prepares a fresh snapshot directory.
@@ -94,6 +99,10 @@ func (s *Store) NewSnapshot() (*Snapshot, error) {
 			os.RemoveAll(tmp)
 			return nil, fmt.Errorf("prepare snapshot: %w", err)
 		}
+	}
+	if sn.fsf, err = os.Open(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("prepare snapshot: %w", err)
 	}
 	return sn, nil
 }
@@ -209,15 +218,15 @@ func (s *Store) moveToTmp(path, prefix string) error {
 // startSync starts syncing the snapshot's filesystem in the background, for
 // a Dir that is complete: the disk writes its data while the caller diffs it.
 func (sn *Snapshot) startSync() {
-	synced, dir := make(chan error, 1), sn.tmp
+	synced, f := make(chan error, 1), sn.fsf
 	sn.synced = synced
-	go func() { synced <- syncFS(dir) }()
+	go func() { synced <- syncFS(f) }()
 }
 
 // sync returns once the snapshot's data is on disk.
 func (sn *Snapshot) sync() error {
 	if sn.synced == nil {
-		return syncFS(sn.tmp)
+		return syncFS(sn.fsf)
 	}
 	err := <-sn.synced
 	sn.synced = nil
@@ -231,14 +240,15 @@ func (sn *Snapshot) discardInBackground() {
 	if sn.tmp == "" {
 		return
 	}
-	tmp, synced := sn.tmp, sn.synced
-	sn.tmp, sn.synced = "", nil
+	tmp, synced, f := sn.tmp, sn.synced, sn.fsf
+	sn.tmp, sn.synced, sn.fsf = "", nil, nil
 	sn.s.bg.Add(1)
 	go func() {
 		defer sn.s.bg.Done()
 		if synced != nil {
-			<-synced // the sync opened tmp: let it finish first
+			<-synced // the sync uses f: let it finish first
 		}
+		f.Close()
 		os.RemoveAll(tmp)
 	}()
 }
@@ -248,6 +258,10 @@ func (sn *Snapshot) Discard() {
 	if sn.synced != nil {
 		<-sn.synced
 		sn.synced = nil
+	}
+	if sn.fsf != nil {
+		sn.fsf.Close()
+		sn.fsf = nil
 	}
 	if sn.tmp != "" {
 		os.RemoveAll(sn.tmp)

@@ -62,6 +62,24 @@ func OverlayMount(target string, lowers []string, upper, work string) Mount {
 	return Mount{Type: "overlay", Source: "overlay", Target: target, Options: opts}
 }
 
+// Volatile returns m with overlayfs's "volatile" option when m is an
+// overlay: the overlay then never syncs its upper directory, neither for an
+// fsync or syncfs inside nor when it is unmounted (which otherwise syncs the
+// whole filesystem holding upper, every process's dirty data included, on
+// the unmounting process's time). For an upper directory that is thrown
+// away, or that its owner syncs itself before trusting it (the store syncs a
+// snapshot before it commits it as a layer). The workdir must be fresh and
+// not mounted again: overlayfs marks it dirty (work/incompat/volatile).
+// Kernels without the option (before 5.10) mount without it.
+func (m Mount) Volatile() Mount {
+	if m.Type == "overlay" {
+		m.Options = append(m.Options[:len(m.Options):len(m.Options)], overlayVolatile)
+	}
+	return m
+}
+
+const overlayVolatile = "volatile"
+
 // overlayOptions splits overlay options into the ordered lower directories
 // (from "lowerdir+=" and from ":"-separated, backslash-escaped "lowerdir=")
 // and the remaining options, in order.

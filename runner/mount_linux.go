@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -106,10 +107,10 @@ func mountOn(m Mount, top func() (int, error)) error {
 		if layer.UserXattrOverlay() {
 			rest = userxattrOptions(rest)
 		}
-		o := parseMountOptions(rest)
-		err = mountOverlayNew(m.Target, lowers, o, top)
-		if errors.Is(err, errNewMountAPI) {
-			err = mountOverlayClassic(m.Target, lowers, o, top)
+		err = mountOverlay(m.Target, lowers, rest, top)
+		if err != nil && errors.Is(err, unix.EINVAL) && slices.Contains(rest, overlayVolatile) {
+			// A kernel before 5.10: no volatile overlays (Volatile).
+			err = mountOverlay(m.Target, lowers, slices.DeleteFunc(slices.Clone(rest), func(o string) bool { return o == overlayVolatile }), top)
 		}
 	case "bind", "rbind":
 		err = mountBind(m, top)
@@ -128,6 +129,16 @@ func mountOn(m Mount, top func() (int, error)) error {
 		return fmt.Errorf("mount %s on %s: %w", m.Type, m.Target, err)
 	}
 	return nil
+}
+
+// mountOverlay mounts an overlay with the new mount API, else with mount(2).
+func mountOverlay(target string, lowers, opts []string, top func() (int, error)) error {
+	o := parseMountOptions(opts)
+	err := mountOverlayNew(target, lowers, o, top)
+	if errors.Is(err, errNewMountAPI) {
+		err = mountOverlayClassic(target, lowers, o, top)
+	}
+	return err
 }
 
 // onTop calls fn with a name of the mount just made on target: target

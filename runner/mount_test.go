@@ -240,3 +240,76 @@ func TestUserxattrOptions(t *testing.T) {
 		t.Errorf("userxattrOptions = %q, want %q", got, want)
 	}
 }
+
+func TestMountVolatile(t *testing.T) {
+	o := OverlayMount("/m", []string{"/l"}, "/u", "/w")
+	v := o.Volatile()
+	if want := append(slices.Clone(o.Options), "volatile"); !reflect.DeepEqual(v.Options, want) {
+		t.Fatalf("volatile options %q, want %q", v.Options, want)
+	}
+	if slices.Contains(o.Options, "volatile") || len(o.Volatile().Options) != len(v.Options) {
+		t.Fatalf("Volatile changed its receiver's options: %q", o.Options)
+	}
+	if b := OverlayMount("/m", nil, "/u", "/w"); !reflect.DeepEqual(b.Volatile(), b) {
+		t.Fatalf("a bind mount (scratch) got overlay options: %#v", b.Volatile())
+	}
+}
+
+// TestMountOverlayVolatile mounts volatile overlays with both mount APIs:
+// the kernel takes the option (mountinfo shows it, and overlayfs leaves its
+// marker in the workdir), and writes land in upper as without it.
+func TestMountOverlayVolatile(t *testing.T) {
+	for _, api := range []string{"new", "classic"} {
+		t.Run(api, func(t *testing.T) {
+			lowers, upper, work, target := overlayDirs(t, 2)
+			m := OverlayMount(target, lowers, upper, work).Volatile()
+			var err error
+			if api == "new" {
+				err = MountOverlay(m)
+			} else {
+				l, rest := overlayOptions(m.Options)
+				err = mountOverlayClassic(target, l, parseMountOptions(rest), nil)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			mounted := true
+			t.Cleanup(func() {
+				if mounted {
+					Unmount(target)
+				}
+			})
+			info, err := os.ReadFile("/proc/self/mountinfo")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var super string
+			for _, line := range strings.Split(string(info), "\n") {
+				f := strings.Fields(line)
+				if len(f) > 4 && f[4] == target {
+					if _, after, ok := strings.Cut(line, " - "); ok {
+						super = after
+					}
+				}
+			}
+			// "fsync=volatile" since 6.6, ",volatile" before
+			if !strings.Contains(super, "volatile") {
+				t.Fatalf("mountinfo of %s: %q, want the volatile option", target, super)
+			}
+			checkMerged(t, target)
+			if err := os.WriteFile(filepath.Join(target, "new"), []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := Unmount(target); err != nil {
+				t.Fatal(err)
+			}
+			mounted = false
+			if b, err := os.ReadFile(filepath.Join(upper, "new")); err != nil || string(b) != "x" {
+				t.Fatalf("write did not land in upper: %q, %v", b, err)
+			}
+			if _, err := os.Stat(filepath.Join(work, "work", "incompat", "volatile")); err != nil {
+				t.Fatalf("overlayfs's volatile marker: %v", err)
+			}
+		})
+	}
+}

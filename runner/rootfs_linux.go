@@ -92,7 +92,11 @@ func setupRootfs(cfg *initConfig, report func([]stubEntry) error) error {
 	} else if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make / rprivate: %w", err)
 	}
-	if err := MountOverlay(OverlayMount(cfg.Rootfs, cfg.Lowers, cfg.Upper, cfg.Work)); err != nil {
+	m := OverlayMount(cfg.Rootfs, cfg.Lowers, cfg.Upper, cfg.Work)
+	if cfg.Volatile {
+		m = m.Volatile()
+	}
+	if err := MountOverlay(m); err != nil {
 		return err
 	}
 	plan := planMounts(cfg)

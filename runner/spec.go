@@ -27,6 +27,11 @@ type Spec struct {
 	Lowers      []string // snapshot directories of the parent layers, top-most first (may be empty for scratch)
 	Upper, Work string   // fresh overlay upperdir and workdir (same filesystem); the caller diffs Upper afterwards
 	Rootfs      string   // an empty directory to mount the merged tree on (inside the sandbox's mount namespace only)
+	// Volatile mounts the overlay volatile (see Mount.Volatile): nothing
+	// syncs Upper, not even the unmount when the sandbox ends; for a caller
+	// that syncs Upper's filesystem itself before trusting it. Work must be
+	// fresh and not reused.
+	Volatile    bool
 	Args        []string // argv; Args[0] is looked up in the PATH of Env inside the rootfs, like execvp
 	Env         []string // KEY=VALUE; PATH defaults to DefaultPath, HOME to the user's home directory
 	Cwd         string   // working directory inside the rootfs, created (owned by the user) when missing; default "/"
@@ -91,6 +96,7 @@ type initConfig struct {
 	Lowers      []string
 	Upper, Work string
 	Rootfs      string
+	Volatile    bool
 	Args, Env   []string
 	Cwd, User   string
 	Hostname    string
@@ -131,7 +137,7 @@ func newInitConfig(s *Spec) (*initConfig, error) {
 		}
 	}
 	c := &initConfig{
-		Lowers: s.Lowers, Upper: path.Clean(s.Upper), Work: s.Work, Rootfs: path.Clean(s.Rootfs),
+		Lowers: s.Lowers, Upper: path.Clean(s.Upper), Work: s.Work, Rootfs: path.Clean(s.Rootfs), Volatile: s.Volatile,
 		Args: s.Args, Env: s.Env, Cwd: s.Cwd, User: s.User, Hostname: s.Hostname,
 		ExtraMounts: s.ExtraMounts,
 
