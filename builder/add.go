@@ -275,7 +275,9 @@ func downloadItem(d *download) (copyItem, error) {
 	if err != nil {
 		return copyItem{}, err
 	}
-	f.digest = d.digest
+	if err := f.setDigest(d.digest); err != nil {
+		return copyItem{}, err
+	}
 	return copyItem{src: src, files: []*contextFile{f}}, nil
 }
 

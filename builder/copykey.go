@@ -156,7 +156,7 @@ func (f *contextFile) appendDescribe(b []byte) []byte {
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, f.info.Size(), 10)
 	b = append(b, ' ')
-	b = append(b, f.digest...)
+	b = f.appendDigest(b)
 	b = append(b, ' ')
 	return append(b, f.link...)
 }

@@ -41,7 +41,7 @@ func keyFixture(t *testing.T) (string, []*contextFile) {
 	}
 	for i, f := range files {
 		if f.info.Mode().IsRegular() {
-			f.digest = digest.FromString(fmt.Sprint(i))
+			f.setDigest(digest.FromString(fmt.Sprint(i)))
 		}
 	}
 	return ctx, files
@@ -61,7 +61,7 @@ func TestCopyKeyStreamed(t *testing.T) {
 		var out []string
 		for _, f := range fs {
 			out = append(out, fmt.Sprintf("%s %s %o %d %s %s", f.rel, map[bool]string{true: "d", false: map[bool]string{true: "l", false: "f"}[f.link != ""]}[f.info.IsDir()],
-				unixPerm(f.info.Mode()), f.info.Size(), f.digest, f.link))
+				unixPerm(f.info.Mode()), f.info.Size(), f.digest(), f.link))
 		}
 		return out
 	}

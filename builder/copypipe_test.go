@@ -98,8 +98,8 @@ func TestCopySource(t *testing.T) {
 		if !bytes.Equal(out.Bytes(), data) {
 			t.Fatalf("size %d: wrote %d bytes", size, out.Len())
 		}
-		if want := digest.FromBytes(data); f.digest != want {
-			t.Fatalf("size %d: digest %s, want %s", size, f.digest, want)
+		if want := digest.FromBytes(data); f.digest() != want {
+			t.Fatalf("size %d: digest %s, want %s", size, f.digest(), want)
 		}
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/opencontainers/go-digest"
 	"github.com/tonistiigi/dchapes-mode"
 	"golang.org/x/sys/unix"
 
@@ -96,15 +95,15 @@ func (p *copyPlan) writeTar(ctx context.Context, w io.Writer) error {
 					if err := tw.WriteHeader(hdr); err != nil {
 						return err
 					}
-					if f.digest == "" {
-						f.digest = first.digest // the same content (the cache key needs it)
+					if !f.hashed {
+						f.sum, f.hashed = first.sum, first.hashed // the same content (the cache key needs it)
 					}
 					continue
 				}
 				links[ino] = f
 			}
-			if f.reuseRel != "" {
-				p.reuse.links = append(p.reuse.links, reuseLink{rel: f.reuseRel, ino: f.reuseIno})
+			if l, ok := p.reuse.file(f); ok {
+				p.reuse.links = append(p.reuse.links, l)
 				continue
 			}
 			if err := p.writeEntry(tw, f, target); err != nil {
@@ -220,7 +219,7 @@ func (p *copyPlan) copySource(w io.Writer, f *contextFile, size int64) error {
 	buf := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(buf)
 	var h hash.Hash
-	if f.digest == "" {
+	if !f.hashed {
 		h = sha256.New()
 	}
 	for left := size; ; {
@@ -250,9 +249,10 @@ func (p *copyPlan) copySource(w io.Writer, f *contextFile, size int64) error {
 		}
 	}
 	if h != nil {
-		f.digest = digest.NewDigest(digest.SHA256, h)
+		var sum [32]byte
+		f.setSum([32]byte(h.Sum(sum[:0])))
 		if p.stats != nil {
-			p.stats.Add(f.host, &f.st, f.digest)
+			f.addToStatCache(p.stats)
 		}
 	}
 	return nil
