@@ -27,19 +27,50 @@ import (
 // and the stat cache read is kept (a stat's fields, not unix.Stat_t's 144
 // bytes; the content's sha256, not its 71-byte text).
 type contextFile struct {
-	host   string // absolute host path ("" for a heredoc)
-	rel    string // slash path below its source ("" for the source itself)
-	info   fs.FileInfo
-	st     fileStat
-	link   string   // symlink target
-	data   []byte   // a heredoc's content
-	sum    [32]byte // sha256 of a regular file's content, when hashed
-	hashed bool
+	host string // absolute host path ("" for a heredoc)
+	rel  string // slash path below its source ("" for the source itself)
+	st   fileStat
+	sum  [32]byte  // sha256 of a regular file's content; zero while not known (no content hashes to it)
+	more *fileMore // a symlink's target, a heredoc
 }
+
+// fileMore is what only some files have.
+type fileMore struct {
+	link string      // a symlink's target
+	data []byte      // a heredoc's content
+	info fs.FileInfo // a heredoc's
+}
+
+// fi is the file's fs.FileInfo: a heredoc's, or the file's as os.Lstat
+// gives it (made from its stat, without an allocation).
+func (f *contextFile) fi() fs.FileInfo {
+	if f.more != nil && f.more.info != nil {
+		return f.more.info
+	}
+	return (*fileInfo)(f)
+}
+
+// symlink is a symlink's target, else "".
+func (f *contextFile) symlink() string {
+	if f.more == nil {
+		return ""
+	}
+	return f.more.link
+}
+
+// heredoc is a heredoc's content, nil for a file from the host.
+func (f *contextFile) heredoc() []byte {
+	if f.more == nil {
+		return nil
+	}
+	return f.more.data
+}
+
+func (f *contextFile) hashed() bool { return f.sum != [32]byte{} }
 
 // digest is the content digest of a regular file, "" while not known.
 func (f *contextFile) digest() digest.Digest {
-	if !f.hashed {
+	if !f.hashed() {
 		return ""
 	}
 	return digest.Digest(f.appendDigest(make([]byte, 0, len("sha256:")+64)))
@@ -47,7 +78,7 @@ func (f *contextFile) digest() digest.Digest {
 
 // appendDigest appends digest's text.
 func (f *contextFile) appendDigest(b []byte) []byte {
-	if !f.hashed {
+	if !f.hashed() {
 		return b
 	}
 	return hex.AppendEncode(append(b, "sha256:"...), f.sum[:])
@@ -61,11 +92,10 @@ func (f *contextFile) setDigest(d digest.Digest) error {
 	if n, err := hex.Decode(f.sum[:], []byte(d.Encoded())); err != nil || n != len(f.sum) {
 		return fmt.Errorf("%s: not a sha256 digest", d)
 	}
-	f.hashed = true
 	return nil
 }
 
-func (f *contextFile) setSum(sum [32]byte) { f.sum, f.hashed = sum, true }
+func (f *contextFile) setSum(sum [32]byte) { f.sum = sum }
 
 // fileStat is what a COPY uses of a file's lstat: its type and mode, owner,
 // size, links, device, identity (for the stat cache) and times.
@@ -233,7 +263,6 @@ func (w *walker) readDir(t walkTask, buf []byte) ([]walkTask, error) {
 			return nil, &os.PathError{Op: "lstat", Path: f.host, Err: err}
 		}
 		f.st = newFileStat(&st)
-		f.info = (*fileInfo)(f)
 		isDir := f.st.Mode&unix.S_IFMT == unix.S_IFDIR
 		excluded, descend := false, isDir
 		for _, ig := range w.filters {
@@ -245,9 +274,11 @@ func (w *walker) readDir(t walkTask, buf []byte) ([]walkTask, error) {
 			continue
 		}
 		if f.st.Mode&unix.S_IFMT == unix.S_IFLNK {
-			if f.link, err = readlinkat(fd, name); err != nil {
+			link, err := readlinkat(fd, name)
+			if err != nil {
 				return nil, &os.PathError{Op: "readlink", Path: f.host, Err: err}
 			}
+			f.more = &fileMore{link: link}
 		}
 		e := walkEntry{f: f, excluded: excluded}
 		if isDir {
@@ -372,7 +403,7 @@ func (fi *fileInfo) Sys() any {
 }
 
 func statFile(host, rel string, info fs.FileInfo) (*contextFile, error) {
-	f := &contextFile{host: host, rel: rel, info: info}
+	f := &contextFile{host: host, rel: rel}
 	var st unix.Stat_t
 	if err := unix.Lstat(host, &st); err != nil {
 		return nil, &os.PathError{Op: "lstat", Path: host, Err: err}
@@ -383,7 +414,7 @@ func statFile(host, rel string, info fs.FileInfo) (*contextFile, error) {
 		if err != nil {
 			return nil, err
 		}
-		f.link = link
+		f.more = &fileMore{link: link}
 	}
 	return f, nil
 }
@@ -392,7 +423,7 @@ func statFile(host, rel string, info fs.FileInfo) (*contextFile, error) {
 // reading nothing.
 func digestsFromStatCache(files []*contextFile, sc *cache.StatCache) {
 	for _, f := range files {
-		if !f.hashed && f.info.Mode().IsRegular() {
+		if !f.hashed() && f.fi().Mode().IsRegular() {
 			f.digestFromStatCache(sc)
 		}
 	}
@@ -403,7 +434,7 @@ func digestsFromStatCache(files []*contextFile, sc *cache.StatCache) {
 func hashFiles(files []*contextFile, sc *cache.StatCache) error {
 	var todo []*contextFile
 	for _, f := range files {
-		if f.hashed || !f.info.Mode().IsRegular() || f.digestFromStatCache(sc) {
+		if f.hashed() || !f.fi().Mode().IsRegular() || f.digestFromStatCache(sc) {
 			continue
 		}
 		todo = append(todo, f)

@@ -140,7 +140,7 @@ func (f *contextFile) describe() string { return string(f.appendDescribe(nil)) }
 
 // appendDescribe appends describe's text: "rel kind perm size digest link".
 func (f *contextFile) appendDescribe(b []byte) []byte {
-	mode := f.info.Mode()
+	mode := f.fi().Mode()
 	b = append(b, f.rel...)
 	switch {
 	case mode.IsDir():
@@ -154,11 +154,11 @@ func (f *contextFile) appendDescribe(b []byte) []byte {
 	}
 	b = strconv.AppendUint(b, uint64(unixPerm(mode)), 8)
 	b = append(b, ' ')
-	b = strconv.AppendInt(b, f.info.Size(), 10)
+	b = strconv.AppendInt(b, f.fi().Size(), 10)
 	b = append(b, ' ')
 	b = f.appendDigest(b)
 	b = append(b, ' ')
-	return append(b, f.link...)
+	return append(b, f.symlink()...)
 }
 
 // keySource is one source of a COPY in its cache key.

@@ -143,5 +143,9 @@ func writeContextFile(t *testing.T, dir string, data []byte) *contextFile {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &contextFile{host: p.Name(), info: info}
+	f, err := statFile(p.Name(), "", info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

@@ -109,7 +109,7 @@ func (p *copyPlan) reusable(emitTop []bool) {
 		}
 		top := strings.Trim(path.Clean(it.top.Name), "/.")
 		for _, f := range it.files {
-			if f.host == "" || !f.info.Mode().IsRegular() || f.st.Nlink != 1 || !f.hashed || f.rel == "" ||
+			if f.host == "" || !f.fi().Mode().IsRegular() || f.st.Nlink != 1 || !f.hashed() || f.rel == "" ||
 				targets[path.Join(it.target, f.rel)] != 1 {
 				continue
 			}

@@ -87,7 +87,7 @@ func (p *copyPlan) writeTar(ctx context.Context, w io.Writer) error {
 				return err
 			}
 			target := path.Join(it.target, f.rel)
-			if f.host != "" && f.info.Mode().IsRegular() && f.st.Nlink > 1 {
+			if f.host != "" && f.fi().Mode().IsRegular() && f.st.Nlink > 1 {
 				ino := [2]uint64{f.st.Dev, f.st.Ino}
 				if first, ok := links[ino]; ok {
 					hdr := &tar.Header{Typeflag: tar.TypeLink, Name: strings.TrimPrefix(target, "/"),
@@ -95,8 +95,8 @@ func (p *copyPlan) writeTar(ctx context.Context, w io.Writer) error {
 					if err := tw.WriteHeader(hdr); err != nil {
 						return err
 					}
-					if !f.hashed {
-						f.sum, f.hashed = first.sum, first.hashed // the same content (the cache key needs it)
+					if !f.hashed() {
+						f.sum = first.sum // the same content (the cache key needs it)
 					}
 					continue
 				}
@@ -155,8 +155,8 @@ func (p *copyPlan) emitTops() []bool {
 // header is the tar header of f copied to target: the owner, mode and
 // type COPY gives it.
 func (p *copyPlan) header(f *contextFile, target string) (*tar.Header, error) {
-	info := f.info
-	hdr, err := tar.FileInfoHeader(info, f.link)
+	info := f.fi()
+	hdr, err := tar.FileInfoHeader(info, f.symlink())
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +184,7 @@ func (p *copyPlan) header(f *contextFile, target string) (*tar.Header, error) {
 }
 
 func (p *copyPlan) writeEntry(tw *tar.Writer, f *contextFile, target string) error {
-	info := f.info
+	info := f.fi()
 	hdr, err := p.header(f, target)
 	if err != nil {
 		return err
@@ -195,8 +195,8 @@ func (p *copyPlan) writeEntry(tw *tar.Writer, f *contextFile, target string) err
 	if !info.Mode().IsRegular() {
 		return nil
 	}
-	if f.data != nil || f.host == "" {
-		_, err := tw.Write(f.data)
+	if f.host == "" {
+		_, err := tw.Write(f.heredoc())
 		return err
 	}
 	return p.copySource(tw, f, hdr.Size)
@@ -219,7 +219,7 @@ func (p *copyPlan) copySource(w io.Writer, f *contextFile, size int64) error {
 	buf := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(buf)
 	var h hash.Hash
-	if !f.hashed {
+	if !f.hashed() {
 		h = sha256.New()
 	}
 	for left := size; ; {
