@@ -98,32 +98,33 @@ func (f *contextFile) setDigest(d digest.Digest) error {
 func (f *contextFile) setSum(sum [32]byte) { f.sum = sum }
 
 // fileStat is what a COPY uses of a file's lstat: its type and mode, owner,
-// size, links, device, identity (for the stat cache) and times.
+// size, links, device, identity and ctime (for the stat cache) and mtime.
+// Not its atime: the copy gives a file its mtime for both.
 type fileStat struct {
-	Mode, Uid, Gid, Nlink        uint32
-	AtimNsec, MtimNsec, CtimNsec uint32
-	Size                         int64
-	Ino, Dev, Rdev               uint64
-	AtimSec, MtimSec, CtimSec    int64
+	Mode, Uid, Gid, Nlink uint32
+	MtimNsec, CtimNsec    uint32
+	Size                  int64
+	Ino, Dev, Rdev        uint64
+	MtimSec, CtimSec      int64
 }
 
 func newFileStat(st *unix.Stat_t) fileStat {
 	return fileStat{
 		Mode: st.Mode, Uid: st.Uid, Gid: st.Gid, Nlink: uint32(min(st.Nlink, 1<<32-1)),
-		AtimNsec: uint32(st.Atim.Nsec), MtimNsec: uint32(st.Mtim.Nsec), CtimNsec: uint32(st.Ctim.Nsec),
+		MtimNsec: uint32(st.Mtim.Nsec), CtimNsec: uint32(st.Ctim.Nsec),
 		Size: st.Size, Ino: st.Ino, Dev: st.Dev, Rdev: st.Rdev,
-		AtimSec: st.Atim.Sec, MtimSec: st.Mtim.Sec, CtimSec: st.Ctim.Sec,
+		MtimSec: st.Mtim.Sec, CtimSec: st.Ctim.Sec,
 	}
 }
 
-// unix is the stat as unix.Lstat gives it, with the fields kept.
+// unix is the stat as unix.Lstat gives it, with the fields kept (the mtime
+// as the atime).
 func (s *fileStat) unix() unix.Stat_t {
+	mtim := unix.Timespec{Sec: s.MtimSec, Nsec: int64(s.MtimNsec)}
 	return unix.Stat_t{
 		Mode: s.Mode, Uid: s.Uid, Gid: s.Gid, Nlink: uint64(s.Nlink),
 		Size: s.Size, Ino: s.Ino, Dev: s.Dev, Rdev: s.Rdev,
-		Atim: unix.Timespec{Sec: s.AtimSec, Nsec: int64(s.AtimNsec)},
-		Mtim: unix.Timespec{Sec: s.MtimSec, Nsec: int64(s.MtimNsec)},
-		Ctim: unix.Timespec{Sec: s.CtimSec, Nsec: int64(s.CtimNsec)},
+		Atim: mtim, Mtim: mtim, Ctim: unix.Timespec{Sec: s.CtimSec, Nsec: int64(s.CtimNsec)},
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/moby/patternmatcher"
 	"github.com/opencontainers/go-digest"
@@ -143,5 +144,13 @@ func BenchmarkCopyKey(b *testing.B) {
 			writeKeySources(w, []keySource{{Name: "src", Base: "src", Dir: true, Files: files}})
 		})
 		listingDigest(newContextListing(ctx, files))
+	}
+}
+
+// TestContextFileSize: a COPY of 100,000 files holds 100,000 of these until
+// its layer is made; on a 64-bit machine each fits the 144-byte size class.
+func TestContextFileSize(t *testing.T) {
+	if size := unsafe.Sizeof(contextFile{}); unsafe.Sizeof(uintptr(0)) == 8 && size > 144 {
+		t.Errorf("contextFile is %d bytes, want at most 144", size)
 	}
 }
