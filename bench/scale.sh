@@ -5,8 +5,9 @@
 #
 # Each case is a build context of generated files (random bytes, 1,000 files a directory) copied by
 # `COPY data /data` onto a busybox base, built with --no-cache N times (default 3). Printed: the
-# median wall time of the whole `kiln build`, the median per file and per MB, and the largest peak
-# RSS (GNU time's "Maximum resident set size"). Cases (default all): files-1k, files-10k, files-100k
+# median wall time of the whole `kiln build`, the median per file and per MB, the median CPU time
+# (user+sys: what counts on a loaded machine), and the largest peak RSS (GNU time's "Maximum
+# resident set size"). Cases (default all): files-1k, files-10k, files-100k
 # (4 KiB files) and size-100m, size-1g (1 MiB files). Run as root from the project's checkout.
 set -u
 runs=3 cases="files-1k files-10k files-100k size-100m size-1g" kiln=bin/kiln
@@ -40,7 +41,7 @@ gen() {
   done
 }
 
-printf '%-11s %8s %8s %9s %12s %10s %9s\n' case files MB "wall s" "µs/file" "s/GB" "peak MB"
+printf '%-11s %8s %8s %9s %12s %10s %9s %9s\n' case files MB "wall s" "µs/file" "s/GB" "cpu s" "peak MB"
 for c in $cases; do
   case $c in
     files-1k) count=1000 size=4096 ;;
@@ -53,17 +54,17 @@ for c in $cases; do
   ctx=$work/ctx-$c; mkdir -p "$ctx"
   gen "$ctx/data" $count $size
   printf 'FROM localhost/bb:latest\nCOPY data /data\n' > "$ctx/Dockerfile"
-  walls=() peak=0
+  walls=() cpus=() peak=0
   for _ in $(seq "$runs"); do
-    /usr/bin/time -f '%e %M' -o "$work/t" "$kiln" --root "$root" build -q --no-cache -t "scale-$c" "$ctx" >/dev/null ||
+    /usr/bin/time -f '%e %M %U %S' -o "$work/t" "$kiln" --root "$root" build -q --no-cache -t "scale-$c" "$ctx" >/dev/null ||
       { echo "$c: kiln build failed"; exit 1; }
-    read -r wall rss < "$work/t"
-    walls+=("$wall"); [ "$rss" -gt "$peak" ] && peak=$rss
+    read -r wall rss user sys < "$work/t"
+    walls+=("$wall") cpus+=("$(awk -v u="$user" -v s="$sys" 'BEGIN {print u + s}')"); [ "$rss" -gt "$peak" ] && peak=$rss
   done
-  med=$(printf '%s\n' "${walls[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  awk -v c="$c" -v n=$count -v s=$size -v w="$med" -v p="$peak" 'BEGIN {
+  median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+  awk -v c="$c" -v n=$count -v s=$size -v w="$(median "${walls[@]}")" -v cpu="$(median "${cpus[@]}")" -v p="$peak" 'BEGIN {
     mb = n * s / 1048576
-    printf "%-11s %8d %8.0f %9.2f %12.0f %10.2f %9.1f\n", c, n, mb, w, w * 1e6 / n, w / (mb / 1024), p / 1024 }'
+    printf "%-11s %8d %8.0f %9.2f %12.0f %10.2f %9.2f %9.1f\n", c, n, mb, w, w * 1e6 / n, w / (mb / 1024), cpu, p / 1024 }'
   rm -rf "$ctx"
   "$kiln" --root "$root" rmi "scale-$c" >/dev/null 2>&1
   "$kiln" --root "$root" builder prune -af >/dev/null 2>&1

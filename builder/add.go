@@ -171,7 +171,7 @@ func (b *build) addStep(ctx context.Context, st *stage, req copyRequest) (hit bo
 			ki.Files = append(ki.Files, f.describe())
 		}
 		if it.url != "" {
-			mtime := it.item.files[0].info.ModTime().UTC().Format(time.RFC3339Nano)
+			mtime := it.item.files[0].fi().ModTime().UTC().Format(time.RFC3339Nano)
 			ki.Files = append(ki.Files, mtime)
 			listing[it.url] = it.item.files[0].describe() + " " + mtime
 		}
@@ -275,7 +275,9 @@ func downloadItem(d *download) (copyItem, error) {
 	if err != nil {
 		return copyItem{}, err
 	}
-	f.digest = d.digest
+	if err := f.setDigest(d.digest); err != nil {
+		return copyItem{}, err
+	}
 	return copyItem{src: src, files: []*contextFile{f}}, nil
 }
 

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"os"
@@ -21,20 +22,110 @@ import (
 	"github.com/kiln-build/kiln/cache"
 )
 
-// contextFile is one file a COPY copies.
+// contextFile is one file a COPY copies. A COPY of 100,000 files holds
+// 100,000 of them until its layer is made: only what the copy, the cache key
+// and the stat cache read is kept (a stat's fields, not unix.Stat_t's 144
+// bytes; the content's sha256, not its 71-byte text).
 type contextFile struct {
-	host   string // absolute host path ("" for a heredoc)
-	rel    string // slash path below its source ("" for the source itself)
-	info   fs.FileInfo
-	st     unix.Stat_t
-	link   string        // symlink target
-	data   []byte        // a heredoc's content
-	digest digest.Digest // content of a regular file, once known
-	// reuseRel, when set, is the same file's path in the previous snapshot
-	// of this COPY (and in the new one), inode reuseIno, linked instead of
-	// copied (see copyreuse_linux.go).
-	reuseRel string
-	reuseIno [2]uint64
+	host string // absolute host path ("" for a heredoc)
+	rel  string // slash path below its source ("" for the source itself)
+	st   fileStat
+	sum  [32]byte  // sha256 of a regular file's content; zero while not known (no content hashes to it)
+	more *fileMore // a symlink's target, a heredoc
+}
+
+// fileMore is what only some files have.
+type fileMore struct {
+	link string      // a symlink's target
+	data []byte      // a heredoc's content
+	info fs.FileInfo // a heredoc's
+}
+
+// fi is the file's fs.FileInfo: a heredoc's, or the file's as os.Lstat
+// gives it (made from its stat, without an allocation).
+func (f *contextFile) fi() fs.FileInfo {
+	if f.more != nil && f.more.info != nil {
+		return f.more.info
+	}
+	return (*fileInfo)(f)
+}
+
+// symlink is a symlink's target, else "".
+func (f *contextFile) symlink() string {
+	if f.more == nil {
+		return ""
+	}
+	return f.more.link
+}
+
+// heredoc is a heredoc's content, nil for a file from the host.
+func (f *contextFile) heredoc() []byte {
+	if f.more == nil {
+		return nil
+	}
+	return f.more.data
+}
+
+func (f *contextFile) hashed() bool { return f.sum != [32]byte{} }
+
+// digest is the content digest of a regular file, "" while not known.
+func (f *contextFile) digest() digest.Digest {
+	if !f.hashed() {
+		return ""
+	}
+	return digest.Digest(f.appendDigest(make([]byte, 0, len("sha256:")+64)))
+}
+
+// appendDigest appends digest's text.
+func (f *contextFile) appendDigest(b []byte) []byte {
+	if !f.hashed() {
+		return b
+	}
+	return hex.AppendEncode(append(b, "sha256:"...), f.sum[:])
+}
+
+// setDigest records d, a sha256 digest, as the content's digest.
+func (f *contextFile) setDigest(d digest.Digest) error {
+	if d.Algorithm() != digest.SHA256 {
+		return fmt.Errorf("%s: not a sha256 digest", d)
+	}
+	if n, err := hex.Decode(f.sum[:], []byte(d.Encoded())); err != nil || n != len(f.sum) {
+		return fmt.Errorf("%s: not a sha256 digest", d)
+	}
+	return nil
+}
+
+func (f *contextFile) setSum(sum [32]byte) { f.sum = sum }
+
+// fileStat is what a COPY uses of a file's lstat: its type and mode, owner,
+// size, links, device, identity and ctime (for the stat cache) and mtime.
+// Not its atime: the copy gives a file its mtime for both.
+type fileStat struct {
+	Mode, Uid, Gid, Nlink uint32
+	MtimNsec, CtimNsec    uint32
+	Size                  int64
+	Ino, Dev, Rdev        uint64
+	MtimSec, CtimSec      int64
+}
+
+func newFileStat(st *unix.Stat_t) fileStat {
+	return fileStat{
+		Mode: st.Mode, Uid: st.Uid, Gid: st.Gid, Nlink: uint32(min(st.Nlink, 1<<32-1)),
+		MtimNsec: uint32(st.Mtim.Nsec), CtimNsec: uint32(st.Ctim.Nsec),
+		Size: st.Size, Ino: st.Ino, Dev: st.Dev, Rdev: st.Rdev,
+		MtimSec: st.Mtim.Sec, CtimSec: st.Ctim.Sec,
+	}
+}
+
+// unix is the stat as unix.Lstat gives it, with the fields kept (the mtime
+// as the atime).
+func (s *fileStat) unix() unix.Stat_t {
+	mtim := unix.Timespec{Sec: s.MtimSec, Nsec: int64(s.MtimNsec)}
+	return unix.Stat_t{
+		Mode: s.Mode, Uid: s.Uid, Gid: s.Gid, Nlink: uint64(s.Nlink),
+		Size: s.Size, Ino: s.Ino, Dev: s.Dev, Rdev: s.Rdev,
+		Atim: mtim, Mtim: mtim, Ctim: unix.Timespec{Sec: s.CtimSec, Nsec: int64(s.CtimNsec)},
+	}
 }
 
 // walkSource lists a source: itself for a file, its contents for a
@@ -168,10 +259,11 @@ func (w *walker) readDir(t walkTask, buf []byte) ([]walkTask, error) {
 		if t.rel != "" {
 			f.rel = f.host[len(f.host)-len(t.rel)-1-len(name):]
 		}
-		if err := unix.Fstatat(fd, name, &f.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return nil, &os.PathError{Op: "lstat", Path: f.host, Err: err}
 		}
-		f.info = (*fileInfo)(f)
+		f.st = newFileStat(&st)
 		isDir := f.st.Mode&unix.S_IFMT == unix.S_IFDIR
 		excluded, descend := false, isDir
 		for _, ig := range w.filters {
@@ -183,9 +275,11 @@ func (w *walker) readDir(t walkTask, buf []byte) ([]walkTask, error) {
 			continue
 		}
 		if f.st.Mode&unix.S_IFMT == unix.S_IFLNK {
-			if f.link, err = readlinkat(fd, name); err != nil {
+			link, err := readlinkat(fd, name)
+			if err != nil {
 				return nil, &os.PathError{Op: "readlink", Path: f.host, Err: err}
 			}
+			f.more = &fileMore{link: link}
 		}
 		e := walkEntry{f: f, excluded: excluded}
 		if isDir {
@@ -298,24 +392,30 @@ func (fi *fileInfo) Mode() fs.FileMode {
 	return m
 }
 
-func (fi *fileInfo) ModTime() time.Time { return time.Unix(fi.st.Mtim.Unix()) }
+func (fi *fileInfo) ModTime() time.Time { return time.Unix(fi.st.MtimSec, int64(fi.st.MtimNsec)) }
 func (fi *fileInfo) IsDir() bool        { return fi.st.Mode&unix.S_IFMT == unix.S_IFDIR }
 
-// Sys is the stat as os.Lstat's FileInfo has it (archive/tar reads it):
-// unix.Stat_t is syscall.Stat_t's layout, generated from the same header.
-func (fi *fileInfo) Sys() any { return (*syscall.Stat_t)(unsafe.Pointer(&fi.st)) }
+// Sys is the stat as os.Lstat's FileInfo has it (archive/tar reads it),
+// with the fields kept: unix.Stat_t is syscall.Stat_t's layout, generated
+// from the same header.
+func (fi *fileInfo) Sys() any {
+	st := fi.st.unix()
+	return (*syscall.Stat_t)(unsafe.Pointer(&st))
+}
 
 func statFile(host, rel string, info fs.FileInfo) (*contextFile, error) {
-	f := &contextFile{host: host, rel: rel, info: info}
-	if err := unix.Lstat(host, &f.st); err != nil {
+	f := &contextFile{host: host, rel: rel}
+	var st unix.Stat_t
+	if err := unix.Lstat(host, &st); err != nil {
 		return nil, &os.PathError{Op: "lstat", Path: host, Err: err}
 	}
+	f.st = newFileStat(&st)
 	if info.Mode()&fs.ModeSymlink != 0 {
 		link, err := os.Readlink(host)
 		if err != nil {
 			return nil, err
 		}
-		f.link = link
+		f.more = &fileMore{link: link}
 	}
 	return f, nil
 }
@@ -324,10 +424,8 @@ func statFile(host, rel string, info fs.FileInfo) (*contextFile, error) {
 // reading nothing.
 func digestsFromStatCache(files []*contextFile, sc *cache.StatCache) {
 	for _, f := range files {
-		if f.digest == "" && f.info.Mode().IsRegular() {
-			if d, ok := sc.Lookup(f.host, &f.st); ok {
-				f.digest = d
-			}
+		if !f.hashed() && f.fi().Mode().IsRegular() {
+			f.digestFromStatCache(sc)
 		}
 	}
 }
@@ -337,11 +435,7 @@ func digestsFromStatCache(files []*contextFile, sc *cache.StatCache) {
 func hashFiles(files []*contextFile, sc *cache.StatCache) error {
 	var todo []*contextFile
 	for _, f := range files {
-		if f.digest != "" || !f.info.Mode().IsRegular() {
-			continue
-		}
-		if d, ok := sc.Lookup(f.host, &f.st); ok {
-			f.digest = d
+		if f.hashed() || !f.fi().Mode().IsRegular() || f.digestFromStatCache(sc) {
 			continue
 		}
 		todo = append(todo, f)
@@ -359,7 +453,7 @@ func hashFiles(files []*contextFile, sc *cache.StatCache) error {
 			buf := copyBufPool.Get().(*[]byte)
 			defer copyBufPool.Put(buf)
 			for f := range work {
-				d, err := hashFile(f.host, *buf)
+				sum, err := hashFile(f.host, *buf)
 				if err != nil {
 					select {
 					case errs <- err:
@@ -367,8 +461,8 @@ func hashFiles(files []*contextFile, sc *cache.StatCache) error {
 					}
 					continue
 				}
-				f.digest = d
-				sc.Add(f.host, &f.st, d)
+				f.setSum(sum)
+				f.addToStatCache(sc)
 			}
 		}()
 	}
@@ -388,17 +482,31 @@ func hashFiles(files []*contextFile, sc *cache.StatCache) error {
 // hashFile hashes the regular file at path through buf (not a buffer of its
 // own per file, as io.Copy from an *os.File would), never following a
 // symlink swapped in since the walk.
-func hashFile(path string, buf []byte) (digest.Digest, error) {
+func hashFile(path string, buf []byte) ([32]byte, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return "", &os.PathError{Op: "open", Path: path, Err: err}
+		return [32]byte{}, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
-	d, err := hashFD(fd, buf)
+	sum, err := hashFD(fd, buf)
 	if err != nil {
-		return "", fmt.Errorf("read %s: %w", path, err)
+		return sum, fmt.Errorf("read %s: %w", path, err)
 	}
-	return d, nil
+	return sum, nil
+}
+
+// digestFromStatCache takes the file's digest from the stat cache if it
+// vouches for it.
+func (f *contextFile) digestFromStatCache(sc *cache.StatCache) bool {
+	st := f.st.unix()
+	d, ok := sc.Lookup(f.host, &st)
+	return ok && f.setDigest(d) == nil
+}
+
+// addToStatCache records the file's digest in the stat cache.
+func (f *contextFile) addToStatCache(sc *cache.StatCache) {
+	st := f.st.unix()
+	sc.Add(f.host, &st, f.digest())
 }
 
 // unixPerm is a FileMode's permission bits with setuid, setgid and sticky as

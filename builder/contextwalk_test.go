@@ -2,6 +2,7 @@ package builder
 
 import (
 	"archive/tar"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/moby/patternmatcher"
 	"github.com/opencontainers/go-digest"
@@ -89,23 +91,23 @@ func TestWalkSource(t *testing.T) {
 		}
 		var got []string
 		for _, f := range files {
-			if f.info.Sys() == nil || f.info.Name() != path.Base(f.rel) {
-				t.Errorf("%s: FileInfo name %q, sys %v", f.rel, f.info.Name(), f.info.Sys())
+			if f.fi().Sys() == nil || f.fi().Name() != path.Base(f.rel) {
+				t.Errorf("%s: FileInfo name %q, sys %v", f.rel, f.fi().Name(), f.fi().Sys())
 			}
 			// archive/tar reads the stat through Sys: the same header as from os.Lstat.
 			osInfo, err := os.Lstat(f.host)
 			if err != nil {
 				t.Fatal(err)
 			}
-			h1, err1 := tar.FileInfoHeader(f.info, f.link)
-			h2, err2 := tar.FileInfoHeader(osInfo, f.link)
+			h1, err1 := tar.FileInfoHeader(f.fi(), f.symlink())
+			h2, err2 := tar.FileInfoHeader(osInfo, f.symlink())
 			if err1 == nil && err2 == nil {
 				h1.AccessTime, h2.AccessTime = time.Time{}, time.Time{} // reading a directory moves it
 			}
 			if err1 != nil || err2 != nil || !reflect.DeepEqual(h1, h2) {
 				t.Errorf("%s: tar header %+v (%v), from os.Lstat %+v (%v)", f.rel, h1, err1, h2, err2)
 			}
-			got = append(got, fmt.Sprintf("%s %s %v %d %v %s", f.host, f.rel, f.info.Mode(), f.info.Size(), f.info.ModTime(), f.link))
+			got = append(got, fmt.Sprintf("%s %s %v %d %v %s", f.host, f.rel, f.fi().Mode(), f.fi().Size(), f.fi().ModTime(), f.symlink()))
 		}
 		if want := walkReference(t, src, "", ig); !reflect.DeepEqual(got, want) {
 			t.Errorf("%v: walk\n%q\nwant\n%q", patterns, got, want)
@@ -134,7 +136,7 @@ func BenchmarkCopyKey(b *testing.B) {
 		b.Fatal(err)
 	}
 	for i, f := range files {
-		f.digest = digest.FromString(fmt.Sprint(i))
+		f.setSum(sha256.Sum256([]byte(fmt.Sprint(i))))
 	}
 	for b.Loop() {
 		hole := newHole()
@@ -142,5 +144,13 @@ func BenchmarkCopyKey(b *testing.B) {
 			writeKeySources(w, []keySource{{Name: "src", Base: "src", Dir: true, Files: files}})
 		})
 		listingDigest(newContextListing(ctx, files))
+	}
+}
+
+// TestContextFileSize: a COPY of 100,000 files holds 100,000 of these until
+// its layer is made; on a 64-bit machine each fits the 144-byte size class.
+func TestContextFileSize(t *testing.T) {
+	if size := unsafe.Sizeof(contextFile{}); unsafe.Sizeof(uintptr(0)) == 8 && size > 144 {
+		t.Errorf("contextFile is %d bytes, want at most 144", size)
 	}
 }

@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -97,7 +98,7 @@ func heredocItem(name, data string) copyItem {
 	info := heredocInfo{name: path.Base(name), size: int64(len(data)), mtime: time.Now()}
 	return copyItem{
 		src:   source{base: path.Base(name), name: "<<" + name, info: info},
-		files: []*contextFile{{rel: "", info: info, data: []byte(data), digest: digest.FromString(data)}},
+		files: []*contextFile{{sum: sha256.Sum256([]byte(data)), more: &fileMore{data: []byte(data), info: info}}},
 	}
 }
 

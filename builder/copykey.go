@@ -53,18 +53,18 @@ func listingDigest(l fileListing) digest.Digest {
 // contextListing is the listing of walked context files, sorted by context
 // path once, described as it is written.
 type contextListing struct {
-	paths []string // context paths, sorted, unique
-	files []*contextFile
+	ents []listEntry // sorted by path, paths unique
+}
+
+type listEntry struct {
+	path string // in the context
+	f    *contextFile
 }
 
 // newContextListing lists files by their path in contextDir. A file listed
 // twice (by two sources) keeps its last description, as a map would.
 func newContextListing(contextDir string, files []*contextFile) *contextListing {
-	type entry struct {
-		path string
-		f    *contextFile
-	}
-	ents := make([]entry, len(files))
+	ents := make([]listEntry, len(files))
 	prefix := strings.TrimSuffix(contextDir, "/") + "/"
 	for i, f := range files {
 		rel, ok := strings.CutPrefix(f.host, prefix)
@@ -75,30 +75,32 @@ func newContextListing(contextDir string, files []*contextFile) *contextListing 
 			}
 			rel = filepath.ToSlash(r)
 		}
-		ents[i] = entry{rel, f}
+		ents[i] = listEntry{rel, f}
 	}
-	slices.SortStableFunc(ents, func(a, b entry) int { return strings.Compare(a.path, b.path) })
-	l := &contextListing{paths: make([]string, 0, len(ents)), files: make([]*contextFile, 0, len(ents))}
+	slices.SortStableFunc(ents, func(a, b listEntry) int { return strings.Compare(a.path, b.path) })
+	// In place: no second list of 100,000 entries.
+	n := 0
 	for i, e := range ents {
 		if i+1 < len(ents) && ents[i+1].path == e.path {
 			continue // the later one wins
 		}
-		l.paths = append(l.paths, e.path)
-		l.files = append(l.files, e.f)
+		ents[n] = e
+		n++
 	}
-	return l
+	clear(ents[n:])
+	return &contextListing{ents: ents[:n]}
 }
 
 func (l *contextListing) writeJSON(w io.Writer) error {
 	buf := []byte{'{'}
 	var desc []byte
-	for i, p := range l.paths {
+	for i, e := range l.ents {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendJSONString(buf, p)
+		buf = appendJSONString(buf, e.path)
 		buf = append(buf, ':')
-		desc = l.files[i].appendDescribe(desc[:0])
+		desc = e.f.appendDescribe(desc[:0])
 		buf = appendJSONString(buf, desc)
 		if len(buf) > 32<<10 {
 			if _, err := w.Write(buf); err != nil {
@@ -113,9 +115,9 @@ func (l *contextListing) writeJSON(w io.Writer) error {
 }
 
 func (l *contextListing) entries() map[string]string {
-	m := make(map[string]string, len(l.paths))
-	for i, p := range l.paths {
-		m[p] = l.files[i].describe()
+	m := make(map[string]string, len(l.ents))
+	for _, e := range l.ents {
+		m[e.path] = e.f.describe()
 	}
 	return m
 }
@@ -140,7 +142,7 @@ func (f *contextFile) describe() string { return string(f.appendDescribe(nil)) }
 
 // appendDescribe appends describe's text: "rel kind perm size digest link".
 func (f *contextFile) appendDescribe(b []byte) []byte {
-	mode := f.info.Mode()
+	mode := f.fi().Mode()
 	b = append(b, f.rel...)
 	switch {
 	case mode.IsDir():
@@ -154,11 +156,11 @@ func (f *contextFile) appendDescribe(b []byte) []byte {
 	}
 	b = strconv.AppendUint(b, uint64(unixPerm(mode)), 8)
 	b = append(b, ' ')
-	b = strconv.AppendInt(b, f.info.Size(), 10)
+	b = strconv.AppendInt(b, f.fi().Size(), 10)
 	b = append(b, ' ')
-	b = append(b, f.digest...)
+	b = f.appendDigest(b)
 	b = append(b, ' ')
-	return append(b, f.link...)
+	return append(b, f.symlink()...)
 }
 
 // keySource is one source of a COPY in its cache key.

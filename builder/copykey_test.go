@@ -40,8 +40,8 @@ func keyFixture(t *testing.T) (string, []*contextFile) {
 		t.Fatal(err)
 	}
 	for i, f := range files {
-		if f.info.Mode().IsRegular() {
-			f.digest = digest.FromString(fmt.Sprint(i))
+		if f.fi().Mode().IsRegular() {
+			f.setDigest(digest.FromString(fmt.Sprint(i)))
 		}
 	}
 	return ctx, files
@@ -60,8 +60,8 @@ func TestCopyKeyStreamed(t *testing.T) {
 	describe := func(fs []*contextFile) []string {
 		var out []string
 		for _, f := range fs {
-			out = append(out, fmt.Sprintf("%s %s %o %d %s %s", f.rel, map[bool]string{true: "d", false: map[bool]string{true: "l", false: "f"}[f.link != ""]}[f.info.IsDir()],
-				unixPerm(f.info.Mode()), f.info.Size(), f.digest, f.link))
+			out = append(out, fmt.Sprintf("%s %s %o %d %s %s", f.rel, map[bool]string{true: "d", false: map[bool]string{true: "l", false: "f"}[f.symlink() != ""]}[f.fi().IsDir()],
+				unixPerm(f.fi().Mode()), f.fi().Size(), f.digest(), f.symlink()))
 		}
 		return out
 	}

@@ -98,8 +98,8 @@ func TestCopySource(t *testing.T) {
 		if !bytes.Equal(out.Bytes(), data) {
 			t.Fatalf("size %d: wrote %d bytes", size, out.Len())
 		}
-		if want := digest.FromBytes(data); f.digest != want {
-			t.Fatalf("size %d: digest %s, want %s", size, f.digest, want)
+		if want := digest.FromBytes(data); f.digest() != want {
+			t.Fatalf("size %d: digest %s, want %s", size, f.digest(), want)
 		}
 	}
 }
@@ -143,5 +143,9 @@ func writeContextFile(t *testing.T, dir string, data []byte) *contextFile {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &contextFile{host: p.Name(), info: info}
+	f, err := statFile(p.Name(), "", info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

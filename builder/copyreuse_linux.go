@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,11 +31,23 @@ type reuse struct {
 	// links are the files to link once the layer's upper directory is no
 	// longer mounted (nothing is written under a mounted overlay's back).
 	links []reuseLink
+	// files are the plan's files found unchanged in the previous snapshot:
+	// linked instead of copied.
+	files map[*contextFile]reuseLink
 }
 
 type reuseLink struct {
 	rel string    // in both snapshots
 	ino [2]uint64 // device and inode checked in the previous one
+}
+
+// file is how f is linked from the previous snapshot, if it is.
+func (r *reuse) file(f *contextFile) (reuseLink, bool) {
+	if r == nil {
+		return reuseLink{}, false
+	}
+	l, ok := r.files[f]
+	return l, ok
 }
 
 // previousCopy returns the snapshot the last run of this COPY made, when the
@@ -69,7 +80,7 @@ func (b *build) previousCopy(st *stage, createdBy string) *reuse {
 	return nil
 }
 
-// reusable marks (contextFile.reuseRel) the files of the plan that the
+// reusable marks (in reuse.files) the files of the plan that the
 // previous snapshot holds identically, checking each candidate's metadata
 // and its content against the source's digest (read in parallel:
 // reading is much cheaper than writing).
@@ -98,7 +109,7 @@ func (p *copyPlan) reusable(emitTop []bool) {
 		}
 		top := strings.Trim(path.Clean(it.top.Name), "/.")
 		for _, f := range it.files {
-			if f.host == "" || !f.info.Mode().IsRegular() || f.st.Nlink != 1 || f.digest == "" || f.rel == "" ||
+			if f.host == "" || !f.fi().Mode().IsRegular() || f.st.Nlink != 1 || !f.hashed() || f.rel == "" ||
 				targets[path.Join(it.target, f.rel)] != 1 {
 				continue
 			}
@@ -115,6 +126,7 @@ func (p *copyPlan) reusable(emitTop []bool) {
 	// reading is much cheaper than writing.
 	var mu sync.Mutex
 	inodes := map[[2]uint64]bool{}
+	p.reuse.files = map[*contextFile]reuseLink{}
 	work := make(chan cand)
 	var wg sync.WaitGroup
 	for range min(runtime.NumCPU(), len(cands)) {
@@ -135,8 +147,8 @@ func (p *copyPlan) reusable(emitTop []bool) {
 					ok = err == nil && n == 0
 				}
 				if ok {
-					d, err := hashFD(fd, *buf)
-					ok = err == nil && d == c.f.digest
+					sum, err := hashFD(fd, *buf)
+					ok = err == nil && sum == c.f.sum
 				}
 				unix.Close(fd)
 				if !ok {
@@ -146,7 +158,7 @@ func (p *copyPlan) reusable(emitTop []bool) {
 				mu.Lock()
 				if !inodes[ino] {
 					inodes[ino] = true
-					c.f.reuseRel, c.f.reuseIno = c.rel, ino
+					p.reuse.files[c.f] = reuseLink{rel: c.rel, ino: ino}
 				}
 				mu.Unlock()
 			}
@@ -168,7 +180,8 @@ func openBeneath(dirfd int, rel string, flags int) (int, error) {
 	})
 }
 
-func hashFD(fd int, buf []byte) (digest.Digest, error) {
+// hashFD is the sha256 of what is left to read in fd.
+func hashFD(fd int, buf []byte) (sum [32]byte, err error) {
 	h := sha256.New()
 	for {
 		n, err := unix.Read(fd, buf)
@@ -176,10 +189,11 @@ func hashFD(fd int, buf []byte) (digest.Digest, error) {
 			continue
 		}
 		if err != nil {
-			return "", err
+			return sum, err
 		}
 		if n == 0 {
-			return digest.NewDigest(digest.SHA256, h), nil
+			h.Sum(sum[:0])
+			return sum, nil
 		}
 		h.Write(buf[:n])
 	}

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/opencontainers/go-digest"
 	"github.com/tonistiigi/dchapes-mode"
 	"golang.org/x/sys/unix"
 
@@ -88,7 +87,7 @@ func (p *copyPlan) writeTar(ctx context.Context, w io.Writer) error {
 				return err
 			}
 			target := path.Join(it.target, f.rel)
-			if f.host != "" && f.info.Mode().IsRegular() && f.st.Nlink > 1 {
+			if f.host != "" && f.fi().Mode().IsRegular() && f.st.Nlink > 1 {
 				ino := [2]uint64{f.st.Dev, f.st.Ino}
 				if first, ok := links[ino]; ok {
 					hdr := &tar.Header{Typeflag: tar.TypeLink, Name: strings.TrimPrefix(target, "/"),
@@ -96,15 +95,15 @@ func (p *copyPlan) writeTar(ctx context.Context, w io.Writer) error {
 					if err := tw.WriteHeader(hdr); err != nil {
 						return err
 					}
-					if f.digest == "" {
-						f.digest = first.digest // the same content (the cache key needs it)
+					if !f.hashed() {
+						f.sum = first.sum // the same content (the cache key needs it)
 					}
 					continue
 				}
 				links[ino] = f
 			}
-			if f.reuseRel != "" {
-				p.reuse.links = append(p.reuse.links, reuseLink{rel: f.reuseRel, ino: f.reuseIno})
+			if l, ok := p.reuse.file(f); ok {
+				p.reuse.links = append(p.reuse.links, l)
 				continue
 			}
 			if err := p.writeEntry(tw, f, target); err != nil {
@@ -156,8 +155,8 @@ func (p *copyPlan) emitTops() []bool {
 // header is the tar header of f copied to target: the owner, mode and
 // type COPY gives it.
 func (p *copyPlan) header(f *contextFile, target string) (*tar.Header, error) {
-	info := f.info
-	hdr, err := tar.FileInfoHeader(info, f.link)
+	info := f.fi()
+	hdr, err := tar.FileInfoHeader(info, f.symlink())
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +184,7 @@ func (p *copyPlan) header(f *contextFile, target string) (*tar.Header, error) {
 }
 
 func (p *copyPlan) writeEntry(tw *tar.Writer, f *contextFile, target string) error {
-	info := f.info
+	info := f.fi()
 	hdr, err := p.header(f, target)
 	if err != nil {
 		return err
@@ -196,8 +195,8 @@ func (p *copyPlan) writeEntry(tw *tar.Writer, f *contextFile, target string) err
 	if !info.Mode().IsRegular() {
 		return nil
 	}
-	if f.data != nil || f.host == "" {
-		_, err := tw.Write(f.data)
+	if f.host == "" {
+		_, err := tw.Write(f.heredoc())
 		return err
 	}
 	return p.copySource(tw, f, hdr.Size)
@@ -220,7 +219,7 @@ func (p *copyPlan) copySource(w io.Writer, f *contextFile, size int64) error {
 	buf := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(buf)
 	var h hash.Hash
-	if f.digest == "" {
+	if !f.hashed() {
 		h = sha256.New()
 	}
 	for left := size; ; {
@@ -250,9 +249,10 @@ func (p *copyPlan) copySource(w io.Writer, f *contextFile, size int64) error {
 		}
 	}
 	if h != nil {
-		f.digest = digest.NewDigest(digest.SHA256, h)
+		var sum [32]byte
+		f.setSum([32]byte(h.Sum(sum[:0])))
 		if p.stats != nil {
-			p.stats.Add(f.host, &f.st, f.digest)
+			f.addToStatCache(p.stats)
 		}
 	}
 	return nil
