@@ -68,12 +68,13 @@ func (b *build) mountTree(ts *treeSource) (dir string, release func(), err error
 		return sn.Dir, sn.Discard, nil // scratch: an empty directory
 	}
 	// Volatile: the throwaway upper is never synced, not even at unmount.
-	if err := runner.MountOverlay(runner.OverlayMount(sn.Mountpoint, lowers, sn.Dir, sn.Work).Volatile()); err != nil {
+	dir, unmount, err := mountPrivate(runner.OverlayMount(sn.Mountpoint, lowers, sn.Dir, sn.Work).Volatile())
+	if err != nil {
 		sn.Discard()
 		return "", nil, err
 	}
-	return sn.Mountpoint, func() {
-		if err := runner.Unmount(sn.Mountpoint); err != nil {
+	return dir, func() {
+		if err := unmount(); err != nil {
 			b.opts.Log.Warn("unmount mount source", "from", ts.name, "err", err)
 		}
 		sn.Discard()

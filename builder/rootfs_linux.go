@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/layer/inroot"
+	"github.com/kiln-build/kiln/runner"
 )
 
 // rootfs is a mounted image filesystem. Paths are resolved inside it as if it
@@ -21,20 +23,26 @@ import (
 type rootfs struct {
 	dir string
 	fd  int
+	// detached: dir is a detached mount's /proc name, where the kernel
+	// names files from the mount's root (runner.DetachedMount).
+	detached bool
 	// afterUnmount runs on the new layer's directory once it is no longer
 	// mounted, before it is committed (a COPY's reused files are linked).
 	afterUnmount []func(upper string) error
 }
 
 func openRootfs(dir string) (*rootfs, error) {
-	if real, err := filepath.EvalSymlinks(dir); err == nil {
+	detached := runner.IsDetachedDir(dir)
+	if detached {
+		// Its link reads "/": the mount is no part of the host's tree.
+	} else if real, err := filepath.EvalSymlinks(dir); err == nil {
 		dir = real
 	}
 	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open rootfs %s: %w", dir, err)
 	}
-	return &rootfs{dir: dir, fd: fd}, nil
+	return &rootfs{dir: dir, fd: fd, detached: detached}, nil
 }
 
 func (r *rootfs) Close() error { return unix.Close(r.fd) }
@@ -92,6 +100,18 @@ func (r *rootfs) resolve(p string) (string, fs.FileInfo, error) {
 	real, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
 	if err != nil {
 		return "", nil, err
+	}
+	if r.detached {
+		if !strings.HasPrefix(real, "/") {
+			return "", nil, fmt.Errorf("%s resolves outside %s", p, r.dir)
+		}
+		// The root is "dir/.": dir itself is a (magic) link, which
+		// Lstat would not follow.
+		real = path.Clean(real)
+		if real == "/" {
+			real = "/."
+		}
+		real = r.dir + real
 	}
 	if real != r.dir && !strings.HasPrefix(real, strings.TrimSuffix(r.dir, "/")+"/") {
 		return "", nil, fmt.Errorf("%s resolves outside %s", p, r.dir)

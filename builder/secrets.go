@@ -185,13 +185,14 @@ func (b *build) secretsTmpfs() (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	if err := runner.MountOverlay(runner.Mount{Type: "tmpfs", Source: "tmpfs", Target: dir,
-		Options: []string{"nosuid", "nodev", "noexec", "mode=0700", "size=16m"}}); err != nil {
+	tmpfs, unmount, err := mountPrivate(runner.Mount{Type: "tmpfs", Source: "tmpfs", Target: dir,
+		Options: []string{"nosuid", "nodev", "noexec", "mode=0700", "size=16m"}})
+	if err != nil {
 		os.Remove(dir)
 		return "", nil, err
 	}
-	return dir, func() {
-		if err := runner.Unmount(dir); err != nil {
+	return tmpfs, func() {
+		if err := unmount(); err != nil {
 			b.opts.Log.Warn("unmount secrets", "err", err)
 		}
 		os.RemoveAll(dir)

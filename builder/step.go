@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -175,6 +176,26 @@ func (b *build) commitSnapshot(ctx context.Context, st *stage, sn *cache.Snapsho
 	return b.store.CommitDiff(ctx, sn)
 }
 
+// mountPrivate mounts m where no other process sees it: as a detached mount
+// (runner.MountDetached), or on m.Target on kernels without them, where
+// the build process runs in its own mount namespace instead (kiln build
+// enters one, runner.EnterMountNamespace). Either way the mount vanishes
+// with the build process. It returns the mount's directory and what
+// unmounts it.
+func mountPrivate(m runner.Mount) (dir string, unmount func() error, err error) {
+	d, err := runner.MountDetached(m)
+	if err == nil {
+		return d.Dir(), d.Close, nil
+	}
+	if !errors.Is(err, runner.ErrNoDetachedMounts) {
+		return "", nil, err
+	}
+	if err := runner.MountOverlay(m); err != nil {
+		return "", nil, err
+	}
+	return m.Target, func() error { return runner.Unmount(m.Target) }, nil
+}
+
 // changeLayer gives fn the stage's filesystem with a fresh writable layer on
 // top, then commits what fn changed as a layer. When fn reports that it
 // changed nothing, no layer is made and ok is false.
@@ -187,27 +208,22 @@ func (b *build) changeLayer(ctx context.Context, st *stage, fn func(r *rootfs) (
 	if err != nil {
 		return l, false, err
 	}
-	dir := sn.Dir
+	dir, unmount := sn.Dir, func() error { return nil }
 	if len(lowers) > 0 {
-		// The build process runs in its own mount namespace (see
-		// runner.EnterMountNamespace): this mount vanishes with it.
 		// Volatile: the unmount below does not sync the upper directory;
 		// the store syncs it while diffing (Store.CommitDiff).
-		if err := runner.MountOverlay(runner.OverlayMount(sn.Mountpoint, lowers, sn.Dir, sn.Work).Volatile()); err != nil {
+		if dir, unmount, err = mountPrivate(runner.OverlayMount(sn.Mountpoint, lowers, sn.Dir, sn.Work).Volatile()); err != nil {
 			sn.Discard()
 			return l, false, err
 		}
-		dir = sn.Mountpoint
 	}
 	r, err := openRootfs(dir)
 	if err == nil {
 		ok, err = fn(r)
 		r.Close()
 	}
-	if len(lowers) > 0 {
-		if uerr := runner.Unmount(sn.Mountpoint); uerr != nil && err == nil {
-			err = uerr
-		}
+	if uerr := unmount(); uerr != nil && err == nil {
+		err = uerr
 	}
 	if r != nil {
 		for _, after := range r.afterUnmount {

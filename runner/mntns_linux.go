@@ -14,6 +14,8 @@ import (
 
 // EnterMountNamespace makes sure the calling process runs in its own private
 // mount namespace, so the overlay mounts it makes vanish if it is killed.
+// kiln build needs it only on kernels without detached mounts
+// (DetachedMountsSupported): elsewhere its mounts are in no mount table.
 // When it already does (InPrivateMountNamespace) it returns nil at once.
 // Otherwise it re-executes /proc/self/exe with the same arguments and
 // environment in a new mount namespace (Go remounts / rprivate there),

@@ -181,39 +181,9 @@ func mountBind(m Mount, top func() (int, error)) error {
 
 // mountOverlayNew mounts an overlay with fsopen/fsconfig/fsmount/move_mount.
 func mountOverlayNew(target string, lowers []string, o mountOpts, top func() (int, error)) error {
-	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	mfd, err := fsmount("overlay", lowers, o)
 	if err != nil {
-		if errors.Is(err, unix.ENOSYS) {
-			return errNewMountAPI
-		}
-		return fmt.Errorf("fsopen overlay: %w", err)
-	}
-	defer unix.Close(fd)
-	for i, l := range lowers {
-		if err := unix.FsconfigSetString(fd, "lowerdir+", l); err != nil {
-			if i == 0 && errors.Is(err, unix.EINVAL) {
-				return errNewMountAPI
-			}
-			return fmt.Errorf("set lowerdir+ %q: %w%s", l, err, fsLog(fd))
-		}
-	}
-	for _, d := range o.data {
-		k, v, ok := strings.Cut(d, "=")
-		if ok {
-			err = unix.FsconfigSetString(fd, k, v)
-		} else {
-			err = unix.FsconfigSetFlag(fd, k)
-		}
-		if err != nil {
-			return fmt.Errorf("set overlay option %q: %w%s", d, err, fsLog(fd))
-		}
-	}
-	if err := unix.FsconfigCreate(fd); err != nil {
-		return fmt.Errorf("create overlay: %w%s", err, fsLog(fd))
-	}
-	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, o.attrs)
-	if err != nil {
-		return fmt.Errorf("fsmount overlay: %w", err)
+		return err
 	}
 	defer unix.Close(mfd)
 	// T_SYMLINKS: a /proc/self/fd target is a (magic) link to follow, as
@@ -225,6 +195,47 @@ func mountOverlayNew(target string, lowers []string, o mountOpts, top func() (in
 		return onTop(target, top, func(t string) error { return unix.Mount("", t, "", o.propagation, "") })
 	}
 	return nil
+}
+
+// fsmount makes a filesystem of type fstype (an overlay of lowers, for
+// "overlay") with fsopen/fsconfig/fsmount and returns the descriptor of the
+// new, detached mount.
+func fsmount(fstype string, lowers []string, o mountOpts) (int, error) {
+	fd, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		if errors.Is(err, unix.ENOSYS) {
+			return -1, errNewMountAPI
+		}
+		return -1, fmt.Errorf("fsopen %s: %w", fstype, err)
+	}
+	defer unix.Close(fd)
+	for i, l := range lowers {
+		if err := unix.FsconfigSetString(fd, "lowerdir+", l); err != nil {
+			if i == 0 && errors.Is(err, unix.EINVAL) {
+				return -1, errNewMountAPI
+			}
+			return -1, fmt.Errorf("set lowerdir+ %q: %w%s", l, err, fsLog(fd))
+		}
+	}
+	for _, d := range o.data {
+		k, v, ok := strings.Cut(d, "=")
+		if ok {
+			err = unix.FsconfigSetString(fd, k, v)
+		} else {
+			err = unix.FsconfigSetFlag(fd, k)
+		}
+		if err != nil {
+			return -1, fmt.Errorf("set %s option %q: %w%s", fstype, d, err, fsLog(fd))
+		}
+	}
+	if err := unix.FsconfigCreate(fd); err != nil {
+		return -1, fmt.Errorf("create %s: %w%s", fstype, err, fsLog(fd))
+	}
+	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, o.attrs)
+	if err != nil {
+		return -1, fmt.Errorf("fsmount %s: %w", fstype, err)
+	}
+	return mfd, nil
 }
 
 // fsLog drains the kernel's messages for an fs context, for error text.

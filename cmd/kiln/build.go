@@ -52,9 +52,13 @@ func newBuildCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--compression: %w", err)
 			}
-			// Overlay mounts made while building must die with this process.
-			if err := runner.EnterMountNamespace(); err != nil {
-				return err
+			// Mounts made while building must die with this process: they
+			// are detached mounts (in no mount table), or, on kernels
+			// without them, made in a private mount namespace.
+			if !runner.DetachedMountsSupported() {
+				if err := runner.EnterMountNamespace(); err != nil {
+					return err
+				}
 			}
 			sde, err := sourceDateEpoch(epoch)
 			if err != nil {

@@ -20,6 +20,7 @@ import (
 // namespace, sandbox init) included, without a separate build step.
 func TestMain(m *testing.M) {
 	if os.Getenv("KILN_TEST_MAIN") == "1" || runner.IsInit() || container.IsMonitor() || network.IsReaper() || rootless.IsPause() {
+		countStart()
 		main()
 		os.Exit(0)
 	}
