@@ -210,7 +210,8 @@ static int read_pause(int rtfd, int *pid, unsigned long long *start)
 	if (buf[0] < '0' || buf[0] > '9' || *end != ' ' || end[1] < '0' || end[1] > '9' || p <= 0 || p > INT_MAX)
 		return -1;
 	*start = strtoull(end + 1, &end, 10);
-	if (errno != 0 || (*end != '\n' && *end != '\0'))
+	// 0 is what proc_start says of a zombie: never a start time to match.
+	if (errno != 0 || *start == 0 || (*end != '\n' && *end != '\0'))
 		return -1;
 	*pid = (int)p;
 	return 0;
