@@ -34,7 +34,8 @@ func main() {
 		rootless.Pause()
 	}
 	// An ordinary user's kiln continues as root of the user's kiln user
-	// namespace (a re-execution; nothing happens under real root).
+	// namespace: joined before Go started when the user's pause process
+	// lives, else through a re-execution (nothing happens under real root).
 	rootless.Enter()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCommandFor(os.Args[1:]).ExecuteContext(ctx)

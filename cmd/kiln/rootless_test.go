@@ -424,7 +424,10 @@ func TestRootlessPauseProcess(t *testing.T) {
 		t.Errorf("pause processes after the second was killed: %v (was %d)", again, old)
 	}
 
-	// A signal to the kiln the user started reaches kiln in the namespace.
+	// With no pause process the kiln the user starts re-executes itself in
+	// the namespace (in the steady state it joins in its constructor, one
+	// process: TestRootlessEntry); a signal to it reaches kiln there.
+	killPause()
 	cmd := e.u.Command("events")
 	null, err := os.Open(os.DevNull)
 	if err != nil {
@@ -463,4 +466,83 @@ func childOf(pid int) int {
 		}
 	}
 	return 0
+}
+
+// TestRootlessEntry: in the steady state (the pause process lives) the kiln
+// the user starts is itself in the namespace, one process; when the
+// constructor cannot join (a garbage or stale pause.pid) Go's path does, and
+// a runtime directory that is not the user's fails with Go's one line.
+func TestRootlessEntry(t *testing.T) {
+	e := newRootlessEnv(t, true)
+	e.kiln("volume", "create", "vol")
+	rt := filepath.Join(e.u.RuntimeDir, "kiln")
+	pidFile := filepath.Join(rt, "pause.pid")
+	userns := func(pid int) string {
+		l, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pid))
+		return l
+	}
+
+	// One process: the pid the test started is in the pause process's
+	// user namespace (a re-executing kiln stays outside, waiting).
+	cmd := e.u.Command("events")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pause := e.pausePids()
+	if len(pause) != 1 {
+		t.Fatalf("pause processes: %v", pause)
+	}
+	inside := false
+	for i := 0; i < 2000 && !inside; i++ {
+		inside = userns(cmd.Process.Pid) == userns(pause[0])
+		if !inside {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if !inside {
+		t.Errorf("kiln %d is not itself in the user namespace of pause process %d (child: %d)", cmd.Process.Pid, pause[0], childOf(cmd.Process.Pid))
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+
+	write := func(data string) {
+		t.Helper()
+		if err := os.WriteFile(pidFile, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chown(pidFile, e.u.UID, e.u.GID)
+	}
+	st, _ := proc.StartTime(pause[0])
+	for _, bad := range []string{"garbage\n", fmt.Sprintf("%d %d\n", pause[0], st+1), ""} {
+		write(bad)
+		if out := e.kiln("volume", "ls", "-q"); out != "vol\n" {
+			t.Errorf("pause.pid %q: volume ls: %q", bad, out)
+		}
+		data, _ := os.ReadFile(pidFile)
+		if string(data) == bad {
+			t.Errorf("pause.pid %q: not replaced", bad)
+		}
+	}
+
+	// A runtime directory (or its kiln/) of another owner, or writable by
+	// others: the constructor does not enter, Go says why.
+	for _, c := range []struct {
+		dir  string
+		mode os.FileMode
+		uid  int
+		want string
+	}{
+		{e.u.RuntimeDir, 0o700, 0, "is owned by uid 0, not by you"},
+		{e.u.RuntimeDir, 0o777, e.u.UID, "is writable by others"},
+		{rt, 0o700, 0, "is owned by uid 0, not by you"},
+	} {
+		os.Chown(c.dir, c.uid, -1)
+		os.Chmod(c.dir, c.mode)
+		r := e.run("", "volume", "ls", "-q")
+		if r.code != 125 || !strings.Contains(r.stderr, c.dir+" "+c.want) || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("%s of uid %d, mode %o: exit %d, stderr %q", c.dir, c.uid, c.mode, r.code, r.stderr)
+		}
+		os.Chown(c.dir, e.u.UID, -1)
+		os.Chmod(c.dir, 0o700)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -18,38 +19,46 @@ import (
 // constructor of join_linux.c joins before the Go runtime starts.
 const envJoin = "_KILN_ROOTLESS_JOIN"
 
-// Enter makes this process rootless kiln when an ordinary user runs it:
-// it finds the user's pause process (starting one if none lives), then
-// re-executes kiln joined to that process's user and mount namespaces,
-// waits for it, and exits with its status. Under real root, and inside
-// the namespace already (where the euid is 0), it returns at once: no file
-// read, no exec. Call it first thing in main, after the re-executions that
-// are already inside (sandbox init, container monitor).
+// Enter makes this process rootless kiln when an ordinary user runs it.
+// In the steady state the constructor of join_linux.c has already joined
+// the user's pause process, before the Go runtime started, and Enter only
+// completes the environment. Otherwise it finds the user's pause process
+// (starting one if none lives), then re-executes kiln joined to that
+// process's user and mount namespaces, waits for it, and exits with its
+// status. Under real root, and inside the namespace already (where the
+// euid is 0), it returns at once: no file read, no exec. Call it first
+// thing in main, after the re-executions that are already inside (sandbox
+// init, container monitor).
 func Enter() {
 	if os.Geteuid() == 0 {
+		if uid, rt, ok := joinedEarly(); ok {
+			exitOn(finishJoin(uid, rt))
+		}
 		return
 	}
 	code, err := enter()
+	exitOn(err)
+	os.Exit(code)
+}
+
+// exitOn ends kiln with the entry's error, if any.
+func exitOn(err error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kiln:", err)
 		os.Exit(125)
 	}
-	os.Exit(code)
 }
 
 func enter() (int, error) {
 	if !canJoin {
 		return 0, errors.New("kiln was built without cgo: rootless mode needs it")
 	}
-	u, err := lookupUser()
-	if err != nil {
-		return 0, err
-	}
+	u := lookupUser(os.Getuid(), os.Getgid())
 	rt, err := userRuntimeDir(u.uid)
 	if err != nil {
 		return 0, err
 	}
-	data, err := userDataDir(u)
+	env, err := rootlessEnv(u, rt)
 	if err != nil {
 		return 0, err
 	}
@@ -60,11 +69,38 @@ func enter() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return reexec(p, []string{
+	return reexec(p, env)
+}
+
+// finishJoin gives a process the constructor entered (joinedEarly) the
+// environment the Go path gives the kiln it re-executes.
+func finishJoin(uid int, rt string) error {
+	u := account{uid: uid, home: os.Getenv("HOME")}
+	if u.home == "" {
+		u = lookupUser(uid, 0)
+	}
+	env, err := rootlessEnv(u, rt)
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		if err := os.Setenv(k, v); err != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// rootlessEnv is the environment of rootless kiln for u, whose runtime
+// directory is rt (EnvUID, EnvRuntimeDir, EnvDataDir).
+func rootlessEnv(u account, rt string) ([]string, error) {
+	data, err := userDataDir(u)
+	if err != nil {
+		return nil, err
+	}
+	return []string{
 		EnvUID + "=" + strconv.Itoa(u.uid),
 		EnvRuntimeDir + "=" + rt,
 		EnvDataDir + "=" + data,
-	})
+	}, nil
 }
 
 // account is the user kiln runs for.
@@ -73,8 +109,10 @@ type account struct {
 	name, home string
 }
 
-func lookupUser() (account, error) {
-	a := account{uid: os.Getuid(), gid: os.Getgid(), home: os.Getenv("HOME")}
+// lookupUser is the account of uid and gid: its name and, without HOME,
+// its home from the passwd database.
+func lookupUser(uid, gid int) account {
+	a := account{uid: uid, gid: gid, home: os.Getenv("HOME")}
 	// A uid without a passwd entry (a CI container's random uid) is
 	// matched in /etc/subuid by number only.
 	if u, err := user.LookupId(strconv.Itoa(a.uid)); err == nil {
@@ -83,12 +121,13 @@ func lookupUser() (account, error) {
 			a.home = u.HomeDir
 		}
 	}
-	return a, nil
+	return a
 }
 
 // userRuntimeDir is $XDG_RUNTIME_DIR/kiln (/tmp/kiln-run-UID/kiln without
 // it), made when missing; the base directory must be the user's own and
-// closed to others.
+// closed to others. join_linux.c's kiln_rootless_runtime_dir finds the
+// same directory by the same rules (TestRuntimeDirAgrees).
 func userRuntimeDir(uid int) (string, error) {
 	base := os.Getenv("XDG_RUNTIME_DIR")
 	if base == "" || !filepath.IsAbs(base) {

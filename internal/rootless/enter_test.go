@@ -1,6 +1,7 @@
 package rootless
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,5 +73,70 @@ func TestPauseAlive(t *testing.T) {
 	p.start++
 	if p.alive() {
 		t.Error("a reused pid is alive")
+	}
+}
+
+// TestRuntimeDirAgrees: the constructor of join_linux.c finds the runtime
+// directory Go's userRuntimeDir finds, by the same checks; where it finds
+// none (a directory to make, a path Go would clean) the Go path enters.
+func TestRuntimeDirAgrees(t *testing.T) {
+	if !canJoin {
+		t.Skip("built without cgo")
+	}
+	uid := os.Getuid()
+	dir := t.TempDir()
+	mk := func(name string, mode os.FileMode, owner int) string {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(p, mode)
+		os.Chown(p, owner, -1)
+		return p
+	}
+	fallback := fmt.Sprintf("/tmp/kiln-run-%d", uid)
+	if _, err := os.Lstat(fallback); os.IsNotExist(err) {
+		t.Cleanup(func() { os.RemoveAll(fallback) })
+	}
+	mk("ok/kiln", 0o700, uid)
+	mk("open", 0o777, uid)
+	mk("other", 0o700, uid+4242)
+	mk("openkiln/kiln", 0o777, uid)
+	mk("linkkiln", 0o700, uid)
+	os.Symlink(filepath.Join(dir, "ok/kiln"), filepath.Join(dir, "linkkiln/kiln"))
+	os.Symlink(filepath.Join(dir, "ok"), filepath.Join(dir, "link"))
+	mk("new", 0o700, uid)
+	for _, c := range []struct {
+		xdg  string
+		fast bool // the constructor finds it (else Go decides)
+	}{
+		{dir + "/ok", true},
+		{dir + "/ok/", false},
+		{dir + "/./ok", false},
+		{dir + "/ok/../ok", false},
+		{dir + "//ok", false},
+		{dir + "/link", false},
+		{dir + "/open", false},
+		{dir + "/other", false},
+		{dir + "/openkiln", false},
+		{dir + "/linkkiln", false},
+		{dir + "/missing", false},
+		{dir + "/new", false}, // Go makes new/kiln
+		{dir + "/new", true},  // then the constructor finds it
+		{"", false},           // Go makes /tmp/kiln-run-UID/kiln, if missing
+		{"", true},
+		{"relative", true},
+	} {
+		t.Setenv("XDG_RUNTIME_DIR", c.xdg)
+		crt, cok := cRuntimeDir(uid)
+		grt, gerr := userRuntimeDir(uid)
+		switch {
+		case cok && (gerr != nil || grt != crt):
+			t.Errorf("XDG_RUNTIME_DIR=%q: the constructor enters with %s, Go's path has %q, %v", c.xdg, crt, grt, gerr)
+		case c.fast && !cok:
+			t.Errorf("XDG_RUNTIME_DIR=%q: the constructor finds no runtime directory (Go's %q, %v)", c.xdg, grt, gerr)
+		case !c.fast && cok && c.xdg != "":
+			t.Errorf("XDG_RUNTIME_DIR=%q: the constructor enters with %s", c.xdg, crt)
+		}
 	}
 }

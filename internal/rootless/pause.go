@@ -151,19 +151,44 @@ func startPause(u account) (pauseProc, error) {
 func pauseIn(h pauseProc) (pauseProc, error) {
 	cmd := pauseCommand()
 	cmd.Env = []string{envJoin + "=" + h.String()}
-	r, w, err := os.Pipe()
+	s, err := newPauseSync(cmd)
 	if err != nil {
 		return pauseProc{}, err
 	}
-	defer w.Close()
-	cmd.ExtraFiles = []*os.File{r}
+	defer s.close()
 	err = cmd.Start()
-	r.Close()
+	s.started()
 	if err != nil {
 		return pauseProc{}, fmt.Errorf("start the pause process: %w", err)
 	}
-	return startedPause(cmd, w)
+	return startedPause(cmd, s)
 }
+
+// pauseSync are the pipes between kiln and a pause process it starts: the
+// pause process says on descriptor 4 that it runs (its constructor has
+// joined the namespaces it was to join: only then may kiln name it), and
+// waits on descriptor 3 for the go-ahead.
+type pauseSync struct{ goR, goW, readyR, readyW *os.File }
+
+func newPauseSync(cmd *exec.Cmd) (*pauseSync, error) {
+	s := &pauseSync{}
+	var err error
+	if s.goR, s.goW, err = os.Pipe(); err != nil {
+		return nil, err
+	}
+	if s.readyR, s.readyW, err = os.Pipe(); err != nil {
+		s.goR.Close()
+		s.goW.Close()
+		return nil, err
+	}
+	cmd.ExtraFiles = []*os.File{s.goR, s.readyW}
+	return s, nil
+}
+
+// started closes the pause process's ends, once it has them.
+func (s *pauseSync) started() { s.goR.Close(); s.readyW.Close() }
+
+func (s *pauseSync) close() { s.goW.Close(); s.readyR.Close() }
 
 // pauseCommand is this binary as a pause process, in a session of its own.
 func pauseCommand() *exec.Cmd {
@@ -175,13 +200,15 @@ func pauseCommand() *exec.Cmd {
 	return cmd
 }
 
-// startedPause lets the started pause process cmd go on (a byte on w) and
-// names it.
-func startedPause(cmd *exec.Cmd, w *os.File) (pauseProc, error) {
+// startedPause waits until the started pause process cmd runs, lets it go
+// on, and names it.
+func startedPause(cmd *exec.Cmd, s *pauseSync) (pauseProc, error) {
 	pid := cmd.Process.Pid
+	var b [1]byte
+	n, _ := s.readyR.Read(b[:])
 	start, ok := proc.StartTime(pid)
-	if ok {
-		_, err := w.Write([]byte{1})
+	if ok = ok && n == 1; ok {
+		_, err := s.goW.Write([]byte{1})
 		ok = err == nil
 	}
 	if !ok {
@@ -198,16 +225,15 @@ func startedPause(cmd *exec.Cmd, w *os.File) (pauseProc, error) {
 // ranges, else the user alone (with a warning).
 func newPause(u account) (pauseProc, error) {
 	uids, gids, warn := userMaps(u)
-	r, w, err := os.Pipe()
+	cmd := pauseCommand()
+	s, err := newPauseSync(cmd)
 	if err != nil {
 		return pauseProc{}, err
 	}
-	defer w.Close()
-	cmd := pauseCommand()
-	cmd.ExtraFiles = []*os.File{r}
+	defer s.close()
 	cmd.SysProcAttr.Cloneflags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS
 	err = cmd.Start()
-	r.Close()
+	s.started()
 	if err != nil {
 		return pauseProc{}, UserNamespaceError(err)
 	}
@@ -216,7 +242,7 @@ func newPause(u account) (pauseProc, error) {
 		_ = cmd.Wait()
 		return pauseProc{}, err
 	}
-	p, err := startedPause(cmd, w)
+	p, err := startedPause(cmd, s)
 	if err == nil && warn != "" {
 		fmt.Fprintln(os.Stderr, "kiln: warning:", warn)
 	}
@@ -293,9 +319,13 @@ func writeMaps(pid int, uids, gids []IDRange) error {
 // IsPause reports whether this process is a pause process (see Pause).
 func IsPause() bool { return len(os.Args) > 0 && os.Args[0] == pauseArg0 }
 
-// Pause is the pause process: it waits until its parent has written its id
-// maps (a byte on descriptor 3), then sleeps until SIGKILL or SIGTERM.
+// Pause is the pause process: it says it runs (a byte on descriptor 4),
+// waits until its parent has written its id maps (a byte on descriptor 3),
+// then sleeps until SIGKILL or SIGTERM.
 func Pause() {
+	ready := os.NewFile(4, "ready")
+	_, _ = ready.Write([]byte{1})
+	ready.Close()
 	sync := os.NewFile(3, "sync")
 	var b [1]byte
 	if n, _ := sync.Read(b[:]); n != 1 {
