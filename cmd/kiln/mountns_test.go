@@ -121,17 +121,7 @@ func TestBuildMountsInvisible(t *testing.T) {
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
-	for {
-		leftover := append(sandboxProcesses(t, sleep), sandboxProcesses(t, e.root)...)
-		mounts := hostMountsOf(t, e.root)
-		if len(leftover) == 0 && len(mounts) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after SIGKILL: processes %v, mounts %v", leftover, mounts)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitKilledBuildGone(t, deadline, sleep, e.root, hostMountsOf)
 }
 
 // hostMountsOf lists the lines of this process's (the host's) mountinfo

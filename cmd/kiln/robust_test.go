@@ -74,18 +74,7 @@ func TestKilledBuild(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 
-	deadline := time.Now().Add(time.Minute)
-	for {
-		leftover := append(sandboxProcesses(t, sleep), sandboxProcesses(t, e.root)...)
-		mounts := mountsUnder(t, e.root)
-		if len(leftover) == 0 && len(mounts) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after SIGKILL: processes %v, mounts %v", leftover, mounts)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitKilledBuildGone(t, time.Now().Add(time.Minute), sleep, e.root, mountsUnder)
 	if r := e.run("", "inspect", "killed"); r.code == 0 {
 		t.Error("killed build was tagged")
 	}
@@ -96,6 +85,24 @@ func TestKilledBuild(t *testing.T) {
 
 // sandboxProcesses lists processes whose command line mentions marker (a
 // command only the test runs, or the test's store root).
+// waitKilledBuildGone waits, until deadline, for a killed build to leave no
+// process (its sandboxes: named by marker, or under root) and no mount
+// (mounts(t, root)) behind.
+func waitKilledBuildGone(t *testing.T, deadline time.Time, marker, root string, mounts func(*testing.T, string) []string) {
+	t.Helper()
+	for {
+		leftover := append(sandboxProcesses(t, marker), sandboxProcesses(t, root)...)
+		m := mounts(t, root)
+		if len(leftover) == 0 && len(m) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after SIGKILL: processes %v, mounts %v", leftover, m)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func sandboxProcesses(t *testing.T, marker string) []string {
 	var out []string
 	ents, _ := os.ReadDir("/proc")
