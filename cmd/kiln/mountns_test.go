@@ -127,12 +127,8 @@ func TestBuildMountsInvisible(t *testing.T) {
 // hostMountsOf lists the lines of this process's (the host's) mountinfo
 // that name a path under root: as mount point, source or overlay option.
 func hostMountsOf(t *testing.T, root string) []string {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
+	for _, line := range mountinfoLines(t) {
 		if strings.Contains(line, root) {
 			out = append(out, line)
 		}

@@ -119,14 +119,19 @@ func sandboxProcesses(t *testing.T, marker string) []string {
 	return out
 }
 
-// mountsUnder lists the host's mounts below dir.
-func mountsUnder(t *testing.T, dir string) []string {
+// mountinfoLines are the lines of this process's (the host's) mountinfo.
+func mountinfoLines(t *testing.T) []string {
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return strings.Split(string(data), "\n")
+}
+
+// mountsUnder lists the host's mounts below dir.
+func mountsUnder(t *testing.T, dir string) []string {
 	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
+	for _, line := range mountinfoLines(t) {
 		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir) {
 			out = append(out, f[4])
 		}
