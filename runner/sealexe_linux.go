@@ -28,9 +28,10 @@ import (
 // /proc/self/exe, which is then the sealed view already: one mount (or one
 // copy) per kiln command, not per sandbox.
 
-// sealedExeLower is an empty directory, the overlay's second lower layer
-// (overlay without an upper directory needs two).
-// (/run/kiln/sealed-exe under root; the user's runtime directory rootless.)
+// sealedExeLower is the empty directory the overlay takes as its second
+// lower layer on kernels that refuse an empty detached tmpfs there
+// (emptyLayer): /run/kiln/sealed-exe under root, the user's runtime
+// directory rootless.
 func sealedExeLower() string { return rootless.RuntimePath("sealed-exe") }
 
 // exeFdMin keeps the sealed executable's descriptor above those exec.Cmd
@@ -96,8 +97,7 @@ func isSealedExe(p string) (bool, error) {
 }
 
 // sealedOverlayExe opens the binary through a new overlay mount that is
-// attached nowhere, with its directory and an empty one as the only
-// (read-only) layers, and returns an O_PATH descriptor of it.
+// attached nowhere (see sealedOverlay).
 func sealedOverlayExe() (int, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
@@ -106,32 +106,79 @@ func sealedOverlayExe() (int, error) {
 	if strings.HasSuffix(exe, " (deleted)") {
 		return -1, errors.New("the binary was deleted")
 	}
+	return sealedOverlay(filepath.Dir(exe), filepath.Base(exe))
+}
+
+// sealedOverlay opens dir/name through a new overlay mount that is attached
+// nowhere, with dir and an empty directory as its only (read-only) layers,
+// and returns an O_PATH descriptor of it. Overlay without an upper directory
+// needs two layers, and refuses layers of one file system where one holds
+// the other (ELOOP): the empty one is an empty tmpfs of its own, attached
+// nowhere either, so that it never overlaps dir (a binary in / or in a
+// directory holding the runtime directory, which sealedExeLower would
+// overlap; rootless kiln then fell back to copying itself, ~30 ms a
+// command). Kernels that take no detached mount as a layer get
+// sealedExeLower.
+func sealedOverlay(dir, name string) (int, error) {
+	esc := strings.NewReplacer(`\`, `\\`, `:`, `\:`)
+	// dir on top: nothing in the empty layer hides its files.
+	top := esc.Replace(dir)
+	if empty, err := emptyLayer(); err == nil {
+		fd, err := overlayOpen(top+":/proc/self/fd/"+strconv.Itoa(empty), name)
+		unix.Close(empty) // the overlay holds the tmpfs now
+		if err == nil {
+			return fd, nil
+		}
+	}
 	if err := os.MkdirAll(sealedExeLower(), 0o700); err != nil {
 		return -1, err
 	}
+	return overlayOpen(top+":"+esc.Replace(sealedExeLower()), name)
+}
+
+// emptyLayer is a read-only empty tmpfs mounted nowhere, as a descriptor.
+func emptyLayer() (int, error) {
+	ctx, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("fsopen tmpfs: %w", err)
+	}
+	defer unix.Close(ctx)
+	if err := unix.FsconfigSetString(ctx, "size", "4k"); err != nil {
+		return -1, fmt.Errorf("tmpfs size=4k: %w", err)
+	}
+	if err := unix.FsconfigCreate(ctx); err != nil {
+		return -1, fmt.Errorf("create tmpfs: %w", err)
+	}
+	mnt, err := unix.Fsmount(ctx, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("fsmount tmpfs: %w", err)
+	}
+	return mnt, nil
+}
+
+// overlayOpen mounts a read-only overlay of the layers lower (lowerdir's
+// syntax) nowhere and opens name in it (O_PATH).
+func overlayOpen(lower, name string) (int, error) {
 	ctx, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return -1, fmt.Errorf("fsopen overlay: %w", err)
 	}
 	defer unix.Close(ctx)
-	esc := strings.NewReplacer(`\`, `\\`, `:`, `\:`)
-	// The binary's directory on top: nothing in the empty one hides it.
-	lower := esc.Replace(filepath.Dir(exe)) + ":" + esc.Replace(sealedExeLower())
 	if err := unix.FsconfigSetString(ctx, "lowerdir", lower); err != nil {
 		return -1, fmt.Errorf("overlay lowerdir=%s: %w", lower, err)
 	}
 	_ = unix.FsconfigSetString(ctx, "xino", "off") // not needed; avoids a kernel warning
 	if err := unix.FsconfigCreate(ctx); err != nil {
-		return -1, fmt.Errorf("create overlay: %w", err)
+		return -1, fmt.Errorf("create overlay lowerdir=%s: %w", lower, err)
 	}
 	mnt, err := unix.Fsmount(ctx, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOSUID)
 	if err != nil {
 		return -1, fmt.Errorf("fsmount overlay: %w", err)
 	}
 	defer unix.Close(mnt)
-	fd, err := unix.Openat(mnt, filepath.Base(exe), unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := unix.Openat(mnt, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, fmt.Errorf("open %s in the sealed overlay: %w", filepath.Base(exe), err)
+		return -1, fmt.Errorf("open %s in the sealed overlay: %w", name, err)
 	}
 	return fd, nil
 }
