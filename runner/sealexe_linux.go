@@ -117,8 +117,8 @@ func sealedOverlayExe() (int, error) {
 // nowhere either, so that it never overlaps dir (a binary in / or in a
 // directory holding the runtime directory, which sealedExeLower would
 // overlap; rootless kiln then fell back to copying itself, ~30 ms a
-// command). Kernels that take no detached mount as a layer get
-// sealedExeLower.
+// command). Kernels before 6.15, which take no detached mount as a layer
+// ("failed to clone lowerpath"), get sealedExeLower.
 func sealedOverlay(dir, name string) (int, error) {
 	esc := strings.NewReplacer(`\`, `\\`, `:`, `\:`)
 	// dir on top: nothing in the empty layer hides its files.
