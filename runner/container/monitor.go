@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/debug"
-	"strings"
+		"strings"
 	"syscall"
 	"time"
 
@@ -42,7 +41,7 @@ func IsMonitor() bool {
 // Monitor runs the container (or the exec) named by the arguments (store
 // root, ID, attach flags) until it exits for good, then exits the process.
 func Monitor() {
-	debug.SetGCPercent(20)
+	startupGC()
 	if len(os.Args) != 4 {
 		fmt.Fprintln(os.Stderr, os.Args[0]+": bad arguments")
 		os.Exit(2)
@@ -106,6 +105,7 @@ func monitor(root, id, flags string) error {
 		if err != nil || !m.restart(code) {
 			break
 		}
+		steadyGC() // a restarting container's monitor lives on
 		c.State.RestartCount++
 		c.State.Status, c.State.Restarting = "restarting", true
 		_ = c.saveState()
@@ -220,8 +220,9 @@ func (m *monitorState) runOnce() (int, error) {
 	m.send(monitorMsg{Pid: p.Pid})
 	c.logEvent("start", nil)
 	health := m.startHealth()
-	shed()
+	stopShed := shedLater()
 	code, werr := p.Wait()
+	stopShed()
 	health.finish()
 	st.wait()
 	if werr != nil {
