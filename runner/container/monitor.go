@@ -50,7 +50,21 @@ func Monitor() {
 	if os.Args[0] == execArg0 {
 		run = execMonitor
 	}
-	if err := run(os.Args[1], os.Args[2], os.Args[3]); err != nil {
+	id := os.Args[2]
+	if id == standbyID && os.Args[0] == monitorArg0 {
+		var ok bool
+		var err error
+		if id, ok, err = awaitContainer(os.Args[1]); !ok {
+			if err != nil {
+				m := &monitorState{status: os.NewFile(statusFd, "status")}
+				m.send(monitorMsg{Error: err.Error(), ExitCode: ptr(125)})
+				fmt.Fprintln(os.Stderr, os.Args[0]+":", err)
+				os.Exit(1)
+			}
+			os.Exit(0)
+		}
+	}
+	if err := run(os.Args[1], id, os.Args[3]); err != nil {
 		fmt.Fprintln(os.Stderr, os.Args[0]+":", err)
 		os.Exit(1)
 	}
