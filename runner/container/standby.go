@@ -30,7 +30,7 @@ const standbyID = "-"
 type Standby struct {
 	r        *Running
 	root     string
-	ctl      *os.File   // the write end of its stdin
+	ctl      *os.File // the write end of its stdin
 	attached bool
 	stdin    bool
 }
