@@ -136,6 +136,19 @@ func (s Security) Resolve() (*Confinement, error) {
 	return c, nil
 }
 
+// Check reports what Resolve would, without compiling the built-in default
+// profile (it compiles for every capability set: the seccomp tests hold it
+// to that): a container's creation checks its options this way, and its
+// monitor compiles the filter when it starts it.
+func (s Security) Check() error {
+	if s.Privileged || s.SeccompUnconfined || s.SeccompProfile == nil {
+		_, err := s.Capabilities()
+		return err
+	}
+	_, err := s.Resolve()
+	return err
+}
+
 // Privileged reports whether the confinement is --privileged's.
 func (c *Confinement) Privileged() bool { return c.privileged }
 
