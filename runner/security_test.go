@@ -1,6 +1,11 @@
 package runner
 
-import "testing"
+import (
+	"slices"
+	"testing"
+
+	"github.com/kiln-build/kiln/runner/seccomp"
+)
 
 // Check skips compiling the built-in default profile, so the default must
 // compile for every capability set a container can have: none, docker's,
@@ -39,5 +44,28 @@ func TestSecurityCheckAgreesWithResolve(t *testing.T) {
 	}
 	if failed != 4 {
 		t.Errorf("%d of the options failed the check, want 4", failed)
+	}
+}
+
+// The default filter compiled once (and ahead, by WarmSeccomp) is the one
+// compiling gives, whatever the order of the capabilities, and a copy.
+func TestDefaultFilterMemo(t *testing.T) {
+	WarmSeccomp()
+	caps := slices.Clone(DefaultCapabilities)
+	slices.Reverse(caps)
+	got, err := seccompFilter(nil, caps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := seccomp.Compile(seccomp.Default(), DefaultCapabilities)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Flags != want.Flags || !slices.Equal(got.Program, want.Program) {
+		t.Fatalf("memoized default filter differs from a fresh compilation (%d vs %d instructions)", len(got.Program), len(want.Program))
+	}
+	got.Program[0].K++
+	if again, _ := seccompFilter(nil, DefaultCapabilities); !slices.Equal(again.Program, want.Program) {
+		t.Fatal("a caller's change reached the memoized filter")
 	}
 }

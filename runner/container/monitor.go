@@ -52,6 +52,7 @@ func Monitor() {
 	}
 	id := os.Args[2]
 	if id == standbyID && os.Args[0] == monitorArg0 {
+		runner.WarmSeccomp() // while the container is made
 		var ok bool
 		var err error
 		if id, ok, err = awaitContainer(os.Args[1]); !ok {
