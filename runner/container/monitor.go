@@ -46,13 +46,16 @@ func Monitor() {
 		fmt.Fprintln(os.Stderr, os.Args[0]+": bad arguments")
 		os.Exit(2)
 	}
-	run := monitor
+	run := func(root, id, flags string) error { return monitor(root, id, flags, nil) }
 	if os.Args[0] == execArg0 {
 		run = execMonitor
 	}
 	id := os.Args[2]
 	if id == standbyID && os.Args[0] == monitorArg0 {
-		runner.WarmSeccomp() // while the container is made
+		// While the container is made: what most containers need.
+		runner.WarmSeccomp()
+		netns := premakeNetns()
+		run = func(root, id, flags string) error { return monitor(root, id, flags, netns) }
 		var ok bool
 		var err error
 		if id, ok, err = awaitContainer(os.Args[1]); !ok {
@@ -79,15 +82,18 @@ type monitorState struct {
 	hub    *hub // attached clients
 	logw   *logWriter
 	net    netSandbox // network.go
+	netns  *premadeNetns
 }
 
-func monitor(root, id, flags string) error {
+// monitor runs container id of the store at root; netns, when not nil, is
+// a network namespace made ahead for it.
+func monitor(root, id, flags string, netns *premadeNetns) error {
 	s := NewStore(root)
 	c, err := s.load(id)
 	if err != nil {
 		return err
 	}
-	m := &monitorState{s: s, c: c, status: os.NewFile(statusFd, "status"), hub: newHub()}
+	m := &monitorState{s: s, c: c, status: os.NewFile(statusFd, "status"), hub: newHub(), netns: netns}
 	if strings.Contains(flags, "a") {
 		// The client that started the container, attached from the start.
 		// Added before the process starts: its first output reaches the
@@ -110,6 +116,7 @@ func monitor(root, id, flags string) error {
 	start, _ := procStart(os.Getpid())
 	c.State.MonitorPid, c.State.MonitorStart = os.Getpid(), start
 	netErr := m.setupNetwork()
+	m.netns.drop() // when the container did not want it
 	if netErr != nil {
 		_, _ = m.failed(125, netErr)
 	}

@@ -266,7 +266,7 @@ func (m *monitorState) setupNetwork() (err error) {
 			return fmt.Errorf("driver failed programming external connectivity on endpoint %s (%s): %w", c.Name, c.ShortID(), err)
 		}
 	}
-	if m.net.ns, err = network.NewNamespace(); err != nil {
+	if m.net.ns, err = m.netns.take(); err != nil {
 		return err
 	}
 	m.net.unattached = true

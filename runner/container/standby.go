@@ -14,6 +14,7 @@ import (
 
 	"github.com/kiln-build/kiln/internal/rootless"
 	"github.com/kiln-build/kiln/runner"
+	"github.com/kiln-build/kiln/runner/network"
 )
 
 // standbyID stands for the container's ID in the arguments of a monitor
@@ -164,4 +165,49 @@ func validID(id string) bool {
 		}
 	}
 	return true
+}
+
+// premadeNetns is a network namespace a standby monitor makes while it
+// waits for its container: most containers have one of their own.
+type premadeNetns struct {
+	ch   chan *os.File // the namespace, nil when making it failed
+	f    *os.File
+	done bool // f came from ch
+}
+
+func premakeNetns() *premadeNetns {
+	p := &premadeNetns{ch: make(chan *os.File, 1)}
+	go func() {
+		f, _ := network.NewNamespace() // on failure, take makes one and says why
+		p.ch <- f
+	}()
+	return p
+}
+
+func (p *premadeNetns) get() *os.File {
+	if !p.done {
+		p.f, p.done = <-p.ch, true
+	}
+	return p.f
+}
+
+// take returns the premade namespace, or a new one when there is none.
+func (p *premadeNetns) take() (*os.File, error) {
+	if p != nil {
+		if f := p.get(); f != nil {
+			p.f = nil
+			return f, nil
+		}
+	}
+	return network.NewNamespace()
+}
+
+// drop closes the premade namespace when nothing took it.
+func (p *premadeNetns) drop() {
+	if p != nil {
+		if f := p.get(); f != nil {
+			f.Close()
+			p.f = nil
+		}
+	}
 }
