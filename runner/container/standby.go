@@ -117,14 +117,7 @@ func (s *Store) StartStandby(sb *Standby, c *Container, a *Attach) (*Running, er
 		}
 		return nil, fmt.Errorf("start container %s: %w", c.ShortID(), err)
 	}
-	r.autoRemove = c.HostConfig.AutoRemove
-	r.refresh = func() (int, error) {
-		if err := c.Refresh(); err != nil {
-			return -1, err
-		}
-		return c.State.ExitCode, nil
-	}
-	return r, nil
+	return r.of(c), nil
 }
 
 // awaitContainer is a standby monitor's wait for its container: the ID on

@@ -56,6 +56,12 @@ func (s *Store) Start(c *Container, a *Attach) (*Running, error) {
 	if err != nil {
 		return nil, err
 	}
+	return r.of(c), nil
+}
+
+// of makes r, a started container's, wait as c asks and fall back on its
+// state.
+func (r *Running) of(c *Container) *Running {
 	r.autoRemove = c.HostConfig.AutoRemove
 	r.refresh = func() (int, error) {
 		if err := c.Refresh(); err != nil {
@@ -63,7 +69,7 @@ func (s *Store) Start(c *Container, a *Attach) (*Running, error) {
 		}
 		return c.State.ExitCode, nil
 	}
-	return r, nil
+	return r
 }
 
 // startable checks that c can start, and forgets a stop asked of its
