@@ -135,6 +135,9 @@ func start(ctx context.Context, spec *Spec) (*Process, int, error) {
 			break
 		}
 	}
+	if joinErr == nil && spec.Joined != nil {
+		joinErr = spec.Joined(p.Pid)
+	}
 	if joinErr == nil {
 		// A write error means the init died early; Wait tells why.
 		_ = json.NewEncoder(cfgW).Encode(cfg)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/kiln-build/kiln/runner/seccomp"
 )
@@ -136,6 +137,19 @@ func (s Security) Resolve() (*Confinement, error) {
 	return c, nil
 }
 
+// Check reports what Resolve would, without compiling the built-in default
+// profile (it compiles for every capability set: the seccomp tests hold it
+// to that): a container's creation checks its options this way, and its
+// monitor compiles the filter when it starts it.
+func (s Security) Check() error {
+	if s.Privileged || s.SeccompUnconfined || s.SeccompProfile == nil {
+		_, err := s.Capabilities()
+		return err
+	}
+	_, err := s.Resolve()
+	return err
+}
+
 // Privileged reports whether the confinement is --privileged's.
 func (c *Confinement) Privileged() bool { return c.privileged }
 
@@ -161,6 +175,13 @@ func (c *Confinement) ConfineExec(spec *ExecSpec) {
 // seccompFilter compiles a profile in Docker's JSON format (nil: Docker's
 // default) for a process with the capabilities caps.
 func seccompFilter(profile []byte, caps []string) (*seccomp.Filter, error) {
+	if profile == nil && sameSet(caps, DefaultCapabilities) {
+		f, err := defaultFilter()
+		if err != nil {
+			return nil, err
+		}
+		return &seccomp.Filter{Flags: f.Flags, Program: slices.Clone(f.Program)}, nil
+	}
 	p := seccomp.Default()
 	if profile != nil {
 		var err error
@@ -173,6 +194,31 @@ func seccompFilter(profile []byte, caps []string) (*seccomp.Filter, error) {
 		return nil, err
 	}
 	return &f, nil
+}
+
+// defaultFilter is the built-in default profile compiled for
+// DefaultCapabilities, the filter of most containers: compiled once per
+// process (a pure function of the two and of the kernel), and ahead of need
+// by WarmSeccomp.
+var defaultFilter = sync.OnceValues(func() (seccomp.Filter, error) {
+	return seccomp.Compile(seccomp.Default(), DefaultCapabilities)
+})
+
+// WarmSeccomp compiles the default filter in the background: for a process
+// that waits before it knows its sandbox (a container's monitor started
+// ahead of its container), so that the compilation is not on the start's
+// critical path.
+func WarmSeccomp() { go func() { _, _ = defaultFilter() }() }
+
+// sameSet reports whether a and b hold the same strings.
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
 
 // InlineSecurityOpt turns seccomp=FILE into seccomp=<the file's JSON>, as

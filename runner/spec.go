@@ -68,6 +68,13 @@ type Spec struct {
 	ShmSize    int64             // bytes of the /dev/shm tmpfs; 0 is DefaultShmSize
 	Sysctls    map[string]string // written to the sandbox's /proc/sys (see ValidateSysctl for which a container may set)
 	Hooks      *Hooks            // OCI lifecycle hooks (hooks_linux.go)
+	// Joined, when not nil, runs once the init lives in the sandbox's
+	// namespaces and cgroups, before it gets its configuration (so before
+	// it mounts anything or runs the command): work that must be done
+	// before the command runs but needs no more than the namespaces (the
+	// network namespace's endpoints) overlaps the init's own start. An
+	// error kills the sandbox and is Start's.
+	Joined func(pid int) error
 	// Populate lists ExtraMounts targets (volumes) whose source, when it is
 	// an empty directory, is first filled with what the rootfs has there,
 	// as docker fills a new volume from the image.

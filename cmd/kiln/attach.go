@@ -94,7 +94,7 @@ func proxySignals(c *container.Container) func() {
 
 // runAttached starts c with kiln's stdio attached and exits with its exit
 // code; the detach keys leave it running (and kiln exits 0, as docker run).
-func runAttached(cs *container.Store, c *container.Container, interactive, tty bool, detachKeys string) error {
+func runAttached(cs *container.Store, c *container.Container, sb *container.Standby, interactive, tty bool, detachKeys string) error {
 	client, err := newClientSide(tty, interactive, detachKeys)
 	if err != nil {
 		return exitWith(125, err)
@@ -104,7 +104,7 @@ func runAttached(cs *container.Store, c *container.Container, interactive, tty b
 	if !tty {
 		defer proxySignals(c)()
 	}
-	r, err := cs.Start(c, client.attach)
+	r, err := cs.StartStandby(sb, c, client.attach)
 	if err != nil {
 		client.restore()
 		return startFailed(err)

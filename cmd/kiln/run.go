@@ -266,12 +266,19 @@ func newRunCommand(g *globals) *cobra.Command {
 				return errNotATerminal // before anything is created, as docker
 			}
 			f.detach = detach
+			// The container's monitor starts now, its own start-up beside
+			// the container's creation; it waits for the container.
+			var sb *container.Standby
+			if !f.tty {
+				sb, _ = container.NewStore(storeRoot(g)).NewStandby(!detach, f.interactive)
+				defer sb.Close()
+			}
 			cs, c, err := f.create(cmd, g, args[0], args[1:])
 			if err != nil {
 				return exitWith(125, err)
 			}
 			if detach {
-				r, err := cs.Start(c, nil)
+				r, err := cs.StartStandby(sb, c, nil)
 				if err != nil {
 					return startFailed(err)
 				}
@@ -279,7 +286,7 @@ func newRunCommand(g *globals) *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), c.ID)
 				return nil
 			}
-			return runAttached(cs, c, f.interactive, f.tty, detachKeys)
+			return runAttached(cs, c, sb, f.interactive, f.tty, detachKeys)
 		},
 	}
 	cmd.Flags().SetInterspersed(false)
@@ -322,7 +329,7 @@ func newStartCommand(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return runAttached(cs, c, interactive, c.Config.Config.Tty, detachKeys)
+				return runAttached(cs, c, nil, interactive, c.Config.Config.Tty, detachKeys)
 			}
 			if len(args) == 1 {
 				c, err := cs.Get(args[0])

@@ -66,7 +66,7 @@ func NewConfig(o CreateOptions) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	if _, err := sec.Resolve(); err != nil {
+	if err := sec.Check(); err != nil {
 		return Config{}, err
 	}
 	env := mergeEnv(ic.Env, o.Env)

@@ -120,8 +120,9 @@ func execMonitor(root, id, flags string) error {
 		m.hub.setProcess(in, true, p.Pty)
 	}
 	m.send(monitorMsg{Pid: p.Pid})
-	shed()
+	stopShed := shedLater()
 	code, werr := p.Wait()
+	stopShed()
 	if o.Tty {
 		// Once the process is gone its terminal only has what is left to
 		// read: do not wait long for others that hold it open.

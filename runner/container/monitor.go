@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -42,16 +41,34 @@ func IsMonitor() bool {
 // Monitor runs the container (or the exec) named by the arguments (store
 // root, ID, attach flags) until it exits for good, then exits the process.
 func Monitor() {
-	debug.SetGCPercent(20)
+	startupGC()
 	if len(os.Args) != 4 {
 		fmt.Fprintln(os.Stderr, os.Args[0]+": bad arguments")
 		os.Exit(2)
 	}
-	run := monitor
+	run := func(root, id, flags string) error { return monitor(root, id, flags, nil) }
 	if os.Args[0] == execArg0 {
 		run = execMonitor
 	}
-	if err := run(os.Args[1], os.Args[2], os.Args[3]); err != nil {
+	id := os.Args[2]
+	if id == standbyID && os.Args[0] == monitorArg0 {
+		// While the container is made: what most containers need.
+		runner.WarmSeccomp()
+		netns := premakeNetns()
+		run = func(root, id, flags string) error { return monitor(root, id, flags, netns) }
+		var ok bool
+		var err error
+		if id, ok, err = awaitContainer(os.Args[1]); !ok {
+			if err != nil {
+				m := &monitorState{status: os.NewFile(statusFd, "status")}
+				m.send(monitorMsg{Error: err.Error(), ExitCode: ptr(125)})
+				fmt.Fprintln(os.Stderr, os.Args[0]+":", err)
+				os.Exit(1)
+			}
+			os.Exit(0)
+		}
+	}
+	if err := run(os.Args[1], id, os.Args[3]); err != nil {
 		fmt.Fprintln(os.Stderr, os.Args[0]+":", err)
 		os.Exit(1)
 	}
@@ -65,15 +82,18 @@ type monitorState struct {
 	hub    *hub // attached clients
 	logw   *logWriter
 	net    netSandbox // network.go
+	netns  *premadeNetns
 }
 
-func monitor(root, id, flags string) error {
+// monitor runs container id of the store at root; netns, when not nil, is
+// a network namespace made ahead for it.
+func monitor(root, id, flags string, netns *premadeNetns) error {
 	s := NewStore(root)
 	c, err := s.load(id)
 	if err != nil {
 		return err
 	}
-	m := &monitorState{s: s, c: c, status: os.NewFile(statusFd, "status"), hub: newHub()}
+	m := &monitorState{s: s, c: c, status: os.NewFile(statusFd, "status"), hub: newHub(), netns: netns}
 	if strings.Contains(flags, "a") {
 		// The client that started the container, attached from the start.
 		// Added before the process starts: its first output reaches the
@@ -96,6 +116,7 @@ func monitor(root, id, flags string) error {
 	start, _ := procStart(os.Getpid())
 	c.State.MonitorPid, c.State.MonitorStart = os.Getpid(), start
 	netErr := m.setupNetwork()
+	m.netns.drop() // when the container did not want it
 	if netErr != nil {
 		_, _ = m.failed(125, netErr)
 	}
@@ -106,6 +127,7 @@ func monitor(root, id, flags string) error {
 		if err != nil || !m.restart(code) {
 			break
 		}
+		steadyGC() // a restarting container's monitor lives on
 		c.State.RestartCount++
 		c.State.Status, c.State.Restarting = "restarting", true
 		_ = c.saveState()
@@ -220,8 +242,9 @@ func (m *monitorState) runOnce() (int, error) {
 	m.send(monitorMsg{Pid: p.Pid})
 	c.logEvent("start", nil)
 	health := m.startHealth()
-	shed()
+	stopShed := shedLater()
 	code, werr := p.Wait()
+	stopShed()
 	health.finish()
 	st.wait()
 	if werr != nil {

@@ -221,11 +221,15 @@ type netSandbox struct {
 	store *network.Store
 	ns    *os.File // the network namespace (nil: host or none)
 	proxy *network.Proxy
+	// unattached: the namespace is made but not yet attached to its
+	// networks (attachNetwork does it as the first run's sandbox starts).
+	unattached bool
 }
 
 // setupNetwork makes the container's network before its first run: the
 // published ports are bound first (a taken one fails the start before
-// anything else is made), then the namespace is attached to its networks.
+// anything else is made), then the namespace, which attachNetwork attaches
+// to its networks while the first sandbox starts in it.
 func (m *monitorState) setupNetwork() (err error) {
 	c := m.c
 	mode := c.HostConfig.NetworkMode
@@ -262,9 +266,24 @@ func (m *monitorState) setupNetwork() (err error) {
 			return fmt.Errorf("driver failed programming external connectivity on endpoint %s (%s): %w", c.Name, c.ShortID(), err)
 		}
 	}
-	if m.net.ns, err = network.NewNamespace(); err != nil {
+	if m.net.ns, err = m.netns.take(); err != nil {
 		return err
 	}
+	m.net.unattached = true
+	return nil
+}
+
+// attachNetwork attaches the namespace setupNetwork made to the container's
+// networks, once: the veth pairs, addresses, routes and names, and the
+// published ports' proxies. It runs while the first sandbox's init starts
+// (runner.Spec.Joined), and before the init mounts /etc/hosts or runs the
+// command; on failure the start fails and the monitor tears it all down.
+func (m *monitorState) attachNetwork(int) error {
+	if !m.net.unattached {
+		return nil
+	}
+	m.net.unattached = false
+	c, store := m.c, m.net.store
 	att, err := c.Attachments()
 	if err != nil {
 		return err
@@ -296,6 +315,7 @@ func (m *monitorState) applyNetwork(spec *runner.Spec) {
 	spec.Network = network.NoneNetwork
 	if m.net.ns != nil {
 		spec.NetNS = m.net.ns
+		spec.Joined = m.attachNetwork
 	} else if m.c.HostConfig.NetworkMode == network.HostNetwork {
 		spec.Network = network.HostNetwork
 	}

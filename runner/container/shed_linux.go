@@ -1,10 +1,12 @@
 package container
 
 import (
+	"math"
 	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,6 +18,7 @@ import (
 // it faults in. They stay in the page cache, shared with every other
 // process, and come back on use.
 func shed() {
+	steadyGC()
 	debug.FreeOSMemory()
 	smaps, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
@@ -57,4 +60,35 @@ func cleanFileMappings(smaps string) [][2]uint64 {
 		}
 	}
 	return out
+}
+
+// A monitor starts with its collector off: start-up allocates a few
+// megabytes once, and a collection then (at the 20% a waiting monitor
+// keeps) only delays the start on a monitor that has one processor. The
+// heap stays bounded by startupMemoryLimit all the same: the collector
+// runs when it nears it.
+const startupMemoryLimit = 32 << 20
+
+// shedDelay is how long a process runs before its monitor sheds: a short
+// one (`run --rm IMAGE true`) is gone before, and its monitor never pays
+// for a collection and a walk of its mappings between start and exit.
+const shedDelay = time.Second
+
+// startupGC turns a monitor's collector off for its start-up.
+func startupGC() {
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(startupMemoryLimit)
+}
+
+// steadyGC is the collector of a monitor that waits: a small heap.
+func steadyGC() {
+	debug.SetGCPercent(20)
+	debug.SetMemoryLimit(math.MaxInt64)
+}
+
+// shedLater sheds once the process has run for shedDelay, unless the
+// returned stop is called first (when it exited).
+func shedLater() (stop func()) {
+	t := time.AfterFunc(shedDelay, shed)
+	return func() { t.Stop() }
 }

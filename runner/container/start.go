@@ -42,13 +42,9 @@ func (e *StartError) Error() string { return e.Msg }
 // monitor is in a session of its own and holds none of the caller's
 // descriptors.
 func (s *Store) Start(c *Container, a *Attach) (*Running, error) {
-	if err := c.Refresh(); err != nil {
+	if err := s.startable(c); err != nil {
 		return nil, err
 	}
-	if c.State.Running || c.State.Restarting {
-		return nil, fmt.Errorf("container %s: %w", c.ShortID(), ErrRunning)
-	}
-	os.Remove(filepath.Join(c.Dir, "stopping"))
 	var env []string
 	if a != nil && a.Rows > 0 {
 		env = append(env, fmt.Sprintf("%s=%d %d", winsizeEnv, a.Rows, a.Cols))
@@ -60,6 +56,12 @@ func (s *Store) Start(c *Container, a *Attach) (*Running, error) {
 	if err != nil {
 		return nil, err
 	}
+	return r.of(c), nil
+}
+
+// of makes r, a started container's, wait as c asks and fall back on its
+// state.
+func (r *Running) of(c *Container) *Running {
 	r.autoRemove = c.HostConfig.AutoRemove
 	r.refresh = func() (int, error) {
 		if err := c.Refresh(); err != nil {
@@ -67,7 +69,33 @@ func (s *Store) Start(c *Container, a *Attach) (*Running, error) {
 		}
 		return c.State.ExitCode, nil
 	}
-	return r, nil
+	return r
+}
+
+// startable checks that c can start, and forgets a stop asked of its
+// last run.
+func (s *Store) startable(c *Container) error {
+	if err := c.Refresh(); err != nil {
+		return err
+	}
+	if c.State.Running || c.State.Restarting {
+		return fmt.Errorf("container %s: %w", c.ShortID(), ErrRunning)
+	}
+	os.Remove(filepath.Join(c.Dir, "stopping"))
+	return nil
+}
+
+// monitorFlags are a monitor's attach flags: "-", with a "-a", with its
+// stdin "-ai".
+func monitorFlags(a *Attach) string {
+	flags := "-"
+	if a != nil {
+		flags += "a"
+		if a.Stdin != nil {
+			flags += "i"
+		}
+	}
+	return flags
 }
 
 // monitorCmd is what differs between the monitors spawnMonitor starts.
@@ -88,13 +116,6 @@ func spawnMonitor(c *Container, mc monitorCmd, a *Attach) (*Running, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", mc.op, err)
 	}
-	flags := "-"
-	if a != nil {
-		flags += "a"
-		if a.Stdin != nil {
-			flags += "i"
-		}
-	}
 	logf, err := os.OpenFile(filepath.Join(c.Dir, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		r.abort(files)
@@ -109,7 +130,7 @@ func spawnMonitor(c *Container, mc monitorCmd, a *Attach) (*Running, error) {
 		r.abort(files)
 		return nil, fmt.Errorf("%s: %w", mc.op, err)
 	}
-	cmd := exec.Command(exe, mc.root, c.ID, flags)
+	cmd := exec.Command(exe, mc.root, c.ID, monitorFlags(a))
 	cmd.Args[0] = mc.arg0
 	cmd.Env = append(append([]string{"GOMAXPROCS=1"}, rootless.Environ()...), mc.env...)
 	if err := r.startMonitor(cmd, logf, files); err != nil {
@@ -157,7 +178,18 @@ func (r *Running) abort(monitorFiles []*os.File) {
 // startMonitor starts cmd, a monitor, in a session of its own with files
 // as its descriptors 3 and on, and waits for its first message.
 func (r *Running) startMonitor(cmd *exec.Cmd, logf *os.File, files []*os.File) error {
-	cmd.Stderr = logf
+	if err := r.spawn(cmd, logf, files); err != nil {
+		return err
+	}
+	return r.awaitStart(logf.Name())
+}
+
+// spawn starts cmd, a monitor, in a session of its own with files as its
+// descriptors 3 and on (closed here) and logf as its stderr.
+func (r *Running) spawn(cmd *exec.Cmd, logf *os.File, files []*os.File) error {
+	if logf != nil {
+		cmd.Stderr = logf
+	}
 	cmd.ExtraFiles = files
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err := cmd.Start()
@@ -169,10 +201,16 @@ func (r *Running) startMonitor(cmd *exec.Cmd, logf *os.File, files []*os.File) e
 		return fmt.Errorf("start monitor: %w", err)
 	}
 	go cmd.Wait() // reap it if we outlive it
+	return nil
+}
+
+// awaitStart waits for the monitor's first message: the start, or why it
+// failed (a *StartError). logName is its log, for when it died.
+func (r *Running) awaitStart(logName string) error {
 	var msg monitorMsg
 	if err := r.dec.Decode(&msg); err != nil {
 		r.abort(nil)
-		return fmt.Errorf("the monitor died (see %s)", logf.Name())
+		return fmt.Errorf("the monitor died (see %s)", logName)
 	}
 	if msg.Error != "" {
 		r.abort(nil)

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// standbyMonitors are the processes of monitors of e's store still waiting
+// for their container.
+func (e *env) standbyMonitors() []string {
+	var out []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if data, err := os.ReadFile(p); err == nil && strings.HasPrefix(string(data), "kiln-monitor\x00"+e.root+"\x00-\x00") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// `run` starts the container's monitor before it creates the container: a
+// run that fails before its container starts leaves no monitor behind once
+// it exits, and one that starts its container gets the same results as
+// before, attached or not, with stdin or without.
+func TestRunStandbyMonitor(t *testing.T) {
+	e := newContainerEnv(t)
+	for _, args := range [][]string{
+		{"run", "--rm", "--pull", "never", "nosuchimage", "true"},
+		{"run", "-d", "--pull", "never", "nosuchimage", "true"},
+		{"run", "--rm", "--cap-add", "CAP_NOPE", "bb", "true"},
+		{"run", "--rm", "--name", "bad/name", "bb", "true"},
+	} {
+		if r := e.run("", args...); r.code != 125 {
+			t.Errorf("%v: exit %d, want 125\n%s", args, r.code, r.stderr)
+		}
+		if left := e.standbyMonitors(); len(left) > 0 {
+			t.Errorf("%v left standby monitors: %v", args, left)
+		}
+	}
+	if r := e.run("", "run", "--rm", "bb", "sh", "-c", "echo out; echo err >&2; exit 3"); r.code != 3 || r.stdout != "out\n" || r.stderr != "err\n" {
+		t.Errorf("run --rm: %+v", r)
+	}
+	if r := e.run("in\n", "run", "--rm", "-i", "bb", "cat"); r.code != 0 || r.stdout != "in\n" {
+		t.Errorf("run -i: %+v", r)
+	}
+	if r := e.run("", "run", "--rm", "bb", "nosuchcommand"); r.code != 127 {
+		t.Errorf("run of a missing command: %+v", r)
+	}
+	id := strings.TrimSpace(e.kiln("run", "-d", "bb", "sh", "-c", "echo detached"))
+	if got := strings.TrimSpace(e.kiln("wait", id)); got != "0" {
+		t.Errorf("wait: %q", got)
+	}
+	if got := e.kiln("logs", id); got != "detached\n" {
+		t.Errorf("logs of run -d: %q", got)
+	}
+	e.kiln("rm", id)
+	if out := e.kiln("ps", "-aq"); out != "" {
+		t.Errorf("containers left: %q", out)
+	}
+	if left := e.standbyMonitors(); len(left) > 0 {
+		t.Errorf("standby monitors left: %v", left)
+	}
+}
