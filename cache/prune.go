@@ -75,12 +75,17 @@ func (s *Store) PruneBuildCache(ctx context.Context, opts PruneOptions, waiting 
 	return res, err
 }
 
-// gcWait runs GC, waiting for other kiln processes to close the store.
+// gcWait runs GC, waiting for other kiln processes to close the store,
+// and then for the trash to be deleted: the space a prune reports is free
+// when it returns.
 func (s *Store) gcWait(ctx context.Context, waiting func()) (int64, error) {
 	told := false
 	for {
-		freed, err := s.GC(ctx)
+		freed, err := s.gc(ctx)
 		if !errors.Is(err, ErrBusy) {
+			if err == nil {
+				err = WaitTrash(s.root)
+			}
 			return freed, err
 		}
 		if !told && waiting != nil {
