@@ -125,6 +125,10 @@ type DiskUsage struct {
 	UnusedImages                          int
 	CacheRecords, CacheSize               int64
 	CacheReclaimable                      int64
+	// Trash is what no image, cache record or container uses any more
+	// and the deleter has yet to remove (counted in no other figure:
+	// its space is already being given back).
+	Trash int64
 }
 
 // Usage measures the store: images (their layers, each counted once) and the
@@ -187,5 +191,6 @@ func (s *Store) Usage() (DiskUsage, error) {
 		u.CacheSize += n
 		u.CacheReclaimable += n
 	}
+	u.Trash = s.TrashSize()
 	return u, nil
 }

@@ -175,6 +175,9 @@ func TestTrashAndCheck(t *testing.T) {
 	if !rep.Clean() || len(rep.Problems) != 0 {
 		t.Errorf("trash reported as problems: %v", rep.Problems)
 	}
+	if u, err := s.Usage(); err != nil || u.Trash == 0 || u.Trash != s.TrashSize() {
+		t.Errorf("usage with a full trash: %+v, %v", u, err)
+	}
 	release()
 	// A prune returns once the space it freed is free.
 	if _, err := s.PruneBuildCache(context.Background(), PruneOptions{All: true}, nil); err != nil {

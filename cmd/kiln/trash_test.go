@@ -74,3 +74,25 @@ func TestBuildDoesNotWaitForTrash(t *testing.T) {
 		t.Errorf("trash holds %v once its deleter is done", left)
 	}
 }
+
+// TestRootlessTrash: rootless, the duplicates of a --no-cache rebuild
+// (files of several owners of the user's range) are deleted by a deleter
+// that runs as the rootless kiln does, in the user's namespaces.
+func TestRootlessTrash(t *testing.T) {
+	e := newRootlessEnv(t, true)
+	e.importBase("localhost/bb:latest")
+	ctx := multiOwnerContext(t, e.context)
+	build := []string{"build", "-q", "--network", "none", "--no-cache", "--source-date-epoch", "0", "-t", "owners", ctx}
+	want := e.kiln(build...)
+	if got := e.kiln(build...); got != want {
+		t.Fatalf("rebuild gave image %s, first build %s", got, want)
+	}
+	store := filepath.Join(e.u.Home, ".local/share/kiln")
+	lockTrash(t, store)()
+	if left := trashOf(t, store); len(left) != 0 {
+		t.Errorf("trash holds %v once the rootless deleter is done", left)
+	}
+	if out := e.kiln("run", "--rm", "--network", "none", "owners", "sh", "-c", listOwners); out != multiOwnerListing {
+		t.Errorf("owners in the rebuilt image:\n%s", out)
+	}
+}
