@@ -166,7 +166,7 @@ func (s *Store) gc(ctx context.Context) (int64, error) {
 			freed += SpaceOnDisk(s.path("layers", e.Name()))
 			// Out of layers/ in one rename, then deleted in the background:
 			// a kill never leaves a record over a half-removed snapshot.
-			if err := s.moveToTrash(s.path("layers", e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if _, err := s.moveToTrash(s.path("layers", e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return freed, fmt.Errorf("remove layer %s: %w", d, err)
 			}
 		}
@@ -206,7 +206,7 @@ func (s *Store) sweepTmp() (int64, error) {
 			os.Remove(ext)
 		}
 		freed += SpaceOnDisk(p)
-		if err := s.moveToTrash(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if _, err := s.moveToTrash(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return freed, err
 		}
 	}

@@ -56,31 +56,57 @@ const (
 // The caller no longer sees path once Trash returns, whatever the error
 // (which only says that the deleter could not be started: the next one
 // removes it).
+//
+// A small tree (a container that wrote nothing, the layer of one RUN echo)
+// is removed at once from the trash: that is quicker than starting a
+// deleter.
 func (s *Store) Trash(path string) error {
-	if err := s.moveToTrash(path); err != nil {
+	aside, err := s.moveToTrash(path)
+	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		return fmt.Errorf("move %s to the trash: %w", path, err)
 	}
+	if small(aside) && removeAll(aside) == nil {
+		return nil
+	}
 	return s.startDeleter()
 }
 
-// moveToTrash renames path into a fresh directory of the trash. A kill
-// between the two leaves an empty directory there, which is trash too.
-func (s *Store) moveToTrash(path string) error {
+// smallTree is the most entries a tree that Trash removes at once has.
+const smallTree = 64
+
+var errBig = errors.New("big tree")
+
+// small reports whether the tree at path has at most smallTree entries.
+func small(path string) bool {
+	n := 0
+	err := filepath.WalkDir(path, func(_ string, _ fs.DirEntry, err error) error {
+		if n++; err != nil || n > smallTree {
+			return errBig
+		}
+		return nil
+	})
+	return err == nil
+}
+
+// moveToTrash renames path into a fresh directory of the trash, which it
+// returns. A kill between the two leaves an empty directory there, which
+// is trash too.
+func (s *Store) moveToTrash(path string) (string, error) {
 	if _, err := os.Lstat(path); err != nil {
-		return err
+		return "", err
 	}
 	aside, err := os.MkdirTemp(s.path(trashDir), filepath.Base(path)+".")
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := os.Rename(path, filepath.Join(aside, "x")); err != nil {
 		os.Remove(aside)
-		return err
+		return "", err
 	}
-	return nil
+	return aside, nil
 }
 
 // trashEmpty reports whether the trash holds nothing (or is gone).

@@ -148,7 +148,7 @@ func TestDuplicateGoesToTrash(t *testing.T) {
 // waits for its deletion.
 func TestTrashAndCheck(t *testing.T) {
 	s := openTestStore(t)
-	imp := importSame(t, map[string]string{"a": "a"})
+	imp := importSame(t, bigTree(t, 100))
 	l, err := imp(s)
 	if err != nil {
 		t.Fatal(err)
@@ -170,6 +170,16 @@ func TestTrashAndCheck(t *testing.T) {
 	}
 	if n := len(trashEntries(t, s.Root())); n != 2 {
 		t.Fatalf("trash holds %d entries, want the duplicate and the collected layer", n)
+	}
+	// A small tree is removed at once, without a deleter.
+	tiny := importSame(t, map[string]string{"tiny": "t"})
+	for range 2 {
+		if _, err := tiny(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(trashEntries(t, s.Root())); n != 2 {
+		t.Fatalf("trash holds %d entries, want the small duplicate removed at once", n)
 	}
 	rep := check(t, s, CheckOptions{})
 	if !rep.Clean() || len(rep.Problems) != 0 {
