@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/kilntest"
 )
 
 // holdTrashLock takes the trash lock of root as a deleter would, so that
@@ -38,15 +40,7 @@ func waitDeleter(t *testing.T, root string) {
 
 func trashEntries(t *testing.T, root string) []string {
 	t.Helper()
-	ents, err := os.ReadDir(filepath.Join(root, trashDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	return names
+	return kilntest.DirNames(t, filepath.Join(root, trashDir))
 }
 
 // deleterPIDs lists the deleters running for root.

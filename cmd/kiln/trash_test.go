@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/kilntest"
 )
 
 // lockTrash takes the trash lock of the store at root, as its deleter
@@ -26,15 +28,7 @@ func lockTrash(t *testing.T, root string) (unlock func()) {
 
 func trashOf(t *testing.T, root string) []string {
 	t.Helper()
-	ents, err := os.ReadDir(filepath.Join(root, "trash"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	return names
+	return kilntest.DirNames(t, filepath.Join(root, "trash"))
 }
 
 // TestBuildDoesNotWaitForTrash: a --no-cache rebuild makes its layers
