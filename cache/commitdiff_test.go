@@ -9,8 +9,8 @@ import (
 )
 
 // TestCommitDiffTwice: the same tree committed twice gives one layer; the
-// second snapshot, synced and removed in the background, is gone once the
-// store is closed, and the first is intact.
+// second snapshot, never synced, is out of tmp/ (in the trash, removed at
+// once as a small tree) once the store is closed, and the first is intact.
 func TestCommitDiffTwice(t *testing.T) {
 	root := t.TempDir()
 	s, err := Open(root)

@@ -23,10 +23,21 @@ var ErrBusy = errors.New("store in use by another kiln process")
 // GC removes what no image record, build cache record or lease reaches:
 // blobs, layers with their snapshots, and debris left in tmp/ by crashed
 // processes. It is mark and sweep, rooted at the image records, the cache
-// records and the leases in force (it first removes those that have ended). It needs the store to itself: if another
+// records and the leases in force (it first removes those that have ended).
+// What it removes goes to the trash, which a deleter empties in the
+// background (see trash.go). It needs the store to itself: if another
 // process holds it open, GC does nothing and returns ErrBusy. It returns the
 // bytes freed.
 func (s *Store) GC(ctx context.Context) (int64, error) {
+	freed, err := s.gc(ctx)
+	if !trashEmpty(s.root) {
+		err = errors.Join(err, s.startDeleter())
+	}
+	return freed, err
+}
+
+// gc is GC but for the deletion of what it moved to the trash.
+func (s *Store) gc(ctx context.Context) (int64, error) {
 	if err := flock(s.lock, unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return 0, ErrBusy
@@ -153,9 +164,9 @@ func (s *Store) GC(ctx context.Context) (int64, error) {
 		d := digest.NewDigestFromEncoded(digest.SHA256, e.Name())
 		if !layers[d] {
 			freed += SpaceOnDisk(s.path("layers", e.Name()))
-			// Out of layers/ in one rename, then removed: a kill halfway
-			// never leaves a record over a half-removed snapshot.
-			if err := s.moveToTmp(s.path("layers", e.Name()), "gc."); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			// Out of layers/ in one rename, then deleted in the background:
+			// a kill never leaves a record over a half-removed snapshot.
+			if _, err := s.moveToTrash(s.path("layers", e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return freed, fmt.Errorf("remove layer %s: %w", d, err)
 			}
 		}
@@ -177,8 +188,10 @@ func (s *Store) GC(ctx context.Context) (int64, error) {
 	return freed + n, err
 }
 
-// sweepTmp removes everything in tmp/, and the temp files outside the store
-// that notes there name. The caller holds the store exclusively.
+// sweepTmp moves everything in tmp/ to the trash (the caller starts a
+// deleter), and removes the temp files outside the store that notes there
+// name. It returns the space that frees. The caller holds the store
+// exclusively.
 func (s *Store) sweepTmp() (int64, error) {
 	ents, err := os.ReadDir(s.path("tmp"))
 	if err != nil {
@@ -193,7 +206,7 @@ func (s *Store) sweepTmp() (int64, error) {
 			os.Remove(ext)
 		}
 		freed += SpaceOnDisk(p)
-		if err := removeAll(p); err != nil {
+		if _, err := s.moveToTrash(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return freed, err
 		}
 	}

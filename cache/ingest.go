@@ -131,8 +131,9 @@ func (s *Store) ImportDir(ctx context.Context, dir string) (Layer, error) {
 // upperdir or an extracted tree) and commits the snapshot under its diffID.
 // The tar is only hashed here; compressed blobs are made when first needed.
 func (s *Store) CommitDiff(ctx context.Context, sn *Snapshot) (Layer, error) {
-	// Dir is complete: the disk writes it while it is diffed.
-	sn.startSync()
+	// Dir is diffed from the page cache before anything is synced: a
+	// duplicate of an existing layer (a --no-cache re-run) is never made
+	// durable, only a new layer is (Commit).
 	res, err := layer.Write(ctx, io.Discard, sn.Dir, layer.Uncompressed, layer.DiffOptions{})
 	if err != nil {
 		sn.Discard()

@@ -76,10 +76,6 @@ type Snapshot struct {
 	Work string // an overlay workdir on the same filesystem
 	// Mountpoint is an empty directory for mounting the merged tree.
 	Mountpoint string
-	// synced, when set, delivers the result of a filesystem sync started
-	// once Dir was complete (see CommitDiff), which commit then waits for
-	// instead of syncing itself.
-	synced chan error
 	// fsf is tmp, opened when the snapshot is made: syncfs(2) on it reports
 	// any writeback error of the filesystem since then (errseq sampled at
 	// open), so data the disk failed to write while Dir was being filled,
@@ -122,9 +118,10 @@ func (sn *Snapshot) Commit(diffID digest.Digest, size int64, canonical bool, blo
 func (sn *Snapshot) commit(diffID digest.Digest, size int64, canonical bool, blobs ...ocispec.Descriptor) (Layer, error) {
 	defer sn.Discard()
 	if l, err := sn.s.Layer(diffID); err == nil {
-		// The same layer again (a --no-cache rebuild): its copy is removed
-		// while the build goes on, not on the step's time.
-		sn.discardInBackground()
+		// The same layer again (a --no-cache rebuild): its copy, never
+		// synced, goes to the trash (with luck before its dirty pages are
+		// written at all), deleted in the background.
+		sn.Discard()
 		for _, b := range blobs {
 			l, _ = sn.s.addLayerBlob(l, b)
 		}
@@ -154,7 +151,8 @@ func (sn *Snapshot) commit(diffID digest.Digest, size int64, canonical bool, blo
 	f.Close()
 	// The snapshot's files reach the disk before a record points at them:
 	// after a power cut a record never names a snapshot with lost data.
-	if err := sn.sync(); err != nil {
+	// Only a new layer is synced: its diffID, known now, said it is new.
+	if err := syncFS(sn.fsf); err != nil {
 		return Layer{}, fmt.Errorf("commit layer %s: %w", diffID, err)
 	}
 	target := sn.s.layerPath(diffID)
@@ -180,9 +178,9 @@ func (sn *Snapshot) commit(diffID digest.Digest, size int64, canonical bool, blo
 // replaceDebris renames dir to target, where target is a layer directory
 // without a valid record. Processes that meet the same debris take turns
 // (an exclusive flock of layers.lock), so none removes a layer another just
-// committed there. The debris is first moved into tmp/ and removed from
-// there: a kill during the removal leaves garbage GC sweeps, not another
-// half-removed layer directory.
+// committed there. The debris goes to the trash in one rename: a kill
+// during its removal leaves trash, not another half-removed layer
+// directory.
 func (s *Store) replaceDebris(target, dir string) error {
 	lf, err := os.OpenFile(s.path("layers.lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
@@ -195,76 +193,23 @@ func (s *Store) replaceDebris(target, dir string) error {
 	if _, err := os.Stat(filepath.Join(target, "layer.json")); err == nil {
 		return fs.ErrExist // committed meanwhile: the caller reads that record
 	}
-	if err := s.moveToTmp(target, "debris."); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := s.Trash(target); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return os.Rename(dir, target)
 }
 
-// moveToTmp renames path into tmp/ under a fresh name and removes it there.
-func (s *Store) moveToTmp(path, prefix string) error {
-	aside, err := s.TempDir(prefix)
-	if err != nil {
-		return err
-	}
-	dst := filepath.Join(aside, "x")
-	if err := os.Rename(path, dst); err != nil {
-		os.Remove(aside)
-		return err
-	}
-	return removeAll(aside)
-}
-
-// startSync starts syncing the snapshot's filesystem in the background, for
-// a Dir that is complete: the disk writes its data while the caller diffs it.
-func (sn *Snapshot) startSync() {
-	synced, f := make(chan error, 1), sn.fsf
-	sn.synced = synced
-	go func() { synced <- syncFS(f) }()
-}
-
-// sync returns once the snapshot's data is on disk.
-func (sn *Snapshot) sync() error {
-	if sn.synced == nil {
-		return syncFS(sn.fsf)
-	}
-	err := <-sn.synced
-	sn.synced = nil
-	return err
-}
-
-// discardInBackground removes the snapshot in a goroutine that the Store's
-// Close waits for. A process killed meanwhile leaves it in tmp/, which is
-// garbage once its process is gone.
-func (sn *Snapshot) discardInBackground() {
-	if sn.tmp == "" {
-		return
-	}
-	tmp, synced, f := sn.tmp, sn.synced, sn.fsf
-	sn.tmp, sn.synced, sn.fsf = "", nil, nil
-	sn.s.bg.Add(1)
-	go func() {
-		defer sn.s.bg.Done()
-		if synced != nil {
-			<-synced // the sync uses f: let it finish first
-		}
-		f.Close()
-		os.RemoveAll(tmp)
-	}()
-}
-
-// Discard removes the snapshot unless it was committed.
+// Discard removes the snapshot unless it was committed: it goes to the
+// trash, deleted in the background.
 func (sn *Snapshot) Discard() {
-	if sn.synced != nil {
-		<-sn.synced
-		sn.synced = nil
-	}
 	if sn.fsf != nil {
 		sn.fsf.Close()
 		sn.fsf = nil
 	}
 	if sn.tmp != "" {
-		os.RemoveAll(sn.tmp)
+		if err := sn.s.Trash(sn.tmp); err != nil {
+			removeAll(sn.tmp)
+		}
 		sn.tmp = ""
 	}
 }

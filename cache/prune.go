@@ -75,12 +75,17 @@ func (s *Store) PruneBuildCache(ctx context.Context, opts PruneOptions, waiting 
 	return res, err
 }
 
-// gcWait runs GC, waiting for other kiln processes to close the store.
+// gcWait runs GC, waiting for other kiln processes to close the store,
+// and then for the trash to be deleted: the space a prune reports is free
+// when it returns.
 func (s *Store) gcWait(ctx context.Context, waiting func()) (int64, error) {
 	told := false
 	for {
-		freed, err := s.GC(ctx)
+		freed, err := s.gc(ctx)
 		if !errors.Is(err, ErrBusy) {
+			if err == nil {
+				err = WaitTrash(s.root)
+			}
 			return freed, err
 		}
 		if !told && waiting != nil {
@@ -120,6 +125,10 @@ type DiskUsage struct {
 	UnusedImages                          int
 	CacheRecords, CacheSize               int64
 	CacheReclaimable                      int64
+	// Trash is what no image, cache record or container uses any more
+	// and the deleter has yet to remove (counted in no other figure:
+	// its space is already being given back).
+	Trash int64
 }
 
 // Usage measures the store: images (their layers, each counted once) and the
@@ -182,5 +191,6 @@ func (s *Store) Usage() (DiskUsage, error) {
 		u.CacheSize += n
 		u.CacheReclaimable += n
 	}
+	u.Trash = s.TrashSize()
 	return u, nil
 }

@@ -71,7 +71,7 @@ func (c *checker) repair() error {
 		if kept[d] {
 			continue
 		}
-		if err := s.moveToTmp(s.layerPath(d), "repair."); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := s.Trash(s.layerPath(d)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("repair: remove layer %s: %w", d, err)
 		}
 		c.rep.Removed = append(c.rep.Removed, "layer "+d.String())

@@ -15,6 +15,8 @@
 //	statcache/              digests of build context files by stat data, to skip re-reading them
 //	leases/<kind>-<name>.json  what a container or a running build holds (Lease)
 //	tmp/                    work in progress; anything here is garbage once its process is gone
+//	trash/                  what nothing references any more, being deleted in the background (trash.go)
+//	trash.lock              held by the process deleting the trash
 //	    external.*          notes naming temp files a process writes outside the store (kiln save)
 //	layers.lock             taken by processes replacing the debris of a layer directory
 //
@@ -73,8 +75,9 @@ type Store struct {
 	// view: a Leased view of another Store, sharing its lock.
 	view  bool
 	lease *leaseState
-	// bg counts background removals (snapshots discarded because their
-	// layer existed already); Close waits for them. Shared with views.
+	// bg counts the deleters that run in this process (test binaries
+	// that cannot re-execute themselves as one); Close waits for them.
+	// Shared with views.
 	bg *sync.WaitGroup
 }
 
@@ -99,7 +102,7 @@ func OpenWith(root string, o OpenOptions) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", root, err)
 	}
-	for _, d := range []string{"blobs/sha256", "layers", "images", "leases", "tmp"} {
+	for _, d := range []string{"blobs/sha256", "layers", "images", "leases", "tmp", trashDir} {
 		if err := os.MkdirAll(filepath.Join(abs, d), 0o700); err != nil {
 			return nil, fmt.Errorf("open store %s: %w", abs, err)
 		}
@@ -114,6 +117,9 @@ func OpenWith(root string, o OpenOptions) (*Store, error) {
 		// Alone: whatever tmp/ holds is a killed process's.
 		s.sweepTmp()
 		s.sweepLeases()
+		if !trashEmpty(abs) {
+			s.startDeleter() // what a killed deleter left; an error leaves it to the next
+		}
 	}
 	if err := flock(f, unix.LOCK_SH); err != nil {
 		f.Close()

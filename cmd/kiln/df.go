@@ -85,5 +85,8 @@ func systemDfVerbose(w io.Writer, iu cache.ImageUsage, cu container.Usage, bu ca
 		fmt.Fprintf(tw, "%s\t%d\t%s\n", v.Name, cu.VolumeLinks[v.Name], humanSize(cu.VolumeSize[v.Name]))
 	}
 	fmt.Fprintf(tw, "\nBuild cache usage: %s\n", humanSize(bu.CacheSize))
+	if bu.Trash > 0 {
+		fmt.Fprintf(tw, "\nBeing deleted in the background: %s\n", humanSize(bu.Trash))
+	}
 	return tw.Flush()
 }

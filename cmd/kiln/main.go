@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/internal/rootless"
 	"github.com/kiln-build/kiln/runner"
 	"github.com/kiln-build/kiln/runner/container"
@@ -29,6 +30,9 @@ func main() {
 	}
 	if network.IsReaper() {
 		network.Reap()
+	}
+	if cache.IsDeleter() {
+		cache.Delete()
 	}
 	if rootless.IsPause() {
 		rootless.Pause()

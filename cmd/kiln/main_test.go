@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/internal/kilntest"
 	"github.com/kiln-build/kiln/internal/rootless"
 	"github.com/kiln-build/kiln/runner"
@@ -19,11 +20,12 @@ import (
 // the end-to-end tests exercise the real command, its re-executions (mount
 // namespace, sandbox init) included, without a separate build step.
 func TestMain(m *testing.M) {
-	if os.Getenv("KILN_TEST_MAIN") == "1" || runner.IsInit() || container.IsMonitor() || network.IsReaper() || rootless.IsPause() {
+	if os.Getenv("KILN_TEST_MAIN") == "1" || runner.IsInit() || container.IsMonitor() || network.IsReaper() || rootless.IsPause() || cache.IsDeleter() {
 		countStart()
 		main()
 		os.Exit(0)
 	}
+	os.Setenv(cache.DeleterTestEnv, "1") // main() dispatches the deleter
 	code := m.Run()
 	if baseTarCache != "" {
 		os.RemoveAll(filepath.Dir(baseTarCache))
@@ -39,7 +41,15 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	kilntest.RequireRoot(t)
-	return &env{t: t, root: t.TempDir()}
+	e := &env{t: t, root: t.TempDir()}
+	// Before the store goes (cleanups run last first): the deleter of
+	// its trash is done.
+	t.Cleanup(func() {
+		if err := cache.WaitTrash(e.root); err != nil {
+			t.Error(err)
+		}
+	})
+	return e
 }
 
 type result struct {

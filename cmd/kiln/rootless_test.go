@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/internal/kilntest"
 	"github.com/kiln-build/kiln/internal/proc"
 	"github.com/kiln-build/kiln/registry/registrytest"
@@ -32,7 +33,7 @@ func newRootlessEnv(t *testing.T, subIDs bool) *rlEnv {
 	} else {
 		u = kilntest.RootlessUserWithoutSubIDs(t, "")
 	}
-	u.Env = append(u.Env, "KILN_TEST_MAIN=1")
+	u.Env = append(u.Env, "KILN_TEST_MAIN=1", cache.DeleterTestEnv+"=1")
 	return &rlEnv{t: t, u: u}
 }
 

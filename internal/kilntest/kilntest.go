@@ -33,6 +33,21 @@ func NeedTool(t testing.TB, name string) {
 	}
 }
 
+// DirNames lists the names in dir (a store's trash, tmp/), failing t if
+// it cannot be read.
+func DirNames(t testing.TB, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
 // TarEntry is one entry of a test tar. Type 0 is a regular file; Mode 0 is
 // 0644 (0755 for a directory); Mtime is in Unix seconds; Xattrs become
 // SCHILY.xattr. PAX records.

@@ -257,29 +257,36 @@ func (s *Store) Remove(c *Container, force, volumes bool) error {
 }
 
 // removeFiles removes the container's directory and name. The directory
-// is first renamed so that a half-removed container never looks valid.
+// goes to the store's trash in one rename, so that a half-removed
+// container never looks valid, and its files (the writable layer) are
+// deleted in the background.
 func (s *Store) removeFiles(c *Container, volumes bool) error {
 	if volumes {
 		s.removeAnonymousVolumes(c)
 	}
-	dead := filepath.Join(s.containersDir(), ".removing-"+c.ID)
-	if err := os.Rename(c.Dir, dead); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return s.releaseImage(c.ID) // removed meanwhile: its lease may be left
-		}
+	st, err := cache.Open(s.root)
+	if err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ShortID(), err)
+	}
+	defer st.Close()
+	if _, err := os.Lstat(c.Dir); errors.Is(err, fs.ErrNotExist) {
+		// Removed meanwhile: its lease may be left.
+		return st.DeleteLease(cache.KindContainer, c.ID)
+	}
+	var errs []error
+	if err := st.Trash(c.Dir); err != nil {
+		if _, serr := os.Lstat(c.Dir); serr == nil {
+			return fmt.Errorf("remove container %s: %w", c.ShortID(), err)
+		}
+		errs = append(errs, err) // gone, but no deleter started: the next one deletes it
 	}
 	if link, err := os.Readlink(filepath.Join(s.namesDir(), c.Name)); err == nil && link == c.ID {
 		os.Remove(filepath.Join(s.namesDir(), c.Name))
 	}
 	c.logEvent("destroy", nil)
-	var errs []error
-	if err := removeAll(dead); err != nil {
-		errs = append(errs, err)
-	}
 	// No container uses the image any more. A kill before this leaves a
 	// lease without a container: releaseOrphanLeases gives it back.
-	if err := s.releaseImage(c.ID); err != nil {
+	if err := st.DeleteLease(cache.KindContainer, c.ID); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {

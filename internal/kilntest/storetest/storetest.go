@@ -7,13 +7,21 @@ import (
 	"github.com/kiln-build/kiln/cache"
 )
 
-// OpenStore opens a store in a fresh temporary root, closed at cleanup.
+// OpenStore opens a store in a fresh temporary root, closed at cleanup
+// once its trash is deleted.
 func OpenStore(t testing.TB) *cache.Store {
 	t.Helper()
-	s, err := cache.Open(t.TempDir())
+	root := t.TempDir()
+	s, err := cache.Open(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() {
+		s.Close()
+		// The deleter of the trash is done before the root goes.
+		if err := cache.WaitTrash(root); err != nil {
+			t.Error(err)
+		}
+	})
 	return s
 }

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/kilntest"
+)
+
+// lockTrash takes the trash lock of the store at root, as its deleter
+// holds it: while it is held no deleter starts.
+func lockTrash(t *testing.T, root string) (unlock func()) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(root, "trash.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	return func() { f.Close() }
+}
+
+func trashOf(t *testing.T, root string) []string {
+	t.Helper()
+	return kilntest.DirNames(t, filepath.Join(root, "trash"))
+}
+
+// TestBuildDoesNotWaitForTrash: a --no-cache rebuild makes its layers
+// again, finds them in the store and leaves the copies to the trash: the
+// build exits, its image whole, while the trash is still full (its deleter
+// held off by the test holding the deleter's lock), and the next deleter
+// empties it.
+func TestBuildDoesNotWaitForTrash(t *testing.T) {
+	e := newEnv(t)
+	e.importBase("localhost/bb:latest")
+	files := map[string]string{
+		"Dockerfile": "FROM localhost/bb:latest\nCOPY files /files\nRUN echo built > /r\n",
+	}
+	for i := range 500 {
+		files[fmt.Sprintf("files/d%d/f%d", i%10, i)] = fmt.Sprint(i)
+	}
+	ctx := writeContext(t, files)
+	build := []string{"build", "-q", "--no-cache", "--source-date-epoch", "0", "-t", "app", ctx}
+	want := strings.TrimSpace(e.kiln(build...))
+
+	unlock := lockTrash(t, e.root)
+	if got := strings.TrimSpace(e.kiln(build...)); got != want {
+		t.Fatalf("rebuild gave image %s, first build %s", got, want)
+	}
+	// The COPY's duplicate waits; the RUN's, one file, went at once.
+	if n := len(trashOf(t, e.root)); n != 1 {
+		t.Fatalf("trash holds %d entries after the rebuild, want the COPY's duplicate snapshot", n)
+	}
+	if out := e.kiln("run", "--rm", "app", "sh", "-c", "cat /r; ls /files/d3 | wc -l"); strings.Fields(out)[0] != "built" || strings.Fields(out)[1] != "50" {
+		t.Errorf("image of the rebuild: %q", out)
+	}
+	unlock()
+
+	// The next duplicate starts a deleter, which deletes all there is.
+	e.kiln(build...)
+	lockTrash(t, e.root)()
+	if left := trashOf(t, e.root); len(left) != 0 {
+		t.Errorf("trash holds %v once its deleter is done", left)
+	}
+}
+
+// TestRootlessTrash: rootless, the duplicates of a --no-cache rebuild
+// (files of several owners of the user's range) are deleted by a deleter
+// that runs as the rootless kiln does, in the user's namespaces.
+func TestRootlessTrash(t *testing.T) {
+	e := newRootlessEnv(t, true)
+	e.importBase("localhost/bb:latest")
+	ctx := multiOwnerContext(t, e.context)
+	build := []string{"build", "-q", "--network", "none", "--no-cache", "--source-date-epoch", "0", "-t", "owners", ctx}
+	want := e.kiln(build...)
+	if got := e.kiln(build...); got != want {
+		t.Fatalf("rebuild gave image %s, first build %s", got, want)
+	}
+	store := filepath.Join(e.u.Home, ".local/share/kiln")
+	lockTrash(t, store)()
+	if left := trashOf(t, store); len(left) != 0 {
+		t.Errorf("trash holds %v once the rootless deleter is done", left)
+	}
+	if out := e.kiln("run", "--rm", "--network", "none", "owners", "sh", "-c", listOwners); out != multiOwnerListing {
+		t.Errorf("owners in the rebuilt image:\n%s", out)
+	}
+}
