@@ -148,7 +148,7 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) (hit b
 				}
 			}
 			plan := copyPlan{owner: owner, chown: req.chown != "", mode: mode, preserveOwner: srcs.preserveOwner,
-				parents: req.parents, stats: b.statCache(), reuse: b.previousCopy(st, createdBy)}
+				parents: req.parents, stats: b.statCache(), reuse: b.previousCopy(st, createdBy), stream: st.epoch == nil}
 			for _, it := range srcs.items {
 				it, err := placeItem(r, it, dest, destIsDir, req.parents, owner, mode)
 				if err != nil {

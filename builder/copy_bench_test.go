@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/kiln-build/kiln/internal/kilntest/storetest"
+	"github.com/kiln-build/kiln/layer"
 )
 
 // benchContext is a build context directory of dirs×per files of size bytes.
@@ -95,5 +97,60 @@ func BenchmarkCopyPlan(b *testing.B) {
 		r.Close()
 		os.RemoveAll(dst)
 		b.StartTimer()
+	}
+}
+
+// BenchmarkCopyLayer is a cold COPY and its layer's diffID: "streamed"
+// hashes the layer tar while copying and checks the result's headers
+// (layer.StreamDiff), "diffed" reads the result back (layer.Write).
+func BenchmarkCopyLayer(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("COPY gives files to root: needs root")
+	}
+	ctx, total := benchContext(b, 20, 100, 8<<10)
+	src := benchSource(b, ctx)
+	for _, streamed := range []bool{true, false} {
+		b.Run(map[bool]string{true: "streamed", false: "diffed"}[streamed], func(b *testing.B) {
+			b.SetBytes(total)
+			for b.Loop() {
+				b.StopTimer()
+				dst, err := os.MkdirTemp(b.TempDir(), "rootfs")
+				if err != nil {
+					b.Fatal(err)
+				}
+				files, err := walkSource(src)
+				if err != nil {
+					b.Fatal(err)
+				}
+				r, err := openRootfs(dst)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				it, err := placeItem(r, copyItem{src: src, files: files}, "/src", true, false, ids{}, fileMode{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				plan := copyPlan{items: []copyItem{it}, stream: streamed}
+				if err := plan.apply(context.Background(), r); err != nil {
+					b.Fatal(err)
+				}
+				ok := false
+				if r.streamed != nil {
+					_, ok, err = r.streamed.Verify(context.Background(), dst)
+					r.streamed.Close()
+				}
+				if err == nil && !ok {
+					_, err = layer.Write(context.Background(), io.Discard, dst, layer.Uncompressed, layer.DiffOptions{})
+				}
+				if err != nil || ok != streamed {
+					b.Fatalf("layer: streamed %v, err %v", ok, err)
+				}
+				b.StopTimer()
+				r.Close()
+				os.RemoveAll(dst)
+				b.StartTimer()
+			}
+		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tonistiigi/dchapes-mode"
 	"golang.org/x/sys/unix"
@@ -38,6 +39,11 @@ type copyPlan struct {
 	// reuse, when set, is the previous snapshot of this COPY, whose
 	// unchanged files are linked instead of copied.
 	reuse *reuse
+	// stream asks for the layer tar to be streamed while copying (see
+	// layer.StreamDiff), which apply does when it can predict it; diff is
+	// that tar.
+	stream bool
+	diff   *layer.StreamDiff
 }
 
 type copyItem struct {
@@ -61,6 +67,9 @@ func (p *copyPlan) apply(ctx context.Context, r *rootfs) error {
 		p.reuse.links = nil
 		r.afterUnmount = append(r.afterUnmount, p.reuse.link)
 	}
+	if p.diff = p.streamDiff(r); p.diff != nil {
+		r.streamed = p.diff
+	}
 	pipe := newChunkPipe()
 	written := make(chan struct{})
 	go func() {
@@ -71,6 +80,45 @@ func (p *copyPlan) apply(ctx context.Context, r *rootfs) error {
 	pipe.CloseReader(err)
 	<-written // the digests it learnt are the caller's now
 	return err
+}
+
+// streamDiff starts the layer tar of a COPY whose upper directory will
+// hold the directories on the way to its one directory source's
+// destination, then exactly what writeTar writes, in the differ's order: a
+// directory source's listing is in that order (each directory's names
+// sorted bytewise, a directory followed by its contents). Other COPYs, and
+// one through a symlink, get nil: their layer is diffed.
+func (p *copyPlan) streamDiff(r *rootfs) *layer.StreamDiff {
+	if !p.stream || p.reuse != nil || p.parents || len(p.items) != 1 {
+		return nil
+	}
+	it := p.items[0]
+	if it.top == nil || !it.src.info.IsDir() {
+		return nil
+	}
+	rel := strings.TrimSuffix(it.top.Name, "/")
+	if rel == "." {
+		rel = ""
+	}
+	if path.Clean(it.target) != "/"+rel {
+		return nil // through a symlink: the layer names other paths
+	}
+	sd := layer.NewStreamDiff()
+	for i := 0; rel != "" && i <= len(rel); i++ {
+		if i < len(rel) && rel[i] != '/' {
+			continue
+		}
+		hdr, err := layer.DirHeader(joinHost(r.dir, rel[:i]), rel[:i])
+		if err != nil {
+			sd.Close()
+			return nil
+		}
+		if i == len(rel) { // the destination: its times are the source's
+			hdr.ModTime = time.Unix(it.top.ModTime.Unix(), 0)
+		}
+		sd.WriteHeader(hdr)
+	}
+	return sd
 }
 
 // writeTar streams the plan as a tar: a directory source contributes its
@@ -94,6 +142,13 @@ func (p *copyPlan) writeTar(ctx context.Context, w io.Writer) error {
 						Linkname: strings.TrimPrefix(path.Join(it.target, first.rel), "/"), Format: tar.FormatPAX}
 					if err := tw.WriteHeader(hdr); err != nil {
 						return err
+					}
+					if p.diff != nil {
+						fh, err := p.header(first, path.Join(it.target, first.rel))
+						if err != nil {
+							return err
+						}
+						p.diff.WriteHeader(layer.EntryHeader(hdr, fh))
 					}
 					if !f.hashed() {
 						f.sum = first.sum // the same content (the cache key needs it)
@@ -192,14 +247,33 @@ func (p *copyPlan) writeEntry(tw *tar.Writer, f *contextFile, target string) err
 	if err := tw.WriteHeader(hdr); err != nil {
 		return err
 	}
+	var w io.Writer = tw
+	if p.diff != nil {
+		// Its errors are the stream's: the layer is then diffed.
+		p.diff.WriteHeader(layer.EntryHeader(hdr, nil))
+		w = teeWriter{tw, p.diff}
+	}
 	if !info.Mode().IsRegular() {
 		return nil
 	}
 	if f.host == "" {
-		_, err := tw.Write(f.heredoc())
+		_, err := w.Write(f.heredoc())
 		return err
 	}
-	return p.copySource(tw, f, hdr.Size)
+	return p.copySource(w, f, hdr.Size)
+}
+
+// teeWriter writes to w what it writes to tw, as io.MultiWriter, but
+// ignores w's errors (a StreamDiff keeps its own).
+type teeWriter struct {
+	tw io.Writer
+	w  io.Writer
+}
+
+func (t teeWriter) Write(b []byte) (int, error) {
+	n, err := t.tw.Write(b)
+	t.w.Write(b[:n]) //nolint:errcheck // see teeWriter
+	return n, err
 }
 
 // copySource writes the regular context file f, of size bytes when it was

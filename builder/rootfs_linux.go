@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/layer"
 	"github.com/kiln-build/kiln/layer/inroot"
 	"github.com/kiln-build/kiln/runner"
 )
@@ -29,6 +30,9 @@ type rootfs struct {
 	// afterUnmount runs on the new layer's directory once it is no longer
 	// mounted, before it is committed (a COPY's reused files are linked).
 	afterUnmount []func(upper string) error
+	// streamed, when set, is the new layer's tar as a COPY streamed it,
+	// checked against the layer's directory when it is committed.
+	streamed *layer.StreamDiff
 }
 
 func openRootfs(dir string) (*rootfs, error) {

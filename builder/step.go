@@ -167,13 +167,21 @@ func (b *build) record(st *stage, key digest.Digest, diffID digest.Digest, creat
 // commitSnapshot turns a step's upper directory into a layer, its times
 // clamped to SOURCE_DATE_EPOCH first when that is set.
 func (b *build) commitSnapshot(ctx context.Context, st *stage, sn *cache.Snapshot) (cache.Layer, error) {
+	return b.commitStreamed(ctx, st, sn, nil)
+}
+
+// commitStreamed is commitSnapshot for a step that streamed its layer tar
+// (see layer.StreamDiff; nil if it did not): it is taken if it checks out
+// against the snapshot.
+func (b *build) commitStreamed(ctx context.Context, st *stage, sn *cache.Snapshot, streamed *layer.StreamDiff) (cache.Layer, error) {
 	if st.epoch != nil {
+		streamed = nil // the times change below
 		if err := layer.ClampTimes(ctx, sn.Dir, *st.epoch); err != nil {
 			sn.Discard()
 			return cache.Layer{}, err
 		}
 	}
-	return b.store.CommitDiff(ctx, sn)
+	return b.store.CommitStreamed(ctx, sn, streamed)
 }
 
 // mountPrivate mounts m where no other process sees it: as a detached mount
@@ -221,6 +229,9 @@ func (b *build) changeLayer(ctx context.Context, st *stage, fn func(r *rootfs) (
 	if err == nil {
 		ok, err = fn(r)
 		r.Close()
+		if r.streamed != nil {
+			defer r.streamed.Close()
+		}
 	}
 	if uerr := unmount(); uerr != nil && err == nil {
 		err = uerr
@@ -236,6 +247,9 @@ func (b *build) changeLayer(ctx context.Context, st *stage, fn func(r *rootfs) (
 		sn.Discard()
 		return l, false, err
 	}
-	l, err = b.commitSnapshot(ctx, st, sn)
+	l, err = b.commitStreamed(ctx, st, sn, r.streamed)
+	if err == nil && r.streamed != nil {
+		b.opts.Log.Debug("streamed layer", "diffID", l.DiffID, "taken", r.streamed.Taken())
+	}
 	return l, err == nil, err
 }

@@ -131,10 +131,25 @@ func (s *Store) ImportDir(ctx context.Context, dir string) (Layer, error) {
 // upperdir or an extracted tree) and commits the snapshot under its diffID.
 // The tar is only hashed here; compressed blobs are made when first needed.
 func (s *Store) CommitDiff(ctx context.Context, sn *Snapshot) (Layer, error) {
+	return s.CommitStreamed(ctx, sn, nil)
+}
+
+// CommitStreamed is CommitDiff for a snapshot whose layer tar was streamed
+// while Dir was filled: when streamed verifies against Dir, Dir's files are
+// not read again; otherwise Dir is diffed as by CommitDiff. streamed may be
+// nil.
+func (s *Store) CommitStreamed(ctx context.Context, sn *Snapshot, streamed *layer.StreamDiff) (Layer, error) {
 	// Dir is diffed from the page cache before anything is synced: a
 	// duplicate of an existing layer (a --no-cache re-run) is never made
 	// durable, only a new layer is (Commit).
-	res, err := layer.Write(ctx, io.Discard, sn.Dir, layer.Uncompressed, layer.DiffOptions{})
+	var res layer.Result
+	ok, err := false, error(nil)
+	if streamed != nil {
+		res, ok, err = streamed.Verify(ctx, sn.Dir)
+	}
+	if err == nil && !ok {
+		res, err = layer.Write(ctx, io.Discard, sn.Dir, layer.Uncompressed, layer.DiffOptions{})
+	}
 	if err != nil {
 		sn.Discard()
 		return Layer{}, fmt.Errorf("diff snapshot: %w", err)

@@ -40,6 +40,20 @@ func WriteDiff(ctx context.Context, w io.Writer, dir string, opts DiffOptions) e
 		dents:  make([]byte, 64<<10),
 		xattrs: newXattrReader(),
 	}
+	if err := d.run(dir); err != nil {
+		return err
+	}
+	if err := d.tw.Close(); err != nil {
+		return fmt.Errorf("write diff of %s: close tar: %w", dir, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write diff of %s: %w", dir, err)
+	}
+	return nil
+}
+
+// run walks dir.
+func (d *differ) run(dir string) error {
 	rootfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("write diff: open %s: %w", dir, err)
@@ -47,12 +61,6 @@ func WriteDiff(ctx context.Context, w io.Writer, dir string, opts DiffOptions) e
 	err = d.walk(rootfd, dir, "")
 	unix.Close(rootfd)
 	if err != nil {
-		return fmt.Errorf("write diff of %s: %w", dir, err)
-	}
-	if err := d.tw.Close(); err != nil {
-		return fmt.Errorf("write diff of %s: close tar: %w", dir, err)
-	}
-	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write diff of %s: %w", dir, err)
 	}
 	return nil
@@ -69,6 +77,22 @@ type differ struct {
 	xattrs *xattrReader
 	links  map[inode]string // first name of each multiply-linked inode
 	hdr    tar.Header
+	// headers, when set, makes the differ write no tar: each entry's
+	// header goes to it instead, and no regular file is opened or read
+	// (see DiffHeaders).
+	headers *headerHasher
+}
+
+// writeHeader writes hdr to the tar, or to the header hasher.
+func (d *differ) writeHeader(hdr *tar.Header) error {
+	if d.headers != nil {
+		d.headers.add(hdr)
+		return nil
+	}
+	if err := d.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("write header %s: %w", hdr.Name, err)
+	}
+	return nil
 }
 
 // walk writes the entries inside the directory dirfd, whose path is abs and
@@ -144,10 +168,7 @@ func (d *differ) entry(dirfd int, abs, rel, name string) error {
 			hdr.Linkname = first
 			hdr.Size = 0
 			hdr.Devmajor, hdr.Devminor = 0, 0
-			if err := d.tw.WriteHeader(hdr); err != nil {
-				return fmt.Errorf("write header %s: %w", rel, err)
-			}
-			return nil
+			return d.writeHeader(hdr)
 		}
 		if d.links == nil {
 			d.links = make(map[inode]string)
@@ -161,6 +182,9 @@ func (d *differ) entry(dirfd int, abs, rel, name string) error {
 	var err error
 	switch hdr.Typeflag {
 	case tar.TypeReg:
+		if d.headers != nil {
+			break // xattrs by path: the content is not read
+		}
 		if fd, err = d.openFile(dirfd, abs, name); err != nil {
 			return err
 		}
@@ -177,12 +201,12 @@ func (d *differ) entry(dirfd int, abs, rel, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := d.tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("write header %s: %w", rel, err)
+	if err := d.writeHeader(hdr); err != nil {
+		return err
 	}
 	switch hdr.Typeflag {
 	case tar.TypeReg:
-		if hdr.Size > 0 {
+		if hdr.Size > 0 && d.headers == nil {
 			return d.copyFile(fd, abs, hdr.Size)
 		}
 	case tar.TypeDir:
@@ -253,10 +277,7 @@ func (d *differ) writeMarker(name string) error {
 		Name:     name,
 		ModTime:  whiteoutTime,
 	}
-	if err := d.tw.WriteHeader(&d.hdr); err != nil {
-		return fmt.Errorf("write header %s: %w", name, err)
-	}
-	return nil
+	return d.writeHeader(&d.hdr)
 }
 
 // openFile opens the regular file name in dirfd for reading.

@@ -1,0 +1,66 @@
+package builder
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/layer"
+)
+
+// TestCopyStreamedLayer: a COPY's layer tar, streamed while the files are
+// copied, is taken (not diffed again) and is byte for byte the tar the
+// differ makes of the committed snapshot, for trees with hard links,
+// symlinks, xattrs, odd and long names, empty directories, special files,
+// with --chown and --chmod, into a new, an existing and the root directory.
+func TestCopyStreamedLayer(t *testing.T) {
+	e := newBuildEnv(t)
+	e.importBase("localhost/bb:latest")
+	long := strings.Repeat("l", 120)
+	e.write(map[string]string{
+		"src/a.txt": "a\n", "src/sub/b.txt": "b\n", "src/sub/deep/c.txt": strings.Repeat("c", 70000),
+		"src/empty": "", "src/sp ace/ünï cödé": "u\n", "src/" + long + "/" + long + "/f": "long\n",
+		"src/run.sh": "#!/bin/sh\n", "src/xattr.txt": "x\n",
+	})
+	ctx := func(p string) string { return filepath.Join(e.ctx, "src", p) }
+	mustOK(t, os.Chmod(ctx("run.sh"), 0o4755))
+	mustOK(t, os.Link(ctx("a.txt"), ctx("sub/a-link.txt")))
+	mustOK(t, os.Link(ctx("a.txt"), ctx("sub/deep/a-link2.txt")))
+	mustOK(t, os.Symlink("../a.txt", ctx("sub/rel-link")))
+	mustOK(t, os.Symlink("/nowhere/at/all", ctx("dangling")))
+	mustOK(t, os.MkdirAll(ctx("empty-dir/nested-empty"), 0o700))
+	mustOK(t, unix.Mkfifo(ctx("fifo"), 0o600))
+	if err := unix.Lsetxattr(ctx("xattr.txt"), "user.kiln", []byte("v"), 0); err != nil && err != unix.ENOTSUP {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct{ name, df string }{
+		{"new directory", "COPY src /src"},
+		{"chown and chmod", "COPY --chown=3000000:123 --chmod=640 src /opt/dst/"},
+		{"into an existing directory", "COPY --chmod=u+x src /etc/"},
+		{"into a workdir", "WORKDIR /w\nCOPY src sub/"},
+		{"the root", "COPY src /"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var log bytes.Buffer
+			opts := Options{NoCache: true, Log: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+			ids := e.image(e.mustBuild("FROM localhost/bb:latest\n"+tc.df+"\n", opts).id).RootFS.DiffIDs
+			diffID := ids[len(ids)-1]
+			if !strings.Contains(log.String(), "diffID="+diffID.String()+" taken=true") {
+				t.Errorf("the streamed layer was not taken:\n%s", log.String())
+			}
+			res, err := layer.Write(context.Background(), io.Discard, e.store.SnapshotDir(diffID), layer.Uncompressed, layer.DiffOptions{})
+			mustOK(t, err)
+			if res.DiffID != diffID {
+				t.Errorf("COPY layer %s, the differ makes %s of its snapshot", diffID, res.DiffID)
+			}
+		})
+	}
+}
