@@ -56,6 +56,9 @@ type stage struct {
 	// it ("[build 2/3] RUN make"); vtx reports its progress.
 	stepText string
 	vtx      *vertex
+	// runsLeft is how many RUN instructions of the stage follow the one
+	// being built: the build starts the next one's sandbox ahead of it.
+	runsLeft int
 	// onbuild are the base image's ONBUILD triggers, run right after FROM.
 	onbuild []instructions.Command
 	// platform is the stage's platform: its FROM --platform, or the target.
