@@ -148,7 +148,7 @@ func (b *build) runSandbox(ctx context.Context, st *stage, c *instructions.RunCo
 	if cerr := spec.Prestarted.Close(); cerr != nil { // unless Run took it
 		b.opts.Log.Warn("stop prestarted sandbox", "err", cerr)
 	}
-	if err == nil && st.runsLeft > 0 {
+	if err == nil && code == 0 && st.runsLeft > 0 {
 		// The next RUN step's init starts while this one commits.
 		b.sb().prestart(spec)
 	}
