@@ -1,12 +1,10 @@
 package runner
 
 import (
-	"context"
 	"errors"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -71,26 +69,5 @@ func TestPrestartedMismatchAndClose(t *testing.T) {
 	}
 	if err := p.Close(); err != nil { // twice: nothing
 		t.Fatal(err)
-	}
-}
-
-// Cancelling the context of a Run that took a prestarted init kills the
-// sandbox, as for an init Run started.
-func TestRunPrestartedCancel(t *testing.T) {
-	s := newSpec(t, true, "sh", "-c", "sleep 4343 & sleep 4343")
-	p, err := Prestart(nil, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	s.Prestarted = p
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	code, err := Run(ctx, s)
-	if !errors.Is(err, context.DeadlineExceeded) || code != 137 {
-		t.Fatalf("Run = %d, %v", code, err)
-	}
-	if pid := findProcess(t, "sleep\x004343\x00"); pid > 0 {
-		t.Fatalf("sleep %d survived", pid)
 	}
 }
