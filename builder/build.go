@@ -261,8 +261,12 @@ type build struct {
 	dry bool
 	// results returns a stage built by this build (during the real pass).
 	results func(index int) *stage
-	// mu guards what parallel stages share: used.
+	// mu guards what parallel stages share: used, layerDirs.
 	mu sync.Mutex
+	// layerDirs are the snapshot directories of the layers this build has
+	// used as lowers ("" for an empty layer): a layer the build holds
+	// does not change, so each step need not read every lower's record.
+	layerDirs map[digest.Digest]string
 	// sandboxes are what the RUN steps share (confinement, cgroup, network).
 	sandboxes sandboxes
 	// namedCtx are the named contexts' trees (--build-context NAME=DIR).

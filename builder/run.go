@@ -143,7 +143,15 @@ func (b *build) runSandbox(ctx context.Context, st *stage, c *instructions.RunCo
 		return cache.Layer{}, fmt.Errorf("RUN %s: %w", strings.Join(c.CmdLine, " "), err)
 	}
 	defer removeHosts()
+	spec.Prestarted = b.sb().takeSpare()
 	code, err := runner.Run(ctx, spec)
+	if cerr := spec.Prestarted.Close(); cerr != nil { // unless Run took it
+		b.opts.Log.Warn("stop prestarted sandbox", "err", cerr)
+	}
+	if err == nil && code == 0 && st.runsLeft > 0 {
+		// The next RUN step's init starts while this one commits.
+		b.sb().prestart(spec)
+	}
 	if err != nil {
 		sn.Discard()
 		return cache.Layer{}, fmt.Errorf("RUN %s: %w", strings.Join(c.CmdLine, " "), err)

@@ -103,6 +103,43 @@ type sandboxes struct {
 	cgroup    *runner.Cgroup
 	network   *BuildNetwork
 	networkFn NetworkFunc
+	// spare is the sandbox init started for the build's next RUN step
+	// while the last one was committed (runner.Prestart): nil when none is
+	// on its way, else it yields one (nil if it failed to start).
+	spare chan *runner.Prestarted
+}
+
+// prestart starts an init for the next RUN step in the background, in the
+// network spec had, unless one is on its way already. The init's start
+// overlaps with the rest of this step (diff and commit).
+func (s *sandboxes) prestart(spec *runner.Spec) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.spare != nil {
+		return
+	}
+	c := make(chan *runner.Prestarted, 1)
+	s.spare = c
+	netNone := spec.Network == "none" && spec.NetNS == nil
+	go func() {
+		p, err := runner.Prestart(spec.NetNS, netNone)
+		if err != nil {
+			p = nil // the step starts its own init, and meets the error itself
+		}
+		c <- p
+	}()
+}
+
+// takeSpare returns the prestarted init, if any; the caller Closes it.
+func (s *sandboxes) takeSpare() *runner.Prestarted {
+	s.mu.Lock()
+	c := s.spare
+	s.spare = nil
+	s.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	return <-c
 }
 
 // confinement is the confinement of a RUN step (privileged with
@@ -165,6 +202,11 @@ func (s *sandboxes) release() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
+	if s.spare != nil {
+		// before the network it may be in
+		errs = append(errs, (<-s.spare).Close())
+		s.spare = nil
+	}
 	if s.network != nil {
 		if s.network.Release != nil {
 			errs = append(errs, s.network.Release())

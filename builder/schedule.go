@@ -294,9 +294,15 @@ func (b *build) buildStage(ctx context.Context, p *plan, meta *stage, i int) (*s
 			return nil, err
 		}
 	}
-	for _, cmd := range s.Commands {
+	for i, cmd := range s.Commands {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		st.runsLeft = 0
+		for _, next := range s.Commands[i+1:] {
+			if _, ok := next.(*instructions.RunCommand); ok {
+				st.runsLeft++
+			}
 		}
 		if err := runStep(cmd, commandText(cmd), lineOf(cmd)); err != nil {
 			return nil, err

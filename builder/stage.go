@@ -56,6 +56,9 @@ type stage struct {
 	// it ("[build 2/3] RUN make"); vtx reports its progress.
 	stepText string
 	vtx      *vertex
+	// runsLeft is how many RUN instructions of the stage follow the one
+	// being built: the build starts the next one's sandbox ahead of it.
+	runsLeft int
 	// onbuild are the base image's ONBUILD triggers, run right after FROM.
 	onbuild []instructions.Command
 	// platform is the stage's platform: its FROM --platform, or the target.
@@ -336,7 +339,38 @@ func cloneImage(img dockerspec.DockerOCIImage) dockerspec.DockerOCIImage {
 // lowers are the snapshot directories the stage's tree is mounted from
 // (cache.Store.Lowers).
 func (b *build) lowers(st *stage) ([]string, error) {
-	return b.store.Lowers(st.img.RootFS.DiffIDs)
+	chain := st.img.RootFS.DiffIDs
+	dirs := make([]string, 0, len(chain))
+	seen := make(map[digest.Digest]bool, len(chain))
+	for i := len(chain) - 1; i >= 0; i-- {
+		d := chain[i]
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		b.mu.Lock()
+		dir, ok := b.layerDirs[d]
+		b.mu.Unlock()
+		if !ok {
+			one, err := b.store.Lowers(chain[i : i+1])
+			if err != nil {
+				return nil, err
+			}
+			if len(one) > 0 {
+				dir = one[0]
+			}
+			b.mu.Lock()
+			if b.layerDirs == nil {
+				b.layerDirs = map[digest.Digest]string{}
+			}
+			b.layerDirs[d] = dir
+			b.mu.Unlock()
+		}
+		if dir != "" {
+			dirs = append(dirs, dir)
+		}
+	}
+	return dirs, nil
 }
 
 // commit writes the stage's image config into the store. Its created time is

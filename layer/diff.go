@@ -12,4 +12,7 @@ type DiffOptions struct {
 const (
 	copyBufferSize = 1 << 20
 	tarBufferSize  = 256 << 10
+	// smallBufferSize is the first size of the buffers that grow to
+	// copyBufferSize or hashBufferSize when the layer needs them.
+	smallBufferSize = 64 << 10
 )

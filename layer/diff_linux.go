@@ -36,7 +36,7 @@ func WriteDiff(ctx context.Context, w io.Writer, dir string, opts DiffOptions) e
 		ctx:    ctx,
 		tw:     tar.NewWriter(bw),
 		opts:   opts,
-		buf:    make([]byte, copyBufferSize),
+		buf:    make([]byte, 4096), // symlink targets; copyFile grows it for contents
 		dents:  make([]byte, 64<<10),
 		xattrs: newXattrReader(),
 	}
@@ -295,6 +295,11 @@ func (d *differ) openFile(dirfd int, abs, name string) (int, error) {
 
 // copyFile writes exactly size bytes of the open file fd.
 func (d *differ) copyFile(fd int, abs string, size int64) error {
+	if want := min(size, copyBufferSize); int64(len(d.buf)) < want {
+		// as large as the largest file so far needs, up to copyBufferSize: a
+		// RUN step's layer of a few small files zeroes no megabyte
+		d.buf = make([]byte, min((want+smallBufferSize-1)/smallBufferSize*smallBufferSize, copyBufferSize))
+	}
 	for size > 0 {
 		if err := d.ctx.Err(); err != nil {
 			return err

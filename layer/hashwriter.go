@@ -82,8 +82,8 @@ func (hw *hashWriter) Write(p []byte) (int, error) {
 }
 
 // buffer is a free buffer, made when none is and fewer than hashBuffers
-// exist: a small layer (a RUN step's few files) costs one buffer, not
-// hashBuffers of them, each zeroed.
+// exist: a small layer (a RUN step's few files) costs one small buffer,
+// not hashBuffers large ones, each zeroed.
 func (hw *hashWriter) buffer() []byte {
 	select {
 	case b := <-hw.free:
@@ -92,6 +92,9 @@ func (hw *hashWriter) buffer() []byte {
 	}
 	if hw.made < hashBuffers {
 		hw.made++
+		if hw.made == 1 {
+			return make([]byte, 0, smallBufferSize)
+		}
 		return make([]byte, 0, hashBufferSize)
 	}
 	return <-hw.free

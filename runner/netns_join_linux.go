@@ -42,11 +42,19 @@ func startInNetNS(ns *os.File, start func() error) (release func(), err error) {
 	if ns == nil {
 		return func() {}, start()
 	}
+	return startOnOwnThread(ns, start)
+}
+
+// startOnOwnThread runs start on a throwaway thread, in the network
+// namespace ns when it is not nil, that lasts until release is called.
+func startOnOwnThread(ns *os.File, start func() error) (release func(), err error) {
 	started, done := make(chan error, 1), make(chan struct{})
 	go OnThrowawayThread(func() error {
-		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-			started <- fmt.Errorf("join network namespace: %w", err)
-			return nil
+		if ns != nil {
+			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+				started <- fmt.Errorf("join network namespace: %w", err)
+				return nil
+			}
 		}
 		err := start()
 		started <- err

@@ -49,6 +49,9 @@ type Process struct {
 	stubs []stubEntry
 	// releaseStarter ends the thread that started the sandbox, once it is gone.
 	releaseStarter func()
+	// after, when not nil, runs once the sandbox is reaped (a prestarted
+	// init's output copies end).
+	after func()
 }
 
 // Start starts spec like Run but returns once the command has been exec'd
@@ -65,69 +68,25 @@ func start(ctx context.Context, spec *Spec) (*Process, int, error) {
 	if err != nil {
 		return nil, -1, fmt.Errorf("run: %w", err)
 	}
-	cfgR, cfgW, err := os.Pipe()
-	if err != nil {
-		return nil, -1, fmt.Errorf("run: %w", err)
-	}
-	defer cfgR.Close()
-	defer cfgW.Close()
-	repR, repW, err := os.Pipe()
-	if err != nil {
-		return nil, -1, fmt.Errorf("run: %w", err)
-	}
-	defer repR.Close()
-	defer repW.Close()
-
-	// The init is PID 1 of the sandbox: it runs from a sealed view of the
-	// binary, and gets stdio and its two pipes, nothing else of ours.
-	exe, err := SealedExe()
-	if err != nil {
-		return nil, -1, fmt.Errorf("run: %w", err)
-	}
-	if err := CloseExtraFilesOnExec(); err != nil {
-		return nil, -1, fmt.Errorf("run: %w", err)
-	}
-	cmd := exec.CommandContext(ctx, exe)
-	cmd.Args = []string{initArg0}
-	cmd.Env = []string{"GOMAXPROCS=1"}
-	cmd.ExtraFiles = []*os.File{cfgR, repW} // configFd, reportFd
-	var consoleSock *os.File
-	if spec.Terminal {
-		// The init makes the terminal and sends its master back (consoleFd).
-		parent, child, err := consoleSocketPair()
-		if err != nil {
-			return nil, -1, fmt.Errorf("run: %w", err)
-		}
-		defer parent.Close()
-		defer child.Close()
-		consoleSock = parent
-		cmd.ExtraFiles = append(cmd.ExtraFiles, child)
-	} else {
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = spec.Stdin, spec.Stdout, spec.Stderr
-	}
-	flags := uintptr(syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC)
-	if cfg.NetNone {
-		flags |= syscall.CLONE_NEWNET
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL}
-	if spec.Terminal {
-		cmd.SysProcAttr.Setsid = true // the init's terminal becomes its controlling one
-	}
-
 	// Pdeathsig fires when the thread that started the child exits: keep
-	// this goroutine on its thread until the sandbox is gone.
+	// this goroutine on its thread until the sandbox is gone (a prestarted
+	// init has a thread of its own; Wait unlocks this one all the same).
 	runtime.LockOSThread()
-	release, err := startInNetNS(spec.NetNS, cmd.Start)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return nil, -1, fmt.Errorf("start sandbox: %w", err)
+	l, ok := spec.Prestarted.take(ctx, spec, cfg)
+	if !ok {
+		if l, err = launch(ctx, spec, cfg); err != nil {
+			runtime.UnlockOSThread()
+			return nil, -1, err
+		}
 	}
-	p := &Process{Pid: cmd.Process.Pid, ctx: ctx, cmd: cmd, cfg: cfg, releaseStarter: release}
-	cfgR.Close()
-	repW.Close()
+	defer l.repR.Close()
+	defer l.cfgW.Close()
+	p := &Process{Pid: l.cmd.Process.Pid, ctx: ctx, cmd: l.cmd, cfg: cfg, releaseStarter: l.release, after: l.after}
+	consoleSock := l.consoleSock
 	if consoleSock != nil {
-		cmd.ExtraFiles[len(cmd.ExtraFiles)-1].Close()
+		defer consoleSock.Close()
 	}
+	cfgW, repR, cmd := l.cfgW, l.repR, l.cmd
 	var joinErr error
 	for _, dir := range spec.Cgroups {
 		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(p.Pid)), 0); err != nil {
@@ -181,12 +140,88 @@ func start(ctx context.Context, spec *Spec) (*Process, int, error) {
 	return p, 0, nil
 }
 
+// launched is a sandbox init that runs and waits for its config on cfgW.
+type launched struct {
+	cmd         *exec.Cmd
+	cfgW, repR  *os.File
+	consoleSock *os.File // with Spec.Terminal: where the init sends the terminal's master
+	release     func()   // ends the thread that started the init, once it is reaped
+	after       func()   // when not nil, called once it is reaped
+}
+
+// launch starts the sandbox init for spec, on the calling thread (locked)
+// or, to join spec.NetNS, a thread of its own.
+func launch(ctx context.Context, spec *Spec, cfg *initConfig) (*launched, error) {
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	defer cfgR.Close()
+	repR, repW, err := os.Pipe()
+	if err != nil {
+		cfgW.Close()
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	defer repW.Close()
+	l := &launched{cfgW: cfgW, repR: repR}
+	if err := l.start(ctx, spec, cfg, cfgR, repW); err != nil {
+		cfgW.Close()
+		repR.Close()
+		if l.consoleSock != nil {
+			l.consoleSock.Close()
+		}
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *launched) start(ctx context.Context, spec *Spec, cfg *initConfig, cfgR, repW *os.File) error {
+	// The init is PID 1 of the sandbox: it runs from a sealed view of the
+	// binary, and gets stdio and its two pipes, nothing else of ours.
+	exe, err := SealedExe()
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	if err := CloseExtraFilesOnExec(); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, exe)
+	cmd.Args = []string{initArg0}
+	cmd.Env = []string{"GOMAXPROCS=1"}
+	cmd.ExtraFiles = []*os.File{cfgR, repW} // configFd, reportFd
+	if spec.Terminal {
+		// The init makes the terminal and sends its master back (consoleFd).
+		parent, child, err := consoleSocketPair()
+		if err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		defer child.Close()
+		l.consoleSock = parent
+		cmd.ExtraFiles = append(cmd.ExtraFiles, child)
+	} else {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = spec.Stdin, spec.Stdout, spec.Stderr
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cloneFlags(cfg.NetNone), Pdeathsig: syscall.SIGKILL}
+	if spec.Terminal {
+		cmd.SysProcAttr.Setsid = true // the init's terminal becomes its controlling one
+	}
+	release, err := startInNetNS(spec.NetNS, cmd.Start)
+	if err != nil {
+		return fmt.Errorf("start sandbox: %w", err)
+	}
+	l.cmd, l.release = cmd, release
+	return nil
+}
+
 // Wait waits for the sandbox to exit, removes the mount stubs from Upper and
 // returns the command's exit code, as Run does.
 func (p *Process) Wait() (exitCode int, err error) {
 	defer runtime.UnlockOSThread()
 	waitErr := p.cmd.Wait()
 	p.releaseStarter()
+	if p.after != nil {
+		p.after()
+	}
 	code := -1
 	if p.cmd.ProcessState != nil {
 		code = processExitCode(p.cmd.ProcessState)

@@ -357,16 +357,30 @@ func TestRunNetwork(t *testing.T) {
 	}
 }
 
+// Cancelling Run's context kills the whole sandbox, whether Run started its
+// init or took a prestarted one.
 func TestRunCancel(t *testing.T) {
-	s := newSpec(t, true, "sh", "-c", "sleep 4242 & sleep 4242")
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	code, err := Run(ctx, s)
-	if !errors.Is(err, context.DeadlineExceeded) || code != 137 {
-		t.Fatalf("Run = %d, %v", code, err)
-	}
-	if pid := findProcess(t, "sleep\x004242\x00"); pid > 0 {
-		t.Fatalf("sleep %d survived", pid)
+	for _, prestart := range []bool{false, true} {
+		t.Run(fmt.Sprint("prestarted=", prestart), func(t *testing.T) {
+			s := newSpec(t, true, "sh", "-c", "sleep 4242 & sleep 4242")
+			if prestart {
+				p, err := Prestart(nil, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer p.Close()
+				s.Prestarted = p
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			code, err := Run(ctx, s)
+			if !errors.Is(err, context.DeadlineExceeded) || code != 137 {
+				t.Fatalf("Run = %d, %v", code, err)
+			}
+			if pid := findProcess(t, "sleep\x004242\x00"); pid > 0 {
+				t.Fatalf("sleep %d survived", pid)
+			}
+		})
 	}
 }
 

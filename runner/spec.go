@@ -43,6 +43,10 @@ type Spec struct {
 	Stdout      io.Writer
 	Stderr      io.Writer
 	ExtraMounts []Mount // bind/tmpfs mounts inside the rootfs (Target is a container path), mounted in order of depth
+	// Prestarted, when not nil, is an init Prestart started for this Spec's
+	// network: Run uses it instead of starting one, unless the Spec has a
+	// Terminal or a Stdin (then it stays for the caller to Close).
+	Prestarted *Prestarted
 
 	// Container isolation. The zero values keep the RUN sandbox as it is:
 	// every capability, the host's /etc/hosts and /etc/resolv.conf read-only.

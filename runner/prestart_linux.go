@@ -1,0 +1,164 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+)
+
+// Prestarted is a sandbox init started before the Spec it will run is
+// known, so that what every sandbox pays first — the clone into new
+// namespaces, the exec of the sealed binary and the Go runtime's start —
+// overlaps with the caller's other work (a build commits one RUN step's
+// layer while the next step's init starts). Until a Run takes it, the init
+// does nothing but wait for its config; it has no stdin and its output goes
+// to pipes that Run copies to the taker's Stdout and Stderr.
+//
+// Lifecycle: Prestart, then at most one Run with Spec.Prestarted set to it
+// (Run uses it when the spec fits, see Spec.Prestarted), then Close, always:
+// Close kills and reaps an init no Run took and does nothing otherwise.
+type Prestarted struct {
+	mu      sync.Mutex
+	taken   bool
+	netNS   *os.File
+	netNone bool
+	cmd     *exec.Cmd
+	cfgW    *os.File
+	repR    *os.File
+	outR    *os.File
+	errR    *os.File
+	release func()
+}
+
+// Prestart starts a sandbox init for a later Run of a Spec whose network is
+// netNS (Spec.NetNS), or a new namespace with only loopback when netNone
+// (Spec.Network "none" without NetNS), or else the host's.
+func Prestart(netNS *os.File, netNone bool) (*Prestarted, error) {
+	exe, err := SealedExe()
+	if err != nil {
+		return nil, fmt.Errorf("prestart sandbox: %w", err)
+	}
+	if err := CloseExtraFilesOnExec(); err != nil {
+		return nil, fmt.Errorf("prestart sandbox: %w", err)
+	}
+	var files []*os.File // the child's ends, closed on return: it has its copies
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	p := &Prestarted{netNS: netNS, netNone: netNone}
+	var ends [4][2]*os.File
+	for i := range ends {
+		if ends[i][0], ends[i][1], err = os.Pipe(); err != nil {
+			break
+		}
+	}
+	// config: the child reads; report, stdout, stderr: the child writes
+	p.cfgW, p.repR, p.outR, p.errR = ends[0][1], ends[1][0], ends[2][0], ends[3][0]
+	cfgR, repW, outW, errW := ends[0][0], ends[1][1], ends[2][1], ends[3][1]
+	for _, f := range []*os.File{cfgR, repW, outW, errW} {
+		if f != nil {
+			files = append(files, f)
+		}
+	}
+	if err != nil {
+		p.closePipes()
+		return nil, fmt.Errorf("prestart sandbox: %w", err)
+	}
+	// As start's, but the parent's end of each pipe stays ours (cfgW and
+	// repR are close-on-exec: os.Pipe makes them so).
+	p.cmd = exec.Command(exe)
+	p.cmd.Args = []string{initArg0}
+	p.cmd.Env = []string{"GOMAXPROCS=1"}
+	p.cmd.ExtraFiles = []*os.File{cfgR, repW} // configFd, reportFd
+	p.cmd.Stdout, p.cmd.Stderr = outW, errW
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cloneFlags(netNone), Pdeathsig: syscall.SIGKILL}
+	// Pdeathsig fires when the thread that forked the init exits: it is a
+	// thread of its own, which lasts until the init is reaped.
+	if p.release, err = startOnOwnThread(netNS, p.cmd.Start); err != nil {
+		p.closePipes()
+		return nil, fmt.Errorf("prestart sandbox: %w", err)
+	}
+	return p, nil
+}
+
+// cloneFlags are the namespaces a sandbox init is born in.
+func cloneFlags(netNone bool) uintptr {
+	flags := uintptr(syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC)
+	if netNone {
+		flags |= syscall.CLONE_NEWNET
+	}
+	return flags
+}
+
+// take hands the init to start for spec, whose config is cfg; false when
+// the init cannot run spec (another network, a terminal or stdin) or was
+// taken already. The output copies end before the returned wait returns.
+func (p *Prestarted) take(ctx context.Context, spec *Spec, cfg *initConfig) (l *launched, ok bool) {
+	if p == nil {
+		return nil, false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.taken || p.netNS != spec.NetNS || p.netNone != cfg.NetNone || spec.Terminal || spec.Stdin != nil {
+		return nil, false
+	}
+	p.taken = true
+	var copies sync.WaitGroup
+	for _, c := range []struct {
+		r *os.File
+		w io.Writer
+	}{{p.outR, spec.Stdout}, {p.errR, spec.Stderr}} {
+		w := c.w
+		if w == nil {
+			w = io.Discard
+		}
+		copies.Add(1)
+		go func() {
+			defer copies.Done()
+			_, _ = io.Copy(w, c.r) // to EOF: every process of the sandbox is gone
+			c.r.Close()
+		}()
+	}
+	stop := context.AfterFunc(ctx, func() { _ = p.cmd.Process.Kill() })
+	return &launched{cmd: p.cmd, cfgW: p.cfgW, repR: p.repR, release: p.release, after: func() {
+		stop()
+		copies.Wait()
+	}}, true
+}
+
+// Close kills and reaps the init unless a Run took it.
+func (p *Prestarted) Close() error {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.taken {
+		return nil
+	}
+	p.taken = true
+	_ = p.cmd.Process.Kill()
+	err := p.cmd.Wait()
+	p.release()
+	p.closePipes()
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		return fmt.Errorf("stop prestarted sandbox: %w", err)
+	}
+	return nil
+}
+
+func (p *Prestarted) closePipes() {
+	for _, f := range []*os.File{p.cfgW, p.repR, p.outR, p.errR} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
