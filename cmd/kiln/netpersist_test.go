@@ -5,7 +5,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -202,4 +205,65 @@ func TestNetworkTeardownConfigAndOrphans(t *testing.T) {
 	if err := os.Mkdir(b.root, 0o700); err != nil { // (for the env's cleanup)
 		t.Fatal(err)
 	}
+}
+
+// TestNetworkPruneSweepsOrphans: a store deleted without a prune, its
+// reaper killed with it (as a killed test run leaves it), leaves its bridge
+// and firewall rules on the host; network prune in another store takes them
+// down, and leaves alone the network of a live store.
+func TestNetworkPruneSweepsOrphans(t *testing.T) {
+	// The live store's network comes up first: bringing up a network sweeps
+	// orphans too, and the sweep under test is prune's.
+	live := newContainerEnv(t)
+	kept := &netTrace{bridge: network.DefaultBridgeName(live.root)}
+	live.trace(kept, strings.TrimSpace(live.kiln("run", "-d", "bb", "sh", "-c", printIflink)))
+
+	gone := newContainerEnv(t)
+	// The reaper would wait an hour: it is killed with the store below.
+	if err := os.WriteFile(filepath.Join(gone.root, "config.json"), []byte(`{"teardown-delay": "1h"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	orphan := &netTrace{bridge: network.DefaultBridgeName(gone.root)}
+	id := strings.TrimSpace(gone.kiln("run", "-d", "bb", "sh", "-c", printIflink))
+	gone.trace(orphan, id)
+	gone.kiln("rm", "-f", id)
+	gone.killReaper()
+	if err := os.RemoveAll(gone.root); err != nil {
+		t.Fatal(err)
+	}
+	if !exists("/sys/class/net/" + orphan.bridge) {
+		t.Fatalf("bridge %s went with its store: nothing left to sweep", orphan.bridge)
+	}
+	if err := os.Mkdir(gone.root, 0o700); err != nil { // (for the env's cleanup)
+		t.Fatal(err)
+	}
+
+	before := kept.left()
+	live.kiln("network", "prune", "-f")
+	// (Its gateway address, once free, may be another store's by now.)
+	if left := slices.DeleteFunc(orphan.left(), func(l string) bool { return strings.HasPrefix(l, "address ") }); len(left) > 0 {
+		t.Errorf("after network prune, the deleted store's network left: %v", left)
+	}
+	if after := kept.left(); !slices.Equal(after, before) {
+		t.Errorf("network prune changed a live store's network: before %v, after %v", before, after)
+	}
+}
+
+// killReaper waits for the store's network reaper (the last container's
+// detach starts it) and kills it.
+func (e *env) killReaper() {
+	e.t.Helper()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			if data, err := os.ReadFile(p); err == nil && string(data) == "kiln-network-reaper\x00"+e.root+"\x00" {
+				pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+				if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+					e.t.Fatalf("kill the network reaper %d: %v", pid, err)
+				}
+				return
+			}
+		}
+	}
+	e.t.Fatalf("no network reaper of %s came", e.root)
 }
