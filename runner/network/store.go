@@ -358,12 +358,12 @@ func (s *Store) Prune() ([]string, error) { return s.PruneMatching(nil) }
 // PruneMatching is Prune of the networks match accepts (all when nil).
 func (s *Store) PruneMatching(match func(*Network) bool) ([]string, error) {
 	var names []string
-	err := s.update(func(st *state) error {
-		// An orphan that cannot go is reported; this store's networks are pruned all the same.
-		sweepErr := st.sweepOrphans()
-		var err error
+	err := s.update(func(st *state) (err error) {
+		// Another store's leftovers must not fail this store's prune: what
+		// cannot go stays registered, and the next sweep tries again.
+		_ = st.sweepOrphans()
 		names, err = st.prune(match)
-		return errors.Join(sweepErr, err)
+		return err
 	})
 	return names, err
 }
