@@ -34,16 +34,6 @@ func TestThrowawayThreadNetNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ns.Close()
-	// elsewhere lists the threads of the process outside its namespace.
-	elsewhere := func() []string {
-		var out []string
-		for _, task := range mustGlob(t, "/proc/self/task/*/ns/net") {
-			if n, _ := os.Readlink(task); n != "" && n != self {
-				out = append(out, task+" in "+n)
-			}
-		}
-		return out
-	}
 
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -86,18 +76,34 @@ func TestThrowawayThreadNetNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if left := elsewhere(); len(left) != 1 {
+	if left := threadsElsewhere(t, "net", 1); len(left) != 1 {
 		t.Errorf("while a starter thread holds %s: %v", other, left)
 	}
 	release()
-
-	// The Go runtime ends a thread once its locked goroutine returns,
-	// which may take a moment on a loaded machine: wait for that.
-	left := elsewhere()
-	for deadline := time.Now().Add(time.Minute); len(left) > 0 && time.Now().Before(deadline); left = elsewhere() {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if len(left) > 0 {
+	if left := threadsElsewhere(t, "net", 0); len(left) > 0 {
 		t.Errorf("threads outside the process's network namespace %s: %v", self, left)
+	}
+}
+
+// threadsElsewhere lists the threads of the process that are not in its
+// namespace of kind ("net", "mnt"), once at most want are. The Go runtime
+// ends a thread some time after its locked goroutine returns (a loaded
+// machine may take a while): it waits up to a minute for that.
+func threadsElsewhere(t *testing.T, kind string, want int) []string {
+	t.Helper()
+	self, err := os.Readlink("/proc/self/ns/" + kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		var out []string
+		for _, task := range mustGlob(t, "/proc/self/task/*/ns/"+kind) {
+			if n, _ := os.Readlink(task); n != "" && n != self {
+				out = append(out, task+" in "+n)
+			}
+		}
+		if len(out) <= want || time.Now().After(deadline) {
+			return out
+		}
 	}
 }
