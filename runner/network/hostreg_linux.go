@@ -17,8 +17,9 @@ import (
 // hostRegistryDir records, per bridge, the network kiln brought up on this
 // host and its store root. Kernel state outlives a container (Network.Up),
 // and so may outlive a store deleted without network prune (a test's or a
-// benchmark's temporary root): the next bring-up of any network removes the
-// bridges and rules of networks that are no longer up in their store. It is
+// benchmark's temporary root): the next bring-up of any network, and any
+// network prune, removes the bridges and rules of networks that are no
+// longer up in their store (see sweepOrphans). It is
 // in /run (rootless, in the user's runtime directory), which goes with the
 // kernel state at reboot.
 func hostRegistryDir() string { return rootless.RuntimePath("bridges") }
@@ -30,7 +31,7 @@ type hostEntry struct {
 
 func hostEntryPath(bridge string) string { return filepath.Join(hostRegistryDir(), bridge+".json") }
 
-// register records n as up for s.
+// register records n as up for s: before its kernel state is made.
 func (st *state) register(n *Network) error {
 	if err := os.MkdirAll(hostRegistryDir(), 0o700); err != nil {
 		return fmt.Errorf("record bridge %s: %w", n.Bridge, err)
