@@ -97,26 +97,10 @@ func TestStartExecJoinsTheSandbox(t *testing.T) {
 	if out != "CapEff: 0000000000000020\nCapBnd: 0000000000000020\nNoNewPrivs: 1\n" {
 		t.Errorf("capabilities: %q", out)
 	}
-	// The caller's own threads stay where they were. The throwaway thread
-	// that joined the sandbox is ended by the Go runtime once its goroutine
-	// returns, which may take a moment on a loaded machine: wait for that,
-	// then no thread may be elsewhere.
-	self, _ := os.Readlink("/proc/self/ns/mnt")
-	elsewhere := func() []string {
-		var out []string
-		for _, task := range mustGlob(t, "/proc/self/task/*/ns/mnt") {
-			if ns, _ := os.Readlink(task); ns != "" && ns != self {
-				out = append(out, task+" in "+ns)
-			}
-		}
-		return out
-	}
-	left := elsewhere()
-	for deadline := time.Now().Add(time.Minute); len(left) > 0 && time.Now().Before(deadline); left = elsewhere() {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if len(left) > 0 {
-		t.Errorf("threads outside the process's mount namespace %s: %v", self, left)
+	// The caller's own threads stay where they were (the throwaway thread
+	// that joined the sandbox ends once its goroutine returns).
+	if left := threadsElsewhere(t, "mnt", 0); len(left) > 0 {
+		t.Errorf("threads outside the process's mount namespace: %v", left)
 	}
 }
 

@@ -5,10 +5,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/kiln-build/kiln/internal/rootless"
 	"github.com/kiln-build/kiln/runner/network"
 )
 
@@ -202,4 +206,82 @@ func TestNetworkTeardownConfigAndOrphans(t *testing.T) {
 	if err := os.Mkdir(b.root, 0o700); err != nil { // (for the env's cleanup)
 		t.Fatal(err)
 	}
+}
+
+// TestNetworkPruneSweepsOrphans: stores deleted without a prune, their
+// reapers killed with them (as a killed test run leaves them), leave their
+// bridges and firewall rules on the host, one of them not even in the
+// host's registry of bridges (as a kiln killed between making its bridge
+// and recording it did); network prune in another store takes them down,
+// and leaves alone the network of a live store.
+func TestNetworkPruneSweepsOrphans(t *testing.T) {
+	// The live store's network comes up first: bringing up a network sweeps
+	// orphans too, and the sweep under test is prune's.
+	live := newContainerEnv(t)
+	kept := &netTrace{bridge: network.DefaultBridgeName(live.root)}
+	live.trace(kept, strings.TrimSpace(live.kiln("run", "-d", "bb", "sh", "-c", printIflink)))
+
+	var gone []*env
+	var orphans []*netTrace
+	for range 2 {
+		g := newContainerEnv(t)
+		// The reaper would wait an hour: it is killed before the store goes.
+		if err := os.WriteFile(filepath.Join(g.root, "config.json"), []byte(`{"teardown-delay": "1h"}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		tr := &netTrace{bridge: network.DefaultBridgeName(g.root)}
+		id := strings.TrimSpace(g.kiln("run", "-d", "bb", "sh", "-c", printIflink))
+		g.trace(tr, id)
+		g.kiln("rm", "-f", id)
+		g.killReaper()
+		gone, orphans = append(gone, g), append(orphans, tr)
+	}
+	if err := os.Remove(rootless.RuntimePath("bridges", orphans[1].bridge+".json")); err != nil {
+		t.Fatal(err)
+	}
+	for i, g := range gone {
+		if err := os.RemoveAll(g.root); err != nil {
+			t.Fatal(err)
+		}
+		if !exists("/sys/class/net/" + orphans[i].bridge) {
+			// (Another kiln of the host that brought a network up may have swept it first.)
+			t.Logf("bridge %s is gone already", orphans[i].bridge)
+		}
+		if err := os.Mkdir(g.root, 0o700); err != nil { // (for the env's cleanup)
+			t.Fatal(err)
+		}
+	}
+
+	before := kept.left()
+	live.kiln("network", "prune", "-f")
+	for i, tr := range orphans {
+		// (Its gateway address, once free, may be another store's by now.)
+		if left := slices.DeleteFunc(tr.left(), func(l string) bool { return strings.HasPrefix(l, "address ") }); len(left) > 0 {
+			_, regErr := os.Stat(rootless.RuntimePath("bridges", tr.bridge+".json"))
+			ports, _ := exec.Command("bridge", "link").CombinedOutput()
+			t.Errorf("after network prune, deleted store %d's network left: %v\nregistered: %v\nbridge link:\n%s", i, left, regErr == nil, ports)
+		}
+	}
+	if after := kept.left(); !slices.Equal(after, before) {
+		t.Errorf("network prune changed a live store's network: before %v, after %v", before, after)
+	}
+}
+
+// killReaper waits for the store's network reaper (the last container's
+// detach starts it) and kills it.
+func (e *env) killReaper() {
+	e.t.Helper()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			if data, err := os.ReadFile(p); err == nil && string(data) == "kiln-network-reaper\x00"+e.root+"\x00" {
+				pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+				if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+					e.t.Fatalf("kill the network reaper %d: %v", pid, err)
+				}
+				return
+			}
+		}
+	}
+	e.t.Fatalf("no network reaper of %s came", e.root)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -54,6 +55,28 @@ func (e *env) assertNoLinks(links []string) {
 	}
 }
 
+// netState is what a failed network test shows: the container's sockets,
+// addresses and neighbours as it sees them, and the host's kiln bridges,
+// ports, routes and firewall rules (with their packet counters).
+func (e *env) netState(ctr string) string {
+	e.t.Helper()
+	var b strings.Builder
+	r := e.run("", "exec", ctr, "sh", "-c", "cat /proc/net/tcp /proc/net/tcp6; ip addr; ip route; ip neigh; "+
+		"echo rx $(cat /sys/class/net/eth0/statistics/rx_packets) tx $(cat /sys/class/net/eth0/statistics/tx_packets)")
+	fmt.Fprintf(&b, "container %.12s (exit %d, %s):\n%s%s", ctr, r.code, e.inspectF("{{.State.Status}}", ctr), r.stdout, r.stderr)
+	fmt.Fprintf(&b, "networks:\n%s", e.run("", "network", "inspect", "bridge").stdout)
+	for _, args := range [][]string{{"ip", "-br", "addr"}, {"ip", "route"}, {"bridge", "link"}, {"iptables-save", "-c"}} {
+		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+		fmt.Fprintf(&b, "host %s (%v):\n", strings.Join(args, " "), err)
+		for _, l := range strings.SplitAfter(string(out), "\n") {
+			if args[0] != "iptables-save" || strings.Contains(l, "KILN") || strings.HasPrefix(l, "*") {
+				b.WriteString(l)
+			}
+		}
+	}
+	return b.String()
+}
+
 // retry runs kiln until it succeeds (a server in another container may
 // not listen yet) and returns the last result.
 func (e *env) retry(args ...string) result {
@@ -70,7 +93,13 @@ func (e *env) retry(args ...string) result {
 
 func TestNetworkBridgeTCP(t *testing.T) {
 	e, _ := newNetEnv(t)
-	srv := strings.TrimSpace(e.kiln("run", "-d", "--name", "srv", "bb", "sh", "-c", "nc -l -p 5000; sleep 3600"))
+	// busybox nc half-closes its connection as soon as its stdin ends: a
+	// server with stdin /dev/null would send its FIN right after accepting,
+	// and a client that reads it before its own stdin has the line (a busy
+	// machine runs the echo late) exits 0 without having sent anything. The
+	// server's stdin stays open instead: it closes only once the client has,
+	// after its line, so the client's exit 0 means the server read it.
+	srv := strings.TrimSpace(e.kiln("run", "-d", "--name", "srv", "bb", "sh", "-c", "sleep 3600 | nc -l -p 5000"))
 	ip := e.inspectF("{{.NetworkSettings.IPAddress}}", srv)
 	gw := e.inspectF("{{.NetworkSettings.Gateway}}", srv)
 	if !strings.HasPrefix(ip, strings.TrimSuffix(gw, ".1")) || ip == gw {
@@ -79,13 +108,14 @@ func TestNetworkBridgeTCP(t *testing.T) {
 	if mac := e.inspectF("{{.NetworkSettings.Networks.bridge.MacAddress}}", srv); !strings.HasPrefix(mac, "02:42:") {
 		t.Errorf("MacAddress = %q", mac)
 	}
-	if r := e.retry("run", "--rm", "bb", "sh", "-c", "echo hello-over-tcp | nc -w 2 "+ip+" 5000"); r.code != 0 {
-		t.Fatalf("client: exit %d: %s", r.code, r.stderr)
+	client := e.retry("run", "--rm", "bb", "sh", "-c", "ip -o addr show eth0; ip route; echo hello-over-tcp | nc -w 2 "+ip+" 5000")
+	if client.code != 0 {
+		t.Fatalf("client: exit %d: %s\n%s", client.code, client.stderr, e.netState(srv))
 	}
 	deadline := time.Now().Add(time.Minute)
 	for !strings.Contains(e.kiln("logs", srv), "hello-over-tcp") {
 		if time.Now().After(deadline) {
-			t.Fatalf("server logs: %q", e.kiln("logs", srv))
+			t.Fatalf("server logs: %q\nclient: stdout %q, stderr %q\n%s", e.kiln("logs", srv), client.stdout, client.stderr, e.netState(srv))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

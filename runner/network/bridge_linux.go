@@ -30,6 +30,9 @@ func (st *state) bringUp(n *Network) error {
 		n.Gateway = firstHost(n.Subnet)
 		st.dirty[n] = true
 	}
+	// Recorded before anything is made: what a process killed midway
+	// leaves, the next sweep finds (see sweepOrphans).
+	_ = st.register(n)
 	br, err := netlink.LinkByName(n.Bridge)
 	if _, notFound := err.(netlink.LinkNotFoundError); notFound {
 		attrs := netlink.NewLinkAttrs()
@@ -80,10 +83,13 @@ func (st *state) bringDown(n *Network) error {
 	return errors.Join(errs...)
 }
 
-// takeDown removes n's kernel state, if any, and records it gone.
+// takeDown removes n's kernel state, if any, and records it gone. What
+// could not be removed stays registered, for the next sweep to retry.
 func (st *state) takeDown(n *Network) error {
 	err := st.bringDown(n)
-	unregister(n.Bridge)
+	if err == nil {
+		unregister(n.Bridge)
+	}
 	if n.Up {
 		n.Up = false
 		st.dirty[n] = true

@@ -77,7 +77,6 @@ func (s *Store) Attach(ns *os.File, req AttachRequest) (*Endpoint, *Network, err
 			}
 			n.Up, broughtUp = true, true
 			st.dirty[n] = true
-			_ = st.register(n)
 		}
 		e, err := st.attach(n, ns, req)
 		if err != nil {

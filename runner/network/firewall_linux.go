@@ -198,7 +198,9 @@ func (t iptables) up(n *Network) error {
 	})
 }
 
-// down deletes the network's rules, and kiln's chains once they are empty.
+// down deletes the network's rules (every rule of kiln's chains that names
+// its bridge: a bridge left by a kiln killed midway, or by another version,
+// has them too, whatever they were), and kiln's chains once they are empty.
 func (t iptables) down(n *Network) error {
 	return t.change(func(saved map[string]*savedTable) map[string][]string {
 		lines := map[string][]string{}
@@ -207,15 +209,11 @@ func (t iptables) down(n *Network) error {
 			if st == nil || !st.chains[c.chain] {
 				continue // no chain, no rules
 			}
-			ours := map[string]bool{}
-			for _, r := range c.rules {
-				ours[ruleLine(c.chain, r...)] = true
-			}
 			var del []string
 			others := false // other networks' rules remain
 			for _, l := range st.rules {
 				if strings.HasPrefix(l, "-A "+c.chain+" ") {
-					if ours[l] {
+					if namesDevice(l, n.Bridge) {
 						del = append(del, "-D"+l[2:])
 					} else {
 						others = true
@@ -234,6 +232,17 @@ func (t iptables) down(n *Network) error {
 		}
 		return lines
 	})
+}
+
+// namesDevice reports whether the rule line matches packets in or out of dev.
+func namesDevice(line, dev string) bool {
+	f := strings.Fields(line)
+	for i := 0; i+1 < len(f); i++ {
+		if (f[i] == "-i" || f[i] == "-o") && f[i+1] == dev {
+			return true
+		}
+	}
+	return false
 }
 
 // nftables keeps each network's rules in a table of its own, "ip

@@ -7,6 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/kiln-build/kiln/internal/rootless"
 )
@@ -14,8 +17,9 @@ import (
 // hostRegistryDir records, per bridge, the network kiln brought up on this
 // host and its store root. Kernel state outlives a container (Network.Up),
 // and so may outlive a store deleted without network prune (a test's or a
-// benchmark's temporary root): the next bring-up of any network removes the
-// bridges and rules of networks that are no longer up in their store. It is
+// benchmark's temporary root): the next bring-up of any network, and any
+// network prune, removes the bridges and rules of networks that are no
+// longer up in their store (see sweepOrphans). It is
 // in /run (rootless, in the user's runtime directory), which goes with the
 // kernel state at reboot.
 func hostRegistryDir() string { return rootless.RuntimePath("bridges") }
@@ -27,7 +31,7 @@ type hostEntry struct {
 
 func hostEntryPath(bridge string) string { return filepath.Join(hostRegistryDir(), bridge+".json") }
 
-// register records n as up for s.
+// register records n as up for s: before its kernel state is made.
 func (st *state) register(n *Network) error {
 	if err := os.MkdirAll(hostRegistryDir(), 0o700); err != nil {
 		return fmt.Errorf("record bridge %s: %w", n.Bridge, err)
@@ -47,17 +51,15 @@ func unregister(bridge string) {
 }
 
 // sweepOrphans takes down the bridges (and rules) that the registry holds
-// for networks their store no longer has up. The caller holds the host lock,
-// under which every bring-up and take-down happens.
+// for networks their store no longer has up, and the idle kiln bridges it
+// does not know. The caller holds the host lock, under which every bring-up
+// and take-down happens.
 func (st *state) sweepOrphans() error {
 	ents, err := os.ReadDir(hostRegistryDir())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	var errs []error
+	errs := []error{st.sweepUnknown(ents)}
 	for _, e := range ents {
 		data, err := os.ReadFile(filepath.Join(hostRegistryDir(), e.Name()))
 		if err != nil {
@@ -110,4 +112,45 @@ func writeFileAtomic(path string, data []byte) error {
 		os.Remove(tmp.Name())
 	}
 	return err
+}
+
+// sweepUnknown takes down the bridges named as kiln's (BridgePrefix) that
+// no entry of the registry (ents) names and no device is plugged in: a
+// bridge is registered, under the host lock, before it is made, so these
+// are what a kiln killed midway, or older than the registry, left.
+func (st *state) sweepUnknown(ents []os.DirEntry) error {
+	links, err := linkList()
+	if err != nil {
+		return fmt.Errorf("list devices: %w", err)
+	}
+	known := map[string]bool{}
+	for _, e := range ents {
+		known[strings.TrimSuffix(e.Name(), ".json")] = true
+	}
+	plugged := map[int]bool{}
+	for _, l := range links {
+		plugged[l.Attrs().MasterIndex] = true
+	}
+	var errs []error
+	for _, l := range links {
+		name := l.Attrs().Name
+		if _, bridge := l.(*netlink.Bridge); !bridge || !strings.HasPrefix(name, BridgePrefix) || known[name] || plugged[l.Attrs().Index] {
+			continue
+		}
+		if err := st.bringDown(&Network{Bridge: name}); err != nil {
+			errs = append(errs, fmt.Errorf("remove the unknown bridge %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// linkList lists the devices, again when other changes interrupted the
+// dump (on a busy host they often do, and the list would be inconsistent).
+func linkList() ([]netlink.Link, error) {
+	for try := 1; ; try++ {
+		links, err := netlink.LinkList()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) || try == 10 {
+			return links, err
+		}
+	}
 }

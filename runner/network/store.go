@@ -351,35 +351,47 @@ func (st *state) remove(n *Network) error {
 // Prune removes every user-defined network without endpoints and returns
 // their names; the default network, when it has no endpoint, loses its
 // kernel state (bridge and firewall rules) until the next container needs it.
+// The bridges and rules that stores deleted without a prune left on the host
+// go too (see sweepOrphans), whatever store they were of.
 func (s *Store) Prune() ([]string, error) { return s.PruneMatching(nil) }
 
 // PruneMatching is Prune of the networks match accepts (all when nil).
 func (s *Store) PruneMatching(match func(*Network) bool) ([]string, error) {
 	var names []string
-	err := s.update(func(st *state) error {
-		for _, n := range append([]*Network{}, st.nets...) {
-			if len(n.Endpoints) > 0 {
-				continue
-			}
-			if n.Default() {
-				if n.Up {
-					if err := st.takeDown(n); err != nil {
-						return err
-					}
-				}
-				continue
-			}
-			if match != nil && !match(n) {
-				continue
-			}
-			if err := st.remove(n); err != nil {
-				return err
-			}
-			names = append(names, n.Name)
-		}
-		return nil
+	err := s.update(func(st *state) (err error) {
+		// Another store's leftovers must not fail this store's prune: what
+		// cannot go stays registered, and the next sweep tries again.
+		_ = st.sweepOrphans()
+		names, err = st.prune(match)
+		return err
 	})
 	return names, err
+}
+
+// prune is PruneMatching under the locks.
+func (st *state) prune(match func(*Network) bool) ([]string, error) {
+	var names []string
+	for _, n := range append([]*Network{}, st.nets...) {
+		if len(n.Endpoints) > 0 {
+			continue
+		}
+		if n.Default() {
+			if n.Up {
+				if err := st.takeDown(n); err != nil {
+					return names, err
+				}
+			}
+			continue
+		}
+		if match != nil && !match(n) {
+			continue
+		}
+		if err := st.remove(n); err != nil {
+			return names, err
+		}
+		names = append(names, n.Name)
+	}
+	return names, nil
 }
 
 // Endpoints returns the container's endpoints, keyed by network name, with
