@@ -8,15 +8,28 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/kiln-build/kiln/cache"
 )
 
 // storeListing lists every path in the store with its size, to check that a
-// failed command left the store exactly as it was.
+// failed command left the store exactly as it was. What earlier commands put
+// in the store's trash is deleted first (waiting for the store's deleter),
+// and the trash itself is not listed: it is no part of the store's content.
 func storeListing(t *testing.T, root string) string {
 	t.Helper()
+	if err := cache.WaitTrash(root); err != nil {
+		t.Fatalf("wait for the store's trash: %v", err)
+	}
 	var lines []string
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
+			return nil
+		}
+		if rel, _ := filepath.Rel(root, p); rel == "trash" || rel == "trash.lock" {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
 			return nil
 		}
 		info, _ := d.Info()
