@@ -71,33 +71,41 @@ func BenchmarkCopyPlan(b *testing.B) {
 	src := benchSource(b, ctx)
 	b.SetBytes(total)
 	for b.Loop() {
-		b.StopTimer()
-		dst, err := os.MkdirTemp(b.TempDir(), "rootfs")
-		if err != nil {
-			b.Fatal(err)
-		}
-		files, err := walkSource(src) // fresh: no digests known
-		if err != nil {
-			b.Fatal(err)
-		}
-		r, err := openRootfs(dst)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		it, err := placeItem(r, copyItem{src: src, files: files}, "/src", true, false, ids{}, fileMode{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		plan := copyPlan{items: []copyItem{it}}
-		if err := plan.apply(context.Background(), r); err != nil {
-			b.Fatal(err)
-		}
+		dst, r := benchCopy(b, src, false)
 		b.StopTimer()
 		r.Close()
 		os.RemoveAll(dst)
 		b.StartTimer()
 	}
+}
+
+// benchCopy copies src into a fresh root filesystem as a cold COPY to /src
+// does (timed from the placing of the item; streamed: with its layer tar
+// hashed on the way) and returns the root filesystem, still open.
+func benchCopy(b *testing.B, src source, streamed bool) (string, *rootfs) {
+	b.StopTimer()
+	dst, err := os.MkdirTemp(b.TempDir(), "rootfs")
+	if err != nil {
+		b.Fatal(err)
+	}
+	files, err := walkSource(src) // fresh: no digests known
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := openRootfs(dst)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.StartTimer()
+	it, err := placeItem(r, copyItem{src: src, files: files}, "/src", true, false, ids{}, fileMode{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	plan := copyPlan{items: []copyItem{it}, stream: streamed}
+	if err := plan.apply(context.Background(), r); err != nil {
+		b.Fatal(err)
+	}
+	return dst, r
 }
 
 // BenchmarkCopyLayer is a cold COPY and its layer's diffID: "streamed"
@@ -113,29 +121,8 @@ func BenchmarkCopyLayer(b *testing.B) {
 		b.Run(map[bool]string{true: "streamed", false: "diffed"}[streamed], func(b *testing.B) {
 			b.SetBytes(total)
 			for b.Loop() {
-				b.StopTimer()
-				dst, err := os.MkdirTemp(b.TempDir(), "rootfs")
-				if err != nil {
-					b.Fatal(err)
-				}
-				files, err := walkSource(src)
-				if err != nil {
-					b.Fatal(err)
-				}
-				r, err := openRootfs(dst)
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-				it, err := placeItem(r, copyItem{src: src, files: files}, "/src", true, false, ids{}, fileMode{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				plan := copyPlan{items: []copyItem{it}, stream: streamed}
-				if err := plan.apply(context.Background(), r); err != nil {
-					b.Fatal(err)
-				}
-				ok := false
+				dst, r := benchCopy(b, src, streamed)
+				ok, err := false, error(nil)
 				if r.streamed != nil {
 					_, ok, err = r.streamed.Verify(context.Background(), dst)
 					r.streamed.Close()
