@@ -121,7 +121,7 @@ func (s *Store) mtu() int {
 	if s.cfg.MTU != 0 {
 		return s.cfg.MTU
 	}
-	routes, err := netlink.RouteList(nil, unix.AF_INET)
+	routes, err := dump(func() ([]netlink.Route, error) { return netlink.RouteList(nil, unix.AF_INET) })
 	if err == nil {
 		for _, r := range routes {
 			if r.Dst == nil || r.Dst.IP.IsUnspecified() {

@@ -190,7 +190,7 @@ func freeInterface(h *netlink.Handle) (string, error) {
 }
 
 func hasDefaultRoute(h *netlink.Handle) bool {
-	routes, err := h.RouteList(nil, unix.AF_INET)
+	routes, err := dump(func() ([]netlink.Route, error) { return h.RouteList(nil, unix.AF_INET) })
 	if err != nil {
 		return false
 	}

@@ -144,13 +144,16 @@ func (st *state) sweepUnknown(ents []os.DirEntry) error {
 	return errors.Join(errs...)
 }
 
-// linkList lists the devices, again when other changes interrupted the
-// dump (on a busy host they often do, and the list would be inconsistent).
-func linkList() ([]netlink.Link, error) {
+// linkList lists the devices.
+func linkList() ([]netlink.Link, error) { return dump(netlink.LinkList) }
+
+// dump runs a netlink dump again when other changes interrupted it (on a
+// busy host they often do, and the list would be inconsistent).
+func dump[T any](list func() ([]T, error)) ([]T, error) {
 	for try := 1; ; try++ {
-		links, err := netlink.LinkList()
+		l, err := list()
 		if !errors.Is(err, netlink.ErrDumpInterrupted) || try == 10 {
-			return links, err
+			return l, err
 		}
 	}
 }
