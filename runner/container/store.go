@@ -320,20 +320,6 @@ func (s *Store) releaseOrphanLeases() error {
 	return errors.Join(errs...)
 }
 
-// removeAll removes a tree even where it holds read-only directories.
-func removeAll(path string) error {
-	if err := os.RemoveAll(path); err == nil {
-		return nil
-	}
-	filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(path)
-}
-
 // holdImage takes the container's lease on its image and layers in the
 // store: GC keeps them from create to rm, even once the image is removed.
 func (s *Store) holdImage(cfg Config) error {

@@ -2,6 +2,7 @@ package container
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/internal/kilntest"
+	"golang.org/x/sys/unix"
 )
 
 func create(t *testing.T, s *Store, name string, mounts ...MountSpec) *Container {
@@ -160,5 +163,67 @@ func TestRemoveWithVolumes(t *testing.T) {
 	vs, _ := s.Volumes()
 	if len(vs) != 1 || vs[0].Name != "named" {
 		t.Errorf("rm -v keeps named volumes only: %+v", vs)
+	}
+}
+
+// TestRemoveVolumeTrash: a removed volume leaves the volumes directory in
+// one rename into the store's trash, whose deleter empties it; nothing of
+// it stays beside the other volumes, and a kept volume is untouched.
+func TestRemoveVolumeTrash(t *testing.T) {
+	root := t.TempDir()
+	s := NewStore(root)
+	for _, name := range []string{"big", "kept"} {
+		v, err := s.CreateVolume(name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// More entries than the trash removes at once: a deleter's work.
+		for i := range 100 {
+			if err := os.WriteFile(filepath.Join(v.Mountpoint, fmt.Sprint(i)), []byte("x"), 0o400); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// a read-only directory, as a container may leave one
+	if err := os.Chmod(filepath.Join(s.volumesDir(), "big", "_data"), 0o500); err != nil {
+		t.Fatal(err)
+	}
+	// The trash's lock held as a deleter holds it: no deleter starts, and
+	// rm must return all the same, with the volume's files in the trash.
+	lock, err := os.OpenFile(filepath.Join(root, "trash.lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveVolume("big"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Volume("big"); !errors.Is(err, ErrNoSuchVolume) {
+		t.Errorf("removed volume: %v", err)
+	}
+	if names := kilntest.DirNames(t, s.volumesDir()); len(names) != 1 || names[0] != "kept" {
+		t.Errorf("volumes directory after rm: %v", names)
+	}
+	trash := filepath.Join(root, "trash")
+	if names := kilntest.DirNames(t, trash); len(names) != 1 {
+		t.Errorf("trash after rm: %v", names)
+	} else if files := kilntest.DirNames(t, filepath.Join(trash, names[0], "x", "_data")); len(files) != 100 {
+		t.Errorf("the trashed volume holds %d files", len(files))
+	}
+	lock.Close()
+	if err := cache.WaitTrash(root); err != nil {
+		t.Fatal(err)
+	}
+	if names := kilntest.DirNames(t, trash); len(names) != 0 {
+		t.Errorf("trash not emptied: %v", names)
+	}
+	v, err := s.Volume("kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files, _ := os.ReadDir(v.Mountpoint); len(files) != 100 {
+		t.Errorf("kept volume has %d files", len(files))
 	}
 }

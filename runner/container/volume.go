@@ -10,6 +10,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/kiln-build/kiln/cache"
 )
 
 var (
@@ -151,15 +153,23 @@ func (s *Store) RemoveVolume(name string) error {
 	if len(users) > 0 {
 		return fmt.Errorf("remove %s: %w: [%s]", name, ErrVolumeInUse, users[0])
 	}
-	dir := filepath.Join(s.volumesDir(), name)
-	dead := filepath.Join(s.volumesDir(), ".removing-"+name)
-	if err := os.Rename(dir, dead); err != nil {
-		return fmt.Errorf("remove volume %s: %w", name, err)
-	}
-	if err := removeAll(dead); err != nil {
+	if err := s.trashVolume(name); err != nil {
 		return fmt.Errorf("remove volume %s: %w", name, err)
 	}
 	return nil
+}
+
+// trashVolume moves the volume's directory into the store's trash in one
+// rename (a kill leaves the volume whole or gone, never half-deleted) and
+// leaves its files, as large as its users made them, to the store's
+// background deleter.
+func (s *Store) trashVolume(name string) error {
+	st, err := cache.Open(s.root)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return st.Trash(filepath.Join(s.volumesDir(), name))
 }
 
 // removeAnonymousVolumes removes c's anonymous volumes that no other
@@ -178,10 +188,7 @@ func (s *Store) removeAnonymousVolumes(c *Container) {
 			continue
 		}
 		if len(users) == 0 || (len(users) == 1 && users[0] == c.ID) {
-			dead := filepath.Join(s.volumesDir(), ".removing-"+m.Name)
-			if os.Rename(filepath.Join(s.volumesDir(), m.Name), dead) == nil {
-				removeAll(dead)
-			}
+			s.trashVolume(m.Name)
 		}
 	}
 }
