@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/internal/proc"
 	"github.com/kiln-build/kiln/internal/rootless"
 )
 
@@ -137,24 +136,11 @@ func (s *Store) startDeleter() error {
 	if testing.Testing() && os.Getenv(DeleterTestEnv) != "1" {
 		return s.deleteInBackground(f)
 	}
-	// Its own session, no descriptor but /dev/null and the lock it is
-	// handed, nothing to keep a caller's pipe or directory busy:
-	// descriptors this process inherited without close-on-exec get it, as
-	// every descriptor Go opens has it (runner/network's reaper does the
-	// same).
-	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+	// The deleter's fd 3 is the trash lock, held.
+	env := append([]string{"GOMAXPROCS=1"}, rootless.Environ()...)
+	if err := proc.StartDetached(deleterArg0, env, []*os.File{f}, s.root); err != nil {
 		return fmt.Errorf("start trash deleter: %w", err)
 	}
-	cmd := exec.Command("/proc/self/exe", s.root)
-	cmd.Args[0] = deleterArg0
-	cmd.Env = append([]string{"GOMAXPROCS=1"}, rootless.Environ()...)
-	cmd.Dir = "/"
-	cmd.ExtraFiles = []*os.File{f} // fd 3: the trash lock, held
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start trash deleter: %w", err)
-	}
-	go cmd.Wait() // reap it if we outlive it
 	return nil
 }
 

@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/internal/proc"
 	"github.com/kiln-build/kiln/internal/rootless"
 )
 
@@ -85,22 +84,10 @@ func (s *Store) startReaper() error {
 	if err != nil {
 		return fmt.Errorf("start network reaper: %w", err)
 	}
-	// Its own session, no descriptor but /dev/null, nothing to keep a
-	// caller's pipe or directory busy: descriptors this process inherited
-	// without close-on-exec (a monitor's status pipe, a shell's extra
-	// redirections) get it, as every descriptor Go opens has it.
-	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+	env := append([]string{"GOMAXPROCS=1"}, rootless.Environ()...)
+	if err := proc.StartDetached(reaperArg0, env, nil, root); err != nil {
 		return fmt.Errorf("start network reaper: %w", err)
 	}
-	cmd := exec.Command("/proc/self/exe", root)
-	cmd.Args[0] = reaperArg0
-	cmd.Env = append([]string{"GOMAXPROCS=1"}, rootless.Environ()...)
-	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start network reaper: %w", err)
-	}
-	go cmd.Wait() // reap it if we outlive it
 	return nil
 }
 
