@@ -39,13 +39,7 @@ type Prestarted struct {
 // netNS (Spec.NetNS), or a new namespace with only loopback when netNone
 // (Spec.Network "none" without NetNS), or else the host's.
 func Prestart(netNS *os.File, netNone bool) (*Prestarted, error) {
-	exe, err := SealedExe()
-	if err != nil {
-		return nil, fmt.Errorf("prestart sandbox: %w", err)
-	}
-	if err := CloseExtraFilesOnExec(); err != nil {
-		return nil, fmt.Errorf("prestart sandbox: %w", err)
-	}
+	var err error
 	var files []*os.File // the child's ends, closed on return: it has its copies
 	defer func() {
 		for _, f := range files {
@@ -73,12 +67,11 @@ func Prestart(netNS *os.File, netNone bool) (*Prestarted, error) {
 	}
 	// As start's, but the parent's end of each pipe stays ours (cfgW and
 	// repR are close-on-exec: os.Pipe makes them so).
-	p.cmd = exec.Command(exe)
-	p.cmd.Args = []string{initArg0}
-	p.cmd.Env = []string{"GOMAXPROCS=1"}
-	p.cmd.ExtraFiles = []*os.File{cfgR, repW} // configFd, reportFd
+	if p.cmd, err = initCommand(context.Background(), cfgR, repW, netNone); err != nil {
+		p.closePipes()
+		return nil, fmt.Errorf("prestart sandbox: %w", err)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = outW, errW
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cloneFlags(netNone), Pdeathsig: syscall.SIGKILL}
 	// Pdeathsig fires when the thread that forked the init exits: it is a
 	// thread of its own, which lasts until the init is reaped.
 	if p.release, err = startOnOwnThread(netNS, p.cmd.Start); err != nil {

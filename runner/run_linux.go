@@ -176,19 +176,10 @@ func launch(ctx context.Context, spec *Spec, cfg *initConfig) (*launched, error)
 }
 
 func (l *launched) start(ctx context.Context, spec *Spec, cfg *initConfig, cfgR, repW *os.File) error {
-	// The init is PID 1 of the sandbox: it runs from a sealed view of the
-	// binary, and gets stdio and its two pipes, nothing else of ours.
-	exe, err := SealedExe()
+	cmd, err := initCommand(ctx, cfgR, repW, cfg.NetNone)
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
-	if err := CloseExtraFilesOnExec(); err != nil {
-		return fmt.Errorf("run: %w", err)
-	}
-	cmd := exec.CommandContext(ctx, exe)
-	cmd.Args = []string{initArg0}
-	cmd.Env = []string{"GOMAXPROCS=1"}
-	cmd.ExtraFiles = []*os.File{cfgR, repW} // configFd, reportFd
 	if spec.Terminal {
 		// The init makes the terminal and sends its master back (consoleFd).
 		parent, child, err := consoleSocketPair()
@@ -201,7 +192,6 @@ func (l *launched) start(ctx context.Context, spec *Spec, cfg *initConfig, cfgR,
 	} else {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = spec.Stdin, spec.Stdout, spec.Stderr
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cloneFlags(cfg.NetNone), Pdeathsig: syscall.SIGKILL}
 	if spec.Terminal {
 		cmd.SysProcAttr.Setsid = true // the init's terminal becomes its controlling one
 	}
@@ -211,6 +201,26 @@ func (l *launched) start(ctx context.Context, spec *Spec, cfg *initConfig, cfgR,
 	}
 	l.cmd, l.release = cmd, release
 	return nil
+}
+
+// initCommand is a sandbox init, PID 1 of the sandbox, born in its
+// namespaces (cloneFlags) and killed with the thread that starts it: it runs
+// from a sealed view of the binary and gets its two pipes (configFd,
+// reportFd), nothing else of ours but the stdio the caller gives it.
+func initCommand(ctx context.Context, cfgR, repW *os.File, netNone bool) (*exec.Cmd, error) {
+	exe, err := SealedExe()
+	if err != nil {
+		return nil, err
+	}
+	if err := CloseExtraFilesOnExec(); err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, exe)
+	cmd.Args = []string{initArg0}
+	cmd.Env = []string{"GOMAXPROCS=1"}
+	cmd.ExtraFiles = []*os.File{cfgR, repW} // configFd, reportFd
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cloneFlags(netNone), Pdeathsig: syscall.SIGKILL}
+	return cmd, nil
 }
 
 // Wait waits for the sandbox to exit, removes the mount stubs from Upper and
