@@ -144,13 +144,16 @@ func (b *build) runSandbox(ctx context.Context, st *stage, c *instructions.RunCo
 	}
 	defer removeHosts()
 	spec.Prestarted = b.sb().takeSpare()
+	if st.runsLeft > 0 {
+		// The next RUN step's init starts now: its start-up overlaps with
+		// this step's command and commit, where it would otherwise be
+		// the longest part of the way from one step's command to the
+		// next's. A failed step's build stops it (sandboxes.release).
+		b.sb().prestart(spec)
+	}
 	code, err := runner.Run(ctx, spec)
 	if cerr := spec.Prestarted.Close(); cerr != nil { // unless Run took it
 		b.opts.Log.Warn("stop prestarted sandbox", "err", cerr)
-	}
-	if err == nil && code == 0 && st.runsLeft > 0 {
-		// The next RUN step's init starts while this one commits.
-		b.sb().prestart(spec)
 	}
 	if err != nil {
 		sn.Discard()

@@ -104,14 +104,14 @@ type sandboxes struct {
 	network   *BuildNetwork
 	networkFn NetworkFunc
 	// spare is the sandbox init started for the build's next RUN step
-	// while the last one was committed (runner.Prestart): nil when none is
+	// while the last one ran and committed (runner.Prestart): nil when none is
 	// on its way, else it yields one (nil if it failed to start).
 	spare chan *runner.Prestarted
 }
 
 // prestart starts an init for the next RUN step in the background, in the
-// network spec had, unless one is on its way already. The init's start
-// overlaps with the rest of this step (diff and commit).
+// network spec has, unless one is on its way already. The init's start
+// overlaps with this step (its command, diff and commit).
 func (s *sandboxes) prestart(spec *runner.Spec) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

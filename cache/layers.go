@@ -136,22 +136,14 @@ func (sn *Snapshot) commit(diffID digest.Digest, size int64, canonical bool, blo
 	// publishes the snapshot and its record together.
 	os.RemoveAll(sn.Work)
 	os.Remove(sn.Mountpoint)
-	f, err := os.Create(filepath.Join(sn.tmp, "layer.json"))
-	if err != nil {
+	if err := os.WriteFile(filepath.Join(sn.tmp, "layer.json"), data, 0o644); err != nil {
 		return Layer{}, fmt.Errorf("commit layer %s: %w", diffID, err)
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return Layer{}, fmt.Errorf("commit layer %s: %w", diffID, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return Layer{}, fmt.Errorf("commit layer %s: %w", diffID, err)
-	}
-	f.Close()
-	// The snapshot's files reach the disk before a record points at them:
-	// after a power cut a record never names a snapshot with lost data.
-	// Only a new layer is synced: its diffID, known now, said it is new.
+	// The snapshot's files, and its record beside them, reach the disk
+	// before the rename publishes them: after a power cut a record never
+	// names a snapshot with lost data. One syncfs writes them all (the
+	// record needs no fsync of its own). Only a new layer is synced: its
+	// diffID, known now, said it is new.
 	if err := syncFS(sn.fsf); err != nil {
 		return Layer{}, fmt.Errorf("commit layer %s: %w", diffID, err)
 	}
