@@ -144,14 +144,24 @@ func (b *build) runSandbox(ctx context.Context, st *stage, c *instructions.RunCo
 	}
 	defer removeHosts()
 	spec.Prestarted = b.sb().takeSpare()
-	if st.runsLeft > 0 {
-		// The next RUN step's init starts now: its start-up overlaps with
-		// this step's command and commit, where it would otherwise be
-		// the longest part of the way from one step's command to the
-		// next's. A failed step's build stops it (sandboxes.release).
+	if spec.Prestarted == nil && spec.NetNS != nil {
+		// The first step in the build's network: its init starts while
+		// the namespace is being attached to the network.
 		b.sb().prestart(spec)
+		spec.Prestarted = b.sb().takeSpare()
 	}
-	code, err := runner.Run(ctx, spec)
+	code, err := -1, b.sb().networkReady()
+	if err == nil {
+		if st.runsLeft > 0 {
+			// The next RUN step's init starts now: its start-up overlaps
+			// with this step's command and commit, where it would
+			// otherwise be the longest part of the way from one step's
+			// command to the next's. A failed step's build stops it
+			// (sandboxes.release).
+			b.sb().prestart(spec)
+		}
+		code, err = runner.Run(ctx, spec)
+	}
 	if cerr := spec.Prestarted.Close(); cerr != nil { // unless Run took it
 		b.opts.Log.Warn("stop prestarted sandbox", "err", cerr)
 	}

@@ -38,6 +38,12 @@ type BuildNetwork struct {
 	// Release detaches the namespace from its network; the build calls it
 	// once, when it ends.
 	Release func() error
+	// Ready, when set, waits until NS is attached to its network (and
+	// says if that failed); it may be called more than once. A sandbox
+	// init may start in NS before (it waits for its config), which lets
+	// the build's first RUN step start its init while the network is set
+	// up; no command runs in NS before Ready returned nil.
+	Ready func() error
 }
 
 // NetworkFunc makes a BuildNetwork; the build calls it at most once, at its
@@ -195,6 +201,21 @@ func (s *sandboxes) defaultNetwork(ctx context.Context) (*BuildNetwork, error) {
 	}
 	s.network = n
 	return n, nil
+}
+
+// networkReady waits until the build's network, if it has one, is ready
+// for commands (BuildNetwork.Ready).
+func (s *sandboxes) networkReady() error {
+	s.mu.Lock()
+	n := s.network
+	s.mu.Unlock()
+	if n == nil || n.Ready == nil {
+		return nil
+	}
+	if err := n.Ready(); err != nil {
+		return fmt.Errorf("set up the build's network: %w", err)
+	}
+	return nil
 }
 
 // release tears down what the build's steps shared.

@@ -27,11 +27,13 @@ func buildNetwork(root string, s *cache.Store) builder.NetworkFunc {
 		var rnd [6]byte
 		_, _ = rand.Read(rnd[:])
 		id := "build-" + hex.EncodeToString(rnd[:])
-		nsFile, release, err := ns.AttachSelf(id, network.DefaultNetwork)
+		// The namespace is attached in the background while the first RUN
+		// step's sandbox init starts in it (BuildNetwork.Ready).
+		nsFile, ready, release, err := ns.AttachSelfInBackground(id, network.DefaultNetwork)
 		if err != nil {
 			return nil, err
 		}
-		bn := &builder.BuildNetwork{NS: nsFile, Release: release}
+		bn := &builder.BuildNetwork{NS: nsFile, Release: release, Ready: ready}
 		host, _ := os.ReadFile("/etc/resolv.conf")
 		resolv, err := network.ResolvConf(host, network.DNSOptions{}, false)
 		if err != nil || string(resolv) == string(host) {

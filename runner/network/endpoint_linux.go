@@ -10,6 +10,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -363,14 +364,39 @@ func (st *state) writeHostsFor(containerID string, any *Endpoint) error {
 // detaches it; if the process dies first, the next change to the store's
 // networks does.
 func (s *Store) AttachSelf(id, network string) (ns *os.File, release func() error, err error) {
-	ns, err = NewNamespace()
+	ns, ready, release, err := s.AttachSelfInBackground(id, network)
 	if err != nil {
 		return nil, nil, err
 	}
-	_, _, err = s.Attach(ns, AttachRequest{ContainerID: id, ContainerName: id, Hostname: id, Network: network, Holder: Self()})
-	if err != nil {
+	if err := ready(); err != nil {
 		ns.Close()
 		return nil, nil, err
 	}
-	return ns, func() error { return s.ReleaseDying(id) }, nil
+	return ns, release, nil
+}
+
+// AttachSelfInBackground is AttachSelf returning as soon as the namespace
+// exists: processes may be started in it while it is attached (bridge,
+// veth, rules: tens of milliseconds), but not use the network before ready
+// returned nil. ready may be called more than once; release waits for the
+// attachment, and does nothing if it failed. The caller closes ns after
+// release.
+func (s *Store) AttachSelfInBackground(id, network string) (ns *os.File, ready, release func() error, err error) {
+	ns, err = NewNamespace()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	attached := make(chan error, 1)
+	go func() {
+		_, _, err := s.Attach(ns, AttachRequest{ContainerID: id, ContainerName: id, Hostname: id, Network: network, Holder: Self()})
+		attached <- err
+	}()
+	ready = sync.OnceValue(func() error { return <-attached })
+	release = func() error {
+		if ready() != nil {
+			return nil // never attached
+		}
+		return s.ReleaseDying(id)
+	}
+	return ns, ready, release, nil
 }
