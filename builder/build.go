@@ -166,7 +166,16 @@ func Build(ctx context.Context, s *cache.Store, opts Options) (digest.Digest, er
 	if err != nil {
 		return "", err
 	}
+	// The layers of the build's steps are synced together, not one by
+	// one: when the image is stored, and as the build ends for the rest
+	// (see cache.Layer.Unsynced).
+	if err := leased.DeferLayerSyncs(); err != nil {
+		return "", err
+	}
 	id, err := (&build{store: leased, opts: opts, rep: rep, df: df, data: data, start: time.Now()}).runAndTag(ctx)
+	if serr := leased.SyncLayers(); serr != nil {
+		opts.Log.Warn("sync the build's layers", "err", serr)
+	}
 	if rerr := s.DeleteLease(lease.Kind, lease.Name); rerr != nil {
 		opts.Log.Warn("release the build's lease", "err", rerr)
 	}

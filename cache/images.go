@@ -43,16 +43,31 @@ type imageRecord struct {
 }
 
 // PutImage stores an image config (raw JSON, kept byte for byte: its digest is
-// the image ID). Every layer it lists must be in the store.
+// the image ID). Every layer it lists must be in the store; those still
+// unsynced (Layer.Unsynced) are synced first.
 func (s *Store) PutImage(ctx context.Context, config []byte, opts ImageOptions) (digest.Digest, error) {
 	var img ocispec.Image
 	if err := json.Unmarshal(config, &img); err != nil {
 		return "", fmt.Errorf("image config: %v: %w", err, ErrInvalid)
 	}
+	var unsynced []Layer
 	for _, d := range img.RootFS.DiffIDs {
-		if _, err := s.Layer(d); err != nil {
+		l, err := s.Layer(d)
+		if err != nil {
 			return "", fmt.Errorf("image config: layer %s: %w", d, err)
 		}
+		if l.Unsynced != "" {
+			unsynced = append(unsynced, l)
+		}
+	}
+	// The record is durable: the layers it names must be (whichever
+	// process committed them).
+	var f *os.File
+	if s.deferred != nil {
+		f = s.deferred.f
+	}
+	if err := s.syncLayers(f, unsynced); err != nil {
+		return "", err
 	}
 	id, _, err := s.WriteBlob(ctx, bytes.NewReader(config), "", int64(len(config)))
 	if err != nil {

@@ -31,6 +31,17 @@ type Layer struct {
 	// (layer.WriteDiff of the snapshot has digest DiffID): true for layers
 	// built or imported by kiln, false for layers loaded or pulled as blobs.
 	Canonical bool `json:"canonical,omitempty"`
+	// Unsynced, when set, is the boot ID of the kernel (see bootID) under
+	// which the layer was committed without a sync: a build's steps
+	// (Store.DeferLayerSyncs) publish their layers at once and sync them
+	// all in one go before anything durable names them (an image record:
+	// PutImage syncs the layers it lists that are still unsynced, and the
+	// build syncs the rest as it ends: SyncLayers). Until then a power cut
+	// may lose their files; under another boot such a record stands for
+	// nothing (Layer reports it damaged, Check's repair removes it, the
+	// next commit of the layer replaces it), so no later build takes a
+	// snapshot whose files were lost.
+	Unsynced string `json:"unsynced,omitempty"`
 }
 
 // EmptyLayer reports whether the layer changes nothing (a tar with no entries).
@@ -51,6 +62,9 @@ func (s *Store) Layer(diffID digest.Digest) (Layer, error) {
 	var l Layer
 	if err := json.Unmarshal(data, &l); err != nil || l.DiffID != diffID {
 		return Layer{}, fmt.Errorf("layer %s: bad record: %w", diffID, ErrInvalid)
+	}
+	if l.Unsynced != "" && l.Unsynced != bootID() {
+		return Layer{}, fmt.Errorf("layer %s: committed without a sync before the machine restarted: %w", diffID, ErrInvalid)
 	}
 	return l, nil
 }
@@ -128,6 +142,10 @@ func (sn *Snapshot) commit(diffID digest.Digest, size int64, canonical bool, blo
 		return l, nil
 	}
 	l := Layer{DiffID: diffID, Size: size, Blobs: blobs, Canonical: canonical}
+	deferred := sn.s.deferred != nil && canonical
+	if deferred {
+		l.Unsynced = bootID()
+	}
 	data, err := json.Marshal(l)
 	if err != nil {
 		return Layer{}, err
@@ -143,9 +161,12 @@ func (sn *Snapshot) commit(diffID digest.Digest, size int64, canonical bool, blo
 	// before the rename publishes them: after a power cut a record never
 	// names a snapshot with lost data. One syncfs writes them all (the
 	// record needs no fsync of its own). Only a new layer is synced: its
-	// diffID, known now, said it is new.
-	if err := syncFS(sn.fsf); err != nil {
-		return Layer{}, fmt.Errorf("commit layer %s: %w", diffID, err)
+	// diffID, known now, said it is new. A deferred layer is synced
+	// later, with the build's others (Layer.Unsynced).
+	if !deferred {
+		if err := syncFS(sn.fsf); err != nil {
+			return Layer{}, fmt.Errorf("commit layer %s: %w", diffID, err)
+		}
 	}
 	target := sn.s.layerPath(diffID)
 	err = os.Rename(sn.tmp, target)
@@ -154,8 +175,9 @@ func (sn *Snapshot) commit(diffID digest.Digest, size int64, canonical bool, blo
 			return l, nil // another process committed it first
 		}
 		// A layer directory without a valid record is crash debris (a
-		// killed commit or GC): replace it.
-		err = sn.s.replaceDebris(target, sn.tmp)
+		// killed commit or GC, an unsynced layer of an earlier boot):
+		// replace it.
+		err = sn.s.replaceDebris(diffID, sn.tmp)
 	}
 	if err != nil {
 		if l, err2 := sn.s.Layer(diffID); err2 == nil {
@@ -164,16 +186,21 @@ func (sn *Snapshot) commit(diffID digest.Digest, size int64, canonical bool, blo
 		return Layer{}, fmt.Errorf("commit layer %s: %w", diffID, err)
 	}
 	sn.tmp = ""
+	if deferred {
+		sn.s.deferred.add(diffID)
+		return l, nil
+	}
 	return l, syncDir(filepath.Dir(target))
 }
 
-// replaceDebris renames dir to target, where target is a layer directory
-// without a valid record. Processes that meet the same debris take turns
+// replaceDebris renames dir to the directory of layer diffID, which has no
+// valid record. Processes that meet the same debris take turns
 // (an exclusive flock of layers.lock), so none removes a layer another just
 // committed there. The debris goes to the trash in one rename: a kill
 // during its removal leaves trash, not another half-removed layer
 // directory.
-func (s *Store) replaceDebris(target, dir string) error {
+func (s *Store) replaceDebris(diffID digest.Digest, dir string) error {
+	target := s.layerPath(diffID)
 	lf, err := os.OpenFile(s.path("layers.lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return err
@@ -182,7 +209,7 @@ func (s *Store) replaceDebris(target, dir string) error {
 	if err := flock(lf, unix.LOCK_EX); err != nil {
 		return err
 	}
-	if _, err := os.Stat(filepath.Join(target, "layer.json")); err == nil {
+	if _, err := s.Layer(diffID); err == nil {
 		return fs.ErrExist // committed meanwhile: the caller reads that record
 	}
 	if err := s.Trash(target); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -79,6 +79,9 @@ type Store struct {
 	// that cannot re-execute themselves as one); Close waits for them.
 	// Shared with views.
 	bg *sync.WaitGroup
+	// deferred, on a view that defers its layers' syncs (DeferLayerSyncs),
+	// lists the layers it committed unsynced.
+	deferred *deferredSyncs
 }
 
 // OpenOptions change how OpenWith opens a store.
