@@ -28,10 +28,14 @@ import (
 //
 // A kill at any point loses nothing (the page cache has it all), and the
 // marks stay valid for as long as the machine runs. After a power cut a
-// marked record is no layer (Layer reports it damaged): whatever of its
-// files was lost, no build takes it as a cache hit or a lower, the records
-// naming it are misses, and Check's repair removes it. No image names one:
-// PutImage syncs first.
+// marked layer is checked once, when first looked up: if its snapshot
+// regenerates its tar, nothing was lost and it is unmarked; else it is no
+// layer (Layer reports it damaged): no build takes it as a cache hit or a
+// lower, the records naming it are misses, its next commit replaces it and
+// Check's repair removes it. An image names a layer whose files were lost
+// in no case: PutImage syncs the marked layers it lists first, and one it
+// found unmarked was synced (the mark goes only after a syncfs; the
+// rewrite itself may be lost in the power cut, the check then unmarks it).
 
 // bootID identifies the running kernel's boot: a mark made under another is
 // stale. A test replaces it to stand for a restart of the machine.

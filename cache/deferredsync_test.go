@@ -84,25 +84,30 @@ func TestDeferredLayerSyncs(t *testing.T) {
 }
 
 // TestUnsyncedLayersAfterPowerCut: after a restart, a layer committed
-// unsynced under the boot before (its files maybe lost) is no layer: not
-// found by a lookup, its cache records are misses, the next commit of it
-// replaces it, Check names it and repair removes it; the synced layers
-// and the image on them stay.
+// unsynced under the boot before is checked when first looked up: one
+// whose files are all there is unmarked and kept; one that lost some is no
+// layer (not found by a lookup, its cache records are misses, the next
+// commit of it replaces it, Check names it and repair removes it). The
+// synced layers and the image on them stay.
 func TestUnsyncedLayersAfterPowerCut(t *testing.T) {
 	s := openTestStore(t)
 	v := deferringView(t, s)
 	synced := importTree(t, v, map[string]string{"s": "s"})
 	id := putImage(t, v, synced)
 	lost := importTree(t, v, map[string]string{"lost/f": "lost"})
-	again := importTree(t, v, map[string]string{"again": "again"})
+	lostToo := importTree(t, v, map[string]string{"again": "again"})
+	intact := importTree(t, v, map[string]string{"intact": "intact"})
 	for i, l := range []Layer{synced, lost} {
 		rec := CacheRecord{Key: digest.FromString(string(rune('k' + i))), Parent: digest.FromString("p"), DiffID: l.DiffID}
 		if err := v.PutCacheRecord(rec); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// The power cut: a file of lost's snapshot did not reach the disk.
+	// The power cut: files of two snapshots did not reach the disk.
 	if err := os.WriteFile(s.SnapshotDir(lost.DiffID)+"/lost/f", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(s.SnapshotDir(lostToo.DiffID) + "/again"); err != nil {
 		t.Fatal(err)
 	}
 	restartMachine(t)
@@ -111,10 +116,13 @@ func TestUnsyncedLayersAfterPowerCut(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for _, l := range []Layer{lost, again} {
+	for _, l := range []Layer{lost, lostToo} {
 		if _, err := s.Layer(l.DiffID); !errors.Is(err, ErrInvalid) {
-			t.Errorf("unsynced layer of the boot before: %v", err)
+			t.Errorf("unsynced layer of the boot before, files lost: %v", err)
 		}
+	}
+	if l, err := s.Layer(intact.DiffID); err != nil || l.Unsynced != "" || marked(t, s, intact.DiffID) {
+		t.Errorf("unsynced layer of the boot before, files all there: %+v, %v", l, err)
 	}
 	if _, ok := s.CacheRecord(digest.FromString("l")); ok {
 		t.Error("the record of the lost layer is a hit")
@@ -127,13 +135,13 @@ func TestUnsyncedLayersAfterPowerCut(t *testing.T) {
 	}
 	// Committed anew (now synced one by one: s does not defer), over the
 	// stale directory.
-	if l := importTree(t, s, map[string]string{"again": "again"}); l.DiffID != again.DiffID || l.Unsynced != "" {
+	if l := importTree(t, s, map[string]string{"again": "again"}); l.DiffID != lostToo.DiffID || l.Unsynced != "" {
 		t.Fatalf("commit over a stale unsynced layer: %+v", l)
 	}
-	if _, err := s.Layer(again.DiffID); err != nil {
+	if _, err := s.Layer(lostToo.DiffID); err != nil {
 		t.Fatalf("layer committed over a stale unsynced one: %v", err)
 	}
-	snapshotDigestOK(t, s, again)
+	snapshotDigestOK(t, s, lostToo)
 
 	rep := check(t, s, CheckOptions{})
 	if len(problemsAbout(rep, s.layerPath(lost.DiffID))) == 0 {

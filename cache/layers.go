@@ -39,8 +39,9 @@ type Layer struct {
 	// build syncs the rest as it ends: SyncLayers). Until then a power cut
 	// may lose their files; under another boot such a record stands for
 	// nothing (Layer reports it damaged, Check's repair removes it, the
-	// next commit of the layer replaces it), so no later build takes a
-	// snapshot whose files were lost.
+	// next commit of the layer replaces it) unless its snapshot, checked
+	// once, still regenerates it: no later build takes a snapshot whose
+	// files were lost.
 	Unsynced string `json:"unsynced,omitempty"`
 }
 
@@ -63,10 +64,29 @@ func (s *Store) Layer(diffID digest.Digest) (Layer, error) {
 	if err := json.Unmarshal(data, &l); err != nil || l.DiffID != diffID {
 		return Layer{}, fmt.Errorf("layer %s: bad record: %w", diffID, ErrInvalid)
 	}
-	if l.Unsynced != "" && l.Unsynced != bootID() {
-		return Layer{}, fmt.Errorf("layer %s: committed without a sync before the machine restarted: %w", diffID, ErrInvalid)
+	if l.Unsynced != "" && l.Unsynced != bootID() && !s.verifyUnsynced(&l) {
+		return Layer{}, fmt.Errorf("layer %s: committed without a sync before the machine restarted, and its files are not all there: %w", diffID, ErrInvalid)
 	}
 	return l, nil
+}
+
+// verifyUnsynced checks a layer committed unsynced under an earlier boot
+// (see Layer.Unsynced), once: if its snapshot still regenerates its tar,
+// nothing was lost (another process may have synced it and named it in
+// an image before the restart), and its record is rewritten unmarked.
+func (s *Store) verifyUnsynced(l *Layer) bool {
+	if !l.Canonical {
+		return false
+	}
+	res, err := layer.Write(context.Background(), io.Discard, s.SnapshotDir(l.DiffID), layer.Uncompressed, layer.DiffOptions{})
+	if err != nil || res.DiffID != l.DiffID || res.Size != l.Size {
+		return false
+	}
+	l.Unsynced = ""
+	if data, err := json.Marshal(l); err == nil {
+		_ = s.writeFileAtomic(s.layerPath(l.DiffID, "layer.json"), data) // else checked again next time
+	}
+	return true
 }
 
 // SnapshotDir is the directory holding the layer's extracted files, in overlay
