@@ -9,17 +9,25 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// deferringView is a leased view of s whose layers are committed unsynced.
-func deferringView(t *testing.T, s *Store) *Store {
+// buildView is the view of s a build named name works through: leased to
+// this process.
+func buildView(t *testing.T, s *Store, name string) *Store {
 	t.Helper()
 	self, err := Self()
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := s.Leased(Lease{Kind: "build", Name: "deferred", Owner: self})
+	v, err := s.Leased(Lease{Kind: "build", Name: name, Owner: self})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return v
+}
+
+// deferringView is a build's view of s whose layers are committed unsynced.
+func deferringView(t *testing.T, s *Store) *Store {
+	t.Helper()
+	v := buildView(t, s, "deferred")
 	if err := v.DeferLayerSyncs(); err != nil {
 		t.Fatal(err)
 	}

@@ -139,14 +139,7 @@ func fmtList(s []string) string {
 func TestLeasedViewHoldsWhatItMakes(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
-	self, err := Self()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := s.Leased(Lease{Kind: "build", Name: "b1", Owner: self})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := buildView(t, s, "b1")
 	l := importTree(t, v, map[string]string{"made": "by the build"})
 	id := putImage(t, v, l)
 	blob, _, err := v.WriteJSON(ctx, map[string]string{"made": "too"})
