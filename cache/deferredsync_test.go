@@ -89,6 +89,11 @@ func TestDeferredLayerSyncs(t *testing.T) {
 	if rep := check(t, s, CheckOptions{}); len(rep.Problems) != 0 {
 		t.Errorf("problems: %v", rep.Problems)
 	}
+	// The snapshots' work directories were removed in the background.
+	s.bg.Wait()
+	if ents, _ := os.ReadDir(s.path("tmp")); len(ents) != 0 {
+		t.Errorf("tmp holds %d entries", len(ents))
+	}
 }
 
 // TestUnsyncedLayersAfterPowerCut: after a restart, a layer committed

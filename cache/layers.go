@@ -171,8 +171,15 @@ func (sn *Snapshot) commit(diffID digest.Digest, size int64, canonical bool, blo
 		return Layer{}, err
 	}
 	// Everything but the layer directory itself goes to tmp; one rename
-	// publishes the snapshot and its record together.
-	os.RemoveAll(sn.Work)
+	// publishes the snapshot and its record together. A build step's
+	// overlay work directory (a few directories: milliseconds to remove on
+	// a busy disk) is removed in the background, beside the snapshot in
+	// tmp/ (swept with the rest of tmp/ if the process is killed first).
+	if deferred {
+		sn.s.removeInBackground(sn.Work, sn.tmp+".work")
+	} else {
+		os.RemoveAll(sn.Work)
+	}
 	os.Remove(sn.Mountpoint)
 	if err := os.WriteFile(filepath.Join(sn.tmp, "layer.json"), data, 0o644); err != nil {
 		return Layer{}, fmt.Errorf("commit layer %s: %w", diffID, err)
@@ -236,6 +243,21 @@ func (s *Store) replaceDebris(diffID digest.Digest, dir string) error {
 		return err
 	}
 	return os.Rename(dir, target)
+}
+
+// removeInBackground renames the tree at path to aside, a fresh name on
+// the same filesystem, and removes it there in a goroutine that Close waits
+// for. If the rename fails, the tree is removed at once.
+func (s *Store) removeInBackground(path, aside string) {
+	if os.Rename(path, aside) != nil {
+		removeAll(path)
+		return
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		removeAll(aside)
+	}()
 }
 
 // Discard removes the snapshot unless it was committed: it goes to the
