@@ -39,9 +39,9 @@ type Layer struct {
 	// build syncs the rest as it ends: SyncLayers). Until then a power cut
 	// may lose their files; under another boot such a record stands for
 	// nothing (Layer reports it damaged, Check's repair removes it, the
-	// next commit of the layer replaces it) unless its snapshot, checked
-	// once, still regenerates it: no later build takes a snapshot whose
-	// files were lost.
+	// next commit of the layer replaces it) unless its snapshot still
+	// regenerates it (verifyUnsynced): no later build takes a snapshot
+	// whose files were lost.
 	Unsynced string `json:"unsynced,omitempty"`
 }
 
@@ -71,9 +71,11 @@ func (s *Store) Layer(diffID digest.Digest) (Layer, error) {
 }
 
 // verifyUnsynced checks a layer committed unsynced under an earlier boot
-// (see Layer.Unsynced), once: if its snapshot still regenerates its tar,
-// nothing was lost (another process may have synced it and named it in
-// an image before the restart), and its record is rewritten unmarked.
+// (see Layer.Unsynced): if its snapshot still regenerates its tar, nothing
+// was lost (another process may have synced it and named it in an image
+// before the restart), and its record is rewritten unmarked, so that it is
+// checked once. One that lost files is checked again at each lookup until
+// the next commit of the layer replaces it or Check's repair removes it.
 func (s *Store) verifyUnsynced(l *Layer) bool {
 	if !l.Canonical {
 		return false
