@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/layer"
@@ -61,6 +62,66 @@ func TestCopyStreamedLayer(t *testing.T) {
 			if res.DiffID != diffID {
 				t.Errorf("COPY layer %s, the differ makes %s of its snapshot", diffID, res.DiffID)
 			}
+
+			// Run again, the streamed tar is found in the store: the
+			// step takes that layer and writes no copy of it.
+			log.Reset()
+			again := e.image(e.mustBuild("FROM localhost/bb:latest\n"+tc.df+"\n", opts).id).RootFS.DiffIDs
+			if again[len(again)-1] != diffID {
+				t.Errorf("re-run COPY layer %s, the first run made %s", again[len(again)-1], diffID)
+			}
+			if !strings.Contains(log.String(), `msg="existing layer" diffID=`+diffID.String()) || strings.Contains(log.String(), "streamed layer") {
+				t.Errorf("the re-run did not take the existing layer without writing:\n%s", log.String())
+			}
 		})
+	}
+}
+
+// TestCopyNoCacheExistingLayerChecked: a --no-cache re-run of a COPY takes
+// the layer its last run made only when today's context gives that very
+// tar, checked, not trusted: a file changed in place (same size and mtime,
+// which the stat cache does not notice) makes a new layer with the new
+// bytes, and a layer whose snapshot no longer has the streamed metadata is
+// not taken (the files are copied again).
+func TestCopyNoCacheExistingLayerChecked(t *testing.T) {
+	e := newBuildEnv(t)
+	e.importBase("localhost/bb:latest")
+	e.write(map[string]string{"src/a.txt": "aaaa\n", "src/sub/b.txt": "b\n"})
+	const df = "FROM localhost/bb:latest\nCOPY src /src\n"
+	var log bytes.Buffer
+	opts := Options{NoCache: true, Log: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	top := func(id digest.Digest) digest.Digest {
+		ids := e.image(id).RootFS.DiffIDs
+		return ids[len(ids)-1]
+	}
+	first := top(e.mustBuild(df, opts).id)
+
+	a := filepath.Join(e.ctx, "src", "a.txt")
+	fi, err := os.Stat(a)
+	mustOK(t, err)
+	rewrite := func(content string) {
+		mustOK(t, os.WriteFile(a, []byte(content), 0o644))
+		mustOK(t, os.Chtimes(a, fi.ModTime(), fi.ModTime()))
+	}
+	rewrite("AAAA\n")
+	log.Reset()
+	id := e.mustBuild(df, opts).id
+	if top(id) == first || strings.Contains(log.String(), "existing layer") {
+		t.Errorf("a changed file's COPY took the layer of the old content %s:\n%s", first, log.String())
+	}
+	if got := e.catFile(id, "/src/a.txt"); got != "AAAA\n" {
+		t.Errorf("/src/a.txt = %q, want the new content", got)
+	}
+
+	// The old content again, but the old layer's snapshot has another mode.
+	rewrite("aaaa\n")
+	mustOK(t, os.Chmod(filepath.Join(e.store.SnapshotDir(first), "src", "a.txt"), 0o600))
+	log.Reset()
+	id = e.mustBuild(df, opts).id
+	if strings.Contains(log.String(), "existing layer") {
+		t.Errorf("a layer whose snapshot differs from the stream was taken:\n%s", log.String())
+	}
+	if top(id) != first || !strings.Contains(log.String(), `msg="streamed layer" diffID=`+first.String()+" taken=true") {
+		t.Errorf("the files were not copied again into a layer of diffID %s:\n%s", first, log.String())
 	}
 }

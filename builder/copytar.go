@@ -44,6 +44,11 @@ type copyPlan struct {
 	// that tar.
 	stream bool
 	diff   *layer.StreamDiff
+	// known, when set with stream, is the store, which may have this
+	// layer already: its tar is then streamed first, without writing
+	// anything, and when the store has it (see Store.StreamedLayer) it is
+	// the step's layer and no file is written.
+	known *cache.Store
 }
 
 type copyItem struct {
@@ -67,6 +72,18 @@ func (p *copyPlan) apply(ctx context.Context, r *rootfs) error {
 		p.reuse.links = nil
 		r.afterUnmount = append(r.afterUnmount, p.reuse.link)
 	}
+	if p.known != nil && p.reuse == nil {
+		if sd := p.streamDiff(r); sd != nil {
+			l, ok, err := p.existingLayer(ctx, sd)
+			if err != nil {
+				return err
+			}
+			if ok {
+				r.existing = &l
+				return nil
+			}
+		}
+	}
 	if p.diff = p.streamDiff(r); p.diff != nil {
 		r.streamed = p.diff
 	}
@@ -80,6 +97,22 @@ func (p *copyPlan) apply(ctx context.Context, r *rootfs) error {
 	pipe.CloseReader(err)
 	<-written // the digests it learnt are the caller's now
 	return err
+}
+
+// existingLayer streams the plan's layer tar into sd, reading the sources
+// but writing nothing, and returns the store's layer of that tar, if the
+// store has it: the files need not be written then. The digests it learns
+// on the way are not computed again if the files are written after all.
+func (p *copyPlan) existingLayer(ctx context.Context, sd *layer.StreamDiff) (cache.Layer, bool, error) {
+	p.diff = sd
+	defer func() {
+		sd.Close()
+		p.diff = nil
+	}()
+	if err := p.writeTar(ctx, io.Discard); err != nil {
+		return cache.Layer{}, false, err
+	}
+	return p.known.StreamedLayer(ctx, sd)
 }
 
 // streamDiff starts the layer tar of a COPY whose upper directory will

@@ -115,6 +115,28 @@ func (sn *Snapshot) Commit(diffID digest.Digest, size int64, canonical bool, blo
 	return l, err
 }
 
+// StreamedLayer returns the layer whose tar streamed (ended here) is, when
+// the store has it already: a maker that streams its layer tar before
+// writing any of it (a --no-cache re-run of a COPY) then need not write a
+// duplicate of that layer's snapshot, only to trash it. The store's record
+// is not trusted for it: the streamed tar's digest is the layer's diffID,
+// and every entry of the layer's snapshot has the streamed metadata
+// (StreamDiff.Verify), so the snapshot is what writing the stream gives.
+// ok is false when the store has no such layer or its snapshot differs.
+func (s *Store) StreamedLayer(ctx context.Context, streamed *layer.StreamDiff) (l Layer, ok bool, err error) {
+	res, err := streamed.Result()
+	if err != nil {
+		return Layer{}, false, nil
+	}
+	if l, err = s.Layer(res.DiffID); err != nil || l.Size != res.Size {
+		return Layer{}, false, nil
+	}
+	if _, ok, err := streamed.Verify(ctx, s.SnapshotDir(res.DiffID)); err != nil || !ok {
+		return Layer{}, false, ctx.Err()
+	}
+	return l, true, s.hold(nil, []digest.Digest{l.DiffID}, nil)
+}
+
 func (sn *Snapshot) commit(diffID digest.Digest, size int64, canonical bool, blobs ...ocispec.Descriptor) (Layer, error) {
 	defer sn.Discard()
 	if l, err := sn.s.Layer(diffID); err == nil {

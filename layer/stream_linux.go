@@ -93,8 +93,14 @@ func (s *StreamDiff) Close() error {
 // Verify ends the streamed tar and reports whether it is dir's layer tar
 // (WriteDiff with no options): when ok, res is that tar's uncompressed
 // Result, made without reading dir's files.
+//
+// dir need not be the directory the maker wrote into: a layer's existing
+// snapshot whose diffID is Result's verifies when its entries have the
+// streamed metadata (the contents are then the streamed bytes, which the
+// diffID covers), so the maker need not write a copy of it.
 func (s *StreamDiff) Verify(ctx context.Context, dir string) (res Result, ok bool, err error) {
-	if err := s.Close(); err != nil {
+	res, err = s.Result()
+	if err != nil {
 		return Result{}, false, nil // the caller diffs dir instead
 	}
 	got, err := DiffHeaders(ctx, dir)
@@ -105,8 +111,17 @@ func (s *StreamDiff) Verify(ctx context.Context, dir string) (res Result, ok boo
 		return Result{}, false, nil
 	}
 	s.taken = true
+	return res, true, nil
+}
+
+// Result ends the streamed tar and returns its uncompressed Result, not
+// checked against any directory (Verify does that).
+func (s *StreamDiff) Result() (Result, error) {
+	if err := s.Close(); err != nil {
+		return Result{}, err
+	}
 	d := s.hw.digest()
-	return Result{DiffID: d, Size: s.hw.n, Digest: d, CompressedSize: s.hw.n, MediaType: Uncompressed.MediaType()}, true, nil
+	return Result{DiffID: d, Size: s.hw.n, Digest: d, CompressedSize: s.hw.n, MediaType: Uncompressed.MediaType()}, nil
 }
 
 // DiffHeaders is a digest of the headers WriteDiff (with no options) writes
