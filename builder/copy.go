@@ -153,8 +153,8 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) (hit b
 				// A re-run whose cache is not used (--no-cache) most
 				// likely makes the layer its last run made: see whether
 				// the store has it before writing a duplicate.
-				if _, ok := b.previousLayer(st, createdBy); ok {
-					plan.known = b.store
+				if d, ok := b.previousLayer(st, createdBy); ok {
+					plan.known, plan.likely = b.store, d
 				}
 			}
 			for _, it := range srcs.items {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/tonistiigi/dchapes-mode"
 	"golang.org/x/sys/unix"
 
@@ -45,10 +46,11 @@ type copyPlan struct {
 	stream bool
 	diff   *layer.StreamDiff
 	// known, when set with stream, is the store, which may have this
-	// layer already: its tar is then streamed first, without writing
-	// anything, and when the store has it (see Store.StreamedLayer) it is
-	// the step's layer and no file is written.
-	known *cache.Store
+	// layer already (likely, the last run's): its tar is then streamed
+	// first, without writing anything, and when the store has it (see
+	// Store.StreamedLayer) it is the step's layer and no file is written.
+	known  *cache.Store
+	likely digest.Digest
 }
 
 type copyItem struct {
@@ -104,6 +106,7 @@ func (p *copyPlan) apply(ctx context.Context, r *rootfs) error {
 // store has it: the files need not be written then. The digests it learns
 // on the way are not computed again if the files are written after all.
 func (p *copyPlan) existingLayer(ctx context.Context, sd *layer.StreamDiff) (cache.Layer, bool, error) {
+	find := p.known.StreamedLayer(ctx, p.likely)
 	p.diff = sd
 	defer func() {
 		sd.Close()
@@ -112,7 +115,7 @@ func (p *copyPlan) existingLayer(ctx context.Context, sd *layer.StreamDiff) (cac
 	if err := p.writeTar(ctx, io.Discard); err != nil {
 		return cache.Layer{}, false, err
 	}
-	return p.known.StreamedLayer(ctx, sd)
+	return find(sd)
 }
 
 // streamDiff starts the layer tar of a COPY whose upper directory will

@@ -93,25 +93,31 @@ func (s *StreamDiff) Close() error {
 // Verify ends the streamed tar and reports whether it is dir's layer tar
 // (WriteDiff with no options): when ok, res is that tar's uncompressed
 // Result, made without reading dir's files.
-//
-// dir need not be the directory the maker wrote into: a layer's existing
-// snapshot whose diffID is Result's verifies when its entries have the
-// streamed metadata (the contents are then the streamed bytes, which the
-// diffID covers), so the maker need not write a copy of it.
 func (s *StreamDiff) Verify(ctx context.Context, dir string) (res Result, ok bool, err error) {
-	res, err = s.Result()
-	if err != nil {
+	if err := s.Close(); err != nil {
 		return Result{}, false, nil // the caller diffs dir instead
 	}
 	got, err := DiffHeaders(ctx, dir)
 	if err != nil {
 		return Result{}, false, err
 	}
-	if !bytes.Equal(got, s.headers.sum()) {
-		return Result{}, false, nil
+	res, ok = s.VerifyHeaders(got)
+	return res, ok, nil
+}
+
+// VerifyHeaders is Verify given DiffHeaders of the directory, read by the
+// caller. That directory need not be the one the maker wrote into: the
+// existing snapshot of a layer whose diffID is the stream's verifies when
+// its entries have the streamed metadata (the contents are then the
+// streamed bytes, which the diffID covers), so the maker need not write a
+// copy of it.
+func (s *StreamDiff) VerifyHeaders(headers []byte) (res Result, ok bool) {
+	res, err := s.Result()
+	if err != nil || !bytes.Equal(headers, s.headers.sum()) {
+		return Result{}, false
 	}
 	s.taken = true
-	return res, true, nil
+	return res, true
 }
 
 // Result ends the streamed tar and returns its uncompressed Result, not
