@@ -93,7 +93,7 @@ func (p *copyPlan) apply(ctx context.Context, r *rootfs) error {
 	written := make(chan struct{})
 	go func() {
 		defer close(written)
-		pipe.CloseWithError(p.writeTar(ctx, pipe))
+		pipe.CloseWithError(p.writeTar(ctx, tar.NewWriter(pipe)))
 	}()
 	_, err := layer.Apply(ctx, r.dir, pipe, layer.ApplyOptions{})
 	pipe.CloseReader(err)
@@ -112,7 +112,7 @@ func (p *copyPlan) existingLayer(ctx context.Context, sd *layer.StreamDiff) (cac
 		sd.Close()
 		p.diff = nil
 	}()
-	if err := p.writeTar(ctx, io.Discard); err != nil {
+	if err := p.writeTar(ctx, discardTar{}); err != nil {
 		return cache.Layer{}, false, err
 	}
 	return find(sd)
@@ -157,10 +157,27 @@ func (p *copyPlan) streamDiff(r *rootfs) *layer.StreamDiff {
 	return sd
 }
 
-// writeTar streams the plan as a tar: a directory source contributes its
-// contents (not itself), a file or symlink source itself.
-func (p *copyPlan) writeTar(ctx context.Context, w io.Writer) error {
-	tw := tar.NewWriter(w)
+// tarWriter is what writeTar writes the plan to: a tar.Writer, or
+// discardTar.
+type tarWriter interface {
+	WriteHeader(hdr *tar.Header) error
+	io.Writer
+	Close() error
+}
+
+// discardTar is a tarWriter that throws everything away, for a plan whose
+// layer tar (the copyPlan's diff) is all that is wanted: that one's own
+// tar writer checks each entry's size.
+type discardTar struct{}
+
+func (discardTar) WriteHeader(*tar.Header) error { return nil }
+func (discardTar) Write(b []byte) (int, error)   { return len(b), nil }
+func (discardTar) Close() error                  { return nil }
+
+// writeTar streams the plan as a tar to tw, which it closes: a directory
+// source contributes its contents (not itself), a file or symlink source
+// itself.
+func (p *copyPlan) writeTar(ctx context.Context, tw tarWriter) error {
 	emitTop := p.emitTops()
 	for i, it := range p.items {
 		// Files that are hard links of each other in one source stay
@@ -274,7 +291,7 @@ func (p *copyPlan) header(f *contextFile, target string) (*tar.Header, error) {
 	return hdr, nil
 }
 
-func (p *copyPlan) writeEntry(tw *tar.Writer, f *contextFile, target string) error {
+func (p *copyPlan) writeEntry(tw tarWriter, f *contextFile, target string) error {
 	info := f.fi()
 	hdr, err := p.header(f, target)
 	if err != nil {
