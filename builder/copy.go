@@ -153,7 +153,7 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) (hit b
 				// A re-run whose cache is not used (--no-cache) most
 				// likely makes the layer its last run made: see whether
 				// the store has it before writing a duplicate.
-				if d, ok := b.previousLayer(st, createdBy); ok {
+				if d, ok := b.previousLayer(st, createdBy); ok && plan.sourcesHashed() {
 					plan.known, plan.likely = b.store, d
 				}
 			}

@@ -101,6 +101,23 @@ func (p *copyPlan) apply(ctx context.Context, r *rootfs) error {
 	return err
 }
 
+// sourcesHashed reports whether every regular file of the plan's sources
+// has its digest before the copy (from the stat cache): a file that has
+// one has not changed since it was last hashed (size, times, inode). The
+// others most likely give another layer (a file's mtime is in the layer
+// tar), which existingLayer would look for in vain, reading every file
+// once more before the copy.
+func (p *copyPlan) sourcesHashed() bool {
+	for _, it := range p.items {
+		for _, f := range it.files {
+			if f.host != "" && f.fi().Mode().IsRegular() && !f.hashed() {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // existingLayer streams the plan's layer tar into sd, reading the sources
 // but writing nothing, and returns the store's layer of that tar, if the
 // store has it: the files need not be written then. The digests it learns
