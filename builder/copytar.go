@@ -9,8 +9,10 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,7 +76,7 @@ func (p *copyPlan) apply(ctx context.Context, r *rootfs) error {
 		p.reuse.links = nil
 		r.afterUnmount = append(r.afterUnmount, p.reuse.link)
 	}
-	if p.known != nil && p.reuse == nil {
+	if p.known != nil && p.reuse == nil && p.wayAsIn(r, p.known.SnapshotDir(p.likely)) {
 		if sd := p.streamDiff(r); sd != nil {
 			l, ok, err := p.existingLayer(ctx, sd)
 			if err != nil {
@@ -113,6 +115,34 @@ func (p *copyPlan) sourcesHashed() bool {
 			if f.host != "" && f.fi().Mode().IsRegular() && !f.hashed() {
 				return false
 			}
+		}
+	}
+	return true
+}
+
+// wayAsIn reports whether the directories on the way to the plan's one
+// directory source's destination (not the destination itself, whose
+// metadata the copy sets) are as they are in snapshot, another layer's
+// directory. One that this COPY created (or created an entry in) has this
+// build's time: the layer is then not that one, and existingLayer would
+// look for it in vain, reading every file once more before the copy.
+func (p *copyPlan) wayAsIn(r *rootfs, snapshot string) bool {
+	if len(p.items) != 1 || p.items[0].top == nil {
+		return false
+	}
+	rel := strings.TrimSuffix(p.items[0].top.Name, "/")
+	for i := range len(rel) {
+		if rel[i] != '/' {
+			continue
+		}
+		a, err := layer.DirHeader(joinHost(r.dir, rel[:i]), rel[:i])
+		if err != nil {
+			return false
+		}
+		b, err := layer.DirHeader(filepath.Join(snapshot, rel[:i]), rel[:i])
+		if err != nil || a.Mode != b.Mode || a.Uid != b.Uid || a.Gid != b.Gid || !a.ModTime.Equal(b.ModTime) ||
+			!maps.Equal(a.PAXRecords, b.PAXRecords) {
+			return false
 		}
 	}
 	return true
