@@ -149,6 +149,14 @@ func (b *build) copyStep(ctx context.Context, st *stage, req copyRequest) (hit b
 			}
 			plan := copyPlan{owner: owner, chown: req.chown != "", mode: mode, preserveOwner: srcs.preserveOwner,
 				parents: req.parents, stats: b.statCache(), reuse: b.previousCopy(st, createdBy), stream: st.epoch == nil}
+			if plan.reuse == nil && plan.stream {
+				// A re-run whose cache is not used (--no-cache) most
+				// likely makes the layer its last run made: see whether
+				// the store has it before writing a duplicate.
+				if d, ok := b.previousLayer(st, createdBy); ok && plan.sourcesHashed() {
+					plan.known, plan.likely = b.store, d
+				}
+			}
 			for _, it := range srcs.items {
 				it, err := placeItem(r, it, dest, destIsDir, req.parents, owner, mode)
 				if err != nil {

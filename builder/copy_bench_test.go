@@ -141,3 +141,73 @@ func BenchmarkCopyLayer(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCopyExistingLayer is a --no-cache re-run of a COPY whose layer
+// the store has: the layer tar is streamed from the sources, nothing
+// written, and checked against the existing snapshot's metadata.
+func BenchmarkCopyExistingLayer(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("COPY gives files to root: needs root")
+	}
+	ctx, total := benchContext(b, 20, 100, 8<<10)
+	src := benchSource(b, ctx)
+	store := storetest.OpenStore(b)
+	sn, err := store.NewSnapshot()
+	if err != nil {
+		b.Fatal(err)
+	}
+	made := benchPlace(b, sn.Dir, src)
+	made.plan.stream = true
+	if err := made.plan.apply(context.Background(), made.r); err != nil {
+		b.Fatal(err)
+	}
+	made.r.Close()
+	l, err := store.CommitStreamed(context.Background(), sn, made.r.streamed)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(total)
+	for b.Loop() {
+		b.StopTimer()
+		dst, err := os.MkdirTemp(b.TempDir(), "rootfs")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		re := benchPlace(b, dst, src)
+		re.plan.stream, re.plan.known, re.plan.likely = true, store, l.DiffID
+		if err := re.plan.apply(context.Background(), re.r); err != nil {
+			b.Fatal(err)
+		}
+		if re.r.existing == nil || re.r.existing.DiffID != l.DiffID {
+			b.Fatalf("the existing layer %s was not found", l.DiffID)
+		}
+		b.StopTimer()
+		re.r.Close()
+		os.RemoveAll(dst)
+		b.StartTimer()
+	}
+}
+
+type placed struct {
+	r    *rootfs
+	plan copyPlan
+}
+
+// benchPlace lists src afresh (no digests known), opens dir as a root
+// filesystem and places src at /src in it, as a COPY to /src does.
+func benchPlace(b *testing.B, dir string, src source) placed {
+	files, err := walkSource(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := openRootfs(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	it, err := placeItem(r, copyItem{src: src, files: files}, "/src", true, false, ids{}, fileMode{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return placed{r: r, plan: copyPlan{items: []copyItem{it}}}
+}

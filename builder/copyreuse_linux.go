@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,14 +56,27 @@ func (r *reuse) file(f *contextFile) (reuseLink, bool) {
 // and times are not clamped afterwards (ClampTimes would change the shared
 // inodes).
 func (b *build) previousCopy(st *stage, createdBy string) *reuse {
-	if b.opts.NoCache || b.noCacheStage(st) || st.epoch != nil || !b.store.HasCacheChildren(st.cacheKey) {
+	if b.opts.NoCache || b.noCacheStage(st) || st.epoch != nil {
 		return nil
+	}
+	if d, ok := b.previousLayer(st, createdBy); ok {
+		return &reuse{prev: b.store.SnapshotDir(d)}
+	}
+	return nil
+}
+
+// previousLayer is the layer of the last run of this COPY (same parent
+// step, same instruction), according to the build cache, if the store has
+// it and it is not empty.
+func (b *build) previousLayer(st *stage, createdBy string) (digest.Digest, bool) {
+	if !b.store.HasCacheChildren(st.cacheKey) {
+		return "", false
 	}
 	rec, ok, known := b.store.LastCacheRecord(st.cacheKey, createdBy)
 	if !known { // a store of an older kiln: look through every record
 		recs, err := b.store.CacheRecords()
 		if err != nil {
-			return nil
+			return "", false
 		}
 		for _, r := range recs { // most recently used first
 			if r.Parent == st.cacheKey && r.Inputs.Instruction == createdBy && r.DiffID != "" {
@@ -72,12 +86,12 @@ func (b *build) previousCopy(st *stage, createdBy string) *reuse {
 		}
 	}
 	if !ok || rec.DiffID == "" {
-		return nil
+		return "", false
 	}
 	if l, err := b.store.Layer(rec.DiffID); err == nil && !l.EmptyLayer() {
-		return &reuse{prev: b.store.SnapshotDir(rec.DiffID)}
+		return rec.DiffID, true
 	}
-	return nil
+	return "", false
 }
 
 // reusable marks (in reuse.files) the files of the plan that the

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/layer"
@@ -40,13 +42,21 @@ func TestCopyStreamedLayer(t *testing.T) {
 	if err := unix.Lsetxattr(ctx("xattr.txt"), "user.kiln", []byte("v"), 0); err != nil && err != unix.ENOTSUP {
 		t.Fatal(err)
 	}
+	// Past the stat cache's racy window: a re-run finds every file's
+	// digest there, as a re-run of an unchanged context does.
+	time.Sleep(1100 * time.Millisecond)
 
-	for _, tc := range []struct{ name, df string }{
-		{"new directory", "COPY src /src"},
-		{"chown and chmod", "COPY --chown=3000000:123 --chmod=640 src /opt/dst/"},
-		{"into an existing directory", "COPY --chmod=u+x src /etc/"},
-		{"into a workdir", "WORKDIR /w\nCOPY src sub/"},
-		{"the root", "COPY src /"},
+	for _, tc := range []struct {
+		name, df string
+		// madeNow: the COPY creates a directory (/opt), which has the
+		// build's time: a re-run makes another layer.
+		madeNow bool
+	}{
+		{"new directory", "COPY src /src", false},
+		{"chown and chmod", "COPY --chown=3000000:123 --chmod=640 src /opt/dst/", true},
+		{"into an existing directory", "COPY --chmod=u+x src /etc/", false},
+		{"into a workdir", "WORKDIR /w\nCOPY src sub/", false},
+		{"the root", "COPY src /", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var log bytes.Buffer
@@ -61,6 +71,79 @@ func TestCopyStreamedLayer(t *testing.T) {
 			if res.DiffID != diffID {
 				t.Errorf("COPY layer %s, the differ makes %s of its snapshot", diffID, res.DiffID)
 			}
+
+			if tc.madeNow {
+				return
+			}
+			// Run again, the streamed tar is found in the store: the
+			// step takes that layer and writes no copy of it.
+			log.Reset()
+			again := e.image(e.mustBuild("FROM localhost/bb:latest\n"+tc.df+"\n", opts).id).RootFS.DiffIDs
+			if again[len(again)-1] != diffID {
+				t.Errorf("re-run COPY layer %s, the first run made %s", again[len(again)-1], diffID)
+			}
+			if !strings.Contains(log.String(), `msg="existing layer" diffID=`+diffID.String()) || strings.Contains(log.String(), "streamed layer") {
+				t.Errorf("the re-run did not take the existing layer without writing:\n%s", log.String())
+			}
 		})
+	}
+}
+
+// TestCopyNoCacheExistingLayerChecked: a --no-cache re-run of a COPY takes
+// the layer its last run made only when today's context gives that very
+// tar, checked, not trusted: a file changed in place (same size and mtime)
+// with a stat cache that still gives its old digest makes a new layer with
+// the new bytes, and a layer whose snapshot no longer has the streamed
+// metadata is not taken (the files are copied again).
+func TestCopyNoCacheExistingLayerChecked(t *testing.T) {
+	e := newBuildEnv(t)
+	e.importBase("localhost/bb:latest")
+	e.write(map[string]string{"src/a.txt": "aaaa\n", "src/sub/b.txt": "b\n"})
+	const df = "FROM localhost/bb:latest\nCOPY src /src\n"
+	var log bytes.Buffer
+	opts := Options{NoCache: true, Log: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	top := func(id digest.Digest) digest.Digest {
+		ids := e.image(id).RootFS.DiffIDs
+		return ids[len(ids)-1]
+	}
+	first := top(e.mustBuild(df, opts).id)
+
+	a := filepath.Join(e.ctx, "src", "a.txt")
+	fi, err := os.Stat(a)
+	mustOK(t, err)
+	rewrite := func(content string) {
+		mustOK(t, os.WriteFile(a, []byte(content), 0o644))
+		mustOK(t, os.Chtimes(a, fi.ModTime(), fi.ModTime()))
+		// Past the stat cache's racy window: what it holds is trusted.
+		time.Sleep(1100 * time.Millisecond)
+	}
+	rewrite("AAAA\n")
+	// The stat cache lies: a.txt has its old digest.
+	var st unix.Stat_t
+	mustOK(t, unix.Lstat(a, &st))
+	sc := e.store.StatCache(e.ctx)
+	sc.Add(a, &st, digest.FromString("aaaa\n"))
+	mustOK(t, sc.Save())
+	log.Reset()
+	id := e.mustBuild(df, opts).id
+	if top(id) == first || strings.Contains(log.String(), "existing layer") {
+		t.Errorf("a changed file's COPY took the layer of the old content %s:\n%s", first, log.String())
+	}
+	if got := e.catFile(id, "/src/a.txt"); got != "AAAA\n" {
+		t.Errorf("/src/a.txt = %q, want the new content", got)
+	}
+
+	// The old content again (a copy, whose stat the stat cache learns),
+	// then a rebuild, the old layer's snapshot having another mode now.
+	rewrite("aaaa\n")
+	e.mustBuild(df, opts)
+	mustOK(t, os.Chmod(filepath.Join(e.store.SnapshotDir(first), "src", "a.txt"), 0o600))
+	log.Reset()
+	id = e.mustBuild(df, opts).id
+	if strings.Contains(log.String(), "existing layer") {
+		t.Errorf("a layer whose snapshot differs from the stream was taken:\n%s", log.String())
+	}
+	if top(id) != first || !strings.Contains(log.String(), `msg="streamed layer" diffID=`+first.String()+" taken=true") {
+		t.Errorf("the files were not copied again into a layer of diffID %s:\n%s", first, log.String())
 	}
 }

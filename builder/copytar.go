@@ -9,13 +9,16 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/tonistiigi/dchapes-mode"
 	"golang.org/x/sys/unix"
 
@@ -44,6 +47,12 @@ type copyPlan struct {
 	// that tar.
 	stream bool
 	diff   *layer.StreamDiff
+	// known, when set with stream, is the store, which may have this
+	// layer already (likely, the last run's): its tar is then streamed
+	// first, without writing anything, and when the store has it (see
+	// Store.StreamedLayer) it is the step's layer and no file is written.
+	known  *cache.Store
+	likely digest.Digest
 }
 
 type copyItem struct {
@@ -67,6 +76,18 @@ func (p *copyPlan) apply(ctx context.Context, r *rootfs) error {
 		p.reuse.links = nil
 		r.afterUnmount = append(r.afterUnmount, p.reuse.link)
 	}
+	if p.known != nil && p.reuse == nil && p.wayAsIn(r, p.known.SnapshotDir(p.likely)) {
+		if sd := p.streamDiff(r); sd != nil {
+			l, ok, err := p.existingLayer(ctx, sd)
+			if err != nil {
+				return err
+			}
+			if ok {
+				r.existing = &l
+				return nil
+			}
+		}
+	}
 	if p.diff = p.streamDiff(r); p.diff != nil {
 		r.streamed = p.diff
 	}
@@ -74,12 +95,74 @@ func (p *copyPlan) apply(ctx context.Context, r *rootfs) error {
 	written := make(chan struct{})
 	go func() {
 		defer close(written)
-		pipe.CloseWithError(p.writeTar(ctx, pipe))
+		pipe.CloseWithError(p.writeTar(ctx, tar.NewWriter(pipe)))
 	}()
 	_, err := layer.Apply(ctx, r.dir, pipe, layer.ApplyOptions{})
 	pipe.CloseReader(err)
 	<-written // the digests it learnt are the caller's now
 	return err
+}
+
+// sourcesHashed reports whether every regular file of the plan's sources
+// has its digest before the copy (from the stat cache): a file that has
+// one has not changed since it was last hashed (size, times, inode). The
+// others most likely give another layer (a file's mtime is in the layer
+// tar), which existingLayer would look for in vain, reading every file
+// once more before the copy.
+func (p *copyPlan) sourcesHashed() bool {
+	for _, it := range p.items {
+		for _, f := range it.files {
+			if f.host != "" && f.fi().Mode().IsRegular() && !f.hashed() {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// wayAsIn reports whether the directories on the way to the plan's one
+// directory source's destination (not the destination itself, whose
+// metadata the copy sets) are as they are in snapshot, another layer's
+// directory. One that this COPY created (or created an entry in) has this
+// build's time: the layer is then not that one, and existingLayer would
+// look for it in vain, reading every file once more before the copy.
+func (p *copyPlan) wayAsIn(r *rootfs, snapshot string) bool {
+	if len(p.items) != 1 || p.items[0].top == nil {
+		return false
+	}
+	rel := strings.TrimSuffix(p.items[0].top.Name, "/")
+	for i := range len(rel) {
+		if rel[i] != '/' {
+			continue
+		}
+		a, err := layer.DirHeader(joinHost(r.dir, rel[:i]), rel[:i])
+		if err != nil {
+			return false
+		}
+		b, err := layer.DirHeader(filepath.Join(snapshot, rel[:i]), rel[:i])
+		if err != nil || a.Mode != b.Mode || a.Uid != b.Uid || a.Gid != b.Gid || !a.ModTime.Equal(b.ModTime) ||
+			!maps.Equal(a.PAXRecords, b.PAXRecords) {
+			return false
+		}
+	}
+	return true
+}
+
+// existingLayer streams the plan's layer tar into sd, reading the sources
+// but writing nothing, and returns the store's layer of that tar, if the
+// store has it: the files need not be written then. The digests it learns
+// on the way are not computed again if the files are written after all.
+func (p *copyPlan) existingLayer(ctx context.Context, sd *layer.StreamDiff) (cache.Layer, bool, error) {
+	find := p.known.StreamedLayer(ctx, p.likely)
+	p.diff = sd
+	defer func() {
+		sd.Close()
+		p.diff = nil
+	}()
+	if err := p.writeTar(ctx, discardTar{}); err != nil {
+		return cache.Layer{}, false, err
+	}
+	return find(sd)
 }
 
 // streamDiff starts the layer tar of a COPY whose upper directory will
@@ -121,10 +204,27 @@ func (p *copyPlan) streamDiff(r *rootfs) *layer.StreamDiff {
 	return sd
 }
 
-// writeTar streams the plan as a tar: a directory source contributes its
-// contents (not itself), a file or symlink source itself.
-func (p *copyPlan) writeTar(ctx context.Context, w io.Writer) error {
-	tw := tar.NewWriter(w)
+// tarWriter is what writeTar writes the plan to: a tar.Writer, or
+// discardTar.
+type tarWriter interface {
+	WriteHeader(hdr *tar.Header) error
+	io.Writer
+	Close() error
+}
+
+// discardTar is a tarWriter that throws everything away, for a plan whose
+// layer tar (the copyPlan's diff) is all that is wanted: that one's own
+// tar writer checks each entry's size.
+type discardTar struct{}
+
+func (discardTar) WriteHeader(*tar.Header) error { return nil }
+func (discardTar) Write(b []byte) (int, error)   { return len(b), nil }
+func (discardTar) Close() error                  { return nil }
+
+// writeTar streams the plan as a tar to tw, which it closes: a directory
+// source contributes its contents (not itself), a file or symlink source
+// itself.
+func (p *copyPlan) writeTar(ctx context.Context, tw tarWriter) error {
 	emitTop := p.emitTops()
 	for i, it := range p.items {
 		// Files that are hard links of each other in one source stay
@@ -238,7 +338,7 @@ func (p *copyPlan) header(f *contextFile, target string) (*tar.Header, error) {
 	return hdr, nil
 }
 
-func (p *copyPlan) writeEntry(tw *tar.Writer, f *contextFile, target string) error {
+func (p *copyPlan) writeEntry(tw tarWriter, f *contextFile, target string) error {
 	info := f.fi()
 	hdr, err := p.header(f, target)
 	if err != nil {

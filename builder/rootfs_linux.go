@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/layer"
 	"github.com/kiln-build/kiln/layer/inroot"
 	"github.com/kiln-build/kiln/runner"
@@ -33,6 +34,11 @@ type rootfs struct {
 	// streamed, when set, is the new layer's tar as a COPY streamed it,
 	// checked against the layer's directory when it is committed.
 	streamed *layer.StreamDiff
+	// existing, when set, is a layer of the store that is exactly what the
+	// step would have written (a COPY found it by streaming its tar first):
+	// it is the step's layer, and the new snapshot, which holds none of
+	// it, is discarded.
+	existing *cache.Layer
 }
 
 func openRootfs(dir string) (*rootfs, error) {

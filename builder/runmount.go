@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"archive/tar"
 	"context"
 	"fmt"
 	"io"
@@ -262,7 +263,7 @@ func (b *build) copyContextSource(ctx context.Context, src source, files []*cont
 	}
 	plan := copyPlan{items: []copyItem{{src: src, files: files, target: target}}}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(plan.writeTar(ctx, pw)) }()
+	go func() { pw.CloseWithError(plan.writeTar(ctx, tar.NewWriter(pw))) }()
 	_, err := layer.Apply(ctx, dir, pr, layer.ApplyOptions{})
 	pr.CloseWithError(err)
 	return host, err
@@ -419,7 +420,7 @@ func (b *build) seedCache(ctx context.Context, ts *treeSource, srcPath, dir stri
 	}
 	plan := copyPlan{preserveOwner: true, items: []copyItem{{src: src, files: files, target: "/"}}}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(plan.writeTar(ctx, pw)) }()
+	go func() { pw.CloseWithError(plan.writeTar(ctx, tar.NewWriter(pw))) }()
 	_, err = layer.Apply(ctx, dir, pr, layer.ApplyOptions{})
 	pr.CloseWithError(err)
 	return err

@@ -236,6 +236,11 @@ func (b *build) changeLayer(ctx context.Context, st *stage, fn func(r *rootfs) (
 	if uerr := unmount(); uerr != nil && err == nil {
 		err = uerr
 	}
+	if err == nil && ok && r.existing != nil {
+		b.opts.Log.Debug("existing layer", "diffID", r.existing.DiffID)
+		sn.Discard()
+		return *r.existing, true, nil
+	}
 	if r != nil {
 		for _, after := range r.afterUnmount {
 			if err == nil && ok {

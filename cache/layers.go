@@ -151,6 +151,53 @@ func (sn *Snapshot) Commit(diffID digest.Digest, size int64, canonical bool, blo
 	return l, err
 }
 
+// StreamedLayer lets a maker that streams its layer tar before writing any
+// of it (a --no-cache re-run of a COPY) find that layer in the store, and
+// not write a duplicate of its snapshot only to trash it. likely is the
+// layer the stream most probably is (the last run's): its snapshot's
+// metadata is read meanwhile. Once the stream is complete, the returned
+// function gives the store's layer of that tar. The store's records are not
+// trusted for it: the streamed tar's digest is the layer's diffID, and
+// every entry of the layer's snapshot has the streamed metadata
+// (StreamDiff.VerifyHeaders), so the snapshot is what writing the stream
+// gives. ok is false when the store has no such layer or its snapshot
+// differs.
+func (s *Store) StreamedLayer(ctx context.Context, likely digest.Digest) func(streamed *layer.StreamDiff) (l Layer, ok bool, err error) {
+	type headers struct {
+		sum []byte
+		err error
+	}
+	read := func(diffID digest.Digest) headers {
+		sum, err := layer.DiffHeaders(ctx, s.SnapshotDir(diffID))
+		return headers{sum, err}
+	}
+	pre := make(chan headers, 1)
+	go func() { pre <- read(likely) }()
+	return func(streamed *layer.StreamDiff) (Layer, bool, error) {
+		res, err := streamed.Result()
+		if err != nil {
+			return Layer{}, false, nil
+		}
+		l, err := s.Layer(res.DiffID)
+		if err != nil || l.Size != res.Size {
+			return Layer{}, false, nil
+		}
+		var h headers
+		if res.DiffID == likely {
+			h = <-pre
+		} else {
+			h = read(res.DiffID)
+		}
+		if h.err != nil {
+			return Layer{}, false, ctx.Err()
+		}
+		if _, ok := streamed.VerifyHeaders(h.sum); !ok {
+			return Layer{}, false, nil
+		}
+		return l, true, s.hold(nil, []digest.Digest{l.DiffID}, nil)
+	}
+}
+
 func (sn *Snapshot) commit(diffID digest.Digest, size int64, canonical bool, blobs ...ocispec.Descriptor) (Layer, error) {
 	defer sn.Discard()
 	if l, err := sn.s.Layer(diffID); err == nil {

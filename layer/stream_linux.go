@@ -101,12 +101,33 @@ func (s *StreamDiff) Verify(ctx context.Context, dir string) (res Result, ok boo
 	if err != nil {
 		return Result{}, false, err
 	}
-	if !bytes.Equal(got, s.headers.sum()) {
-		return Result{}, false, nil
+	res, ok = s.VerifyHeaders(got)
+	return res, ok, nil
+}
+
+// VerifyHeaders is Verify given DiffHeaders of the directory, read by the
+// caller. That directory need not be the one the maker wrote into: the
+// existing snapshot of a layer whose diffID is the stream's verifies when
+// its entries have the streamed metadata (the contents are then the
+// streamed bytes, which the diffID covers), so the maker need not write a
+// copy of it.
+func (s *StreamDiff) VerifyHeaders(headers []byte) (res Result, ok bool) {
+	res, err := s.Result()
+	if err != nil || !bytes.Equal(headers, s.headers.sum()) {
+		return Result{}, false
 	}
 	s.taken = true
+	return res, true
+}
+
+// Result ends the streamed tar and returns its uncompressed Result, not
+// checked against any directory (Verify does that).
+func (s *StreamDiff) Result() (Result, error) {
+	if err := s.Close(); err != nil {
+		return Result{}, err
+	}
 	d := s.hw.digest()
-	return Result{DiffID: d, Size: s.hw.n, Digest: d, CompressedSize: s.hw.n, MediaType: Uncompressed.MediaType()}, true, nil
+	return Result{DiffID: d, Size: s.hw.n, Digest: d, CompressedSize: s.hw.n, MediaType: Uncompressed.MediaType()}, nil
 }
 
 // DiffHeaders is a digest of the headers WriteDiff (with no options) writes

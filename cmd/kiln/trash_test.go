@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -89,5 +90,40 @@ func TestRootlessTrash(t *testing.T) {
 	}
 	if out := e.kiln("run", "--rm", "--network", "none", "owners", "sh", "-c", listOwners); out != multiOwnerListing {
 		t.Errorf("owners in the rebuilt image:\n%s", out)
+	}
+}
+
+// TestNoCacheCopyWritesNoDuplicate: a --no-cache rebuild of a COPY streams
+// its layer tar before writing, finds the layer its last run made, and
+// writes no copy of it: nothing goes to the trash (the RUN's duplicate, one
+// file, is removed at once), and the COPY's layer is the first build's.
+func TestNoCacheCopyWritesNoDuplicate(t *testing.T) {
+	e := newEnv(t)
+	e.importBase("localhost/bb:latest")
+	files := map[string]string{
+		"Dockerfile": "FROM localhost/bb:latest\nCOPY files /files\nRUN echo built > /r\n",
+	}
+	for i := range 500 {
+		files[fmt.Sprintf("files/d%d/f%d", i%10, i)] = fmt.Sprint(i)
+	}
+	ctx := writeContext(t, files)
+	// Past the stat cache's racy window: the rebuild finds every file's
+	// digest there, as a rebuild of an unchanged context does.
+	time.Sleep(1100 * time.Millisecond)
+	copyLayer := func() string {
+		id := strings.TrimSpace(e.kiln("build", "-q", "--no-cache", "-t", "app", ctx))
+		return strings.Fields(e.kiln("inspect", "--format", `{{range .RootFS.Layers}}{{.}} {{end}}`, id))[1]
+	}
+	first := copyLayer()
+	unlock := lockTrash(t, e.root) // no deleter empties the trash meanwhile
+	defer unlock()
+	if again := copyLayer(); again != first {
+		t.Fatalf("rebuilt COPY layer %s, first build's %s", again, first)
+	}
+	if left := trashOf(t, e.root); len(left) != 0 {
+		t.Errorf("trash holds %v after the rebuild: a duplicate was written", left)
+	}
+	if out := e.kiln("run", "--rm", "app", "sh", "-c", "cat /r; ls /files/d3 | wc -l"); strings.Fields(out)[0] != "built" || strings.Fields(out)[1] != "50" {
+		t.Errorf("image of the rebuild: %q", out)
 	}
 }
