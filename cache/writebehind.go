@@ -37,28 +37,35 @@ func (sn *Snapshot) WriteBehind() (stop func()) {
 		defer unix.Close(fd)
 		tick := time.NewTicker(writeBehindPeriod)
 		defer tick.Stop()
-		base, ok := freeBytes(fd)
-		for ok {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-			var free uint64
-			if free, ok = freeBytes(fd); !ok || free+writeBehindBytes > base {
-				base = max(base, free) // space freed meanwhile raises the mark
-				continue
-			}
-			select {
-			case <-done: // the process ended while the tick waited
-				return
-			default:
-			}
-			_ = unix.Syncfs(fd)
-			base, ok = freeBytes(fd)
-		}
+		writeBehind(fd, done, tick.C, unix.Syncfs)
 	}()
 	return func() { close(done) }
+}
+
+// writeBehind is WriteBehind's loop over the filesystem of fd, until done
+// is closed: at each tick, a sync when writeBehindBytes more of the
+// filesystem is used than after the last sync (or at the start).
+func writeBehind(fd int, done <-chan struct{}, ticks <-chan time.Time, syncfs func(int) error) {
+	base, ok := freeBytes(fd)
+	for ok {
+		select {
+		case <-done:
+			return
+		case <-ticks:
+		}
+		var free uint64
+		if free, ok = freeBytes(fd); !ok || free+writeBehindBytes > base {
+			base = max(base, free) // space freed meanwhile raises the mark
+			continue
+		}
+		select {
+		case <-done: // the process ended while the tick waited
+			return
+		default:
+		}
+		_ = syncfs(fd)
+		base, ok = freeBytes(fd)
+	}
 }
 
 // freeBytes is the free space of the filesystem holding fd.
