@@ -160,7 +160,9 @@ func (b *build) runSandbox(ctx context.Context, st *stage, c *instructions.RunCo
 			// (sandboxes.release).
 			b.sb().prestart(spec)
 		}
+		stopWriteBehind := sn.WriteBehind()
 		code, err = runner.Run(ctx, spec)
+		stopWriteBehind()
 	}
 	if cerr := spec.Prestarted.Close(); cerr != nil { // unless Run took it
 		b.opts.Log.Warn("stop prestarted sandbox", "err", cerr)

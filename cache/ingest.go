@@ -148,7 +148,10 @@ func (s *Store) CommitStreamed(ctx context.Context, sn *Snapshot, streamed *laye
 		res, ok, err = streamed.Verify(ctx, sn.Dir)
 	}
 	if err == nil && !ok {
-		res, err = layer.Write(ctx, io.Discard, sn.Dir, layer.Uncompressed, layer.DiffOptions{})
+		// Writeback: the files' data starts for the disk as it is hashed,
+		// so a new layer's sync only waits for the tail; a duplicate is
+		// never synced, its writes only started (and dropped with it).
+		res, err = layer.Write(ctx, io.Discard, sn.Dir, layer.Uncompressed, layer.DiffOptions{Writeback: true})
 	}
 	if err != nil {
 		sn.Discard()

@@ -7,6 +7,12 @@ type DiffOptions struct {
 	// SourceDateEpoch, when non-nil, clamps every entry's mtime to at most
 	// this time.
 	SourceDateEpoch *time.Time
+	// Writeback starts writing each large regular file's data to disk as
+	// soon as the differ has read it, without waiting for the writes: for
+	// a directory the caller syncs next (a new layer), whose sync then
+	// finds most of the data on disk already instead of writing it all
+	// after the diff. Linux only; a hint, never an error.
+	Writeback bool
 }
 
 const (

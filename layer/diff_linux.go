@@ -40,6 +40,10 @@ func WriteDiff(ctx context.Context, w io.Writer, dir string, opts DiffOptions) e
 		dents:  make([]byte, 64<<10),
 		xattrs: newXattrReader(),
 	}
+	if opts.Writeback {
+		d.wb = newWriteback()
+		defer d.wb.close()
+	}
 	if err := d.run(dir); err != nil {
 		return err
 	}
@@ -75,6 +79,7 @@ type differ struct {
 	buf    []byte // file contents
 	dents  []byte // getdents
 	xattrs *xattrReader
+	wb     *writeback       // with DiffOptions.Writeback
 	links  map[inode]string // first name of each multiply-linked inode
 	hdr    tar.Header
 	// headers, when set, makes the differ write no tar: each entry's
@@ -299,6 +304,11 @@ func (d *differ) copyFile(fd int, abs string, size int64) error {
 		// as large as the largest file so far needs, up to copyBufferSize: a
 		// RUN step's layer of a few small files zeroes no megabyte
 		d.buf = make([]byte, min((want+smallBufferSize-1)/smallBufferSize*smallBufferSize, copyBufferSize))
+	}
+	if d.wb != nil && size >= writebackMin {
+		// before the first read: the disk writes the file while it is read
+		// and hashed
+		d.wb.start(fd)
 	}
 	for size > 0 {
 		if err := d.ctx.Err(); err != nil {
