@@ -48,14 +48,15 @@ func TestCopyStreamedLayer(t *testing.T) {
 
 	for _, tc := range []struct {
 		name, df string
-		// madeNow: the COPY creates a directory (/opt), which has the
-		// build's time: a re-run makes another layer.
+		// madeNow: the step makes a directory (/opt by the COPY, /w by
+		// the WORKDIR), which has the build's time (whole seconds in the
+		// tar): a re-run in another second makes another layer.
 		madeNow bool
 	}{
 		{"new directory", "COPY src /src", false},
 		{"chown and chmod", "COPY --chown=3000000:123 --chmod=640 src /opt/dst/", true},
 		{"into an existing directory", "COPY --chmod=u+x src /etc/", false},
-		{"into a workdir", "WORKDIR /w\nCOPY src sub/", false},
+		{"into a workdir", "WORKDIR /w\nCOPY src sub/", true},
 		{"the root", "COPY src /", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
