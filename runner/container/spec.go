@@ -31,6 +31,7 @@ func containerSpec(c *Container, cgroups []string) (*runner.Spec, error) {
 		Hostname: c.Config.Config.Hostname, Network: "none",
 		ReadonlyRootfs: hc.ReadonlyRootfs, Files: c.etcFiles(),
 		Cgroups: cgroups, CgroupNS: true, Privileged: hc.Privileged, Init: hc.Init,
+		Volatile: hc.AutoRemove,
 	}
 	for _, d := range hc.Devices {
 		spec.Devices = append(spec.Devices, runner.Device{Source: d.PathOnHost, Target: d.PathInContainer})
