@@ -229,6 +229,9 @@ func (m *monitorState) runOnce() (int, error) {
 		return m.failed(125, err)
 	}
 	spec, err := containerSpec(c, cg.Dirs())
+	if err == nil && spec.Volatile {
+		err = freshDir(spec.Work)
+	}
 	if err != nil {
 		_ = pre.Close()
 		st.closeAll()
@@ -302,6 +305,16 @@ func (m *monitorState) failed(code int, err error) (int, error) {
 	m.hub.exit(code)
 	m.send(monitorMsg{Error: err.Error(), ExitCode: ptr(code)})
 	return code, err
+}
+
+// freshDir empties dir, an overlay work directory no mount uses: a
+// volatile overlay refuses one a volatile mount used before
+// (work/incompat/volatile), as after a monitor that died.
+func freshDir(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	return os.Mkdir(dir, 0o755)
 }
 
 var errNoCommand = errors.New("no command specified")
