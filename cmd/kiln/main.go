@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/cache"
-	_ "github.com/kiln-build/kiln/internal/hugeheap"
 	"github.com/kiln-build/kiln/internal/rootless"
 	"github.com/kiln-build/kiln/runner"
 	"github.com/kiln-build/kiln/runner/container"
