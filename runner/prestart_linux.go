@@ -19,9 +19,11 @@ import (
 // does nothing but wait for its config; it has no stdin and its output goes
 // to pipes that Run copies to the taker's Stdout and Stderr.
 //
-// Lifecycle: Prestart, then at most one Run with Spec.Prestarted set to it
-// (Run uses it when the spec fits, see Spec.Prestarted), then Close, always:
-// Close kills and reaps an init no Run took and does nothing otherwise.
+// Lifecycle: Prestart (or AdoptPrestarted: an init a container monitor's
+// constructor started before Go), then at most one Run with
+// Spec.Prestarted set to it (Run uses it when the spec fits, see
+// Spec.Prestarted), then Close, always: Close kills and reaps an init no
+// Run took and does nothing otherwise.
 type Prestarted struct {
 	mu      sync.Mutex
 	taken   bool
