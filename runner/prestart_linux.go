@@ -19,9 +19,11 @@ import (
 // does nothing but wait for its config; it has no stdin and its output goes
 // to pipes that Run copies to the taker's Stdout and Stderr.
 //
-// Lifecycle: Prestart, then at most one Run with Spec.Prestarted set to it
-// (Run uses it when the spec fits, see Spec.Prestarted), then Close, always:
-// Close kills and reaps an init no Run took and does nothing otherwise.
+// Lifecycle: Prestart (or AdoptPrestarted: an init a container monitor's
+// constructor started before Go), then at most one Run with
+// Spec.Prestarted set to it (Run uses it when the spec fits, see
+// Spec.Prestarted), then Close, always: Close kills and reaps an init no
+// Run took and does nothing otherwise.
 type Prestarted struct {
 	mu      sync.Mutex
 	taken   bool
@@ -33,6 +35,10 @@ type Prestarted struct {
 	outR    *os.File
 	errR    *os.File
 	release func()
+	// outTaken: TakeOutput handed outR and errR to the caller.
+	outTaken bool
+	// adopted: the constructor started the init (AdoptPrestarted).
+	adopted bool
 }
 
 // Prestart starts a sandbox init for a later Run of a Spec whose network is
@@ -81,6 +87,70 @@ func Prestart(netNS *os.File, netNone bool) (*Prestarted, error) {
 	return p, nil
 }
 
+// PrestartEnv, "1" in the environment of a process executed as a
+// container monitor (rootless.HolderArg0), makes the constructor of
+// prestart_linux.c start a sandbox init before the monitor's Go runtime
+// starts, for AdoptPrestarted: an init in a new network namespace of its
+// own (lo up), with /dev/null as its stdin. Only root's monitors (not
+// rootless ones) are given it.
+const PrestartEnv = "_KILN_PRESTART_INIT"
+
+// AdoptPrestarted returns the init the constructor started (see
+// PrestartEnv), or nil when it started none. A Run takes it only for a Spec
+// whose NetNS is the init's own namespace (NetNS) and that has neither a
+// Terminal nor a Stdin; the Prestarted lifecycle holds as for Prestart. It
+// is nil too (and the init is killed) when this process does not run from
+// a sealed view of the binary, which the init then would not either.
+func AdoptPrestarted() *Prestarted {
+	pid, fds, ok := constructorInit()
+	if !ok {
+		return nil
+	}
+	p := &Prestarted{release: func() {}, adopted: true}
+	p.cfgW, p.repR = os.NewFile(uintptr(fds[0]), "config"), os.NewFile(uintptr(fds[1]), "report")
+	p.outR, p.errR = os.NewFile(uintptr(fds[2]), "stdout"), os.NewFile(uintptr(fds[3]), "stderr")
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		// Not reachable on Linux (FindProcess always succeeds); the
+		// init ends when its config pipe closes.
+		p.closePipes()
+		return nil
+	}
+	p.cmd = &exec.Cmd{Path: "/proc/self/exe", Args: []string{initArg0}, Process: proc}
+	exe, err := SealedExe()
+	if err == nil && exe == "/proc/self/exe" {
+		p.netNS, err = os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+	} else if err == nil {
+		err = errors.New("not run from the sealed binary")
+	}
+	if err != nil {
+		_ = p.Close()
+		return nil
+	}
+	return p
+}
+
+// NetNS is the network namespace a Spec must name (Spec.NetNS) to take an
+// adopted init (AdoptPrestarted): the init's own, lo up; the caller owns
+// the file. Nil for an init of Prestart.
+func (p *Prestarted) NetNS() *os.File {
+	if p == nil || !p.adopted {
+		return nil
+	}
+	return p.netNS
+}
+
+// TakeOutput hands the init's stdout and stderr pipes to the caller, who
+// reads them (to EOF: every process of the sandbox gone) and closes them;
+// a Run that takes p then leaves them alone, whatever Spec.Stdout and
+// Spec.Stderr say.
+func (p *Prestarted) TakeOutput() (stdout, stderr *os.File) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.outTaken = true
+	return p.outR, p.errR
+}
+
 // cloneFlags are the namespaces a sandbox init is born in.
 func cloneFlags(netNone bool) uintptr {
 	flags := uintptr(syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC)
@@ -108,6 +178,9 @@ func (p *Prestarted) take(ctx context.Context, spec *Spec, cfg *initConfig) (l *
 		r *os.File
 		w io.Writer
 	}{{p.outR, spec.Stdout}, {p.errR, spec.Stderr}} {
+		if p.outTaken {
+			break
+		}
 		w := c.w
 		if w == nil {
 			w = io.Discard
@@ -149,7 +222,11 @@ func (p *Prestarted) Close() error {
 }
 
 func (p *Prestarted) closePipes() {
-	for _, f := range []*os.File{p.cfgW, p.repR, p.outR, p.errR} {
+	files := []*os.File{p.cfgW, p.repR, p.outR, p.errR}
+	if p.outTaken {
+		files = files[:2] // the caller's now
+	}
+	for _, f := range files {
 		if f != nil {
 			f.Close()
 		}

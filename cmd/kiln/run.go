@@ -270,7 +270,7 @@ func newRunCommand(g *globals) *cobra.Command {
 			// the container's creation; it waits for the container.
 			var sb *container.Standby
 			if !f.tty {
-				sb, _ = container.NewStore(storeRoot(g)).NewStandby(!detach, f.interactive)
+				sb, _ = container.NewStore(storeRoot(g)).NewStandby(!detach, f.interactive, f.network)
 				defer sb.Close()
 			}
 			cs, c, err := f.create(cmd, g, args[0], args[1:])

@@ -63,3 +63,32 @@ func TestRunStandbyMonitor(t *testing.T) {
 		t.Errorf("standby monitors left: %v", left)
 	}
 }
+
+// A --rm container's overlay is volatile (nothing syncs its upper
+// directory, which goes with it), and each start gets a fresh work
+// directory: after its monitor was killed, the container starts again
+// (overlayfs refuses a work directory a volatile mount used). The init the
+// monitor started before Go runs it confined as any: in a network
+// namespace of its own with eth0, without the capabilities docker drops.
+func TestRunRmVolatile(t *testing.T) {
+	e := newContainerEnv(t)
+	r := e.run("", "run", "--rm", "bb", "sh", "-c", "grep ' / overlay ' /proc/mounts; ls /sys/class/net; grep CapBnd /proc/self/status")
+	if r.code != 0 || !strings.Contains(r.stdout, "volatile") || !strings.Contains(r.stdout, "eth0\n") ||
+		!strings.Contains(r.stdout, "CapBnd:\t00000000a80425fb") {
+		t.Fatalf("run --rm: %+v", r)
+	}
+	if r := e.run("", "run", "--name", "kept", "bb", "grep", "-c", "volatile", "/proc/mounts"); r.code != 1 || r.stdout != "0\n" {
+		t.Errorf("a container without --rm: %+v", r)
+	}
+	e.kiln("rm", "kept")
+	id := strings.TrimSpace(e.kiln("run", "-d", "--rm", "--name", "again", "bb", "sleep", "3600"))
+	e.killMonitor(id)
+	waitFor(t, func() bool { return e.inspectF("{{.State.Status}}", id) == "exited" })
+	if r := e.run("", "start", "again"); r.code != 0 {
+		t.Fatalf("start of the --rm container after its monitor's death: %+v", r)
+	}
+	if s := e.inspectF("{{.State.Status}}", id); s != "running" {
+		t.Fatalf("status after start: %s", s)
+	}
+	e.kiln("rm", "-f", "again")
+}

@@ -89,7 +89,7 @@ func execMonitor(root, id, flags string) error {
 	}
 	var st *stdio
 	if !o.Tty {
-		if st, err = newStdio(m.hub, nil, false, o.Interactive, true); err != nil {
+		if st, err = newStdio(m.hub, nil, false, o.Interactive, true, nil); err != nil {
 			return fail(126, err)
 		}
 		spec.Stdin, spec.Stdout, spec.Stderr = st.stdin, st.stdout, st.stderr

@@ -46,7 +46,14 @@ func Monitor() {
 		fmt.Fprintln(os.Stderr, os.Args[0]+": bad arguments")
 		os.Exit(2)
 	}
-	run := func(root, id, flags string) error { return monitor(root, id, flags, nil) }
+	// The sandbox init the constructor started (runner.PrestartEnv), in
+	// the network namespace it is the container's.
+	pre := runner.AdoptPrestarted()
+	var netns *premadeNetns
+	if pre != nil {
+		netns = initNetns(pre.NetNS())
+	}
+	run := func(root, id, flags string) error { return monitor(root, id, flags, netns, pre) }
 	if os.Args[0] == execArg0 {
 		run = execMonitor
 	}
@@ -54,8 +61,9 @@ func Monitor() {
 	if id == standbyID && os.Args[0] == monitorArg0 {
 		// While the container is made: what most containers need.
 		runner.WarmSeccomp()
-		netns := premakeNetns()
-		run = func(root, id, flags string) error { return monitor(root, id, flags, netns) }
+		if netns == nil {
+			netns = premakeNetns()
+		}
 		var ok bool
 		var err error
 		if id, ok, err = awaitContainer(os.Args[1]); !ok {
@@ -83,17 +91,19 @@ type monitorState struct {
 	logw   *logWriter
 	net    netSandbox // network.go
 	netns  *premadeNetns
+	pre    *runner.Prestarted // for the first run, when it fits (runOnce)
 }
 
 // monitor runs container id of the store at root; netns, when not nil, is
-// a network namespace made ahead for it.
-func monitor(root, id, flags string, netns *premadeNetns) error {
+// a network namespace made ahead for it, pre an init started ahead in it.
+func monitor(root, id, flags string, netns *premadeNetns, pre *runner.Prestarted) error {
 	s := NewStore(root)
 	c, err := s.load(id)
 	if err != nil {
 		return err
 	}
-	m := &monitorState{s: s, c: c, status: os.NewFile(statusFd, "status"), hub: newHub(), netns: netns}
+	m := &monitorState{s: s, c: c, status: os.NewFile(statusFd, "status"), hub: newHub(), netns: netns, pre: pre}
+	defer func() { _ = m.pre.Close() }() // when no run took it
 	if strings.Contains(flags, "a") {
 		// The client that started the container, attached from the start.
 		// Added before the process starts: its first output reaches the
@@ -204,21 +214,40 @@ func (m *monitorState) runOnce() (int, error) {
 	}
 	defer cg.Remove()
 
-	st, err := m.stdio()
+	// The init started ahead runs the first run when it can: in the
+	// container's network namespace (its own), without terminal or stdin.
+	pre := m.pre
+	m.pre = nil
+	cc := c.Config.Config
+	if pre != nil && (cc.Tty || cc.OpenStdin || m.net.ns == nil || m.net.ns != pre.NetNS()) {
+		_ = pre.Close()
+		pre = nil
+	}
+	st, err := m.stdio(pre)
 	if err != nil {
+		_ = pre.Close()
 		return m.failed(125, err)
 	}
 	spec, err := containerSpec(c, cg.Dirs())
+	if err == nil && spec.Volatile {
+		err = freshDir(spec.Work)
+	}
 	if err != nil {
+		_ = pre.Close()
 		st.closeAll()
 		return m.failed(125, err)
 	}
 	m.applyNetwork(spec)
-	spec.Stdin, spec.Stdout, spec.Stderr, spec.Terminal = st.stdin, st.stdout, st.stderr, c.Config.Config.Tty
+	if pre != nil {
+		spec.Prestarted = pre // its stdio is st's already
+	} else {
+		spec.Stdin, spec.Stdout, spec.Stderr, spec.Terminal = st.stdin, st.stdout, st.stderr, c.Config.Config.Tty
+	}
 	if spec.Terminal {
 		spec.Rows, spec.Cols = winsize()
 	}
 	p, code, err := runner.Start(spec)
+	_ = pre.Close() // when Start did not take it: its output then ends
 	st.closeChild()
 	if err != nil {
 		st.wait()
@@ -276,6 +305,16 @@ func (m *monitorState) failed(code int, err error) (int, error) {
 	m.hub.exit(code)
 	m.send(monitorMsg{Error: err.Error(), ExitCode: ptr(code)})
 	return code, err
+}
+
+// freshDir empties dir, an overlay work directory no mount uses: a
+// volatile overlay refuses one a volatile mount used before
+// (work/incompat/volatile), as after a monitor that died.
+func freshDir(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	return os.Mkdir(dir, 0o755)
 }
 
 var errNoCommand = errors.New("no command specified")

@@ -31,6 +31,11 @@ func containerSpec(c *Container, cgroups []string) (*runner.Spec, error) {
 		Hostname: c.Config.Config.Hostname, Network: "none",
 		ReadonlyRootfs: hc.ReadonlyRootfs, Files: c.etcFiles(),
 		Cgroups: cgroups, CgroupNS: true, Privileged: hc.Privileged, Init: hc.Init,
+		// A container removed once it exits has its upper directory
+		// thrown away: nothing syncs it, not even the unmount (which
+		// would sync the whole filesystem holding it on the container's
+		// exit). The monitor gives it a fresh work directory.
+		Volatile: hc.AutoRemove,
 	}
 	for _, d := range hc.Devices {
 		spec.Devices = append(spec.Devices, runner.Device{Source: d.PathOnHost, Target: d.PathInContainer})

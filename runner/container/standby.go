@@ -37,9 +37,11 @@ type Standby struct {
 }
 
 // NewStandby starts a monitor for a container still to be created; with
-// attached, the client attaches from the start (stdin with stdin). Close
-// it when no StartStandby follows.
-func (s *Store) NewStandby(attached, stdin bool) (*Standby, error) {
+// attached, the client attaches from the start (stdin with stdin); netMode
+// is the container's network mode (HostConfig.NetworkMode) as asked, for
+// the sandbox init the monitor starts ahead. Close it when no StartStandby
+// follows.
+func (s *Store) NewStandby(attached, stdin bool, netMode string) (*Standby, error) {
 	var a *Attach
 	if attached {
 		a = &Attach{}
@@ -68,7 +70,7 @@ func (s *Store) NewStandby(attached, stdin bool) (*Standby, error) {
 	defer ctlR.Close()
 	cmd := exec.Command(exe, s.root, standbyID, monitorFlags(a))
 	cmd.Args[0] = monitorArg0
-	cmd.Env = append([]string{"GOMAXPROCS=1"}, rootless.Environ()...)
+	cmd.Env = append(append([]string{"GOMAXPROCS=1"}, rootless.Environ()...), prestartEnv(false, stdin, netMode)...)
 	cmd.Stdin = ctlR
 	if err := r.spawn(cmd, nil, files); err != nil {
 		sb.ctl.Close()
@@ -118,6 +120,17 @@ func (s *Store) StartStandby(sb *Standby, c *Container, a *Attach) (*Running, er
 		return nil, fmt.Errorf("start container %s: %w", c.ShortID(), err)
 	}
 	return r.of(c), nil
+}
+
+// prestartEnv is the environment that makes a container monitor start
+// the sandbox init of its first run before its own Go runtime starts
+// (runner.PrestartEnv), for a container that can run in it: one with a
+// network namespace of its own, no terminal and no stdin, of root's kiln.
+func prestartEnv(tty, stdin bool, netMode string) []string {
+	if tty || stdin || !ownNetworkNamespace(netMode) || rootless.Active() {
+		return nil
+	}
+	return []string{runner.PrestartEnv + "=1"}
 }
 
 // awaitContainer is a standby monitor's wait for its container: the ID on
@@ -174,6 +187,13 @@ func premakeNetns() *premadeNetns {
 		f, _ := network.NewNamespace() // on failure, take makes one and says why
 		p.ch <- f
 	}()
+	return p
+}
+
+// initNetns is the network namespace an init started ahead was born in.
+func initNetns(f *os.File) *premadeNetns {
+	p := &premadeNetns{ch: make(chan *os.File, 1)}
+	p.ch <- f
 	return p
 }
 

@@ -45,7 +45,8 @@ func (s *Store) Start(c *Container, a *Attach) (*Running, error) {
 	if err := s.startable(c); err != nil {
 		return nil, err
 	}
-	var env []string
+	cc := c.Config.Config
+	env := prestartEnv(cc.Tty, cc.OpenStdin, c.HostConfig.NetworkMode)
 	if a != nil && a.Rows > 0 {
 		env = append(env, fmt.Sprintf("%s=%d %d", winsizeEnv, a.Rows, a.Cols))
 	}

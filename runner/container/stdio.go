@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"sync"
+
+	"github.com/kiln-build/kiln/runner"
 )
 
 // stdio is one run's plumbing between a process and its monitor: the
@@ -60,35 +62,50 @@ func (s *stdio) pump(logw *logWriter, stream string, r io.Reader, h *hub, typ by
 // sandbox makes its own terminal: attachPty takes its master), otherwise a
 // pipe per output stream; openStdin gives it a stdin pipe fed by the
 // clients (closed after the first client's input ends when stdinOnce),
-// otherwise /dev/null.
-func newStdio(h *hub, logw *logWriter, tty, openStdin, stdinOnce bool) (*stdio, error) {
+// otherwise /dev/null. With pre (no tty, no openStdin), the process is that
+// prestarted init's: its output pipes are read, and it has /dev/null.
+func newStdio(h *hub, logw *logWriter, tty, openStdin, stdinOnce bool, pre *runner.Prestarted) (*stdio, error) {
 	st := &stdio{}
 	fail := func(err error) (*stdio, error) { st.closeAll(); return nil, err }
 	if tty {
 		return st, nil
 	}
-	for _, stream := range []string{"stdout", "stderr"} {
-		r, w, err := os.Pipe()
-		if err != nil {
-			return fail(err)
-		}
-		st.keep = append(st.keep, r)
-		st.child = append(st.child, w)
+	var outs [2]*os.File // the read ends
+	if pre != nil {
+		outs[0], outs[1] = pre.TakeOutput()
+		st.keep = append(st.keep, outs[:]...)
+	}
+	for i, stream := range []string{"stdout", "stderr"} {
 		typ := byte(frameStdout)
-		if stream == "stdout" {
-			st.stdout = w
-		} else {
-			st.stderr, typ = w, frameStderr
+		if stream == "stderr" {
+			typ = frameStderr
+		}
+		r := outs[i]
+		if r == nil {
+			var w *os.File
+			var err error
+			if r, w, err = os.Pipe(); err != nil {
+				return fail(err)
+			}
+			st.keep = append(st.keep, r)
+			st.child = append(st.child, w)
+			if stream == "stdout" {
+				st.stdout = w
+			} else {
+				st.stderr = w
+			}
 		}
 		st.pump(logw, stream, r, h, typ)
 	}
 	if !openStdin {
-		null, err := os.Open(os.DevNull)
-		if err != nil {
-			return fail(err)
+		if pre == nil {
+			null, err := os.Open(os.DevNull)
+			if err != nil {
+				return fail(err)
+			}
+			st.child = append(st.child, null)
+			st.stdin = null
 		}
-		st.child = append(st.child, null)
-		st.stdin = null
 		h.setProcess(nil, false, nil)
 		return st, nil
 	}
@@ -117,10 +134,11 @@ func (s *stdio) attachPty(h *hub, logw *logWriter, master *os.File, openStdin, s
 	h.setProcess(in, stdinOnce, master)
 }
 
-// stdio makes the plumbing of the container's next run.
-func (m *monitorState) stdio() (*stdio, error) {
+// stdio makes the plumbing of the container's next run, run by pre when
+// not nil.
+func (m *monitorState) stdio(pre *runner.Prestarted) (*stdio, error) {
 	cc := m.c.Config.Config
-	return newStdio(m.hub, m.logw, cc.Tty, cc.OpenStdin, cc.StdinOnce)
+	return newStdio(m.hub, m.logw, cc.Tty, cc.OpenStdin, cc.StdinOnce, pre)
 }
 
 // winsize is the size of the terminal of the client that started the

@@ -243,10 +243,12 @@ func (s *Store) Remove(c *Container, force, volumes bool) error {
 		if !force {
 			return fmt.Errorf("cannot remove container %s: %w: stop the container before attempting removal or force remove", c.ShortID(), ErrRunning)
 		}
-		if err := c.Kill("SIGKILL"); err != nil && !errors.Is(err, ErrNotRunning) {
+		// A --rm container's monitor removes it meanwhile (its state
+		// goes with it): removeFiles then finds it gone.
+		if err := c.Kill("SIGKILL"); err != nil && !errors.Is(err, ErrNotRunning) && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		if err := c.waitMonitor(30 * time.Second); err != nil {
+		if err := c.waitMonitor(30 * time.Second); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
