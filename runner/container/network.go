@@ -310,12 +310,35 @@ func (m *monitorState) attachNetwork(int) error {
 	return nil
 }
 
+// startAttach starts attachNetwork now, beside the first run's cgroup, stdio
+// and spec (the init's start-up is already under way when the monitor's
+// constructor started it): the first sandbox's Joined hook then waits for
+// its result instead of doing it all in line.
+func (m *monitorState) startAttach() {
+	if !m.net.unattached {
+		return
+	}
+	m.attached = make(chan error, 1)
+	go func() { m.attached <- m.attachNetwork(0) }()
+}
+
+// joined is the sandboxes' Joined hook: the network attach, done here or
+// by the one startAttach started.
+func (m *monitorState) joined(pid int) error {
+	if m.attached == nil {
+		return m.attachNetwork(pid)
+	}
+	err := <-m.attached
+	m.attached = nil
+	return err
+}
+
 // applyNetwork puts the sandbox in the container's network.
 func (m *monitorState) applyNetwork(spec *runner.Spec) {
 	spec.Network = network.NoneNetwork
 	if m.net.ns != nil {
 		spec.NetNS = m.net.ns
-		spec.Joined = m.attachNetwork
+		spec.Joined = m.joined
 	} else if m.c.HostConfig.NetworkMode == network.HostNetwork {
 		spec.Network = network.HostNetwork
 	}
@@ -323,6 +346,10 @@ func (m *monitorState) applyNetwork(spec *runner.Spec) {
 
 // teardownNetwork undoes setupNetwork once the container is gone for good.
 func (m *monitorState) teardownNetwork() {
+	if m.attached != nil { // a first run that failed before its Joined hook
+		<-m.attached
+		m.attached = nil
+	}
 	if m.net.proxy != nil {
 		m.net.proxy.Close()
 		m.net.proxy = nil

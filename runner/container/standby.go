@@ -70,7 +70,7 @@ func (s *Store) NewStandby(attached, stdin bool, netMode string) (*Standby, erro
 	defer ctlR.Close()
 	cmd := exec.Command(exe, s.root, standbyID, monitorFlags(a))
 	cmd.Args[0] = monitorArg0
-	cmd.Env = append(append([]string{"GOMAXPROCS=1"}, rootless.Environ()...), prestartEnv(false, stdin, netMode)...)
+	cmd.Env = append(append([]string{monitorProcs}, rootless.Environ()...), prestartEnv(false, stdin, netMode)...)
 	cmd.Stdin = ctlR
 	if err := r.spawn(cmd, nil, files); err != nil {
 		sb.ctl.Close()

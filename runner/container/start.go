@@ -103,7 +103,7 @@ func monitorFlags(a *Attach) string {
 type monitorCmd struct {
 	arg0     string   // monitorArg0 or execArg0
 	root     string   // the store's root
-	env      []string // besides GOMAXPROCS=1
+	env      []string // besides monitorProcs
 	op, opOn string   // error prefixes: before the monitor runs, and once it was started for the container
 }
 
@@ -133,7 +133,7 @@ func spawnMonitor(c *Container, mc monitorCmd, a *Attach) (*Running, error) {
 	}
 	cmd := exec.Command(exe, mc.root, c.ID, monitorFlags(a))
 	cmd.Args[0] = mc.arg0
-	cmd.Env = append(append([]string{"GOMAXPROCS=1"}, rootless.Environ()...), mc.env...)
+	cmd.Env = append(append([]string{monitorProcs}, rootless.Environ()...), mc.env...)
 	if err := r.startMonitor(cmd, logf, files); err != nil {
 		var se *StartError
 		if errors.As(err, &se) {
