@@ -32,6 +32,18 @@ func trashOf(t *testing.T, root string) []string {
 	return kilntest.DirNames(t, filepath.Join(root, "trash"))
 }
 
+// copyRunContext is a context whose Dockerfile copies 500 files in ten
+// directories (/files/dN, 50 each) and then runs a step writing /r.
+func copyRunContext(t *testing.T) string {
+	files := map[string]string{
+		"Dockerfile": "FROM localhost/bb:latest\nCOPY files /files\nRUN echo built > /r\n",
+	}
+	for i := range 500 {
+		files[fmt.Sprintf("files/d%d/f%d", i%10, i)] = fmt.Sprint(i)
+	}
+	return writeContext(t, files)
+}
+
 // TestBuildDoesNotWaitForTrash: a --no-cache rebuild makes its layers
 // again, finds them in the store and leaves the copies to the trash: the
 // build exits, its image whole, while the trash is still full (its deleter
@@ -40,13 +52,7 @@ func trashOf(t *testing.T, root string) []string {
 func TestBuildDoesNotWaitForTrash(t *testing.T) {
 	e := newEnv(t)
 	e.importBase("localhost/bb:latest")
-	files := map[string]string{
-		"Dockerfile": "FROM localhost/bb:latest\nCOPY files /files\nRUN echo built > /r\n",
-	}
-	for i := range 500 {
-		files[fmt.Sprintf("files/d%d/f%d", i%10, i)] = fmt.Sprint(i)
-	}
-	ctx := writeContext(t, files)
+	ctx := copyRunContext(t)
 	build := []string{"build", "-q", "--no-cache", "--source-date-epoch", "0", "-t", "app", ctx}
 	want := strings.TrimSpace(e.kiln(build...))
 
@@ -100,13 +106,7 @@ func TestRootlessTrash(t *testing.T) {
 func TestNoCacheCopyWritesNoDuplicate(t *testing.T) {
 	e := newEnv(t)
 	e.importBase("localhost/bb:latest")
-	files := map[string]string{
-		"Dockerfile": "FROM localhost/bb:latest\nCOPY files /files\nRUN echo built > /r\n",
-	}
-	for i := range 500 {
-		files[fmt.Sprintf("files/d%d/f%d", i%10, i)] = fmt.Sprint(i)
-	}
-	ctx := writeContext(t, files)
+	ctx := copyRunContext(t)
 	// Past the stat cache's racy window: the rebuild finds every file's
 	// digest there, as a rebuild of an unchanged context does.
 	time.Sleep(1100 * time.Millisecond)
