@@ -3,6 +3,7 @@ package runner
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -49,6 +50,14 @@ func initSandbox(enc *json.Encoder, rep *os.File) (err error) {
 	}()
 	unix.Umask(0)
 	f := os.NewFile(configFd, "config")
+	if !cInitBuilt {
+		// No C init read the config's first byte (cplan_linux.go).
+		var b [1]byte
+		if _, err := io.ReadFull(f, b[:]); err != nil || b[0] != configGo {
+			f.Close()
+			return fmt.Errorf("read sandbox config: no Go config (%v)", err)
+		}
+	}
 	var cfg initConfig
 	err = json.NewDecoder(f).Decode(&cfg)
 	f.Close()

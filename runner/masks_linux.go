@@ -59,10 +59,21 @@ func restrictProc(cfg *initConfig) error {
 	return nil
 }
 
-// copyHostDevices recreates the host's device nodes (outside /dev/pts,
-// /dev/shm and /dev/mqueue) in the /dev tmpfs at dev, for --privileged.
-func copyHostDevices(dev string) error {
-	return filepath.WalkDir("/dev", func(p string, d fs.DirEntry, err error) error {
+// hostDevice is a directory or device node of the host's /dev, rel its
+// path below /dev.
+type hostDevice struct {
+	rel      string
+	dir      bool
+	mode     uint32
+	rdev     uint64
+	uid, gid uint32
+}
+
+// hostDevices lists the host's device nodes (outside /dev/pts, /dev/shm and
+// /dev/mqueue) and the directories that hold them, parents first.
+func hostDevices() []hostDevice {
+	var out []hostDevice
+	_ = filepath.WalkDir("/dev", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
 		}
@@ -77,7 +88,7 @@ func copyHostDevices(dev string) error {
 				return filepath.SkipDir
 			}
 			if rel != "" {
-				return os.MkdirAll(dev+rel, 0o755)
+				out = append(out, hostDevice{rel: rel, dir: true})
 			}
 			return nil
 		}
@@ -88,10 +99,26 @@ func copyHostDevices(dev string) error {
 		if t := st.Mode & unix.S_IFMT; t != unix.S_IFCHR && t != unix.S_IFBLK {
 			return nil
 		}
-		if err := unix.Mknod(dev+rel, st.Mode, int(st.Rdev)); err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("create device %s: %w", p, err)
-		}
-		_ = unix.Lchown(dev+rel, int(st.Uid), int(st.Gid))
+		out = append(out, hostDevice{rel: rel, mode: st.Mode, rdev: st.Rdev, uid: st.Uid, gid: st.Gid})
 		return nil
 	})
+	return out
+}
+
+// copyHostDevices recreates the host's device nodes (hostDevices) in the
+// /dev tmpfs at dev, for --privileged.
+func copyHostDevices(dev string) error {
+	for _, d := range hostDevices() {
+		if d.dir {
+			if err := os.MkdirAll(dev+d.rel, 0o755); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := unix.Mknod(dev+d.rel, d.mode, int(d.rdev)); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create device /dev%s: %w", d.rel, err)
+		}
+		_ = unix.Lchown(dev+d.rel, int(d.uid), int(d.gid))
+	}
+	return nil
 }

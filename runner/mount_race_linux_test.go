@@ -87,7 +87,7 @@ func TestMountPlannedRaceStaysInRoot(t *testing.T) {
 			defer func() { testHookMount = nil }()
 
 			pm := plannedMount{Mount: Mount{Type: "tmpfs", Source: "tmpfs", Target: "/cache/sub/x"}, dir: true, nested: true}
-			if err := mountPlanned(rootfd, pm); err != nil {
+			if err := mountPlanned(rootfd, pm, &initConfig{}); err != nil {
 				t.Fatalf("mountPlanned: %v", err)
 			}
 			if !swapped {

@@ -19,11 +19,11 @@ import (
 // plannedMount is one mount of the sandbox; Target is a container path.
 type plannedMount struct {
 	Mount
-	dir      bool                       // the mount point is a directory (else a file)
-	nested   bool                       // below an earlier mount: its mount point is made then, not as a stub
-	fallback func(mp *mountPoint) error // tried when the mount fails
-	after    func(host string) error    // run once mounted, on a name of the new mount
-	populate bool                       // fill an empty Source from the rootfs first (Spec.Populate)
+	dir      bool   // the mount point is a directory (else a file)
+	nested   bool   // below an earlier mount: its mount point is made then, not as a stub
+	fallback *Mount // mounted instead (on the same mount point) when the mount fails
+	dev      bool   // the sandbox's /dev: populated once mounted (populateDev)
+	populate bool   // fill an empty Source from the rootfs first (Spec.Populate)
 }
 
 // planMounts lists the sandbox mounts in mount order: /proc, /dev, /sys, the
@@ -34,16 +34,11 @@ func planMounts(cfg *initConfig) []plannedMount {
 	if cfg.Privileged {
 		sysOpts = sysOpts[1:]
 	}
-	privileged, shmSize := cfg.Privileged, cfg.ShmSize
-	if shmSize <= 0 {
-		shmSize = DefaultShmSize
-	}
 	plan := []plannedMount{
 		{Mount: Mount{Type: "proc", Source: "proc", Target: "/proc", Options: []string{"nosuid", "nodev", "noexec"}}, dir: true},
-		{Mount: Mount{Type: "tmpfs", Source: "tmpfs", Target: "/dev", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}}, dir: true,
-			after: func(host string) error { return populateDev(host, privileged, shmSize) }},
+		{Mount: Mount{Type: "tmpfs", Source: "tmpfs", Target: "/dev", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}}, dir: true, dev: true},
 		{Mount: Mount{Type: "sysfs", Source: "sysfs", Target: "/sys", Options: sysOpts}, dir: true,
-			fallback: func(mp *mountPoint) error { return bindHostSys(mp, sysOpts) }},
+			fallback: &Mount{Type: "rbind", Source: "/sys", Options: sysOpts}},
 	}
 	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
 		if _, ok := cfg.Files[f]; ok {
@@ -129,7 +124,7 @@ func setupRootfs(cfg *initConfig, report func([]stubEntry) error) error {
 	}
 
 	for _, pm := range plan {
-		if err := mountPlanned(rootfd, pm); err != nil {
+		if err := mountPlanned(rootfd, pm, cfg); err != nil {
 			return err
 		}
 	}
@@ -173,7 +168,7 @@ var testHookMount func(stage string)
 // that descriptor: a concurrent RUN that shares a directory with this one
 // (a cache mount) and swaps a component for a symlink meanwhile cannot make
 // it create or mount anything outside the root.
-func mountPlanned(rootfd int, pm plannedMount) error {
+func mountPlanned(rootfd int, pm plannedMount, cfg *initConfig) error {
 	p, err := inroot.Resolve(rootfd, pm.Target)
 	if err != nil {
 		return err
@@ -199,13 +194,15 @@ func mountPlanned(rootfd int, pm plannedMount) error {
 	m.Target = mp.path()
 	err = mountOn(m, mp.top)
 	if err != nil && pm.fallback != nil {
-		if ferr := pm.fallback(mp); ferr != nil {
+		fb := *pm.fallback
+		fb.Target = mp.path()
+		if ferr := mountOn(fb, mp.top); ferr != nil {
 			return errors.Join(err, ferr)
 		}
 		err = nil
 	}
-	if err == nil && pm.after != nil {
-		err = onTop(mp.path(), mp.top, pm.after)
+	if err == nil && pm.dev {
+		err = onTop(mp.path(), mp.top, func(host string) error { return populateDev(host, cfg.Privileged, shmSize(cfg)) })
 	}
 	return err
 }
@@ -310,8 +307,12 @@ func ensureMountPoint(host string, dir bool) error {
 	return f.Close()
 }
 
-func bindHostSys(mp *mountPoint, opts []string) error {
-	return mountOn(Mount{Type: "rbind", Source: "/sys", Target: mp.path(), Options: opts}, mp.top)
+// shmSize is the size of the sandbox's /dev/shm.
+func shmSize(cfg *initConfig) int64 {
+	if cfg.ShmSize <= 0 {
+		return DefaultShmSize
+	}
+	return cfg.ShmSize
 }
 
 var devices = []struct {
@@ -319,6 +320,34 @@ var devices = []struct {
 	major, minor uint32
 }{
 	{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+}
+
+// devMount is a filesystem mounted in the sandbox's /dev.
+type devMount struct {
+	dir  string
+	mode uint32
+	m    Mount
+}
+
+// devMounts are the private devpts and the /dev/shm tmpfs of shmSize bytes.
+func devMounts(shmSize int64) []devMount {
+	return []devMount{
+		{"pts", 0o755, Mount{Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}}},
+		{"shm", 0o1777, Mount{Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "nodev", "noexec", "mode=1777", "size=" + strconv.FormatInt(shmSize, 10)}}},
+	}
+}
+
+// withoutTTYGroup is a devpts mount's options without "gid=5", for a user
+// namespace that does not map gid 5 (tty): rootless kiln's single-uid
+// mapping. The terminals keep the owner's group.
+func withoutTTYGroup(opts []string) []string {
+	return slices.DeleteFunc(slices.Clone(opts), func(o string) bool { return o == "gid=5" })
+}
+
+// devSymlinks are /dev's symlinks, name -> target.
+var devSymlinks = [][2]string{
+	{"ptmx", "pts/ptmx"}, {"fd", "/proc/self/fd"},
+	{"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"},
 }
 
 // populateDev fills the /dev tmpfs at dev like runc: device nodes (bind
@@ -346,14 +375,7 @@ func populateDev(dev string, privileged bool, shmSize int64) error {
 			return fmt.Errorf("create /dev/%s: %w", d.name, err)
 		}
 	}
-	for _, m := range []struct {
-		dir  string
-		mode uint32
-		m    Mount
-	}{
-		{"pts", 0o755, Mount{Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}}},
-		{"shm", 0o1777, Mount{Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "nodev", "noexec", "mode=1777", "size=" + strconv.FormatInt(shmSize, 10)}}},
-	} {
+	for _, m := range devMounts(shmSize) {
 		p := dev + "/" + m.dir
 		if err := unix.Mkdir(p, m.mode); err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("create /dev/%s: %w", m.dir, err)
@@ -361,19 +383,15 @@ func populateDev(dev string, privileged bool, shmSize int64) error {
 		m.m.Target = p
 		err := MountOverlay(m.m)
 		if errors.Is(err, unix.EINVAL) && m.dir == "pts" {
-			// A user namespace that does not map gid 5 (tty): rootless
-			// kiln's single-uid mapping. The terminals keep the owner's group.
-			m.m.Options = slices.DeleteFunc(m.m.Options, func(o string) bool { return o == "gid=5" })
+			m.m.Options = withoutTTYGroup(m.m.Options)
 			err = MountOverlay(m.m)
 		}
 		if err != nil {
 			return err
 		}
 	}
-	for name, target := range map[string]string{
-		"ptmx": "pts/ptmx", "fd": "/proc/self/fd",
-		"stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2",
-	} {
+	for _, l := range devSymlinks {
+		name, target := l[0], l[1]
 		if err := os.Symlink(target, dev+"/"+name); err != nil {
 			return fmt.Errorf("create /dev/%s: %w", name, err)
 		}

@@ -52,6 +52,8 @@ type Process struct {
 	// after, when not nil, runs once the sandbox is reaped (a prestarted
 	// init's output copies end).
 	after func()
+	// cInit: the C init ran the sandbox (cplan_linux.go), not Init.
+	cInit bool
 }
 
 // Start starts spec like Run but returns once the command has been exec'd
@@ -99,7 +101,7 @@ func start(ctx context.Context, spec *Spec) (*Process, int, error) {
 	}
 	if joinErr == nil {
 		// A write error means the init died early; Wait tells why.
-		_ = json.NewEncoder(cfgW).Encode(cfg)
+		p.cInit, _ = writeConfig(cfgW, cfg)
 	}
 	cfgW.Close()
 
