@@ -247,12 +247,15 @@ func (w *planWriter) cgroupfsPlan(rw bool) bool {
 	return true
 }
 
+// testGoInit, set by tests, makes every sandbox run the Go init.
+var testGoInit bool
+
 // cPlan is the C init's plan for cfg, or false when the Go init must run
 // it: a terminal, a tiny init, OCI hooks or a volume to fill from the
 // image (work the C init does not do), or something the plan cannot say
 // (the Go init then reports the error).
 func cPlan(cfg *initConfig) ([]byte, bool) {
-	if !cInitBuilt || cfg.Terminal || cfg.Init || cfg.Hooks != nil {
+	if !cInitBuilt || testGoInit || cfg.Terminal || cfg.Init || cfg.Hooks != nil {
 		return nil, false
 	}
 	plan := planMounts(cfg)
