@@ -909,26 +909,6 @@ static int open_mount_point(const char *p, int dir, int create, struct mpoint *m
 
 // ---- /dev (runner.populateDev) ----
 
-static int mkdir_p(const char *p, mode_t mode)
-{
-	char *tmp = xstrdup(p);
-	for (char *s = tmp + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = 0;
-		if (mkdir(tmp, mode) != 0 && errno != EEXIST) {
-			int e = errno;
-			free(tmp);
-			return fail(e, "mkdir %s: %s", p, estr(e));
-		}
-		*s = '/';
-	}
-	free(tmp);
-	if (mkdir(p, mode) != 0 && errno != EEXIST)
-		return fail(errno, "mkdir %s: %s", p, estr(errno));
-	return 0;
-}
-
 static int populate_dev(struct rd *r, const char *dev)
 {
 	char p[PATH_MAX];
@@ -939,9 +919,9 @@ static int populate_dev(struct rd *r, const char *dev)
 		uint64_t rdev = r64(r);
 		uint32_t uid = r32(r), gid = r32(r);
 		snprintf(p, sizeof p, "%s%s", dev, relp);
-		if (isdir) {
-			if (mkdir_p(p, 0755) < 0)
-				return -1;
+		if (isdir) { // listed before what it holds
+			if (mkdir(p, 0755) != 0 && errno != EEXIST)
+				return fail(errno, "mkdir %s: %s", p, estr(errno));
 			continue;
 		}
 		if (mknod(p, mode, rdev) != 0 && errno != EEXIST)
@@ -1948,6 +1928,10 @@ __attribute__((constructor)) static void kiln_c_init(int argc, char **argv, char
 	// closeInheritedFiles), keep the report pipe from the exec.
 	syscall(SYS_close_range, REPORT_FD + 1, ~0U, 0);
 	fcntl(REPORT_FD, F_SETFD, FD_CLOEXEC);
+	// The command starts with no signal blocked, as from the Go init.
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	umask(0);
 	size_t len;
 	unsigned char *plan = read_plan(&len);

@@ -8,6 +8,12 @@
 //
 //	if runner.IsInit() { runner.Init() }
 //
+// In a binary built with cgo that init is C (cinit_linux.c): a constructor
+// that runs before the Go runtime, and carries out a plan the parent
+// computed (cplan_linux.go), so that no sandbox pays the Go runtime's
+// start; runner.Init is the init only for what the plan does not cover (a
+// terminal, a tiny init, OCI hooks, a volume to fill from the image).
+//
 // The init mounts the overlay and the usual /proc, /dev, /sys,
 // /etc/resolv.conf and /etc/hosts, pivots into the rootfs, switches to the
 // image's user and execs the command, which becomes PID 1. Mount points that
@@ -21,5 +27,4 @@
 // tiny init (tinyinit_linux.go) instead of exec'ing the command.
 //
 // Mounts are data (Mount, built by OverlayMount) mounted by MountOverlay.
-// The package imports nothing heavy, to keep the init's start-up cheap.
 package runner

@@ -13,11 +13,12 @@ import (
 
 // Prestarted is a sandbox init started before the Spec it will run is
 // known, so that what every sandbox pays first — the clone into new
-// namespaces, the exec of the sealed binary and the Go runtime's start —
-// overlaps with the caller's other work (a build commits one RUN step's
-// layer while the next step's init starts). Until a Run takes it, the init
-// does nothing but wait for its config; it has no stdin and its output goes
-// to pipes that Run copies to the taker's Stdout and Stderr.
+// namespaces, the exec of the sealed binary (and, for the Go init, the Go
+// runtime's start) — overlaps with the caller's other work (a build
+// commits one RUN step's layer while the next step's init starts). Until a
+// Run takes it, the init does nothing but wait for its config; it has no
+// stdin and its output goes to pipes that Run copies to the taker's Stdout
+// and Stderr.
 //
 // Lifecycle: Prestart (or AdoptPrestarted: an init a container monitor's
 // constructor started before Go), then at most one Run with
