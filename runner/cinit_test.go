@@ -118,7 +118,7 @@ func TestCInitAsGoInit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	status := "grep -E '^(Cap|Seccomp|NoNewPrivs|Groups)' /proc/self/status; id; pwd; ls -ld .; ulimit -n; cat /proc/sys/kernel/hostname; " +
+	status := "grep -E '^(Cap|Seccomp|NoNewPrivs|Groups)' /proc/self/status; id; pwd; stat -c '%U:%G %a' .; ulimit -n; cat /proc/sys/kernel/hostname; " +
 		"ls /dev; ls -ld /proc/interrupts /proc/timer_list /proc/acpi 2>&1 | cut -c1-10; (echo d > /proc/sys/kernel/domainname) 2>&1; cat /proc/sys/kernel/domainname; env | sort"
 	for _, tc := range []struct {
 		name string
