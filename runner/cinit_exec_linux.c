@@ -130,8 +130,8 @@ static char *user_file(const char *name, int *missing)
 }
 
 // next_line splits the next line off *s (bufio.ScanLines, then
-// strings.TrimSpace); NULL at the end, or with *toolong for a line over
-// 1 MiB.
+// strings.TrimSpace); NULL at the end, or with *toolong for a line of
+// 1 MiB or more.
 static char *next_line(char **s, int *toolong)
 {
 	if (**s == 0)
@@ -143,7 +143,7 @@ static char *next_line(char **s, int *toolong)
 	} else {
 		*s = line + strlen(line);
 	}
-	if (strlen(line) > (1 << 20))
+	if (strlen(line) >= (1 << 20)) // with its newline, more than bufio.Scanner's buffer
 		*toolong = 1;
 	while (go_space((unsigned char)*line))
 		line++;

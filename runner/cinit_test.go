@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // firstChildPid is a command that prints the PID of the first process it
@@ -148,6 +150,28 @@ func TestCInitAsGoInit(t *testing.T) {
 		{"mount target through a file", func(s *Spec) {
 			s.ExtraMounts = []Mount{{Type: "tmpfs", Source: "tmpfs", Target: "/etc/passwd/x"}}
 		}},
+		// The image's user files are hostile too.
+		{"passwd a FIFO", func(s *Spec) { s.User = "app"; replaceFile(t, s, "etc/passwd", "fifo") }},
+		{"passwd a device", func(s *Spec) { s.User = "app"; replaceFile(t, s, "etc/passwd", "link:/dev/zero") }},
+		{"passwd a directory", func(s *Spec) { s.User = "app"; replaceFile(t, s, "etc/passwd", "dir") }},
+		{"no group file", func(s *Spec) { s.User = "app"; replaceFile(t, s, "etc/group", "") }},
+		{"passwd too large", func(s *Spec) {
+			s.User = "app"
+			replaceFile(t, s, "etc/passwd", "data:"+strings.Repeat("#\n", 5<<20+1))
+		}},
+		{"passwd line too long", func(s *Spec) {
+			s.User = "app"
+			replaceFile(t, s, "etc/passwd", "data:#"+strings.Repeat("x", 1<<20)+"\n"+testPasswd)
+		}},
+		{"odd lines", func(s *Spec) {
+			s.User = "bob"
+			replaceFile(t, s, "etc/passwd", "data:# c\r\n\n  bob:x:+1001:1000:b::/bin/sh:extra:fields \r\nbad:x:1:\nbad2:x:a:1:::\n")
+			replaceFile(t, s, "etc/group", "data:g1:x:3000: bob , x ,,bob\ng2:x:3001:x,bob:more\ng3:x:nope:bob\n#g4:x:3002:bob\n")
+		}},
+		{"numeric user", func(s *Spec) { s.User = "4242" }},
+		{"numeric user and group name", func(s *Spec) { s.User = "4242:extra" }},
+		{"root and a numeric group", func(s *Spec) { s.User = "root:1234" }},
+		{"negative uid", func(s *Spec) { s.User = "-1" }},
 	} {
 		var results [2]string
 		for i, goInit := range []bool{false, true} {
@@ -226,5 +250,29 @@ func TestCInitPrestarted(t *testing.T) {
 	code, err := Run(context.Background(), s)
 	if code != 0 || err != nil || strings.TrimSpace(out.String()) != "2" {
 		t.Fatalf("Run = %d, %v; first child %q, want 2", code, err, out.String())
+	}
+}
+
+// replaceFile replaces rel in the spec's image with what how says:
+// "fifo", "dir", "link:TARGET", "data:CONTENT", or nothing ("").
+func replaceFile(t *testing.T, s *Spec, rel, how string) {
+	t.Helper()
+	p := filepath.Join(s.Lowers[0], rel)
+	if err := os.RemoveAll(p); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	switch kind, arg, _ := strings.Cut(how, ":"); kind {
+	case "fifo":
+		err = unix.Mkfifo(p, 0o644)
+	case "dir":
+		err = os.Mkdir(p, 0o755)
+	case "link":
+		err = os.Symlink(arg, p)
+	case "data":
+		err = os.WriteFile(p, []byte(arg), 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }
