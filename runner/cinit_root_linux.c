@@ -274,6 +274,26 @@ int stub_ensure(const char *p, int dir)
 	return rc;
 }
 
+// bbase64 puts s as a JSON string of its bytes in base64 (a Go []byte):
+// stubEntry.Path, which need not be UTF-8.
+static void bbase64(struct buf *b, const char *s)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+	bputs(b, "\"");
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < n)
+			v |= p[i + 2];
+		char q[4] = {tab[v >> 18 & 63], tab[v >> 12 & 63], i + 1 < n ? tab[v >> 6 & 63] : '=', i + 2 < n ? tab[v & 63] : '='};
+		bput(b, q, 4);
+	}
+	bputs(b, "\"");
+}
+
 static void bts(struct buf *b, const char *name, struct timespec t)
 {
 	bprintf(b, ",\"%s\":{\"Sec\":%lld,\"Nsec\":%ld}", name, (long long)t.tv_sec, t.tv_nsec);
@@ -295,7 +315,7 @@ void report_stubs(void)
 		for (size_t i = 0; i < nstubs; i++) {
 			struct stub *s = &stubs[i];
 			bputs(&b, i ? ",{\"Path\":" : "{\"Path\":");
-			bjson(&b, s->path);
+			bbase64(&b, s->path);
 			bprintf(&b, ",\"Created\":%s,\"Dir\":%s,\"InUpper\":%s,\"Mode\":%u,\"UID\":%u,\"GID\":%u",
 				s->created ? "true" : "false", s->dir ? "true" : "false", s->in_upper ? "true" : "false",
 				s->created ? 0u : (unsigned)s->pre.st_mode, s->created ? 0u : (unsigned)s->pre.st_uid,

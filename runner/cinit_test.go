@@ -198,8 +198,19 @@ func TestCInitAsGoInit(t *testing.T) {
 }
 
 // TestCInitHostileMountTargets: mount targets, devices and stubs reached
-// through the image's symlinks stay inside the root.
+// through the image's symlinks stay inside the root, and the stubs, whatever
+// their names, leave the layer; on both inits.
 func TestCInitHostileMountTargets(t *testing.T) {
+	for _, goInit := range []bool{false, true} {
+		if goInit {
+			withGoInit(t, func() { testHostileMountTargets(t) })
+		} else {
+			testHostileMountTargets(t)
+		}
+	}
+}
+
+func testHostileMountTargets(t *testing.T) {
 	outside := filepath.Join(t.TempDir(), "outside")
 	if err := os.Mkdir(outside, 0o755); err != nil {
 		t.Fatal(err)
@@ -214,10 +225,15 @@ func TestCInitHostileMountTargets(t *testing.T) {
 	if err := os.Symlink("/escape", filepath.Join(s.Lowers[0], "esc")); err != nil {
 		t.Fatal(err)
 	}
+	// A stub whose name is no UTF-8, and has what JSON escapes.
+	if err := os.Symlink("/we\"i\\rd\n\xff", filepath.Join(s.Lowers[0], "odd")); err != nil {
+		t.Fatal(err)
+	}
 	s.ExtraMounts = []Mount{
 		{Type: "tmpfs", Source: "tmpfs", Target: "/abs/m"},
 		{Type: "tmpfs", Source: "tmpfs", Target: "/rel/n"},
 		{Type: "tmpfs", Source: "tmpfs", Target: "/esc/m"},
+		{Type: "tmpfs", Source: "tmpfs", Target: "/odd/o"},
 	}
 	s.Devices = []Device{{Source: "/dev/null", Target: "/esc/dev/null"}}
 	out := mustRun(t, s)

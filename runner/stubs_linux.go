@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,30 @@ type stubMaker struct {
 	upper   string
 	entries []stubEntry
 	index   map[string]int
+}
+
+// MarshalJSON writes Path as base64 of its bytes: a name the image chose
+// need not be UTF-8, which a JSON string does not carry exactly (the
+// parent would not find the stub to remove it).
+func (e stubEntry) MarshalJSON() ([]byte, error) {
+	type plain stubEntry
+	return json.Marshal(struct {
+		plain
+		Path []byte
+	}{plain(e), []byte(e.Path)})
+}
+
+func (e *stubEntry) UnmarshalJSON(data []byte) error {
+	type plain stubEntry
+	v := struct {
+		*plain
+		Path []byte
+	}{plain: (*plain)(e)}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	e.Path = string(v.Path)
+	return nil
 }
 
 func newStubMaker(rootfd int, upper string) *stubMaker {
