@@ -59,21 +59,21 @@ type deferredSyncs struct {
 	pending []digest.Digest
 	// drops are the pending layers' large files, whose pages SyncLayers
 	// drops once it has synced them; held counts their descriptors, at
-	// most heldDropsPerLayer layers' worth.
+	// most heldDropLayers*pageDropLimit().
 	drops []*layer.PageDrops
 	held  int
 }
 
-// heldDropsPerLayer: a deferring view holds the descriptors of as many
+// heldDropLayers: a deferring view holds as many descriptors of its
 // layers' large files as this many layers can have (pageDropLimit); the
-// files of the layers beyond that keep their pages.
-const heldDropsPerLayer = 4
+// files of a layer beyond that keep their pages.
+const heldDropLayers = 4
 
 // add records the layer diffID as committed unsynced, with its large files.
 func (d *deferredSyncs) add(diffID digest.Digest, drops *layer.PageDrops) {
 	d.mu.Lock()
 	d.pending = append(d.pending, diffID)
-	if n := drops.Len(); n > 0 && d.held+n <= heldDropsPerLayer*pageDropLimit() {
+	if n := drops.Len(); n > 0 && d.held+n <= heldDropLayers*pageDropLimit() {
 		d.drops = append(d.drops, drops)
 		d.held += n
 		drops = nil
