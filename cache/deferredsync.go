@@ -8,6 +8,9 @@ import (
 	"sync"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/layer"
 )
 
 // A build makes a layer per RUN or COPY step, and a sync of the
@@ -54,12 +57,29 @@ type deferredSyncs struct {
 	f       *os.File
 	mu      sync.Mutex
 	pending []digest.Digest
+	// drops are the pending layers' large files, whose pages SyncLayers
+	// drops once it has synced them; held counts their descriptors, at
+	// most heldDropLayers*pageDropLimit().
+	drops []*layer.PageDrops
+	held  int
 }
 
-func (d *deferredSyncs) add(diffID digest.Digest) {
+// heldDropLayers: a deferring view holds as many descriptors of its
+// layers' large files as this many layers can have (pageDropLimit); the
+// files of a layer beyond that keep their pages.
+const heldDropLayers = 4
+
+// add records the layer diffID as committed unsynced, with its large files.
+func (d *deferredSyncs) add(diffID digest.Digest, drops *layer.PageDrops) {
 	d.mu.Lock()
 	d.pending = append(d.pending, diffID)
+	if n := drops.Len(); n > 0 && d.held+n <= heldDropLayers*pageDropLimit() {
+		d.drops = append(d.drops, drops)
+		d.held += n
+		drops = nil
+	}
 	d.mu.Unlock()
+	drops.Close()
 }
 
 // DeferLayerSyncs makes the canonical layers committed through this view
@@ -89,8 +109,8 @@ func (s *Store) SyncLayers() error {
 	s.deferred = nil
 	defer d.f.Close()
 	d.mu.Lock()
-	pending := d.pending
-	d.pending = nil
+	pending, drops := d.pending, d.drops
+	d.pending, d.drops, d.held = nil, nil, 0
 	d.mu.Unlock()
 	var ls []Layer
 	for _, diffID := range pending {
@@ -98,8 +118,31 @@ func (s *Store) SyncLayers() error {
 			ls = append(ls, l)
 		}
 	}
-	return s.syncLayers(d.f, ls)
+	err := s.syncLayers(d.f, ls)
+	// Every pending layer is durable now (synced here, by PutImage or by
+	// another process): its large files leave the page cache, whose pages
+	// the next writes reuse. Not after a failed sync: its dirty pages
+	// stay with the kernel's own writeback.
+	for _, p := range drops {
+		if err == nil {
+			p.Drop()
+		} else {
+			p.Close()
+		}
+	}
+	return err
 }
+
+// pageDropLimit is how many large files of a new layer CommitDiff holds
+// open to drop their pages from the page cache once the layer is synced
+// (layer.PageDrops): 256, or fewer when the process may open few files.
+var pageDropLimit = sync.OnceValue(func() int {
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) != nil {
+		return 0
+	}
+	return int(min(256, rl.Cur/32))
+})
 
 // syncLayers makes the unsynced layers ls durable and clears their marks.
 // f is a file of the store's filesystem, opened before they were written

@@ -151,7 +151,10 @@ func (s *Store) CommitStreamed(ctx context.Context, sn *Snapshot, streamed *laye
 		// Writeback: the files' data starts for the disk as it is hashed,
 		// so a new layer's sync only waits for the tail; a duplicate is
 		// never synced, its writes only started (and dropped with it).
-		res, err = layer.Write(ctx, io.Discard, sn.Dir, layer.Uncompressed, layer.DiffOptions{Writeback: true})
+		// DropPages: a new layer's large files leave the page cache once
+		// synced (see pageDropLimit).
+		sn.drops = layer.NewPageDrops(pageDropLimit())
+		res, err = layer.Write(ctx, io.Discard, sn.Dir, layer.Uncompressed, layer.DiffOptions{Writeback: true, DropPages: sn.drops})
 	}
 	if err != nil {
 		sn.Discard()

@@ -117,6 +117,10 @@ type Snapshot struct {
 	// open), so data the disk failed to write while Dir was being filled,
 	// before the sync, still fails the commit.
 	fsf *os.File
+	// drops are Dir's large files (CommitDiff), whose pages leave the
+	// page cache once the new layer is durable; a discarded snapshot
+	// closes them.
+	drops *layer.PageDrops
 }
 
 // NewSnapshot prepares a fresh snapshot directory.
@@ -263,9 +267,13 @@ func (sn *Snapshot) commit(diffID digest.Digest, size int64, canonical bool, blo
 	}
 	sn.tmp = ""
 	if deferred {
-		sn.s.deferred.add(diffID)
+		sn.s.deferred.add(diffID, sn.drops)
+		sn.drops = nil
 		return l, nil
 	}
+	// synced (before the rename): its pages are clean
+	sn.drops.Drop()
+	sn.drops = nil
 	return l, syncDir(filepath.Dir(target))
 }
 
@@ -312,6 +320,8 @@ func (s *Store) removeInBackground(path, aside string) {
 // Discard removes the snapshot unless it was committed: it goes to the
 // trash, deleted in the background.
 func (sn *Snapshot) Discard() {
+	sn.drops.Close()
+	sn.drops = nil
 	if sn.fsf != nil {
 		sn.fsf.Close()
 		sn.fsf = nil

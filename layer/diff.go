@@ -13,6 +13,11 @@ type DiffOptions struct {
 	// finds most of the data on disk already instead of writing it all
 	// after the diff. Linux only; a hint, never an error.
 	Writeback bool
+	// DropPages, when non-nil, collects the regular files of at least
+	// dropPagesMin bytes (as many as it holds) for the caller to
+	// drop from the page cache once it has synced them (PageDrops.Drop).
+	// The tar is the same with it or without.
+	DropPages *PageDrops
 }
 
 const (

@@ -212,7 +212,11 @@ func (d *differ) entry(dirfd int, abs, rel, name string) error {
 	switch hdr.Typeflag {
 	case tar.TypeReg:
 		if hdr.Size > 0 && d.headers == nil {
-			return d.copyFile(fd, abs, hdr.Size)
+			if err := d.copyFile(fd, abs, hdr.Size); err != nil {
+				return err
+			}
+			// after the last read: the pages are dropped once on disk
+			d.opts.DropPages.add(fd, hdr.Size)
 		}
 	case tar.TypeDir:
 		if opaque {

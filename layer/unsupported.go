@@ -29,3 +29,6 @@ func Changes(upper string, lowers, skip []string) ([]Change, error) {
 func IsOpaqueDir(dir string) bool { return false }
 
 func DiskUsage(dir string) (Usage, error) { return Usage{}, ErrUnsupported }
+
+func (p *PageDrops) Drop()  {}
+func (p *PageDrops) Close() {}
