@@ -216,7 +216,7 @@ func (s *Store) Detach(containerID, network string) error {
 		if e == nil {
 			return fmt.Errorf("container %.12s is not connected to network %s: %w", containerID, n.Name, ErrNotAttached)
 		}
-		return st.detach(n, e)
+		return st.detach(n, e, false)
 	})
 }
 
@@ -251,7 +251,7 @@ func (s *Store) release(containerID string, dying bool) error {
 				if dying {
 					errs = append(errs, unplug(e.HostVeth))
 				}
-				errs = append(errs, st.detach(n, e))
+				errs = append(errs, st.detach(n, e, dying))
 			}
 		}
 		return errors.Join(errs...)
@@ -275,7 +275,11 @@ func unplug(name string) error {
 	return nil
 }
 
-func (st *state) detach(n *Network, e *Endpoint) error {
+// detach removes e, the endpoint of a container on n, and rewrites the
+// /etc/hosts of its peers and, unless the container is dying (the next
+// start's attach writes it anew, and a --rm container's files are going),
+// its own.
+func (st *state) detach(n *Network, e *Endpoint, dying bool) error {
 	var errs []error
 	if l, err := netlink.LinkByName(e.HostVeth); err == nil && l.Attrs().MasterIndex != 0 {
 		if err := netlink.LinkDel(l); err != nil {
@@ -290,7 +294,7 @@ func (st *state) detach(n *Network, e *Endpoint) error {
 		n.IdleSince, st.idled = time.Now().UTC(), true
 	}
 	errs = append(errs, st.writeHosts(e.ContainerID, n))
-	if e.HostsPath != "" {
+	if e.HostsPath != "" && !dying {
 		if _, err := os.Stat(e.HostsPath); err == nil {
 			errs = append(errs, st.writeHostsFor(e.ContainerID, e))
 		}
