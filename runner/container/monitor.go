@@ -361,8 +361,16 @@ func (m *monitorState) failed(code int, err error) (int, error) {
 
 // freshDir empties dir, an overlay work directory no mount uses: a
 // volatile overlay refuses one a volatile mount used before
-// (work/incompat/volatile), as after a monitor that died.
+// (work/incompat/volatile), as after a monitor that died. An empty one
+// (a new container's) is left as it is.
 func freshDir(dir string) error {
+	if d, err := os.Open(dir); err == nil {
+		names, _ := d.Readdirnames(1)
+		d.Close()
+		if len(names) == 0 {
+			return nil
+		}
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
