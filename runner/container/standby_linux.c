@@ -202,16 +202,18 @@ __attribute__((constructor)) static void kiln_early_standby(int argc, char **arg
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null >= 0)
 		null = high(null);
-	pid_t pid = (theirs[0] < 0 || theirs[1] < 0 || theirs[2] < 0 || null < 0) ? -1 : fork();
+	char path[32];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", exe);
+	char *args[] = {MONITOR_ARG0, (char *)root, "-", "-a", NULL};
+	char *env[] = {"GOMAXPROCS=2", own ? PRESTART_ENV : NULL, NULL}; // monitorProcs, prestartEnv
+	// vfork: no copy of this process's pages for a child that only execs
+	// (nor their copy-on-write faults here after).
+	pid_t pid = (theirs[0] < 0 || theirs[1] < 0 || theirs[2] < 0 || null < 0) ? -1 : vfork();
 	if (pid == 0) {
 		if (setsid() < 0 || dup2(theirs[0], 0) != 0 || dup2(null, 1) != 1 || dup2(null, 2) != 2 ||
 		    dup2(theirs[1], 3) != 3 || dup2(theirs[2], 4) != 4 ||
 		    syscall(SYS_close_range, 5, ~0U, 4 /* CLOSE_RANGE_CLOEXEC: the exe stays until the exec */) != 0)
 			_exit(125);
-		char path[32];
-		snprintf(path, sizeof path, "/proc/self/fd/%d", exe);
-		char *args[] = {MONITOR_ARG0, (char *)root, "-", "-a", NULL};
-		char *env[] = {"GOMAXPROCS=2", own ? PRESTART_ENV : NULL, NULL}; // monitorProcs, prestartEnv
 		execve(path, args, env);
 		_exit(125);
 	}
