@@ -60,17 +60,31 @@ const (
 // is removed at once from the trash: that is quicker than starting a
 // deleter.
 func (s *Store) Trash(path string) error {
+	del, err := s.TrashLater(path)
+	if err != nil {
+		return err
+	}
+	return del()
+}
+
+// TrashLater is Trash in two steps, for a caller with something more
+// urgent in between: path goes into the trash now; del, called before the
+// store is closed, deletes it or makes sure a deleter does (its error as
+// Trash's).
+func (s *Store) TrashLater(path string) (del func() error, err error) {
 	aside, err := s.moveToTrash(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
+			return func() error { return nil }, nil
+		}
+		return nil, fmt.Errorf("move %s to the trash: %w", path, err)
+	}
+	return func() error {
+		if small(aside) && removeAll(aside) == nil {
 			return nil
 		}
-		return fmt.Errorf("move %s to the trash: %w", path, err)
-	}
-	if small(aside) && removeAll(aside) == nil {
-		return nil
-	}
-	return s.startDeleter()
+		return s.startDeleter()
+	}, nil
 }
 
 // smallTree is the most entries a tree that Trash removes at once has.

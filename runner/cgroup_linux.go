@@ -103,6 +103,11 @@ func newCgroupIn(root, name string, r Resources) (*Cgroup, error) {
 			return nil, err
 		}
 	}
+	if dir, ok := c.dirs["cpuset"]; ok && !c.v2 {
+		if err := newCpusetParent(filepath.Dir(dir)); err != nil {
+			return nil, err
+		}
+	}
 	for _, d := range c.Dirs() {
 		if err := mkdirRetry(d); err != nil {
 			c.Remove()
@@ -239,9 +244,9 @@ func (c *Cgroup) Pids() []int {
 	return out
 }
 
-// Remove SIGKILLs anything left in the cgroup and removes its directories
-// (and the parent "kiln" directories when they are empty), waiting up to a
-// few seconds for dying tasks to leave.
+// Remove SIGKILLs anything left in the cgroup and removes its directories,
+// waiting up to a few seconds for dying tasks to leave. Their parents
+// ("kiln") stay, as docker's do: see newCpusetParent.
 func (c *Cgroup) Remove() error {
 	var errs []error
 	deadline := time.Now().Add(5 * time.Second)
@@ -265,7 +270,6 @@ func (c *Cgroup) Remove() error {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		_ = unix.Rmdir(filepath.Dir(d)) // the shared parent, if this was the last container
 	}
 	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/internal/kilntest"
 )
@@ -93,6 +96,7 @@ func TestNewCgroup(t *testing.T) {
 	if err != nil {
 		t.Skipf("no cgroups here: %v", err)
 	}
+	removeParents(t, cg)
 	defer cg.Remove()
 	read := func(ctl, file string) string {
 		t.Helper()
@@ -126,8 +130,18 @@ func TestNewCgroup(t *testing.T) {
 	if pids := cg.Pids(); len(pids) != 0 || cg.OOMKilled() {
 		t.Errorf("a new cgroup: pids %v, OOM %v", pids, cg.OOMKilled())
 	}
-	// OpenCgroup finds the same directories; Remove takes them and the
-	// parent they had alone.
+	// A v1 cpuset cgroup works (it has CPUs and memory nodes), given by
+	// the kernel from a parent that clones them to its children.
+	if dir, ok := cg.dirs["cpuset"]; ok && !cg.v2 {
+		if !cpusetSet(dir) {
+			t.Errorf("%s has no cpuset.cpus or cpuset.mems", dir)
+		}
+		if got, _ := os.ReadFile(filepath.Join(filepath.Dir(dir), "cgroup.clone_children")); strings.TrimSpace(string(got)) != "1" {
+			t.Errorf("%s: cgroup.clone_children %q, want 1", filepath.Dir(dir), got)
+		}
+	}
+	// OpenCgroup finds the same directories; Remove takes them, and leaves
+	// their parent for the next.
 	if !slices.Equal(OpenCgroup(name).Dirs(), cg.Dirs()) {
 		t.Errorf("OpenCgroup: %v, NewCgroup: %v", OpenCgroup(name).Dirs(), cg.Dirs())
 	}
@@ -138,10 +152,23 @@ func TestNewCgroup(t *testing.T) {
 		if _, err := os.Stat(d); err == nil {
 			t.Errorf("%s left behind", d)
 		}
-		if _, err := os.Stat(filepath.Dir(d)); err == nil {
-			t.Errorf("the parent of %s left behind", d)
+		if _, err := os.Stat(filepath.Dir(d)); err != nil {
+			t.Errorf("the parent of %s: %v", d, err)
 		}
 	}
+}
+
+// removeParents removes the parent directories of cg's directories when
+// the test ends (Remove leaves them), after cleanups registered later; one
+// that holds others' cgroups (EBUSY: the host's "kiln") stays.
+func removeParents(t *testing.T, cg *Cgroup) {
+	t.Cleanup(func() {
+		for _, d := range cg.Dirs() {
+			if err := unix.Rmdir(filepath.Dir(d)); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EBUSY) {
+				t.Errorf("remove %s: %v", filepath.Dir(d), err)
+			}
+		}
+	})
 }
 
 // Remove kills what is left in the cgroup.
@@ -151,6 +178,7 @@ func TestCgroupRemoveKills(t *testing.T) {
 	if err != nil {
 		t.Skipf("no cgroups here: %v", err)
 	}
+	removeParents(t, cg)
 	s.Cgroups = cg.Dirs()
 	done := make(chan int, 1)
 	started := make(chan struct{})

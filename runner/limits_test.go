@@ -69,6 +69,7 @@ func TestRunLimitsSysctlsCgroupfs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("new cgroup: %v", err)
 	}
+	removeParents(t, cg)
 	defer cg.Remove()
 	script := `ulimit -n; ulimit -Hn; df -k /dev/shm | tail -1 | awk '{print "shm " $2}'; ` +
 		`cat /proc/sys/kernel/msgmax /proc/sys/fs/mqueue/msg_max; `

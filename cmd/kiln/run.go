@@ -272,6 +272,8 @@ func newRunCommand(g *globals) *cobra.Command {
 			if !f.tty {
 				sb, _ = container.NewStore(storeRoot(g)).NewStandby(!detach, f.interactive, f.network)
 				defer sb.Close()
+			} else {
+				container.DropEarlyStandby()
 			}
 			cs, c, err := f.create(cmd, g, args[0], args[1:])
 			if err != nil {

@@ -33,7 +33,9 @@ func (f *netFlags) register(fs *pflag.FlagSet) {
 func (f *netFlags) apply(g *globals, mode string, o *container.CreateOptions) error {
 	hc := &o.HostConfig
 	switch {
-	case mode == "" || mode == "default":
+	case mode == "" || mode == "default" || mode == network.DefaultNetwork:
+		// The name is the default network's (made by the first attach when
+		// missing): nothing to look up, as for any run without --network.
 		mode = network.DefaultNetwork
 	case mode == network.HostNetwork || mode == network.NoneNetwork:
 	case strings.HasPrefix(mode, "container:"):

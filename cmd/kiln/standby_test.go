@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -91,4 +92,57 @@ func TestRunRmVolatile(t *testing.T) {
 		t.Fatalf("status after start: %s", s)
 	}
 	e.kiln("rm", "-f", "again")
+}
+
+// The standby monitor of an attached run without stdin is started by the
+// client's constructor, before its Go runtime, for the flags it reads
+// there; the client takes it only when its own flags, store root and
+// network mode agree, and else closes it and starts its own. Either way
+// the container runs as asked and no monitor is left (a --rm container's
+// removes the cgroup and the trashed files once its client returned: it is
+// waited for).
+func TestRunEarlyStandby(t *testing.T) {
+	e := newContainerEnv(t)
+	nets := "ls /sys/class/net | tr '\\n' ' '"
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--rm", "bb", "sh", "-c", nets}, "eth0 lo"},
+		{[]string{"run", "--rm", "--network", "none", "bb", "sh", "-c", nets}, "lo"},
+		{[]string{"run", "--rm", "--net=none", "-e", "A=1", "--name=early", "bb", "sh", "-c", "echo $A"}, "1"},
+		{[]string{"run", "--rm", "--network", "host", "bb", "sh", "-c", "test -e /sys/class/net/lo && echo host"}, "host"},
+		// read as the last network flag, as the client reads it
+		{[]string{"run", "--rm", "--network=none", "--network", "bridge", "bb", "sh", "-c", nets}, "eth0 lo"},
+		{[]string{"run", "--rm", "-e", "B=2", "--stop-timeout", "3", "--cpus", "1", "bb", "sh", "-c", "echo $B"}, "2"},
+		// not started there (a flag it does not know, -i): the client's own
+		{[]string{"run", "--rm", "--health-cmd", "true", "bb", "echo", "unknown there"}, "unknown there"},
+		{[]string{"run", "--rm", "-i", "bb", "echo", "stdin"}, "stdin"},
+	} {
+		r := e.run("", c.args...)
+		if r.code != 0 || strings.TrimSpace(r.stdout) != c.want {
+			t.Errorf("%v: %+v, want %q", c.args, r, c.want)
+		}
+		e.assertNoContainers(nil)
+	}
+	// Another store root than the client's (a relative one, made absolute
+	// without cleaning there): closed, and the client's own started.
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(wd, e.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "--root", "./"+rel+"/", "run", "--rm", "bb", "echo", "relative")
+	cmd.Env = append(os.Environ(), "KILN_TEST_MAIN=1")
+	if out, err := cmd.CombinedOutput(); err != nil || string(out) != "relative\n" {
+		t.Errorf("run with a relative --root: %v\n%s", err, out)
+	}
+	e.assertNoContainers(nil)
 }

@@ -101,6 +101,7 @@ type monitorState struct {
 	// attached has the result of the network attach started beside the
 	// first run's set-up (nil: none pending; see startAttach).
 	attached chan error
+	cgroups  []*runner.Cgroup // to remove at the end (runOnce)
 }
 
 // monitor runs container id of the store at root; netns, when not nil, is
@@ -160,14 +161,43 @@ func monitor(root, id, flags string, netns *premadeNetns, pre *runner.Prestarted
 			break
 		}
 	}
-	m.teardownNetwork()
+	finish := func() error { return nil }
 	if c.HostConfig.AutoRemove {
-		if err := s.removeFiles(c, true); err != nil {
+		// The container's files go while its network is released: the
+		// release does not touch them (ReleaseDying), and both wait for
+		// locks and the kernel more than they run.
+		m.stopNetwork()
+		removed := make(chan error, 1)
+		go func() {
+			var err error
+			finish, err = s.removeFilesLater(c, true)
+			removed <- err
+		}()
+		m.teardownNetwork()
+		if err := <-removed; err != nil {
 			fmt.Fprintln(os.Stderr, "kiln-monitor:", err)
 		}
+	} else {
+		m.teardownNetwork()
 	}
+	// The client that waits for the container's removal (run --rm) returns
+	// now: what is left is invisible to it and to any command.
 	m.status.Close()
+	if err := errors.Join(finish(), m.removeCgroups()); err != nil {
+		fmt.Fprintln(os.Stderr, "kiln-monitor:", err)
+	}
 	return nil
+}
+
+// removeCgroups removes the cgroups of runs whose removal waited for the
+// monitor's end (see runOnce).
+func (m *monitorState) removeCgroups() error {
+	var errs []error
+	for _, cg := range m.cgroups {
+		errs = append(errs, cg.Remove())
+	}
+	m.cgroups = nil
+	return errors.Join(errs...)
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -223,7 +253,18 @@ func (m *monitorState) runOnce() (int, error) {
 	if err != nil {
 		return m.failed(125, err)
 	}
-	defer cg.Remove()
+	defer func() {
+		if c.HostConfig.AutoRemove {
+			// Removed once the client waiting for the container's removal
+			// was let go: the sandbox is gone (its PID namespace with its
+			// init), and the cgroup's name is the container's own.
+			m.cgroups = append(m.cgroups, cg)
+			return
+		}
+		if err := cg.Remove(); err != nil {
+			fmt.Fprintln(os.Stderr, "kiln-monitor:", err)
+		}
+	}()
 
 	// The init started ahead runs the first run when it can: in the
 	// container's network namespace (its own), without terminal or stdin.
@@ -320,8 +361,16 @@ func (m *monitorState) failed(code int, err error) (int, error) {
 
 // freshDir empties dir, an overlay work directory no mount uses: a
 // volatile overlay refuses one a volatile mount used before
-// (work/incompat/volatile), as after a monitor that died.
+// (work/incompat/volatile), as after a monitor that died. An empty one
+// (a new container's) is left as it is.
 func freshDir(dir string) error {
+	if d, err := os.Open(dir); err == nil {
+		names, _ := d.Readdirnames(1)
+		d.Close()
+		if len(names) == 0 {
+			return nil
+		}
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}

@@ -346,15 +346,7 @@ func (m *monitorState) applyNetwork(spec *runner.Spec) {
 
 // teardownNetwork undoes setupNetwork once the container is gone for good.
 func (m *monitorState) teardownNetwork() {
-	if m.attached != nil { // a first run that failed before its Joined hook
-		<-m.attached
-		m.attached = nil
-	}
-	if m.net.proxy != nil {
-		m.net.proxy.Close()
-		m.net.proxy = nil
-	}
-	os.Remove(m.c.portsPath())
+	m.stopNetwork()
 	if m.net.store != nil {
 		// The container is dead: its namespace goes with the fd closed below.
 		if err := m.net.store.ReleaseDying(m.c.ID); err != nil {
@@ -365,6 +357,21 @@ func (m *monitorState) teardownNetwork() {
 		m.net.ns.Close()
 		m.net.ns = nil
 	}
+}
+
+// stopNetwork is the part of teardownNetwork that uses the container's
+// files: its published ports close (ports.json goes) and a pending
+// attach is waited for. It may be called again.
+func (m *monitorState) stopNetwork() {
+	if m.attached != nil { // a first run that failed before its Joined hook
+		<-m.attached
+		m.attached = nil
+	}
+	if m.net.proxy != nil {
+		m.net.proxy.Close()
+		m.net.proxy = nil
+	}
+	os.Remove(m.c.portsPath())
 }
 
 // releaseNetwork cleans up after a container whose monitor died unseen:

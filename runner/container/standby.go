@@ -2,6 +2,7 @@ package container
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,7 +35,32 @@ type Standby struct {
 	ctl      *os.File // the write end of its stdin
 	attached bool
 	stdin    bool
+	net      string // the network mode it was started for (earlyStandby's)
 }
+
+// earlyStandby is the standby monitor that this process's constructor
+// started (standby_linux.c) for an attached run without stdin, or nil; the
+// caller checks that it fits (store root, network mode) or closes it.
+func earlyStandby() *Standby {
+	pid, fds, root, net, ok := constructorStandby()
+	if !ok {
+		return nil
+	}
+	for _, fd := range fds {
+		_ = unix.SetNonblock(fd, true) // pollable, as os.Pipe and socketPair make them
+	}
+	status := os.NewFile(uintptr(fds[0]), "status")
+	r := &Running{status: status, dec: json.NewDecoder(status), conn: os.NewFile(uintptr(fds[1]), "attach")}
+	go unix.Wait4(pid, nil, 0, nil) // reap it if we outlive it
+	// As NewStandby, for what this process starts later.
+	_ = runner.CloseExtraFilesOnExec()
+	return &Standby{r: r, root: root, ctl: os.NewFile(uintptr(fds[2]), "standby"), attached: true, net: net}
+}
+
+// DropEarlyStandby closes the standby monitor this process's constructor
+// started, for a command that will not use it (one NewStandby does not
+// serve), and returns once it is gone.
+func DropEarlyStandby() { earlyStandby().Close() }
 
 // NewStandby starts a monitor for a container still to be created; with
 // attached, the client attaches from the start (stdin with stdin); netMode
@@ -42,6 +68,12 @@ type Standby struct {
 // the sandbox init the monitor starts ahead. Close it when no StartStandby
 // follows.
 func (s *Store) NewStandby(attached, stdin bool, netMode string) (*Standby, error) {
+	if sb := earlyStandby(); sb != nil {
+		if sb.root == s.root && attached && !stdin && sb.net == netMode {
+			return sb, nil
+		}
+		sb.Close()
+	}
 	var a *Attach
 	if attached {
 		a = &Attach{}

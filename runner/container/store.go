@@ -263,24 +263,46 @@ func (s *Store) Remove(c *Container, force, volumes bool) error {
 // container never looks valid, and its files (the writable layer) are
 // deleted in the background.
 func (s *Store) removeFiles(c *Container, volumes bool) error {
+	finish, err := s.removeFilesLater(c, volumes)
+	return errors.Join(err, finish())
+}
+
+// removeFilesLater is removeFiles but for the deletion of the files moved
+// to the trash, which finish does (always to be called): once it returns,
+// the container, its name, its anonymous volumes and its lease on the
+// image are gone, which is what a `run --rm` waits for.
+func (s *Store) removeFilesLater(c *Container, volumes bool) (finish func() error, err error) {
+	finish = func() error { return nil }
 	if volumes {
 		s.removeAnonymousVolumes(c)
 	}
 	st, err := cache.Open(s.root)
 	if err != nil {
-		return fmt.Errorf("remove container %s: %w", c.ShortID(), err)
+		return finish, fmt.Errorf("remove container %s: %w", c.ShortID(), err)
 	}
-	defer st.Close()
 	if _, err := os.Lstat(c.Dir); errors.Is(err, fs.ErrNotExist) {
 		// Removed meanwhile: its lease may be left.
-		return st.DeleteLease(cache.KindContainer, c.ID)
+		err := st.DeleteLease(cache.KindContainer, c.ID)
+		st.Close()
+		return finish, err
 	}
 	var errs []error
-	if err := st.Trash(c.Dir); err != nil {
+	del, err := st.TrashLater(c.Dir)
+	if err != nil {
 		if _, serr := os.Lstat(c.Dir); serr == nil {
+			st.Close()
+			return finish, fmt.Errorf("remove container %s: %w", c.ShortID(), err)
+		}
+		errs = append(errs, err)
+		del = func() error { return nil }
+	}
+	finish = func() error {
+		err := del()
+		st.Close()
+		if err != nil {
 			return fmt.Errorf("remove container %s: %w", c.ShortID(), err)
 		}
-		errs = append(errs, err) // gone, but no deleter started: the next one deletes it
+		return nil
 	}
 	if link, err := os.Readlink(filepath.Join(s.namesDir(), c.Name)); err == nil && link == c.ID {
 		os.Remove(filepath.Join(s.namesDir(), c.Name))
@@ -292,9 +314,9 @@ func (s *Store) removeFiles(c *Container, volumes bool) error {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("remove container %s: %w", c.ShortID(), err)
+		return finish, fmt.Errorf("remove container %s: %w", c.ShortID(), err)
 	}
-	return nil
+	return finish, nil
 }
 
 // releaseOrphanLeases releases the leases of containers whose directory is

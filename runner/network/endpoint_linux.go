@@ -69,7 +69,8 @@ func (s *Store) Attach(ns *os.File, req AttachRequest) (*Endpoint, *Network, err
 			return fmt.Errorf("container %s is already attached to network %s: %w", req.ContainerName, n.Name, ErrAttached)
 		}
 		broughtUp := false
-		if !n.Up || !linkExists(n.Bridge) {
+		br, err := netlink.LinkByName(n.Bridge)
+		if !n.Up || err != nil {
 			// (Leftovers of deleted stores go first; they must not stop
 			// this container.)
 			_ = st.sweepOrphans()
@@ -78,8 +79,9 @@ func (s *Store) Attach(ns *os.File, req AttachRequest) (*Endpoint, *Network, err
 			}
 			n.Up, broughtUp = true, true
 			st.dirty[n] = true
+			br = nil
 		}
-		e, err := st.attach(n, ns, req)
+		e, err := st.attach(n, br, ns, req)
 		if err != nil {
 			if broughtUp && len(n.Endpoints) == 0 {
 				err = errors.Join(err, st.takeDown(n))
@@ -99,7 +101,9 @@ func vethName(containerID, networkID string) string {
 	return "veth" + hex.EncodeToString(sum[:])[:7]
 }
 
-func (st *state) attach(n *Network, ns *os.File, req AttachRequest) (*Endpoint, error) {
+// attach plugs the namespace ns into n's bridge, br when the caller looked
+// it up already (else nil).
+func (st *state) attach(n *Network, br netlink.Link, ns *os.File, req AttachRequest) (*Endpoint, error) {
 	used := map[netip.Addr]bool{n.Gateway: true}
 	for _, e := range n.Endpoints {
 		used[e.IP] = true
@@ -108,9 +112,10 @@ func (st *state) attach(n *Network, ns *os.File, req AttachRequest) (*Endpoint, 
 	if err != nil {
 		return nil, fmt.Errorf("network %s: %w", n.Name, err)
 	}
-	br, err := netlink.LinkByName(n.Bridge)
-	if err != nil {
-		return nil, fmt.Errorf("find bridge %s: %w", n.Bridge, err)
+	if br == nil {
+		if br, err = netlink.LinkByName(n.Bridge); err != nil {
+			return nil, fmt.Errorf("find bridge %s: %w", n.Bridge, err)
+		}
 	}
 	h, err := netlink.NewHandleAt(netns.NsHandle(ns.Fd()))
 	if err != nil {
@@ -216,7 +221,7 @@ func (s *Store) Detach(containerID, network string) error {
 		if e == nil {
 			return fmt.Errorf("container %.12s is not connected to network %s: %w", containerID, n.Name, ErrNotAttached)
 		}
-		return st.detach(n, e)
+		return st.detach(n, e, false)
 	})
 }
 
@@ -251,7 +256,7 @@ func (s *Store) release(containerID string, dying bool) error {
 				if dying {
 					errs = append(errs, unplug(e.HostVeth))
 				}
-				errs = append(errs, st.detach(n, e))
+				errs = append(errs, st.detach(n, e, dying))
 			}
 		}
 		return errors.Join(errs...)
@@ -275,7 +280,11 @@ func unplug(name string) error {
 	return nil
 }
 
-func (st *state) detach(n *Network, e *Endpoint) error {
+// detach removes e, the endpoint of a container on n, and rewrites the
+// /etc/hosts of its peers and, unless the container is dying (the next
+// start's attach writes it anew, and a --rm container's files are going),
+// its own.
+func (st *state) detach(n *Network, e *Endpoint, dying bool) error {
 	var errs []error
 	if l, err := netlink.LinkByName(e.HostVeth); err == nil && l.Attrs().MasterIndex != 0 {
 		if err := netlink.LinkDel(l); err != nil {
@@ -290,7 +299,7 @@ func (st *state) detach(n *Network, e *Endpoint) error {
 		n.IdleSince, st.idled = time.Now().UTC(), true
 	}
 	errs = append(errs, st.writeHosts(e.ContainerID, n))
-	if e.HostsPath != "" {
+	if e.HostsPath != "" && !dying {
 		if _, err := os.Stat(e.HostsPath); err == nil {
 			errs = append(errs, st.writeHostsFor(e.ContainerID, e))
 		}

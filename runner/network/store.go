@@ -453,7 +453,7 @@ func (st *state) releaseDeadHolders() error {
 	for _, n := range st.nets {
 		for _, e := range n.Endpoints {
 			if e.Holder != nil && !e.Holder.Alive() {
-				errs = append(errs, st.detach(n, e))
+				errs = append(errs, st.detach(n, e, false))
 			}
 		}
 	}
