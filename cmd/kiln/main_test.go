@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,7 +27,12 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Setenv(cache.DeleterTestEnv, "1") // main() dispatches the deleter
+	parents := newCgroupParents()
 	code := m.Run()
+	if err := parents.remove(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
 	if baseTarCache != "" {
 		os.RemoveAll(filepath.Dir(baseTarCache))
 	}
@@ -46,6 +52,18 @@ func newEnv(t *testing.T) *env {
 	// its trash is done.
 	t.Cleanup(func() {
 		if err := cache.WaitTrash(e.root); err != nil {
+			t.Error(err)
+		}
+		// The store goes under its networks' lock: a network reaper
+		// still waiting out the teardown delay must not write a record
+		// into it while it is deleted.
+		release, err := network.HoldForRemoval(e.root)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer release()
+		if err := os.RemoveAll(e.root); err != nil {
 			t.Error(err)
 		}
 	})

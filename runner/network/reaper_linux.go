@@ -192,3 +192,25 @@ func lockFile(f *os.File, how int) error {
 		}
 	}
 }
+
+// HoldForRemoval takes the lock of the networks of the store at root, for
+// a caller about to delete the whole store: a reaper's look, which may
+// write a network's record, cannot then fall in the middle of the
+// deletion. A reaper that gets the lock after release (called once the
+// store is gone) finds the lock file unlinked and only takes down the
+// host's bridges left without a store.
+func HoldForRemoval(root string) (release func(), err error) {
+	s := &Store{root: root}
+	f, err := os.OpenFile(filepath.Join(s.dir(), "lock"), os.O_RDWR|unix.O_CLOEXEC, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return func() {}, nil // no network was ever used
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock networks: %w", err)
+	}
+	if err := lockFile(f, unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock networks: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
