@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,12 +26,7 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Setenv(cache.DeleterTestEnv, "1") // main() dispatches the deleter
-	parents := newCgroupParents()
 	code := m.Run()
-	if err := parents.remove(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		code = 1
-	}
 	if baseTarCache != "" {
 		os.RemoveAll(filepath.Dir(baseTarCache))
 	}
