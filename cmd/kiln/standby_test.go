@@ -6,6 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
+
+	"github.com/kiln-build/kiln/runner/container"
 )
 
 // standbyMonitors are the processes of monitors of e's store still waiting
@@ -145,4 +149,32 @@ func TestRunEarlyStandby(t *testing.T) {
 		t.Errorf("run with a relative --root: %v\n%s", err, out)
 	}
 	e.assertNoContainers(nil)
+}
+
+// The constructor that starts run's standby monitor before the Go runtime
+// reads run's flags from a table of its own: it must know each of them as
+// run does (a value flag, a boolean), except those that change how the
+// client attaches, which leave the run to the monitor Go starts.
+func TestEarlyStandbyKnowsRunFlags(t *testing.T) {
+	goOnly := map[string]bool{"attach": true, "interactive": true, "tty": true, "detach": true, "detach-keys": true, "help": true}
+	cmd := newRunCommand(&globals{})
+	cmd.InitDefaultHelpFlag()
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		want := container.StandbyFlagValue
+		switch {
+		case goOnly[f.Name]:
+			want = container.StandbyFlagGo
+		case f.Value.Type() == "bool":
+			want = container.StandbyFlagBool
+		}
+		names := []string{"--" + f.Name}
+		if f.Shorthand != "" && !(f.Name == "help" && f.Shorthand == "h") {
+			names = append(names, "-"+f.Shorthand)
+		}
+		for _, n := range names {
+			if got := container.EarlyStandbyFlag(n); got != want {
+				t.Errorf("standby_linux.c reads %s as %d, want %d", n, got, want)
+			}
+		}
+	})
 }

@@ -18,6 +18,15 @@ import (
 	"github.com/kiln-build/kiln/runner/network"
 )
 
+// StandbyFlag is how the early standby reads a flag of run (EarlyStandbyFlag).
+type StandbyFlag int
+
+const (
+	StandbyFlagGo    StandbyFlag = iota // the run is left to Go's standby
+	StandbyFlagValue                    // a flag that takes a value
+	StandbyFlagBool                     // a boolean flag, skipped
+)
+
 // standbyID stands for the container's ID in the arguments of a monitor
 // started before its container exists: it reads the ID on its stdin.
 const standbyID = "-"

@@ -2,6 +2,9 @@
 
 package container
 
+import "unsafe"
+
+// #include <stdlib.h>
 // #include "standby_linux.h"
 import "C" // standby_linux.c: the constructor that starts run's standby monitor
 
@@ -19,4 +22,16 @@ func constructorStandby() (pid int, fds [3]int, root, net string, ok bool) {
 	root, net = C.GoString(&C.kiln_standby_root[0]), C.GoString(&C.kiln_standby_net[0])
 	C.kiln_standby_pid = -1
 	return pid, fds, root, net, true
+}
+
+// EarlyStandbyFlag is how the constructor that starts run's standby monitor
+// before the Go runtime (standby_linux.c) reads the flag name ("--env",
+// "-e") of `kiln run`: as one that takes a value, as a boolean it skips, or
+// as one that leaves the run to the monitor Go starts. A flag it misreads
+// costs that early start, never a behaviour (NewStandby compares), so the
+// tests hold its table to run's flags.
+func EarlyStandbyFlag(name string) StandbyFlag {
+	cs := C.CString(name)
+	defer C.free(unsafe.Pointer(cs))
+	return StandbyFlag(C.kiln_standby_flag(cs))
 }

@@ -50,6 +50,8 @@ static int value_flag(const char *a, int *net)
 		"--cpu-shares", "--cpuset-cpus", "--pids-limit", "--add-host", "--dns", "--dns-search", "--dns-option",
 		"--tmpfs", "--ulimit", "--security-opt", "--shm-size", "--sysctl", "--stop-signal", "--stop-timeout",
 		"--network-alias", "--ip", "--log-driver", "--log-opt", "--device", "--gpus", "--cidfile", "--isolation",
+		"--health-cmd", "--health-interval", "--health-retries", "--health-start-interval", "--health-start-period",
+		"--health-timeout", "--restart",
 		NULL,
 	};
 	*net = streq(a, "--network") || streq(a, "--net");
@@ -59,6 +61,30 @@ static int value_flag(const char *a, int *net)
 		if (streq(a, flags[i]))
 			return 1;
 	return 0;
+}
+
+// bool_flag reports whether a is a boolean flag of run's that leaves the
+// run attached, without terminal or stdin.
+static int bool_flag(const char *a)
+{
+	static const char *const flags[] = {
+		"--rm", "--privileged", "--read-only", "--init", "--no-healthcheck", "-P", "--publish-all", "--tls-verify", NULL,
+	};
+	for (int i = 0; flags[i]; i++)
+		if (streq(a, flags[i]))
+			return 1;
+	return 0;
+}
+
+// kiln_standby_flag is how parse reads the flag name ("--name", "-e"):
+// 1 a flag that takes a value, 2 a boolean one it skips, 0 one that leaves
+// the run to Go (see container.EarlyStandbyFlag).
+int kiln_standby_flag(const char *name)
+{
+	int net;
+	if (value_flag(name, &net))
+		return 1;
+	return bool_flag(name) ? 2 : 0;
 }
 
 // parse reads argv as `kiln [--root DIR] run FLAGS IMAGE ...` with no flag
@@ -81,8 +107,7 @@ static int parse(int argc, char **argv, const char **root, const char **net)
 		return 0;
 	for (i++; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
-		if (streq(a, "--rm") || streq(a, "--privileged") || streq(a, "--read-only") || streq(a, "--init") ||
-		    streq(a, "--no-healthcheck") || streq(a, "-P") || streq(a, "--publish-all"))
+		if (bool_flag(a))
 			continue;
 		char name[64];
 		const char *eq = strchr(a, '=');

@@ -14,4 +14,8 @@ extern int kiln_standby_fds[3];
 extern char kiln_standby_root[PATH_MAX];
 extern char kiln_standby_net[256];
 
+// kiln_standby_flag is how the constructor reads a flag of run: 1 it
+// takes a value, 2 a boolean skipped, 0 one that leaves the run to Go.
+int kiln_standby_flag(const char *name);
+
 #endif

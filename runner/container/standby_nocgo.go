@@ -6,3 +6,6 @@ package container
 func constructorStandby() (pid int, fds [3]int, root, net string, ok bool) {
 	return 0, fds, "", "", false
 }
+
+// EarlyStandbyFlag: built without cgo, no constructor reads any flag.
+func EarlyStandbyFlag(name string) StandbyFlag { return StandbyFlagGo }
