@@ -72,7 +72,19 @@ if [ $peers = 1 ]; then
 fi
 
 work=$(mktemp -d /tmp/kiln-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# cleanup: with --user, the rootless kiln's pause process (its user namespace) and its user-mode network
+# outlive the runs, as may its network reaper (the store's, in its arguments): they go with the bench's directory
+cleanup() {
+  if [ -n "$user" ]; then
+    for f in $(find "$urun/run" -name pause.pid 2>/dev/null); do
+      p=$(cut -d' ' -f1 "$f")
+      [ "$(tr -d '\0' < "/proc/$p/cmdline" 2>/dev/null)" = kiln-rootless-pause ] && kill -9 "$p"
+    done
+    pkill -9 -f -- "$urun/"
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
 root=$work/kiln-root
 if [ -n "$user" ]; then
   # the rootless kiln: its own copy of the binary, its store and runtime directory, all the user's;
