@@ -6,39 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
-)
 
-// residentPages is the number of pages of the file at path in the page
-// cache (mincore(2) of a mapping that touches none of them).
-func residentPages(t *testing.T, path string) int {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(m)
-	vec := make([]byte, (len(m)+os.Getpagesize()-1)/os.Getpagesize())
-	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
-		t.Fatal(e)
-	}
-	n := 0
-	for _, v := range vec {
-		n += int(v & 1)
-	}
-	return n
-}
+	"github.com/kiln-build/kiln/internal/kilntest"
+)
 
 // heldFiles lists the files named name under dir (wherever they were
 // moved, or deleted) this process has open.
@@ -75,10 +47,10 @@ func TestCommitDropsPages(t *testing.T) {
 	check := func(l Layer) {
 		t.Helper()
 		dir := s.SnapshotDir(l.DiffID)
-		if n := residentPages(t, filepath.Join(dir, "big")); n != 0 {
+		if n := kilntest.ResidentPages(t, filepath.Join(dir, "big")); n != 0 {
 			t.Errorf("layer %s: big has %d pages in the page cache, want none", l.DiffID, n)
 		}
-		if residentPages(t, filepath.Join(dir, "small")) == 0 {
+		if kilntest.ResidentPages(t, filepath.Join(dir, "small")) == 0 {
 			t.Errorf("layer %s: the small file's page left the page cache", l.DiffID)
 		}
 	}

@@ -2,42 +2,13 @@ package layer
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"testing"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
-)
 
-// residentPages is the number of pages of the file at path in the page
-// cache (mincore(2) of a mapping that touches none of them).
-func residentPages(t testing.TB, path string) int {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(m)
-	vec := make([]byte, (len(m)+os.Getpagesize()-1)/os.Getpagesize())
-	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
-		t.Fatal(e)
-	}
-	n := 0
-	for _, v := range vec {
-		n += int(v & 1)
-	}
-	return n
-}
+	"github.com/kiln-build/kiln/internal/kilntest"
+)
 
 // TestWriteDiffDropPages: with DiffOptions.DropPages the differ holds the
 // files of at least dropPagesMin bytes, up to the PageDrops' bound, and
@@ -77,14 +48,14 @@ func TestWriteDiffDropPages(t *testing.T) {
 	err = unix.Syncfs(fd)
 	unix.Close(fd)
 	must(t, err)
-	if residentPages(t, large) == 0 || residentPages(t, small) == 0 {
+	if kilntest.ResidentPages(t, large) == 0 || kilntest.ResidentPages(t, small) == 0 {
 		t.Skip("the files just written and read are not in the page cache: nothing to show")
 	}
 	drops.Drop()
-	if n := residentPages(t, large); n != 0 {
+	if n := kilntest.ResidentPages(t, large); n != 0 {
 		t.Errorf("a-large has %d pages in the page cache after Drop, want 0", n)
 	}
-	if residentPages(t, small) == 0 || residentPages(t, second) == 0 {
+	if kilntest.ResidentPages(t, small) == 0 || kilntest.ResidentPages(t, second) == 0 {
 		t.Error("Drop took the pages of a file it did not hold")
 	}
 	if drops.Len() != 0 {
