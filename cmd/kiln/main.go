@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/cache"
+	_ "github.com/kiln-build/kiln/internal/hugeheap" // the heap in huge pages: see its doc
 	"github.com/kiln-build/kiln/internal/rootless"
 	"github.com/kiln-build/kiln/runner"
 	"github.com/kiln-build/kiln/runner/container"
