@@ -14,8 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/cache"
-	_ "github.com/kiln-build/kiln/internal/hugeheap" // the heap in huge pages: see its doc
 	"github.com/kiln-build/kiln/internal/rootless"
+	_ "github.com/kiln-build/kiln/internal/warmstart" // fewer page faults at start: see its doc
 	"github.com/kiln-build/kiln/runner"
 	"github.com/kiln-build/kiln/runner/container"
 	"github.com/kiln-build/kiln/runner/network"

@@ -1,17 +1,19 @@
 //go:build linux && cgo
 
-package hugeheap
+package warmstart
 
 /*
 #include <stdint.h>
 #include <sys/mman.h>
 
-// map_at calls mmap, the one in hugeheap_linux.c, as the runtime does.
+extern int warmstart_text_populated;
+
+// map_at calls mmap, the one in heap_linux.c, as the runtime does.
 static uintptr_t map_at(uintptr_t addr, size_t len, int prot, int flags) {
 	return (uintptr_t)mmap((void *)addr, len, prot, flags, -1, 0);
 }
 */
-import "C" // hugeheap_linux.c: the mmap that the Go runtime's x_cgo_mmap calls
+import "C" // heap_linux.c: the mmap the Go runtime's x_cgo_mmap calls; text_linux.c: the constructor
 
 // cMmap maps anonymous memory through the C library's mmap as the runtime
 // does (the tests use it to show which mappings are advised).
@@ -22,3 +24,6 @@ func cMmap(addr uintptr, length uintptr, prot, flags int) (uintptr, error) {
 	}
 	return uintptr(p), nil
 }
+
+// textPopulated says whether this process's constructor mapped its code.
+func textPopulated() bool { return C.warmstart_text_populated != 0 }

@@ -1,6 +1,6 @@
 //go:build linux && cgo
 
-package hugeheap
+package warmstart
 
 import (
 	"bufio"
