@@ -41,6 +41,26 @@ func newContainerEnv(t *testing.T) *env {
 	return e
 }
 
+// processesOf lists the processes (as /proc/PID/cmdline) whose command
+// line starts with one of prefixes (arguments NUL-separated).
+func processesOf(prefixes ...string) []string {
+	var out []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, prefix := range prefixes {
+			if strings.HasPrefix(string(data), prefix) {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
+}
+
 // assertNoContainers fails if a process of this store (a monitor or an exec
 // monitor) or a cgroup of ids remains.
 func (e *env) assertNoContainers(ids []string) {
@@ -48,13 +68,8 @@ func (e *env) assertNoContainers(ids []string) {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		var left []string
-		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-		for _, p := range procs {
-			data, err := os.ReadFile(p)
-			if err == nil && (strings.HasPrefix(string(data), "kiln-monitor\x00"+e.root+"\x00") ||
-				strings.HasPrefix(string(data), "kiln-exec\x00"+e.root+"\x00")) {
-				left = append(left, "monitor "+p)
-			}
+		for _, p := range processesOf("kiln-monitor\x00"+e.root+"\x00", "kiln-exec\x00"+e.root+"\x00") {
+			left = append(left, "monitor "+p)
 		}
 		for _, id := range ids {
 			dirs, _ := filepath.Glob("/sys/fs/cgroup/*/kiln/" + id)

@@ -15,14 +15,7 @@ import (
 // standbyMonitors are the processes of monitors of e's store still waiting
 // for their container.
 func (e *env) standbyMonitors() []string {
-	var out []string
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		if data, err := os.ReadFile(p); err == nil && strings.HasPrefix(string(data), "kiln-monitor\x00"+e.root+"\x00-\x00") {
-			out = append(out, p)
-		}
-	}
-	return out
+	return processesOf("kiln-monitor\x00" + e.root + "\x00-\x00")
 }
 
 // `run` starts the container's monitor before it creates the container: a

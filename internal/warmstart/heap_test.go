@@ -3,53 +3,23 @@
 package warmstart
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/internal/kilntest"
 )
 
-// vmFlags is the VmFlags line of the mapping of this process holding addr.
+// vmFlags is the VmFlags of the mapping of this process holding addr.
 func vmFlags(t *testing.T, addr uintptr) []string {
 	t.Helper()
-	f, err := os.Open("/proc/self/smaps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	in := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		l := sc.Text()
-		if lo, hi, ok := strings.Cut(strings.Fields(l)[0], "-"); ok && !strings.HasSuffix(strings.Fields(l)[0], ":") {
-			a, err1 := strconv.ParseUint(lo, 16, 64)
-			b, err2 := strconv.ParseUint(hi, 16, 64)
-			if err1 == nil && err2 == nil {
-				in = uint64(addr) >= a && uint64(addr) < b
-				continue
-			}
-		}
-		if in && strings.HasPrefix(l, "VmFlags:") {
-			return strings.Fields(strings.TrimPrefix(l, "VmFlags:"))
-		}
-	}
-	t.Fatalf("no mapping holds %#x", addr)
-	return nil
-}
-
-func has(flags []string, f string) bool {
-	for _, g := range flags {
-		if g == f {
-			return true
-		}
-	}
-	return false
+	return kilntest.MappingAt(t, "self", addr).Flags
 }
 
 var sink []byte
@@ -64,12 +34,12 @@ func TestHeapIsAdvised(t *testing.T) {
 	if strings.Contains(os.Getenv("GODEBUG"), "disablethp=1") {
 		t.Skip("GODEBUG=disablethp=1 is set for this test process")
 	}
-	if f := heapFlags(t); !has(f, "hg") {
+	if f := heapFlags(t); !slices.Contains(f, "hg") {
 		t.Fatalf("the heap's mapping has VmFlags %v, without hg (MADV_HUGEPAGE)", f)
 	}
 	// A heap grown later, past what the runtime mapped at its start, too.
 	big := make([]byte, 64<<20)
-	if f := vmFlags(t, uintptr(unsafe.Pointer(&big[len(big)-1]))); !has(f, "hg") {
+	if f := vmFlags(t, uintptr(unsafe.Pointer(&big[len(big)-1]))); !slices.Contains(f, "hg") {
 		t.Fatalf("the grown heap's mapping has VmFlags %v, without hg", f)
 	}
 }
@@ -92,7 +62,7 @@ func TestDisableTHP(t *testing.T) {
 		t.Fatalf("child printed no flags:\n%s", out)
 	}
 	flags := strings.Fields(strings.SplitN(string(out[i+len("flags: "):]), "\n", 2)[0])
-	if has(flags, "hg") || !has(flags, "nh") {
+	if slices.Contains(flags, "hg") || !slices.Contains(flags, "nh") {
 		t.Fatalf("with GODEBUG=disablethp=1 the heap's mapping has VmFlags %v, want nh and no hg", flags)
 	}
 }
@@ -126,7 +96,7 @@ func TestOtherMappingsPass(t *testing.T) {
 		if p != tc.addr {
 			t.Fatalf("%s: mapped at %#x, asked %#x", tc.name, p, tc.addr)
 		}
-		if got := has(vmFlags(t, p), "hg"); got != tc.advised {
+		if got := slices.Contains(vmFlags(t, p), "hg"); got != tc.advised {
 			t.Errorf("%s: advised %v, want %v", tc.name, got, tc.advised)
 		}
 		// Back to a reservation, for the next case.
