@@ -208,9 +208,5 @@ func HoldForRemoval(root string) (release func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock networks: %w", err)
 	}
-	if err := lockFile(f, unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock networks: %w", err)
-	}
-	return func() { f.Close() }, nil
+	return holdLock(f)
 }

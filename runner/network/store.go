@@ -53,6 +53,12 @@ func flock(path string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock networks: %w", err)
 	}
+	return holdLock(f)
+}
+
+// holdLock takes an exclusive lock on the open lock file f and returns its
+// release, which closes f; f is closed when the lock fails.
+func holdLock(f *os.File) (func(), error) {
 	if err := lockFile(f, unix.LOCK_EX); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock networks: %w", err)
